@@ -1,0 +1,277 @@
+"""Configuration: TOML in, validated pydantic models out, or a ConfigError that names the
+file, the key and what is allowed. Nothing past this module sees raw TOML.
+
+Secrets are referenced (password_env / password_file), never written in the file, and are
+read only when a connection needs them, so read-only commands such as `mpp status` work for
+an operator who cannot see the monitoring password.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mpp.model import NodeSpec, NodeType, PoolSpec
+
+DEFAULT_CONFIG = "mpp.toml"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator who has to fix the file."""
+
+
+def parse_duration(value: Any) -> float:
+    """'500ms', '2s', '1m', '1h' or a plain number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as \"500ms\", \"2s\" or \"1m\"")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(
+                f"{value!r} is not a duration; write it like \"500ms\", \"2s\", \"1m\" or \"1h\""
+            )
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    address: str
+    type: Literal["primary", "secondary"] = "secondary"
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not HOST:PORT, e.g. \"127.0.0.1:3306\"")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+
+class PoolConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    logic: Literal["failover"] = "failover"
+    topology: Literal["master-master", "primary-replica"] = "master-master"
+    fail_point: Annotated[int, Field(ge=1, le=1000)] = 4
+    max_lag: Duration = 10.0
+    hostile_takeover: bool = False
+    user: Annotated[str, Field(min_length=1)] = "mpp"
+    password_env: str | None = None
+    password_file: str | None = None
+    node: Annotated[list[NodeConfig], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolConfig:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError(
+                "set exactly one of password_env (an environment variable's name) or "
+                "password_file (a file holding the password)"
+            )
+        names = [n.name for n in self.node]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")
+        addresses = [n.address for n in self.node]
+        dupes = sorted({a for a in addresses if addresses.count(a) > 1})
+        if dupes:
+            raise ValueError(f"node addresses must be unique; repeated: {', '.join(dupes)}")
+        primaries = [n.name for n in self.node if n.type == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(
+                f"a pool needs exactly one node with type = \"primary\"; found {len(primaries)}"
+                + (f" ({', '.join(primaries)})" if primaries else "")
+            )
+        return self
+
+    def spec(self) -> PoolSpec:
+        """The part of the pool the pure logic may see (no addresses' secrets, no I/O)."""
+        return PoolSpec(
+            name=self.name,
+            nodes=tuple(NodeSpec(n.name, NodeType(n.type), n.address) for n in self.node),
+            fail_point=self.fail_point,
+            max_lag=self.max_lag,
+            hostile_takeover=self.hostile_takeover,
+            topology=self.topology,
+            logic=self.logic,
+        )
+
+
+class MppSection(_Strict):
+    state: str = "sqlite://state.db"
+    interval: Annotated[Duration, Field(gt=0)] = 1.0
+    connect_timeout: Annotated[Duration, Field(gt=0)] = 1.0
+    query_timeout: Annotated[Duration, Field(gt=0)] | None = None
+
+    @field_validator("state")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if not value.startswith("sqlite://") or value == "sqlite://":
+            raise ValueError(
+                f"{value!r} is not a supported store; use \"sqlite://PATH\" "
+                "(e.g. \"sqlite:///var/lib/mpp/state.db\", or \"sqlite://state.db\" "
+                "beside the config file)"
+            )
+        return value
+
+
+class Config(_Strict):
+    mpp: MppSection = MppSection()
+    pool: Annotated[list[PoolConfig], Field(min_length=1)]
+    path: Path = Path(DEFAULT_CONFIG)
+
+    @model_validator(mode="after")
+    def _unique_pools(self) -> Config:
+        names = [p.name for p in self.pool]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def state_path(self) -> Path:
+        raw = Path(self.mpp.state.removeprefix("sqlite://"))
+        return raw if raw.is_absolute() else self.path.parent / raw
+
+    @property
+    def query_timeout(self) -> float:
+        return self.mpp.query_timeout or self.mpp.connect_timeout
+
+    def get_pool(self, name: str) -> PoolConfig:
+        for pool in self.pool:
+            if pool.name == name:
+                return pool
+        known = ", ".join(p.name for p in self.pool)
+        raise ConfigError(f"{self.path}: no pool named {name!r} (pools: {known})")
+
+    def find_node(self, name: str) -> tuple[PoolConfig, NodeConfig]:
+        """A node by name, or by POOL/NAME when two pools share a node name."""
+        pool_name, _, node_name = name.rpartition("/")
+        found = [
+            (p, n)
+            for p in self.pool
+            if not pool_name or p.name == pool_name
+            for n in p.node
+            if node_name in (n.name, n.address)
+        ]
+        if not found:
+            raise ConfigError(f"{self.path}: no node named {name!r}")
+        if len(found) > 1:
+            pools = ", ".join(p.name for p, _ in found)
+            raise ConfigError(f"node {name!r} is in several pools ({pools}); write POOL/{name}")
+        return found[0]
+
+    def password(self, pool: PoolConfig) -> SecretStr:
+        """The pool's monitoring password, read now; errors name the key and the fix."""
+        if pool.password_env is not None:
+            value = os.environ.get(pool.password_env)
+            if value is None:
+                raise ConfigError(
+                    f"{self.path}: pool {pool.name!r} key password_env: environment variable "
+                    f"{pool.password_env} is not set; export it or use password_file"
+                )
+            return SecretStr(value)
+        assert pool.password_file is not None
+        file = Path(pool.password_file)
+        file = file if file.is_absolute() else self.path.parent / file
+        try:
+            return SecretStr(file.read_text().rstrip("\r\n"))
+        except OSError as err:
+            raise ConfigError(
+                f"{self.path}: pool {pool.name!r} key password_file: cannot read {file} "
+                f"({err.strerror}); create it with the password of user {pool.user!r}"
+            ) from err
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("MPP_CONFIG", DEFAULT_CONFIG))
+
+
+def load(path: Path | None = None) -> Config:
+    """Read and validate a config file; every failure is a ConfigError naming file and key."""
+    path = path or default_path()
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such config file; pass --config FILE, set MPP_CONFIG, or run "
+            "`mpp sandbox up` to write one"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+    return parse(raw, path)
+
+
+def parse(raw: dict[str, Any], path: Path) -> Config:
+    try:
+        return Config.model_validate({**raw, "path": path.resolve()})
+    except ValidationError as err:
+        raise ConfigError(_explain(err, raw, path)) from None
+
+
+def _explain(err: ValidationError, raw: dict[str, Any], path: Path) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for problem in err.errors():
+        key = _key_path(problem["loc"], raw)
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (misspelt?); see docs/configuration.md for the keys"
+        elif problem["type"] == "missing":
+            message = "required key is missing"
+        elif problem["type"] == "literal_error":
+            message = f"got {problem['input']!r}; " + message.replace("Input should be", "allowed:")
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
+    """('pool', 0, 'node', 1, 'address') -> 'pool[0] (main).node[1] (db2).address'."""
+    parts: list[str] = []
+    node: Any = raw
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+            if isinstance(node, dict) and isinstance(node.get("name"), str):
+                label += f" ({node['name']})"
+            parts[-1] += label if parts else label
+        else:
+            parts.append(item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"

@@ -1,0 +1,94 @@
+"""Turning one cycle's raw observations into a verdict per node (pure, no I/O).
+
+The probe reports facts (threads, errors, lag); whether a fact is a problem depends on the
+node's role and on the other nodes, which only the logic knows. Kept apart from the state
+machine so both can be read, and tested, on their own.
+
+MPP's flaw fixed here: a replica whose IO thread cannot reach a source that is itself down
+is not counted as unhealthy. Otherwise the node that should take over after a primary dies
+fails at the same moment (its IO thread is "Connecting" to the dead primary) and the pool
+fails over to the wrong node, or to none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mpp.model import Observation, PoolSpec, PoolState, Replication, State, Verdict
+
+
+def classify(
+    spec: PoolSpec,
+    prev: PoolState,
+    name: str,
+    observations: Mapping[str, Observation],
+) -> tuple[Verdict, str]:
+    """The verdict for node `name` this cycle and the message that explains it."""
+    obs = observations[name]
+    if not obs.reachable:
+        return Verdict.OFFLINE, obs.error or "cannot connect"
+    if obs.error:
+        return Verdict.SERVICE, obs.error
+    if not _must_replicate(spec, prev, name):
+        return Verdict.GOOD, _serving_message(obs)
+    if obs.replication is None:
+        return Verdict.REPLICATION, "not replicating: SHOW SLAVE STATUS returned no row"
+    return _replication_verdict(spec, prev, obs.replication, observations)
+
+
+def _must_replicate(spec: PoolSpec, prev: PoolState, name: str) -> bool:
+    """Every node of MPP's ring replicates; in primary-replica only the non-ACTIVE ones do."""
+    if spec.topology == "master-master":
+        return True
+    return not (prev.has(name) and prev.node(name).state is State.ACTIVE)
+
+
+def _serving_message(obs: Observation) -> str:
+    mode = "read-only" if obs.read_only else "writable"
+    return f"serving, {mode}"
+
+
+def _replication_verdict(
+    spec: PoolSpec,
+    prev: PoolState,
+    rep: Replication,
+    observations: Mapping[str, Observation],
+) -> tuple[Verdict, str]:
+    source = _source_name(spec, rep)
+    label = source or rep.source_address
+    if not rep.sql_running:
+        detail = f": {rep.last_sql_errno} {rep.last_sql_error}" if rep.last_sql_errno else ""
+        return Verdict.REPLICATION, f"replication SQL thread stopped{detail}"
+    if rep.io_running != "Yes":
+        if source is not None and _source_down(prev, source, observations):
+            return Verdict.GOOD, f"replication source {source} is down; not counted against it"
+        detail = f": {rep.last_io_errno} {rep.last_io_error}" if rep.last_io_errno else ""
+        return Verdict.REPLICATION, f"replication IO thread {rep.io_running} to {label}{detail}"
+    if rep.seconds_behind is None:
+        return Verdict.REPLICATION, f"replication lag from {label} unknown"
+    if rep.seconds_behind > spec.max_lag:
+        return (
+            Verdict.REPLICATION,
+            f"replication lag {rep.seconds_behind}s over max_lag {spec.max_lag:g}s",
+        )
+    if rep.relay_pending_bytes == 0:
+        applied = "relay log applied"
+    elif rep.relay_pending_bytes is None:
+        applied = "relay log being applied"
+    else:
+        applied = f"{rep.relay_pending_bytes} bytes of relay log to apply"
+    return Verdict.GOOD, f"replicating from {label}, lag {rep.seconds_behind}s, {applied}"
+
+
+def _source_name(spec: PoolSpec, rep: Replication) -> str | None:
+    for node in spec.nodes:
+        if node.address == rep.source_address:
+            return node.name
+    return None
+
+
+def _source_down(prev: PoolState, source: str, observations: Mapping[str, Observation]) -> bool:
+    obs = observations.get(source)
+    if obs is not None and not obs.reachable:
+        return True
+    return prev.has(source) and prev.node(source).state is State.FAILED_OFFLINE

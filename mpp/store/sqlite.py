@@ -1,0 +1,107 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+WAL lets `mpp status` read while `mpp run` writes; BEGIN IMMEDIATE takes the write lock
+before the version check, so compare-and-set is atomic across processes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+from mpp.model import Event, PoolState
+from mpp.store import codec
+from mpp.store.base import Snapshot, Store, StoreError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pool_state (
+    pool    TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     REAL NOT NULL,
+    pool   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    kind   TEXT NOT NULL,
+    old    TEXT NOT NULL,
+    new    TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_pool ON event (pool, id);
+"""
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as err:
+            raise StoreError(f"cannot open state store {path}: {err}") from err
+
+    def load(self, pool: str) -> Snapshot | None:
+        row = self._db.execute(
+            "SELECT state, version FROM pool_state WHERE pool = ?", (pool,)
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return Snapshot(codec.loads(row[0]), int(row[1]))
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"{self.path}: stored state of pool {pool!r} is unreadable: {err}")
+
+    def save(
+        self, state: PoolState, events: Sequence[Event], expected_version: int | None
+    ) -> int | None:
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            row = db.execute(
+                "SELECT version FROM pool_state WHERE pool = ?", (state.name,)
+            ).fetchone()
+            current = None if row is None else int(row[0])
+            if current != expected_version:
+                db.execute("ROLLBACK")
+                return None
+            version = (current or 0) + 1
+            db.execute(
+                "INSERT INTO pool_state (pool, version, state) VALUES (?, ?, ?) "
+                "ON CONFLICT (pool) DO UPDATE SET version = excluded.version, "
+                "state = excluded.state",
+                (state.name, version, codec.dumps(state)),
+            )
+            db.executemany(
+                "INSERT INTO event (at, pool, node, kind, old, new, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(e.at, e.pool, e.node, e.kind, e.old, e.new, e.reason) for e in events],
+            )
+            db.execute("COMMIT")
+            return version
+        except sqlite3.Error as err:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot write state store {self.path}: {err}") from err
+
+    def history(
+        self, pool: str | None = None, node: str | None = None, limit: int = 50
+    ) -> list[Event]:
+        rows = self._db.execute(
+            "SELECT at, pool, node, kind, old, new, reason FROM event "
+            "WHERE (?1 IS NULL OR pool = ?1) AND (?2 IS NULL OR node = ?2) "
+            "ORDER BY id DESC LIMIT ?3",
+            (pool, node, limit),
+        ).fetchall()
+        return [Event(*row) for row in reversed(rows)]
+
+    def pools(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT pool FROM pool_state ORDER BY pool")]
+
+    def close(self) -> None:
+        self._db.close()
