@@ -39,14 +39,14 @@ class ConfigError(Exception):
 def parse_duration(value: Any) -> float:
     """'500ms', '2s', '1m', '1h' or a plain number of seconds -> seconds."""
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as \"500ms\", \"2s\" or \"1m\"")
+        raise ValueError('expected a duration such as "500ms", "2s" or "1m"')
     if isinstance(value, int | float):
         seconds = float(value)
     else:
         match = _DURATION.match(str(value))
         if not match:
             raise ValueError(
-                f"{value!r} is not a duration; write it like \"500ms\", \"2s\", \"1m\" or \"1h\""
+                f'{value!r} is not a duration; write it like "500ms", "2s", "1m" or "1h"'
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 0:
@@ -71,7 +71,7 @@ class NodeConfig(_Strict):
     def _host_port(cls, value: str) -> str:
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{value!r} is not HOST:PORT, e.g. \"127.0.0.1:3306\"")
+            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306"')
         return value
 
     @property
@@ -113,7 +113,7 @@ class PoolConfig(_Strict):
         primaries = [n.name for n in self.node if n.type == "primary"]
         if len(primaries) != 1:
             raise ValueError(
-                f"a pool needs exactly one node with type = \"primary\"; found {len(primaries)}"
+                f'a pool needs exactly one node with type = "primary"; found {len(primaries)}'
                 + (f" ({', '.join(primaries)})" if primaries else "")
             )
         return self
@@ -142,8 +142,8 @@ class MppSection(_Strict):
     def _state_url(cls, value: str) -> str:
         if not value.startswith("sqlite://") or value == "sqlite://":
             raise ValueError(
-                f"{value!r} is not a supported store; use \"sqlite://PATH\" "
-                "(e.g. \"sqlite:///var/lib/mpp/state.db\", or \"sqlite://state.db\" "
+                f'{value!r} is not a supported store; use "sqlite://PATH" '
+                '(e.g. "sqlite:///var/lib/mpp/state.db", or "sqlite://state.db" '
                 "beside the config file)"
             )
         return value
@@ -270,7 +270,7 @@ def _key_path(loc: tuple[int | str, ...], raw: Any) -> str:
             node = node[item] if isinstance(node, list) and item < len(node) else None
             if isinstance(node, dict) and isinstance(node.get("name"), str):
                 label += f" ({node['name']})"
-            parts[-1] += label if parts else label
+            parts[-1] += label
         else:
             parts.append(item)
             node = node.get(item) if isinstance(node, dict) else None

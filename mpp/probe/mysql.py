@@ -8,6 +8,7 @@ handshake in the kernel, so a connect timeout alone would hang the probe for goo
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -111,15 +112,14 @@ class NodeProber:
             # mode; monitoring over loopback/LAN runs without it for now.
             ssl_disabled=True,
         )
-        self._conn, self._flavor = conn, detect(conn.get_server_info())
+        self._conn, self._flavor = conn, detect(conn.get_server_info())  # type: ignore[no-untyped-call]
         return conn, self._flavor
 
     def _drop(self) -> None:
         if self._conn is not None:
-            try:
+            # closing a broken socket may fail; the connection is gone either way
+            with contextlib.suppress(Exception):
                 self._conn.close()
-            except Exception:  # closing a broken socket may fail; the connection is gone anyway
-                pass
         self._conn = None
         self._flavor = None
 

@@ -47,5 +47,6 @@ class Store(ABC):
     def pools(self) -> list[str]:
         """Names of pools with stored state."""
 
+    @abstractmethod
     def close(self) -> None:
-        """Release connections; the default holds none."""
+        """Release connections."""

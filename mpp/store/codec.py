@@ -21,7 +21,5 @@ def loads(text: str) -> PoolState:
     doc = json.loads(text)
     if doc.pop("format", None) != FORMAT:
         raise ValueError("stored pool state has an unknown format")
-    nodes = tuple(
-        NodeState(**{**n, "state": State(n["state"])}) for n in doc.pop("nodes")
-    )
+    nodes = tuple(NodeState(**{**n, "state": State(n["state"])}) for n in doc.pop("nodes"))
     return PoolState(nodes=nodes, **doc)

@@ -55,7 +55,9 @@ class SqliteStore(Store):
         try:
             return Snapshot(codec.loads(row[0]), int(row[1]))
         except (ValueError, TypeError, KeyError) as err:
-            raise StoreError(f"{self.path}: stored state of pool {pool!r} is unreadable: {err}")
+            raise StoreError(
+                f"{self.path}: stored state of pool {pool!r} is unreadable: {err}"
+            ) from err
 
     def save(
         self, state: PoolState, events: Sequence[Event], expected_version: int | None

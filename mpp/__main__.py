@@ -1,0 +1,3 @@
+from mpp.cli import main
+
+main()

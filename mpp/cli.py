@@ -1,0 +1,317 @@
+"""The operator's commands (`mpp ...`): thin wrappers over config, store, logic and daemon.
+
+Read commands (status, history, is-active) read the store only: they never touch MySQL and
+need no password. Write commands go through the same pure logic and compare-and-set as the
+daemon, so an operator's change and a poll cycle can never overwrite each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.live import Live
+from rich.logging import RichHandler
+
+from mpp import __version__
+from mpp.config import Config, ConfigError, default_path, load
+from mpp.daemon import make_workers, poll_once, run_forever, transact
+from mpp.logic import Activate, Command, CommandRefused, Fail, Recover, logic_for
+from mpp.model import PoolState, State
+from mpp.store import Store, StoreError, open_store
+from mpp.view import document, table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]mpp:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Known failures become one readable line and an exit code, never a traceback."""
+    try:
+        yield
+    except ConfigError as err:
+        _fail(str(err), 2)
+    except (StoreError, CommandRefused) as err:
+        _fail(str(err), 1)
+
+
+class _Ctx:
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load(self.config_path or default_path())
+        return self._config
+
+    def store(self) -> Store:
+        return open_store(self.config.state_path)
+
+
+pass_ctx = click.make_pass_decorator(_Ctx)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Config file (default ./mpp.toml or $MPP_CONFIG).",
+)
+@click.version_option(__version__, prog_name="mpp")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
+    """mpp: keeps pools of MySQL/MariaDB servers available."""
+    ctx.obj = _Ctx(config_path)
+
+
+def _states(config: Config, store: Store) -> dict[str, PoolState | None]:
+    out: dict[str, PoolState | None] = {}
+    for pool in config.pool:
+        snap = store.load(pool.name)
+        out[pool.name] = snap.state if snap else None
+    return out
+
+
+def _status_doc(c: _Ctx, pool: str | None) -> dict[str, Any]:
+    config = c.config
+    if pool is not None:
+        config.get_pool(pool)
+    store = c.store()
+    try:
+        doc = document(config, _states(config, store))
+    finally:
+        store.close()
+    if pool is not None:
+        doc["pools"] = [p for p in doc["pools"] if p["name"] == pool]
+    return doc
+
+
+@main.command()
+@click.argument("pool", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", is_flag=True, help="Refresh every poll interval until Ctrl-C.")
+@pass_ctx
+def status(c: _Ctx, pool: str | None, as_json: bool, watch: bool) -> None:
+    """Show every node's STATE and STATUS (from the store; no MySQL round-trip)."""
+    with _errors():
+        if as_json and not watch:
+            click.echo(json.dumps(_status_doc(c, pool), indent=2))
+            return
+        if not watch:
+            console.print(table(_status_doc(c, pool)))
+            return
+        with Live(table(_status_doc(c, pool)), console=console, auto_refresh=False) as live:
+            try:
+                while True:
+                    time.sleep(c.config.mpp.interval)
+                    live.update(table(_status_doc(c, pool)), refresh=True)
+            except KeyboardInterrupt:
+                pass
+
+
+@main.command()
+@click.argument("pool", required=False)
+@pass_ctx
+def poll(c: _Ctx, pool: str | None) -> None:
+    """Run one poll cycle (cron-compatible, as MPP was used) and print the result."""
+    with _errors():
+        _setup_logging(live=False)
+        store = c.store()
+        workers, executor = make_workers(c.config, store, [pool] if pool else None)
+        try:
+            asyncio.run(poll_once(workers))
+        finally:
+            for w in workers:
+                w.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+            store.close()
+        console.print(table(_status_doc(c, pool)))
+
+
+@main.command()
+@click.option(
+    "--live/--no-live",
+    default=None,
+    help="Show the live status table (default: when stdout is a terminal).",
+)
+@pass_ctx
+def run(c: _Ctx, live: bool | None) -> None:
+    """The daemon: poll every pool each interval until SIGINT/SIGTERM."""
+    with _errors():
+        config = c.config
+        show = console.is_terminal if live is None else live
+        _setup_logging(live=show)
+        store = c.store()
+        states: dict[str, PoolState | None] = _states(config, store)
+
+        def remember(state: PoolState, _events: tuple[Any, ...]) -> None:
+            states[state.name] = state
+
+        workers, executor = make_workers(config, store, publishers=(remember,))
+        logging.getLogger("mpp").info(
+            "mpp %s started: %d pool(s), interval %gs, state %s",
+            __version__,
+            len(workers),
+            config.mpp.interval,
+            config.state_path,
+        )
+        try:
+            asyncio.run(_serve(workers, show, lambda: document(config, states)))
+        finally:
+            for w in workers:
+                w.close()
+            executor.shutdown(wait=False, cancel_futures=True)
+            store.close()
+            logging.getLogger("mpp").info("mpp stopped")
+
+
+async def _serve(workers: Any, show: bool, doc: Callable[[], dict[str, Any]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if not show:
+        await run_forever(workers, stop)
+        return
+    with Live(table(doc()), console=console, auto_refresh=False) as live:
+
+        async def refresh() -> None:
+            while not stop.is_set():
+                live.update(table(doc()), refresh=True)
+                await asyncio.sleep(0.25)
+
+        await asyncio.gather(run_forever(workers, stop), refresh())
+
+
+def _setup_logging(live: bool) -> None:
+    handler: logging.Handler
+    if live:
+        handler = RichHandler(console=console, show_path=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("mpp")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+
+
+def _command(c: _Ctx, command: Command, name: str) -> None:
+    config = c.config
+    pool, node = config.find_node(name)
+    spec = pool.spec()
+    logic = logic_for(pool.logic)
+    store = c.store()
+    try:
+        decision = transact(
+            store, spec, lambda prev: logic.apply_command(spec, prev, command, time.time())
+        )
+    finally:
+        store.close()
+    if not decision.events:
+        console.print(f"{pool.name}/{node.name}: no change")
+    for e in decision.events:
+        console.print(f"{e.pool}/{e.node}: {e.old} -> {e.new}  ({e.reason})", highlight=False)
+
+
+@main.command()
+@click.argument("node")
+@pass_ctx
+def recover(c: _Ctx, node: str) -> None:
+    """Return a FAILED node to service: UNKNOWN now, STANDBY once it polls healthy."""
+    with _errors():
+        _command(c, Recover(c.config.find_node(node)[1].name), node)
+
+
+@main.command()
+@click.argument("node")
+@pass_ctx
+def activate(c: _Ctx, node: str) -> None:
+    """Make a healthy node ACTIVE (the old ACTIVE becomes STANDBY in the same step)."""
+    with _errors():
+        _command(c, Activate(c.config.find_node(node)[1].name), node)
+
+
+@main.command(name="fail")
+@click.argument("node")
+@click.option("--force", is_flag=True, help="Allow failing the ACTIVE node with no standby.")
+@pass_ctx
+def fail_node(c: _Ctx, node: str, force: bool) -> None:
+    """Mark a node FAILED; an ACTIVE node hands over to the best healthy STANDBY."""
+    with _errors():
+        _command(c, Fail(c.config.find_node(node)[1].name, force), node)
+
+
+@main.command(name="is-active")
+@click.argument("node")
+@pass_ctx
+def is_active(c: _Ctx, node: str) -> None:
+    """Print OK and exit 0 if NODE (name or HOST:PORT) is ACTIVE, else NO and exit 1."""
+    with _errors():
+        pool, n = c.config.find_node(node)
+        store = c.store()
+        try:
+            snap = store.load(pool.name)
+        finally:
+            store.close()
+        active = (
+            snap is not None
+            and snap.state.has(n.name)
+            and (snap.state.node(n.name).state is State.ACTIVE)
+        )
+    click.echo("OK" if active else "NO")
+    sys.exit(0 if active else 1)
+
+
+@main.command()
+@click.option("--pool", default=None, help="Only this pool.")
+@click.option("--node", default=None, help="Only this node.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def history(c: _Ctx, pool: str | None, node: str | None, limit: int, as_json: bool) -> None:
+    """Every state change (and status step) with its reason, oldest first."""
+    with _errors():
+        store = c.store()
+        try:
+            events = store.history(pool, node, limit)
+        finally:
+            store.close()
+    if as_json:
+        click.echo(json.dumps([e.__dict__ for e in events], indent=2))
+        return
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold")
+    for col in ("Time", "Pool", "Node", "Kind", "Change", "Reason"):
+        t.add_column(col, overflow="fold")
+    for e in events:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at))
+        t.add_row(when, e.pool, e.node, e.kind, f"{e.old} -> {e.new}", e.reason)
+    console.print(t)
+
+
+# The sandbox commands are registered from mpp.sandbox_cli to keep this module about pools.
+from mpp.sandbox_cli import sandbox  # noqa: E402
+
+main.add_command(sandbox)

@@ -1,0 +1,166 @@
+"""The loop that joins the stages: probe -> logic -> store -> publish, one task per pool.
+
+Probes run in threads (PyMySQL blocks) under an asyncio deadline, all nodes of all pools at
+once, so one hung server costs its own probe a timeout and delays nobody else. The decision
+is committed with compare-and-set: if the CLI or another mpp changed the pool meanwhile,
+the logic runs again on the fresh state with the same observations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from mpp.config import Config, PoolConfig
+from mpp.logic import logic_for
+from mpp.model import Decision, Event, Observation, PoolSpec, PoolState
+from mpp.probe.mysql import NodeProber, Target
+from mpp.store import Store, StoreError
+
+log = logging.getLogger("mpp")
+
+Publisher = Callable[[PoolState, tuple[Event, ...]], None]
+
+_MAX_CAS_RETRIES = 8
+
+
+def transact(store: Store, spec: PoolSpec, step: Callable[[PoolState], Decision]) -> Decision:
+    """Apply `step` to the stored pool state with compare-and-set, retrying on conflict."""
+    logic = logic_for(spec.logic)
+    for _ in range(_MAX_CAS_RETRIES):
+        snapshot = store.load(spec.name)
+        prev = snapshot.state if snapshot else logic.initial_state(spec)
+        decision = step(prev)
+        if store.save(decision.state, decision.events, snapshot.version if snapshot else None):
+            return decision
+    raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
+
+
+class PoolWorker:
+    """Everything mpp does for one pool each cycle."""
+
+    def __init__(
+        self,
+        config: Config,
+        pool: PoolConfig,
+        store: Store,
+        executor: ThreadPoolExecutor,
+        publishers: tuple[Publisher, ...] = (),
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.spec = pool.spec()
+        self.logic = logic_for(pool.logic)
+        self.store = store
+        self.executor = executor
+        self.publishers = publishers
+        password = config.password(pool)
+        self.probers = [
+            NodeProber(
+                Target(
+                    node=n.name,
+                    host=n.host,
+                    port=n.port,
+                    user=pool.user,
+                    password=password,
+                    connect_timeout=config.mpp.connect_timeout,
+                    query_timeout=config.query_timeout,
+                )
+            )
+            for n in pool.node
+        ]
+        # connect, then two queries: anything slower than this is a hung server
+        self.deadline = config.mpp.connect_timeout + 2 * config.query_timeout + 0.1
+        self.last_cycle_seconds = 0.0
+
+    async def observe(self) -> dict[str, Observation]:
+        loop = asyncio.get_running_loop()
+
+        async def one(prober: NodeProber) -> Observation:
+            started = time.time()
+            try:
+                return await asyncio.wait_for(
+                    loop.run_in_executor(self.executor, prober.probe), self.deadline
+                )
+            except TimeoutError:
+                return Observation(
+                    prober.target.node,
+                    started,
+                    reachable=False,
+                    error=f"no answer within {self.deadline:.1f}s (server hung?)",
+                )
+
+        results = await asyncio.gather(*(one(p) for p in self.probers))
+        return {o.node: o for o in results}
+
+    def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
+        return transact(
+            self.store,
+            self.spec,
+            lambda prev: self.logic.decide(self.spec, prev, observations, now),
+        )
+
+    async def cycle(self) -> Decision:
+        started = time.perf_counter()
+        observations = await self.observe()
+        decision = self.commit(observations, time.time())
+        for event in decision.events:
+            log_event(event)
+        for publish in self.publishers:
+            publish(decision.state, decision.events)
+        self.last_cycle_seconds = time.perf_counter() - started
+        return decision
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self.config.mpp.interval
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.cycle()
+            except StoreError as err:  # keep polling: the next cycle may find the store back
+                log.error("pool=%s store error: %s", self.pool.name, err)
+            delay = max(0.0, interval - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    def close(self) -> None:
+        for prober in self.probers:
+            prober.close()
+
+
+def log_event(event: Event) -> None:
+    log.info(
+        "event pool=%s node=%s kind=%s %s -> %s reason=%r",
+        event.pool,
+        event.node,
+        event.kind,
+        event.old,
+        event.new,
+        event.reason,
+    )
+
+
+def make_workers(
+    config: Config,
+    store: Store,
+    pools: list[str] | None = None,
+    publishers: tuple[Publisher, ...] = (),
+) -> tuple[list[PoolWorker], ThreadPoolExecutor]:
+    chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
+    threads = max(4, 2 * sum(len(p.node) for p in chosen))
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="probe")
+    workers = [PoolWorker(config, p, store, executor, publishers) for p in chosen]
+    return workers, executor
+
+
+async def poll_once(workers: list[PoolWorker]) -> list[Decision]:
+    """MPP's cron mode: one cycle of every pool, concurrently."""
+    return list(await asyncio.gather(*(w.cycle() for w in workers)))
+
+
+async def run_forever(workers: list[PoolWorker], stop: asyncio.Event) -> None:
+    await asyncio.gather(*(w.run(stop) for w in workers))

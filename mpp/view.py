@@ -1,0 +1,117 @@
+"""The status document every publisher shares (CLI table, --json, later the API).
+
+Built from configuration plus stored state only, never from a live server, so every
+surface tells the same truth as the status table and answers without a MySQL round-trip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from mpp.config import Config, PoolConfig
+from mpp.logic.ladder import status_of
+from mpp.model import NodeState, PoolState, State, Status
+
+
+def pool_status(state: PoolState | None) -> str:
+    """MPP's pool line: UNKNOWN before the first poll, FAIL without an ACTIVE node."""
+    if state is None or (state.cycle == 0 and not state.active):
+        return "UNKNOWN"
+    return "OK" if state.active else "FAIL"
+
+
+def document(config: Config, states: dict[str, PoolState | None]) -> dict[str, Any]:
+    return {"pools": [pool_document(p, states.get(p.name)) for p in config.pool]}
+
+
+def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
+    nodes = []
+    for n in pool.node:
+        ns = state.node(n.name) if state is not None and state.has(n.name) else NodeState(n.name)
+        status = status_of(ns.req, pool.fail_point, ns.notice)
+        nodes.append(
+            {
+                "name": n.name,
+                "address": n.address,
+                "type": n.type,
+                "state": ns.state.value,
+                "status": status.label,
+                "level": int(status),
+                "requests": ns.req,
+                "last_request": _iso(ns.last_request),
+                "message": ns.message,
+                "reachable": ns.reachable,
+                "lag": ns.lag,
+                "gtid": ns.gtid,
+            }
+        )
+    return {
+        "name": pool.name,
+        "status": pool_status(state),
+        "logic": pool.logic,
+        "topology": pool.topology,
+        "cycle": state.cycle if state else 0,
+        "updated_at": _iso(state.updated_at if state else None),
+        "pinned": state.pinned if state else None,
+        "nodes": nodes,
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts).astimezone().isoformat(timespec="seconds")
+
+
+_STATE_STYLE = {
+    State.ACTIVE: "bold green",
+    State.STANDBY: "cyan",
+    State.UNKNOWN: "yellow",
+    State.FAILED_ONLINE: "bold red",
+    State.FAILED_OFFLINE: "bold red",
+}
+_STATUS_STYLE = {
+    Status.OK: "green",
+    Status.OK_INFO: "blue",
+    Status.OK_WARN: "yellow",
+    Status.OK_CRIT: "bold yellow",
+    Status.FAIL: "bold red",
+}
+
+
+def table(doc: dict[str, Any]) -> Table:
+    """MPP's list: T, Server, req, Time of Last Request, Status, State, Last Status Message."""
+    t = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    for col in ("T", "Server", "req", "Time of Last Request", "Status", "State"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("Last Status Message", overflow="fold")
+    for pool in doc["pools"]:
+        status = pool["status"]
+        style = {"OK": "green", "FAIL": "bold red"}.get(status, "yellow")
+        extra = f"  pinned={pool['pinned']}" if pool.get("pinned") else ""
+        t.add_row(
+            "*",
+            Text.assemble(f"[ {pool['name']} ] status=", (status, style), extra),
+            "",
+            "",
+            "",
+            "",
+            f"{pool['logic']} / {pool['topology']}",
+        )
+        for n in pool["nodes"]:
+            level = Status(n["level"])
+            last = n["last_request"] or "-"
+            t.add_row(
+                n["type"][0].upper(),
+                f"{n['name']} ({n['address']})",
+                str(n["requests"]),
+                last.replace("T", " ")[:19],
+                Text(level.label, _STATUS_STYLE[level]),
+                Text(n["state"], _STATE_STYLE[State(n["state"])]),
+                n["message"],
+            )
+    return t

@@ -1,0 +1,178 @@
+"""Every configuration error names the file, the key and the fix; never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mpp.config import ConfigError, load, parse_duration
+
+GOOD = """
+[mpp]
+state = "sqlite://state/mpp.db"
+interval = "500ms"
+connect_timeout = "1s"
+
+[[pool]]
+name = "main"
+fail_point = 4
+max_lag = "10s"
+user = "mpp"
+password_env = "MPP_TEST_PASSWORD"
+
+[[pool.node]]
+name = "db1"
+address = "127.0.0.1:33061"
+type = "primary"
+
+[[pool.node]]
+name = "db2"
+address = "127.0.0.1:33062"
+type = "secondary"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mpp.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message, "the message names the file"
+    return message
+
+
+def test_good_config_loads_with_defaults_and_relative_state(tmp_path: Path) -> None:
+    config = load(write(tmp_path, GOOD))
+    assert config.mpp.interval == 0.5
+    assert config.state_path == tmp_path.resolve() / "state" / "mpp.db"
+    pool = config.get_pool("main")
+    assert pool.logic == "failover" and pool.topology == "master-master"
+    assert pool.hostile_takeover is False
+    assert [n.name for n in pool.spec().nodes] == ["db1", "db2"]
+    assert config.find_node("127.0.0.1:33062")[1].name == "db2"
+
+
+def test_absolute_state_path(tmp_path: Path) -> None:
+    text = GOOD.replace('"sqlite://state/mpp.db"', f'"sqlite://{tmp_path}/abs.db"')
+    assert load(write(tmp_path, text)).state_path == tmp_path / "abs.db"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "says"),
+    [
+        ('interval = "500ms"', 'interval = "soon"', "mpp.interval", "not a duration"),
+        ('interval = "500ms"', 'interval = "0s"', "mpp.interval", "greater than 0"),
+        ('state = "sqlite://state/mpp.db"', 'state = "redis://x"', "mpp.state", "sqlite://"),
+        ("fail_point = 4", "fail_point = 0", "pool[0] (main).fail_point", "greater than or equal"),
+        ("fail_point = 4", "fail_pont = 4", "pool[0] (main).fail_pont", "unknown key"),
+        ('user = "mpp"', 'user = "mpp"\nlogic = "magic"', "pool[0] (main).logic", "'failover'"),
+        (
+            'user = "mpp"',
+            'user = "mpp"\ntopology = "star"',
+            "pool[0] (main).topology",
+            "'master-master' or 'primary-replica'",
+        ),
+        ('address = "127.0.0.1:33062"', 'address = "db2"', "node[1] (db2).address", "HOST:PORT"),
+        ('type = "secondary"', 'type = "backup"', "node[1] (db2).type", "'primary' or 'secondary'"),
+        ('max_lag = "10s"', "max_lag = true", "pool[0] (main).max_lag", "duration"),
+    ],
+)
+def test_field_errors_name_the_key(tmp_path: Path, old: str, new: str, key: str, says: str) -> None:
+    assert old in GOOD
+    message = error_of(tmp_path, GOOD.replace(old, new))
+    line = next(line for line in message.splitlines() if key in line)
+    assert says in line, message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('name = "db2"', 'name = "db1"', "node names must be unique; repeated: db1"),
+        ('address = "127.0.0.1:33062"', 'address = "127.0.0.1:33061"', "addresses must be unique"),
+        (
+            'type = "secondary"',
+            'type = "primary"',
+            'exactly one node with type = "primary"; found 2',
+        ),
+        ('password_env = "MPP_TEST_PASSWORD"', "", "set exactly one of password_env"),
+        (
+            'password_env = "MPP_TEST_PASSWORD"',
+            'password_env = "X"\npassword_file = "y"',
+            "set exactly one of password_env",
+        ),
+    ],
+)
+def test_pool_level_errors(tmp_path: Path, old: str, new: str, says: str) -> None:
+    message = error_of(tmp_path, GOOD.replace(old, new))
+    assert "pool[0] (main)" in message and says in message, message
+
+
+def test_two_pools_with_one_name(tmp_path: Path) -> None:
+    pool = GOOD[GOOD.index("[[pool]]") :]
+    message = error_of(tmp_path, GOOD + pool)
+    assert "pool names must be unique; repeated: main" in message
+
+
+def test_missing_required_keys(tmp_path: Path) -> None:
+    message = error_of(tmp_path, '[mpp]\ninterval = "1s"\n')
+    assert "pool: required key is missing" in message
+    message = error_of(tmp_path, '[[pool]]\nname = "x"\npassword_env = "P"\n')
+    assert "pool[0] (x).node: required key is missing" in message
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file; pass --config"):
+        load(tmp_path / "nope.toml")
+    assert "not valid TOML" in error_of(tmp_path, "[[pool]\nname=")
+
+
+def test_password_sources_are_checked_when_used(tmp_path: Path) -> None:
+    config = load(write(tmp_path, GOOD))
+    pool = config.get_pool("main")
+    os.environ.pop("MPP_TEST_PASSWORD", None)
+    with pytest.raises(ConfigError, match="MPP_TEST_PASSWORD is not set"):
+        config.password(pool)
+    os.environ["MPP_TEST_PASSWORD"] = "s3cret"
+    try:
+        secret = config.password(pool)
+        assert secret.get_secret_value() == "s3cret"
+        assert "s3cret" not in repr(secret) and "s3cret" not in str(secret)
+    finally:
+        del os.environ["MPP_TEST_PASSWORD"]
+    text = GOOD.replace('password_env = "MPP_TEST_PASSWORD"', 'password_file = "pw.txt"')
+    config = load(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"password_file: cannot read .*pw\.txt"):
+        config.password(config.get_pool("main"))
+    (tmp_path / "pw.txt").write_text("from-file\n")
+    assert config.password(config.get_pool("main")).get_secret_value() == "from-file"
+
+
+def test_durations() -> None:
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("2s") == 2.0
+    assert parse_duration("1m") == 60.0
+    assert parse_duration(3) == 3.0
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("2 fortnights")
+
+
+def test_cli_prints_the_error_not_a_traceback(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("fail_point = 4", "fail_point = -1"))
+    out = subprocess.run(
+        [sys.executable, "-m", "mpp", "--config", str(path), "status"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "fail_point" in out.stderr and str(path) in out.stderr.replace("\n", "")
