@@ -130,3 +130,13 @@ def _table(found: list[sb.SandboxNode]) -> None:
             str(n.datadir),
         )
     console.print(t)
+
+
+@sandbox.command()
+@_dir_option
+@click.confirmation_option(prompt="Stop the sandbox and delete its directory?")
+def destroy(directory: Path) -> None:
+    """Stop the sandbox and delete its directory (datadirs, logs, mpp.toml)."""
+    with _errors():
+        stopped = sb.destroy(directory)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing'}; removed {directory}")

@@ -158,7 +158,9 @@ def test_secondaries_yield_by_priority_not_only_to_the_primary() -> None:
     for _ in range(4):  # db1 and db2 die: db3 takes over
         state = run(spec, state, {"db1": "offline", "db2": "offline", "db3": "io_down"})
     assert states(state) == {
-        "db1": State.FAILED_OFFLINE, "db2": State.FAILED_OFFLINE, "db3": State.ACTIVE,
+        "db1": State.FAILED_OFFLINE,
+        "db2": State.FAILED_OFFLINE,
+        "db3": State.ACTIVE,
     }
     state = apply_command(spec, state, Recover("db2"), 9.0).state
     state = run(spec, state, {"db1": "offline", "db2": "io_down"})
@@ -211,7 +213,9 @@ def test_every_state_change_is_an_event_with_a_reason() -> None:
     decision = decide(spec, initial_state(spec), observe(spec, {}), 0.0)
     changes = [(e.node, e.old, e.new) for e in decision.events if e.kind == "state"]
     assert changes == [
-        ("db1", "UNKNOWN", "ACTIVE"), ("db2", "UNKNOWN", "STANDBY"), ("db3", "UNKNOWN", "STANDBY"),
+        ("db1", "UNKNOWN", "ACTIVE"),
+        ("db2", "UNKNOWN", "STANDBY"),
+        ("db3", "UNKNOWN", "STANDBY"),
     ]
     assert all(e.reason for e in decision.events)
 

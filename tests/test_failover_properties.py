@@ -71,9 +71,7 @@ def test_invariants_hold_over_random_histories(case: tuple[PoolSpec, list[Any]])
             again = decide(spec, codec.loads(codec.dumps(state)), observe(spec, step, t), float(t))
             assert again == decision
             state = decision.state
-            healthy = {
-                n for n in _healthy(spec, step) if not state.node(n).state.failed
-            }
+            healthy = {n for n in _healthy(spec, step) if not state.node(n).state.failed}
             # a pool with a healthy node is never left without an ACTIVE node after a cycle
             if healthy:
                 assert len(state.active) == 1, (step, state)
@@ -106,7 +104,8 @@ def test_every_state_change_is_recorded_with_a_reason(case: tuple[PoolSpec, list
         except CommandRefused:
             continue
         changed = {
-            o.name for o, n in zip(state.nodes, decision.state.nodes, strict=True)
+            o.name
+            for o, n in zip(state.nodes, decision.state.nodes, strict=True)
             if o.state is not n.state
         }
         recorded = {e.node for e in decision.events if e.kind in ("state", "operator")}

@@ -7,7 +7,12 @@ from mpp.model import Status
 
 def test_mpp_default_ladder() -> None:
     assert [status_of(r, 4) for r in range(6)] == [
-        Status.OK, Status.OK_INFO, Status.OK_WARN, Status.OK_CRIT, Status.FAIL, Status.FAIL,
+        Status.OK,
+        Status.OK_INFO,
+        Status.OK_WARN,
+        Status.OK_CRIT,
+        Status.FAIL,
+        Status.FAIL,
     ]
 
 

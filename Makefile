@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make demo` and `make test`. Both set up what is missing.
+SHELL := /bin/bash
+VENV := .venv
+MPP := $(VENV)/bin/mpp
+SANDBOX ?= sandbox
+
+.PHONY: setup demo demo-down test lint unit bench clean
+
+setup:
+	@./scripts/bootstrap.sh
+
+demo: setup
+	@$(MPP) sandbox up --dir $(SANDBOX)
+	@echo "mpp is starting; Ctrl-C stops it (the sandbox keeps running: make demo-down)."
+	@echo "Try in another terminal: $(MPP) sandbox kill db1 --dir $(SANDBOX)"
+	@$(MPP) --config $(SANDBOX)/mpp.toml run
+
+demo-down: setup
+	@$(MPP) sandbox down --dir $(SANDBOX)
+
+lint: setup
+	$(VENV)/bin/ruff check mpp tests bench
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+unit: setup
+	$(VENV)/bin/pytest -q -m "not integration"
+
+bench: setup
+	$(VENV)/bin/python bench/poll.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what mpp's demo and tests need on a fresh Debian 12 machine, and nothing twice:
+# Debian packages only when their program is missing, the venv only when pyproject changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server-core)
+command -v mariadb-install-db >/dev/null 2>&1 || need_pkgs+=(mariadb-server-core)
+command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+for extra in ${MPP_EXTRA_PACKAGES:-}; do
+  dpkg -s "$extra" >/dev/null 2>&1 || need_pkgs+=("$extra")
+done
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    $(printf '%s\n' "${need_pkgs[@]}" | sort -u) >/dev/null
+fi
+
+stamp=.venv/.mpp-installed
+if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: creating the venv (.venv) with mpp and its test tools"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
