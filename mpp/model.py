@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 
 class NodeType(enum.StrEnum):
@@ -125,13 +126,14 @@ class PoolState:
     relinquish_to: str | None = None  # graceful handover announced last cycle, done this one
 
     def node(self, name: str) -> NodeState:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        return self._by_name[name]
 
     def has(self, name: str) -> bool:
-        return any(n.name == name for n in self.nodes)
+        return name in self._by_name
+
+    @cached_property
+    def _by_name(self) -> dict[str, NodeState]:
+        return {n.name: n for n in self.nodes}
 
     @property
     def active(self) -> tuple[NodeState, ...]:
@@ -201,7 +203,17 @@ class PoolSpec:
 
     def priority(self, name: str) -> int:
         """Lower is preferred: the primary first, then secondaries as listed."""
-        ordered = sorted(
-            range(len(self.nodes)), key=lambda i: (self.nodes[i].type is not NodeType.PRIMARY, i)
-        )
-        return [self.nodes[i].name for i in ordered].index(name)
+        return self._ranks[name]
+
+    def name_at(self, address: str) -> str | None:
+        """The node configured at HOST:PORT, if any (to map a replica's source to a node)."""
+        return self._addresses.get(address)
+
+    @cached_property
+    def _addresses(self) -> dict[str, str]:
+        return {n.address: n.name for n in self.nodes}
+
+    @cached_property
+    def _ranks(self) -> dict[str, int]:
+        ordered = sorted(self.nodes, key=lambda n: n.type is not NodeType.PRIMARY)
+        return {n.name: i for i, n in enumerate(ordered)}

@@ -254,7 +254,14 @@ def test_status_json_and_table(make_cluster: Callable[..., Cluster]) -> None:
     assert [n["state"] for n in pool["nodes"]] == ["ACTIVE", "STANDBY", "STANDBY"]
     node = pool["nodes"][1]
     assert set(node) >= {
-        "name", "address", "type", "state", "status", "level", "requests", "last_request",
+        "name",
+        "address",
+        "type",
+        "state",
+        "status",
+        "level",
+        "requests",
+        "last_request",
         "message",
     }
     assert node["type"] == "secondary" and node["requests"] == 0
@@ -265,7 +272,9 @@ def test_status_json_and_table(make_cluster: Callable[..., Cluster]) -> None:
     assert password not in table and password not in json.dumps(doc)
     hist = mpp(cluster, "history", "--json")
     assert [e["new"] for e in json.loads(hist.stdout) if e["kind"] == "state"] == [
-        "ACTIVE", "STANDBY", "STANDBY",
+        "ACTIVE",
+        "STANDBY",
+        "STANDBY",
     ]
 
 

@@ -81,10 +81,7 @@ def _replication_verdict(
 
 
 def _source_name(spec: PoolSpec, rep: Replication) -> str | None:
-    for node in spec.nodes:
-        if node.address == rep.source_address:
-            return node.name
-    return None
+    return spec.name_at(rep.source_address)
 
 
 def _source_down(prev: PoolState, source: str, observations: Mapping[str, Observation]) -> bool:

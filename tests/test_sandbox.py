@@ -1,0 +1,316 @@
+"""Integration tests of mpp.sandbox against real mariadbd processes.
+
+Ports 34100-34139 belong to this file so it can run next to the other integration tests.
+Every sandbox is destroyed in a finalizer, so a failing assertion leaves no mariadbd behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from mpp import sandbox
+from mpp.sandbox import SandboxError
+
+_HAVE_MARIADBD = (
+    shutil.which("mariadbd", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
+    is not None
+)
+
+needs_mariadbd = pytest.mark.skipif(not _HAVE_MARIADBD, reason="mariadbd is not installed")
+
+pytestmark = pytest.mark.integration
+
+MM_PORT = 34100
+PR_PORT = 34110
+DOWN_PORT = 34120
+BUSY_PORT = 34130
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def pid_gone(pid: int) -> bool:
+    """A zombie counts as gone: it holds no port, files or memory."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return text[text.rfind(")") + 2] in "ZX"
+
+
+def query(directory: Path, name: str, sql: str, args: Any = None) -> list[dict[str, Any]]:
+    conn = sandbox.admin_connect(directory, name)
+    try:
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def slave_status(directory: Path, name: str) -> dict[str, Any] | None:
+    rows = query(directory, name, "SHOW SLAVE STATUS")
+    return rows[0] if rows else None
+
+
+def app_connect(port: int) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=port,
+        user=sandbox.APP_USER,
+        password=sandbox.APP_PASSWORD,
+        database="app",
+        autocommit=True,
+        connect_timeout=2,
+        read_timeout=10,
+        ssl_disabled=True,
+    )
+
+
+def app_execute(port: int, sql: str, args: Any = None) -> None:
+    conn = app_connect(port)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+    finally:
+        conn.close()
+
+
+def has_row(directory: Path, name: str, table: str, row_id: int) -> bool:
+    try:
+        rows = query(directory, name, f"SELECT id FROM app.{table} WHERE id = %s", (row_id,))
+    except pymysql.err.ProgrammingError:  # table not replicated yet
+        return False
+    return bool(rows)
+
+
+@pytest.fixture(scope="module")
+def mm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One 3-node ring shared by the tests that only read it or restore what they break."""
+    if not _HAVE_MARIADBD:
+        pytest.skip("mariadbd is not installed")
+    directory = tmp_path_factory.mktemp("mm") / "sandbox"
+    try:
+        started = time.monotonic()
+        sandbox.up(directory, nodes=3, base_port=MM_PORT, topology="master-master")
+        print(f"cold up of 3 nodes: {time.monotonic() - started:.2f} s")
+        yield directory
+    finally:
+        sandbox.destroy(directory)
+
+
+@pytest.fixture
+def fresh_dir(tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "sandbox"
+    try:
+        yield directory
+    finally:
+        sandbox.destroy(directory)
+
+
+@needs_mariadbd
+def test_master_master_ring_replicates(mm: Path) -> None:
+    ports = {n.name: n.port for n in sandbox.status(mm)}
+    assert ports == {"db1": MM_PORT, "db2": MM_PORT + 1, "db3": MM_PORT + 2}
+    for name, source in (("db1", "db3"), ("db2", "db1"), ("db3", "db2")):
+        st = slave_status(mm, name)
+        assert st is not None, name
+        assert st["Master_Port"] == ports[source], name
+        assert st["Using_Gtid"] == "Slave_Pos"
+        assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "Yes")
+    assert query(mm, "db3", "SELECT @@gtid_strict_mode AS s, @@read_only AS r") == [
+        {"s": 0, "r": 0}
+    ]
+
+    app_execute(MM_PORT, "CREATE TABLE ring (id INT PRIMARY KEY)")
+    app_execute(MM_PORT, "INSERT INTO ring VALUES (1)")
+    wait_for(lambda: has_row(mm, "db3", "ring", 1), what="row from db1 on db3")
+
+
+@needs_mariadbd
+def test_config_and_password_files(mm: Path) -> None:
+    password_file = mm / "mpp.password"
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text()
+    assert password and not password.endswith("\n")
+
+    conn = pymysql.connect(
+        host="127.0.0.1", port=MM_PORT + 2, user=sandbox.MPP_USER, password=password,
+        ssl_disabled=True, connect_timeout=2,
+    )  # fmt: skip
+    conn.close()
+
+    toml = (mm / "mpp.toml").read_text()
+    assert toml.startswith("# Written by `mpp sandbox up`; edit freely.\n[mpp]\n")
+    assert 'topology = "master-master"' in toml
+    assert 'password_file = "mpp.password"' in toml
+    assert toml.count("[[pool.node]]") == 3
+    assert f'name = "db1"\naddress = "127.0.0.1:{MM_PORT}"\ntype = "primary"' in toml
+    assert f'name = "db3"\naddress = "127.0.0.1:{MM_PORT + 2}"\ntype = "secondary"' in toml
+
+    # A user's edits survive later `up`s, and so does the password.
+    (mm / "mpp.toml").write_text(toml + "# edited\n")
+    sandbox.up(mm, nodes=3, base_port=MM_PORT)
+    assert (mm / "mpp.toml").read_text().endswith("# edited\n")
+    assert password_file.read_text() == password
+
+
+@needs_mariadbd
+def test_up_is_idempotent_and_layout_is_checked(mm: Path) -> None:
+    before = sandbox.status(mm)
+    started = time.monotonic()
+    again = sandbox.up(mm, nodes=3, base_port=MM_PORT, topology="master-master")
+    elapsed = time.monotonic() - started
+    print(f"warm up of 3 nodes: {elapsed:.3f} s")
+    assert [n.pid for n in again] == [n.pid for n in before]
+    assert all(n.running for n in again)
+    assert elapsed < 1.0
+
+    with pytest.raises(SandboxError, match="destroy"):
+        sandbox.up(mm, nodes=2, base_port=MM_PORT)
+
+
+@needs_mariadbd
+def test_killed_node_restarts_and_catches_up(mm: Path) -> None:
+    old = {n.name: n for n in sandbox.status(mm)}["db2"]
+    assert old.pid is not None
+    sandbox.stop_node(mm, "db2", signal.SIGKILL)
+    assert pid_gone(old.pid)
+    db2 = {n.name: n for n in sandbox.status(mm)}["db2"]
+    assert (db2.running, db2.pid) == (False, None)
+    with pytest.raises(SandboxError, match="not running"):
+        sandbox.stop_node(mm, "db2")
+
+    # db3 hears from db1 only through db2, so this row waits for db2 to come back.
+    app_execute(MM_PORT, "CREATE TABLE IF NOT EXISTS crash (id INT PRIMARY KEY)")
+    app_execute(MM_PORT, "INSERT INTO crash VALUES (7)")
+    time.sleep(0.3)
+    assert not has_row(mm, "db3", "crash", 7)
+
+    node = sandbox.start_node(mm, "db2")
+    assert node.running and node.pid not in (None, old.pid)
+    wait_for(lambda: has_row(mm, "db3", "crash", 7), what="row through restarted db2")
+    st = slave_status(mm, "db2")
+    assert st is not None and st["Master_Port"] == MM_PORT
+    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "Yes")
+    # Restarting a running node is a no-op.
+    assert sandbox.start_node(mm, "db2").pid == node.pid
+
+
+@needs_mariadbd
+def test_primary_replica(fresh_dir: Path) -> None:
+    lines: list[str] = []
+    nodes = sandbox.up(
+        fresh_dir, nodes=2, base_port=PR_PORT, topology="primary-replica", progress=lines.append
+    )
+    assert [n.name for n in nodes] == ["db1", "db2"]
+    assert "replication: db1 -> db2 (replicas read_only)" in lines
+
+    assert slave_status(fresh_dir, "db1") is None
+    st = slave_status(fresh_dir, "db2")
+    assert st is not None and st["Master_Port"] == PR_PORT
+    assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "Yes")
+    flags = "SELECT @@read_only AS ro, @@gtid_strict_mode AS strict"
+    assert query(fresh_dir, "db2", flags) == [{"ro": 1, "strict": 1}]
+    assert query(fresh_dir, "db1", flags) == [{"ro": 0, "strict": 1}]
+
+    app_execute(PR_PORT, "CREATE TABLE t (id INT PRIMARY KEY)")
+    wait_for(lambda: bool(query(fresh_dir, "db2", "SHOW TABLES FROM app LIKE 't'")))
+    with pytest.raises(pymysql.err.OperationalError) as refused:
+        app_execute(PR_PORT + 1, "INSERT INTO t VALUES (1)")
+    assert refused.value.args[0] == 1290  # --read-only
+
+    # A frozen node is still "running" (the process exists) and thaws with SIGCONT.
+    sandbox.stop_node(fresh_dir, "db2", signal.SIGSTOP)
+    assert {n.name: n.running for n in sandbox.status(fresh_dir)}["db2"]
+    sandbox.stop_node(fresh_dir, "db2", signal.SIGCONT)
+    assert query(fresh_dir, "db2", "SELECT 1 AS one") == [{"one": 1}]
+
+
+@needs_mariadbd
+def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path) -> None:
+    nodes = sandbox.up(fresh_dir, nodes=2, base_port=DOWN_PORT)
+    pids = [n.pid for n in nodes]
+    assert all(pids)
+    st = slave_status(fresh_dir, "db1")
+    assert st is not None and st["Master_Port"] == DOWN_PORT + 1  # db1 <-> db2
+
+    # Pretend db1's PID was reused by an unrelated program; db1 itself is still found
+    # through its PID file. db2 is frozen, which a plain SIGTERM would not get through.
+    foreign = subprocess.Popen(["sleep", "100"])
+    try:
+        state_file = fresh_dir / "sandbox.json"
+        state = json.loads(state_file.read_text())
+        state["nodes"][0]["pid"] = foreign.pid
+        state_file.write_text(json.dumps(state))
+        sandbox.stop_node(fresh_dir, "db2", signal.SIGSTOP)
+
+        started = time.monotonic()
+        assert sandbox.down(fresh_dir) == ["db1", "db2"]
+        assert time.monotonic() - started < 5
+        assert foreign.poll() is None, "down killed a process it did not start"
+        assert all(pid_gone(p) for p in pids if p is not None)
+        assert all(not n.running for n in sandbox.status(fresh_dir))
+        assert sandbox.down(fresh_dir) == []
+    finally:
+        foreign.kill()
+        foreign.wait()
+
+    # Data stays on disk; the next `up` resumes the same cluster.
+    resumed = sandbox.up(fresh_dir, nodes=2, base_port=DOWN_PORT)
+    assert all(n.running for n in resumed)
+    assert query(fresh_dir, "db2", "SHOW DATABASES LIKE 'app'")
+    st = slave_status(fresh_dir, "db2")
+    assert st is not None and st["Slave_IO_Running"] == "Yes"
+
+
+@needs_mariadbd
+def test_port_held_by_foreign_process(fresh_dir: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", BUSY_PORT + 1))
+        squatter.listen()
+        with pytest.raises(SandboxError, match=rf"port {BUSY_PORT + 1}.*--base-port") as err:
+            sandbox.up(fresh_dir, nodes=2, base_port=BUSY_PORT)
+    assert f"pid {os.getpid()}" in str(err.value)
+    assert all(not n.running for n in sandbox.status(fresh_dir))
+    assert not (fresh_dir / "db1").exists()
+
+    # Following the advice works in the same directory: nothing was built yet.
+    lines: list[str] = []
+    [node] = sandbox.up(fresh_dir, nodes=1, base_port=BUSY_PORT + 2, progress=lines.append)
+    assert node.running and node.port == BUSY_PORT + 2
+    assert "replication: none (single node)" in lines
+    assert slave_status(fresh_dir, "db1") is None
+    assert query(fresh_dir, "db1", "SHOW DATABASES LIKE 'app'")
+
+
+def test_missing_mariadbd_is_explained(fresh_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda *_a, **_k: None)
+    with pytest.raises(SandboxError, match="apt-get install mariadb-server-core"):
+        sandbox.up(fresh_dir, nodes=1, base_port=BUSY_PORT)
+
+
+def test_destroy_refuses_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(SandboxError, match="does not look like a sandbox"):
+        sandbox.destroy(tmp_path)
+    assert (tmp_path / "precious.txt").exists()
