@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,8 +30,11 @@ _dir_option = click.option(
 @contextmanager
 def _errors() -> Iterator[None]:
     """Sandbox failures are one readable line, never a traceback."""
-    with _errors():
+    try:
         yield
+    except sb.SandboxError as err:
+        console.print(f"[bold red]mpp sandbox:[/] {err}", highlight=False)
+        sys.exit(1)
 
 
 @click.group()

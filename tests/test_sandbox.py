@@ -13,6 +13,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -314,3 +315,33 @@ def test_destroy_refuses_foreign_directory(tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="does not look like a sandbox"):
         sandbox.destroy(tmp_path)
     assert (tmp_path / "precious.txt").exists()
+
+
+@pytest.mark.integration
+def test_sandbox_cli_up_status_kill_start_down(tmp_path: Path) -> None:
+    """The `mpp sandbox` commands the demo and README use, end to end."""
+    d = tmp_path / "cli"
+
+    def mpp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mpp", "sandbox", *args, "--dir", str(d)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    try:
+        out = mpp("up", "--nodes", "2", "--base-port", "34140")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert (d / "mpp.toml").exists()
+        status = json.loads(mpp("status", "--json").stdout)
+        assert [(n["name"], n["running"]) for n in status] == [("db1", True), ("db2", True)]
+        assert mpp("kill", "db2").returncode == 0
+        assert [n["running"] for n in json.loads(mpp("status", "--json").stdout)] == [True, False]
+        assert mpp("start", "db2").returncode == 0
+        out = mpp("kill", "db9")
+        assert out.returncode == 1 and "Traceback" not in out.stderr + out.stdout
+        out = mpp("down")
+        assert out.returncode == 0 and "db1" in out.stdout
+    finally:
+        sandbox.destroy(d)
