@@ -31,8 +31,9 @@ from mpp.model import PoolState, State
 from mpp.store import Store, StoreError, open_store
 from mpp.view import document, table
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped output (cron mail, scripts, logs) gets wide lines instead of a wrapped 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 240)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

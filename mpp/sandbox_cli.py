@@ -15,7 +15,7 @@ from rich.table import Table
 
 from mpp import sandbox as sb
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 240)
 
 _dir_option = click.option(
     "--dir",

@@ -222,7 +222,12 @@ class _Cycle:
         candidates = self.candidates(verdicts)
         if current is None:
             if candidates:
-                self.elect(candidates[0].name, "FAILOVER: Taking over ACTIVE state.")
+                reason = (
+                    "Elected ACTIVE: highest-priority healthy node."
+                    if self.base.cycle == 0
+                    else "FAILOVER: Taking over ACTIVE state (the pool had no ACTIVE node)."
+                )
+                self.elect(candidates[0].name, reason)
             return
         if self.failing(current.name):
             self.fail_active(current, candidates, verdicts)
