@@ -149,9 +149,57 @@ class MppSection(_Strict):
         return value
 
 
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"{value!r} is not HOST:PORT to listen on, e.g. \"127.0.0.1:8080\"")
+    return value
+
+
+Listen = Annotated[str, BeforeValidator(lambda v: _listen(str(v)))]
+
+
+class ApiSection(_Strict):
+    """The REST API and HTTP checks served by `mpp run`."""
+
+    listen: Listen = "127.0.0.1:8080"
+    token_file: str | None = None  # bearer token for mutations; without it they answer 401
+    open_reads: bool = True  # read and check endpoints need no token
+
+
+class AgentSection(_Strict):
+    """HAProxy agent-check listener served by `mpp run`."""
+
+    listen: Listen = "127.0.0.1:9800"
+
+
+class WebhookTarget(_Strict):
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    timeout: Duration = 2.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+
+class EmailTarget(_Strict):
+    smtp: Listen = "127.0.0.1:25"
+    sender: str = "mpp@localhost"
+    to: Annotated[list[str], Field(min_length=1)]
+    timeout: Duration = 5.0
+
+
+class NotifySection(_Strict):
+    """Where state/status changes are sent; throttled per node so flapping cannot flood."""
+
+    throttle: Duration = 60.0
+    webhook: list[WebhookTarget] = []
+    email: list[EmailTarget] = []
+
+
 class Config(_Strict):
     mpp: MppSection = MppSection()
     pool: Annotated[list[PoolConfig], Field(min_length=1)]
+    api: ApiSection | None = None
+    agent: AgentSection | None = None
+    notify: NotifySection = NotifySection()
     path: Path = Path(DEFAULT_CONFIG)
 
     @model_validator(mode="after")
@@ -195,6 +243,11 @@ class Config(_Strict):
             raise ConfigError(f"node {name!r} is in several pools ({pools}); write POOL/{name}")
         return found[0]
 
+    def resolve(self, relative: str) -> Path:
+        """A path from the config file, relative to the file's own directory."""
+        path = Path(relative)
+        return path if path.is_absolute() else self.path.parent / path
+
     def password(self, pool: PoolConfig) -> SecretStr:
         """The pool's monitoring password, read now; errors name the key and the fix."""
         if pool.password_env is not None:
@@ -206,8 +259,7 @@ class Config(_Strict):
                 )
             return SecretStr(value)
         assert pool.password_file is not None
-        file = Path(pool.password_file)
-        file = file if file.is_absolute() else self.path.parent / file
+        file = self.resolve(pool.password_file)
         try:
             return SecretStr(file.read_text().rstrip("\r\n"))
         except OSError as err:

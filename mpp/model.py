@@ -112,6 +112,7 @@ class NodeState:
     reachable: bool | None = None
     lag: int | None = None
     gtid: str = ""
+    latency_ms: float | None = None  # the last probe's round trip, for metrics
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class PoolState:
     updated_at: float | None = None
     pinned: str | None = None  # an operator chose this ACTIVE node: no automatic failback
     relinquish_to: str | None = None  # graceful handover announced last cycle, done this one
+    draining: tuple[str, ...] = ()  # nodes being switched away from: finish sessions, take none
 
     def node(self, name: str) -> NodeState:
         return self._by_name[name]

@@ -176,6 +176,7 @@ class _Cycle:
                 reachable=obs.reachable,
                 lag=lag,
                 gtid=obs.gtid_executed or node.gtid,
+                latency_ms=round(obs.latency_ms, 3) if obs.latency_ms is not None else None,
             )
         return verdicts
 
@@ -365,6 +366,7 @@ class _Cycle:
             updated_at=self.now,
             pinned=self.pinned,
             relinquish_to=self.relinquish_to,
+            draining=self.base.draining,
         )
         return Decision(state=state, events=tuple(events))
 

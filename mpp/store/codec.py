@@ -28,4 +28,5 @@ def loads(text: str) -> PoolState:
     if doc.pop("format", None) != FORMAT:
         raise ValueError("stored pool state has an unknown format")
     nodes = tuple(NodeState(**{**n, "state": State(n["state"])}) for n in doc.pop("nodes"))
+    doc["draining"] = tuple(doc.get("draining", ()))
     return PoolState(nodes=nodes, **doc)
