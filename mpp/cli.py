@@ -26,6 +26,7 @@ from rich.logging import RichHandler
 from mpp import __version__
 from mpp.config import Config, ConfigError, default_path, load
 from mpp.daemon import make_workers, poll_once, run_forever, transact
+from mpp.hub import Hub
 from mpp.logic import Activate, Command, CommandRefused, Fail, Recover, logic_for
 from mpp.model import PoolState, State
 from mpp.store import Store, StoreError, open_store
@@ -162,12 +163,8 @@ def run(c: _Ctx, live: bool | None) -> None:
         show = console.is_terminal if live is None else live
         _setup_logging(live=show)
         store = c.store()
-        states: dict[str, PoolState | None] = _states(config, store)
-
-        def remember(state: PoolState, _events: tuple[Any, ...]) -> None:
-            states[state.name] = state
-
-        workers, executor = make_workers(config, store, publishers=(remember,))
+        hub = Hub(config, _states(config, store))
+        workers, executor = make_workers(config, store, publishers=(hub.publish,))
         logging.getLogger("mpp").info(
             "mpp %s started: %d pool(s), interval %gs, state %s",
             __version__,
@@ -176,7 +173,7 @@ def run(c: _Ctx, live: bool | None) -> None:
             config.state_path,
         )
         try:
-            asyncio.run(_serve(workers, show, lambda: document(config, states)))
+            asyncio.run(_serve(workers, show, lambda: document(config, hub.states)))
         finally:
             for w in workers:
                 w.close()
