@@ -83,6 +83,28 @@ class NodeConfig(_Strict):
         return int(self.address.rpartition(":")[2])
 
 
+class HooksConfig(_Strict):
+    """Operator commands run around topology changes; environment documented in docs."""
+
+    pre_failover: str | None = None
+    post_failover: str | None = None
+    pre_switchover: str | None = None
+    post_switchover: str | None = None
+    on_state_change: str | None = None
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    abort_on_failure: bool = True  # a failing pre_* hook aborts the failover/switchover
+
+    def commands(self) -> tuple[tuple[str, str], ...]:
+        names = (
+            "pre_failover",
+            "post_failover",
+            "pre_switchover",
+            "post_switchover",
+            "on_state_change",
+        )
+        return tuple((n, c) for n in names if (c := getattr(self, n)))
+
+
 class PoolConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     logic: Literal["failover"] = "failover"
@@ -93,6 +115,20 @@ class PoolConfig(_Strict):
     user: Annotated[str, Field(min_length=1)] = "mpp"
     password_env: str | None = None
     password_file: str | None = None
+    # primary-replica topology: what failover, switchover and rejoin may do
+    auto_failover: bool = True
+    auto_rejoin: bool = True
+    confirm_with_replicas: bool = True
+    fast_fail: bool = True
+    failover_block: Duration = 60.0
+    catchup_timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    semi_sync: bool = False
+    semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
+    repl_user: str = "repl"
+    repl_password_env: str | None = None
+    repl_password_file: str | None = None
+    hooks: HooksConfig = HooksConfig()
     node: Annotated[list[NodeConfig], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -110,6 +146,13 @@ class PoolConfig(_Strict):
         dupes = sorted({a for a in addresses if addresses.count(a) > 1})
         if dupes:
             raise ValueError(f"node addresses must be unique; repeated: {', '.join(dupes)}")
+        if self.topology == "primary-replica" and (self.repl_password_env is None) == (
+            self.repl_password_file is None
+        ):
+            raise ValueError(
+                'topology "primary-replica" repoints replicas, so set exactly one of '
+                "repl_password_env or repl_password_file (the password of repl_user)"
+            )
         primaries = [n.name for n in self.node if n.type == "primary"]
         if len(primaries) != 1:
             raise ValueError(
@@ -128,6 +171,15 @@ class PoolConfig(_Strict):
             hostile_takeover=self.hostile_takeover,
             topology=self.topology,
             logic=self.logic,
+            auto_failover=self.auto_failover,
+            auto_rejoin=self.auto_rejoin,
+            confirm_with_replicas=self.confirm_with_replicas,
+            fast_fail=self.fast_fail,
+            failover_block=self.failover_block,
+            catchup_timeout=self.catchup_timeout,
+            semi_sync=self.semi_sync,
+            hooks=self.hooks.commands(),
+            abort_on_hook_failure=self.hooks.abort_on_failure,
         )
 
 
@@ -152,7 +204,7 @@ class MppSection(_Strict):
 def _listen(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        raise ValueError(f"{value!r} is not HOST:PORT to listen on, e.g. \"127.0.0.1:8080\"")
+        raise ValueError(f'{value!r} is not HOST:PORT to listen on, e.g. "127.0.0.1:8080"')
     return value
 
 
@@ -250,22 +302,36 @@ class Config(_Strict):
 
     def password(self, pool: PoolConfig) -> SecretStr:
         """The pool's monitoring password, read now; errors name the key and the fix."""
-        if pool.password_env is not None:
-            value = os.environ.get(pool.password_env)
+        return self._secret(pool, "password", pool.password_env, pool.password_file, pool.user)
+
+    def repl_password(self, pool: PoolConfig) -> SecretStr:
+        """The replication account's password, for CHANGE MASTER when repointing."""
+        return self._secret(
+            pool, "repl_password", pool.repl_password_env, pool.repl_password_file, pool.repl_user
+        )
+
+    def _secret(
+        self, pool: PoolConfig, key: str, env: str | None, file_name: str | None, user: str
+    ) -> SecretStr:
+        if env is not None:
+            value = os.environ.get(env)
             if value is None:
                 raise ConfigError(
-                    f"{self.path}: pool {pool.name!r} key password_env: environment variable "
-                    f"{pool.password_env} is not set; export it or use password_file"
+                    f"{self.path}: pool {pool.name!r} key {key}_env: environment variable "
+                    f"{env} is not set; export it or use {key}_file"
                 )
             return SecretStr(value)
-        assert pool.password_file is not None
-        file = self.resolve(pool.password_file)
+        if file_name is None:
+            raise ConfigError(
+                f"{self.path}: pool {pool.name!r}: set {key}_env or {key}_file for user {user!r}"
+            )
+        file = self.resolve(file_name)
         try:
             return SecretStr(file.read_text().rstrip("\r\n"))
         except OSError as err:
             raise ConfigError(
-                f"{self.path}: pool {pool.name!r} key password_file: cannot read {file} "
-                f"({err.strerror}); create it with the password of user {pool.user!r}"
+                f"{self.path}: pool {pool.name!r} key {key}_file: cannot read {file} "
+                f"({err.strerror}); create it with the password of user {user!r}"
             ) from err
 
 

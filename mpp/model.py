@@ -95,8 +95,16 @@ class Observation:
     version: str = ""
     flavor: str = ""
     read_only: bool | None = None
-    gtid_executed: str = ""
+    gtid_executed: str = ""  # everything applied (MariaDB gtid_current_pos, MySQL gtid_executed)
+    gtid_binlog: str = ""  # what its own binlog holds (MariaDB gtid_binlog_pos): errant checks
+    semi_sync_primary: bool | None = None
+    semi_sync_replica: bool | None = None
     replication: Replication | None = None
+
+    @property
+    def writable(self) -> bool:
+        """A primary as far as clients can tell: reachable, answering, read_only off."""
+        return self.reachable and not self.error and self.read_only is False
 
 
 @dataclass(frozen=True)
@@ -116,6 +124,18 @@ class NodeState:
 
 
 @dataclass(frozen=True)
+class Request:
+    """A planned switchover or a takeover asked for by the operator (CLI or API)."""
+
+    kind: str  # "switchover" or "takeover"
+    to: str | None  # target node; None: the best candidate
+    at: float  # when it was asked for
+    timeout: float = 10.0  # switchover: how long writes may stay blocked waiting for catch-up
+    force: bool = False  # takeover: promote even a candidate that is not the most advanced
+    id: str = ""
+
+
+@dataclass(frozen=True)
 class PoolState:
     """A pool's whole remembered state; the logic's input and output, the store's unit."""
 
@@ -126,6 +146,12 @@ class PoolState:
     pinned: str | None = None  # an operator chose this ACTIVE node: no automatic failback
     relinquish_to: str | None = None  # graceful handover announced last cycle, done this one
     draining: tuple[str, ...] = ()  # nodes being switched away from: finish sessions, take none
+    request: Request | None = None  # an operator's switchover/takeover, waiting for the daemon
+    switching: Request | None = None  # a switchover being carried out (crash: resolved next cycle)
+    last_failover_at: float | None = None  # anti-flapping: automatic failovers blocked for a while
+    failover_acknowledged: bool = True  # the operator lifted the block (`mpp acknowledge`)
+    promoted_at: str = ""  # GTID position the ACTIVE node was promoted at: errant-check base
+    alert: str = ""  # why the pool needs the operator (e.g. auto_failover off, unsafe candidate)
 
     def node(self, name: str) -> NodeState:
         return self._by_name[name]
@@ -160,13 +186,83 @@ class Event:
 
 @dataclass(frozen=True)
 class Action:
-    """A change the executor must make on a server.
+    """A change the executor must make on a server, in the order the logic lists them.
 
-    Master-master pools (MPP's ring) only keep state, so their logic emits none; the
-    primary-replica topology adds promote / fence / repoint actions as subclasses.
+    Master-master pools (MPP's ring) only keep state, so their logic emits none. A failed
+    action stops the rest of the plan unless it is `best_effort` (fencing a primary that may
+    be dead must not stop the promotion of its successor).
     """
 
     node: str
+    best_effort: bool = False
+
+    def describe(self) -> str:
+        return f"{type(self).__name__.lower()} {self.node}"
+
+
+@dataclass(frozen=True)
+class Fence(Action):
+    """read_only on, semi-sync primary off, client connections killed: no more writes."""
+
+
+@dataclass(frozen=True)
+class Unfence(Action):
+    """Undo a switchover's fence: the old primary takes writes again (rollback)."""
+
+
+@dataclass(frozen=True)
+class Promote(Action):
+    """Apply the relay log (bounded wait), stop replicating, forget the source, writable."""
+
+    timeout: float = 10.0
+    semi_sync: bool = False
+
+
+@dataclass(frozen=True)
+class CatchUp(Action):
+    """Wait until `node` has applied everything `source` has written (switchover)."""
+
+    source: str = ""
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Repoint(Action):
+    """Make `node` a read-only GTID replica of `source` (auto-positioned)."""
+
+    source: str = ""
+    rejoin: bool = False  # an old primary: start from its own binlog position
+    semi_sync: bool = False
+
+    def describe(self) -> str:
+        verb = "rejoin" if self.rejoin else "repoint"
+        return f"{verb} {self.node} to {self.source}"
+
+
+@dataclass(frozen=True)
+class SetReadOnly(Action):
+    """Enforce read_only on a replica that was found writable."""
+
+
+@dataclass(frozen=True)
+class RunHook(Action):
+    """An operator's hook command; `node` is the node it concerns."""
+
+    hook: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+
+    def describe(self) -> str:
+        return f"hook {self.hook}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened when the executor carried out one action."""
+
+    action: Action
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +270,7 @@ class Decision:
     state: PoolState
     actions: tuple[Action, ...] = ()
     events: tuple[Event, ...] = field(default=())
+    change: tuple[str, str, str] | None = None  # (failover|switchover|takeover, old, new)
 
 
 @dataclass(frozen=True)
@@ -196,6 +293,22 @@ class PoolSpec:
     hostile_takeover: bool = False
     topology: str = "master-master"
     logic: str = "failover"
+    auto_failover: bool = True
+    auto_rejoin: bool = True
+    confirm_with_replicas: bool = True
+    fast_fail: bool = True
+    failover_block: float = 60.0
+    catchup_timeout: float = 10.0
+    semi_sync: bool = False
+    hooks: tuple[tuple[str, str], ...] = ()  # (hook name, command)
+    abort_on_hook_failure: bool = True
+
+    @property
+    def primary_replica(self) -> bool:
+        return self.topology == "primary-replica"
+
+    def hook(self, name: str) -> str | None:
+        return dict(self.hooks).get(name)
 
     def spec(self, name: str) -> NodeSpec:
         for n in self.nodes:

@@ -52,3 +52,64 @@ def observe(spec: PoolSpec, kinds: dict[str, str], at: float = 0.0) -> dict[str,
             node.name, at, reachable=True, read_only=False, gtid_executed="0-1-1", replication=rep
         )
     return out
+
+
+def star_spec(n: int = 3, **options: object) -> PoolSpec:
+    """A primary-replica pool: db1 primary, the rest replicas of whoever is primary."""
+    spec = ring_spec(n)
+    from dataclasses import replace
+
+    return replace(spec, topology="primary-replica", **options)  # type: ignore[arg-type]
+
+
+def star(
+    spec: PoolSpec,
+    kinds: dict[str, str],
+    source: str = "db1",
+    gtids: dict[str, str] | None = None,
+    at: float = 0.0,
+) -> dict[str, Observation]:
+    """kinds: node -> "primary" | "replica" | "io_lost" | "sql_stopped" | "offline" |
+    "fenced" (read-only, replicating from nobody) | "lagging"; default: db named `source` is
+    the primary and every other node its healthy replica. gtids: node -> executed position."""
+    gtids = gtids or {}
+    addr = spec.spec(source).address
+    host, _, port = addr.rpartition(":")
+    out: dict[str, Observation] = {}
+    for node in spec.nodes:
+        kind = kinds.get(node.name, "primary" if node.name == source else "replica")
+        pos = gtids.get(node.name, "0-1-10")
+        if kind == "offline":
+            out[node.name] = Observation(node.name, at, reachable=False, error="2003 refused")
+            continue
+        if kind in ("primary", "fenced", "writable_orphan"):
+            out[node.name] = Observation(
+                node.name,
+                at,
+                reachable=True,
+                read_only=kind == "fenced",
+                gtid_executed=pos,
+                gtid_binlog=pos,
+            )
+            continue
+        rep = Replication(
+            source_host=host,
+            source_port=int(port),
+            io_running="Connecting" if kind in ("io_lost", "broken") else "Yes",
+            sql_running=kind not in ("sql_stopped", "broken"),
+            last_sql_errno=1062 if kind in ("sql_stopped", "broken") else 0,
+            seconds_behind=None
+            if kind in ("io_lost", "broken")
+            else (600 if kind == "lagging" else 0),
+            gtid_io_pos=pos,
+        )
+        out[node.name] = Observation(
+            node.name,
+            at,
+            reachable=True,
+            read_only=True,
+            gtid_executed=pos,
+            gtid_binlog=pos,
+            replication=rep,
+        )
+    return out

@@ -6,13 +6,22 @@ ACTIVE node) is the first, `cluster` (every healthy node serves) will sit beside
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
 from mpp.logic import failover
-from mpp.logic.failover import Activate, Command, CommandRefused, Fail, Recover
-from mpp.model import Decision, Observation, PoolSpec, PoolState
+from mpp.logic.failover import (
+    Acknowledge,
+    Activate,
+    Command,
+    CommandRefused,
+    Fail,
+    Recover,
+    Switchover,
+    Takeover,
+)
+from mpp.model import Decision, Observation, Outcome, PoolSpec, PoolState
 
 
 class Logic(Protocol):
@@ -30,6 +39,10 @@ class Logic(Protocol):
         self, spec: PoolSpec, prev: PoolState, command: Command, now: float
     ) -> Decision: ...
 
+    def complete(
+        self, spec: PoolSpec, prev: PoolState, outcomes: Sequence[Outcome], now: float
+    ) -> Decision: ...
+
 
 _LOGICS: dict[str, ModuleType] = {"failover": failover}
 NAMES = tuple(_LOGICS)
@@ -41,11 +54,14 @@ def logic_for(name: str) -> Logic:
 
 __all__ = [
     "NAMES",
+    "Acknowledge",
     "Activate",
     "Command",
     "CommandRefused",
     "Fail",
     "Logic",
     "Recover",
+    "Switchover",
+    "Takeover",
     "logic_for",
 ]

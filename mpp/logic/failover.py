@@ -25,25 +25,22 @@ not only to the PRIMARY; a replica is not failed because its source died (see he
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from mpp.logic.health import classify
-from mpp.logic.ladder import status_of, warn_cap
+from mpp.logic.cycle import CommandRefused as CommandRefused
+from mpp.logic.cycle import Cycle
+from mpp.logic.primary_replica import PrimaryReplicaCycle
 from mpp.model import (
     Decision,
-    Event,
     NodeState,
     Observation,
+    Outcome,
     PoolSpec,
     PoolState,
+    Request,
     State,
-    Verdict,
 )
-
-
-class CommandRefused(Exception):
-    """An operator command that would break a rule; the message says which and what to do."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,31 @@ class Activate:
     node: str
 
 
-Command = Recover | Fail | Activate
+@dataclass(frozen=True)
+class Switchover:
+    """Planned: the old primary stops writes, the target catches up, roles swap."""
+
+    to: str | None = None
+    timeout: float = 10.0
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """The old primary is gone (or cut off): promote `to` without it."""
+
+    to: str
+    force: bool = False
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """The operator has seen the last failover: lift the anti-flapping block and alert."""
+
+
+Command = Recover | Fail | Activate | Switchover | Takeover | Acknowledge
+NodeCommand = (Recover, Fail, Activate)
 
 
 def initial_state(spec: PoolSpec) -> PoolState:
@@ -84,291 +105,83 @@ def decide(
     now: float,
 ) -> Decision:
     """One poll cycle of the failover logic."""
-    base = reconcile(spec, prev)
-    cycle = _Cycle(spec, base, now)
-    verdicts = cycle.health(observations)
-    cycle.fail_standbys(verdicts)
-    cycle.settle_failed(verdicts)
-    cycle.choose_active(verdicts)
-    cycle.standby_unknowns(verdicts)
+    cycle = _cycle_class(spec)(spec, reconcile(spec, prev), now, observations=observations)
+    cycle.run()
     return cycle.finish(prev)
 
 
 def apply_command(spec: PoolSpec, prev: PoolState, command: Command, now: float) -> Decision:
-    """An operator's command against the stored state; refused with a reason when unsafe."""
+    """An operator's command against the stored state; refused with a reason when unsafe.
+
+    Switchover and takeover only record the request here: they need fresh observations
+    and the executor, so the daemon's next cycle carries them out.
+    """
     base = reconcile(spec, prev)
-    if not base.has(command.node):
-        raise CommandRefused(f"pool {spec.name} has no node {command.node!r}")
-    cycle = _Cycle(spec, base, now, kind="operator")
+    node = getattr(command, "node", None) or getattr(command, "to", None)
+    if node is not None and not base.has(node):
+        raise CommandRefused(f"pool {spec.name} has no node {node!r}")
+    cycle = _cycle_class(spec)(spec, base, now, kind="operator")
     match command:
-        case Recover(node):
-            cycle.recover(node)
-        case Fail(node, force):
-            cycle.fail_by_operator(node, force)
-        case Activate(node):
-            cycle.activate(node)
+        case Recover(name):
+            cycle.recover(name)
+        case Fail(name, force):
+            _primary_replica_guard(spec, base, name, "fail")
+            cycle.fail_by_operator(name, force)
+        case Activate(name):
+            _primary_replica_guard(spec, base, name, "activate")
+            cycle.activate(name)
+        case Switchover() | Takeover():
+            cycle.set_pool(request=_request(spec, base, command, now))
+            cycle.pool_event("-", command.__class__.__name__.lower(), f"requested: {command}")
+        case Acknowledge():
+            cycle.set_pool(failover_acknowledged=True, alert="")
+            cycle.pool_event(base.alert or "-", "acknowledged", "operator acknowledged")
     return cycle.finish(prev)
 
 
-class _Cycle:
-    """Mutable scratch space for one decision; never escapes `decide`/`apply_command`."""
-
-    def __init__(self, spec: PoolSpec, base: PoolState, now: float, kind: str = "state") -> None:
-        self.spec = spec
-        self.base = base
-        self.now = now
-        self.kind = kind
-        self.nodes: dict[str, NodeState] = {n.name: replace(n, notice=False) for n in base.nodes}
-        self.reasons: dict[str, str] = {}
-        self.pinned = base.pinned
-        self.relinquish_to: str | None = None
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def by_priority(self) -> list[NodeState]:
-        return sorted(self.nodes.values(), key=lambda n: self.spec.priority(n.name))
-
-    def move(self, name: str, state: State, reason: str, message: str | None = None) -> None:
-        node = self.nodes[name]
-        self.nodes[name] = replace(
-            node, state=state, message=message if message is not None else reason
+def complete(spec: PoolSpec, prev: PoolState, outcomes: Sequence[Outcome], now: float) -> Decision:
+    """Record what the executor did; finish (or roll back) a switchover in flight."""
+    cycle = _cycle_class(spec)(spec, reconcile(spec, prev), now, kind="executor")
+    for o in outcomes:
+        cycle.pool_events.append(
+            cycle.event(
+                o.action.node,
+                "action",
+                o.action.describe(),
+                "ok" if o.ok else "FAILED",
+                f"{o.detail} ({o.seconds * 1000:.0f} ms)"
+                if o.detail
+                else f"{o.seconds * 1000:.0f} ms",
+            )
         )
-        if node.state is not state:
-            self.reasons[name] = reason
+    if isinstance(cycle, PrimaryReplicaCycle) and prev.switching is not None:
+        cycle.finish_switchover(outcomes)
+    return cycle.finish(prev)
 
-    def say(self, name: str, message: str) -> None:
-        self.nodes[name] = replace(self.nodes[name], message=message)
 
-    def failed_state(self, name: str, verdicts: Mapping[str, Verdict]) -> State:
-        verdict = verdicts.get(name)
-        offline = verdict is Verdict.OFFLINE or (verdict is None and not self.nodes[name].reachable)
-        return State.FAILED_OFFLINE if offline else State.FAILED_ONLINE
-
-    def failing(self, name: str) -> bool:
-        return self.nodes[name].req >= self.spec.fail_point
-
-    # -- 1. health -------------------------------------------------------------------------
-
-    def health(self, observations: Mapping[str, Observation]) -> dict[str, Verdict]:
-        verdicts: dict[str, Verdict] = {}
-        for name, node in list(self.nodes.items()):
-            obs = observations.get(name)
-            if obs is None:
-                continue  # not probed this cycle: nothing new is known about it
-            verdict, message = classify(self.spec, self.base, name, observations)
-            verdicts[name] = verdict
-            rep = obs.replication
-            lag = rep.seconds_behind if rep is not None else None
-            if verdict is Verdict.GOOD:
-                req = 0
-                if node.req > 0:
-                    message = f"(recovering) {message}"
-            else:
-                req = node.req + 1
-                if node.state is State.ACTIVE and verdict is Verdict.REPLICATION:
-                    req = min(req, warn_cap(self.spec.fail_point))
-                    message = f"{message} (ACTIVE node keeps serving)"
-            self.nodes[name] = replace(
-                node,
-                req=req,
-                last_request=obs.at,
-                message=message,
-                reachable=obs.reachable,
-                lag=lag,
-                gtid=obs.gtid_executed or node.gtid,
-                latency_ms=round(obs.latency_ms, 3) if obs.latency_ms is not None else None,
-            )
-        return verdicts
-
-    # -- 2. failures -----------------------------------------------------------------------
-
-    def fail_standbys(self, verdicts: Mapping[str, Verdict]) -> None:
-        for name, node in self.nodes.items():
-            if node.state in (State.STANDBY, State.UNKNOWN) and self.failing(name):
-                self.move(name, self.failed_state(name, verdicts), f"FAIL: {node.message}")
-
-    def settle_failed(self, verdicts: Mapping[str, Verdict]) -> None:
-        """Keep FAILED_ONLINE/OFFLINE truthful about reachability; never leave FAILED here."""
-        for name, node in self.nodes.items():
-            if not node.state.failed or name not in verdicts:
-                continue
-            if verdicts[name] is Verdict.OFFLINE:
-                self.move(name, State.FAILED_OFFLINE, f"FAILED node is unreachable: {node.message}")
-            elif verdicts[name] is Verdict.GOOD:
-                self.move(
-                    name,
-                    State.FAILED_ONLINE,
-                    "FAILED node is reporting recovery",
-                    f"FAILED node is reporting recovery. Manual intervention required "
-                    f"(mpp recover {name}).",
-                )
-            else:
-                self.move(name, State.FAILED_ONLINE, f"FAILED node is reachable: {node.message}")
-
-    # -- 3. the ACTIVE node ----------------------------------------------------------------
-
-    def candidates(self, verdicts: Mapping[str, Verdict]) -> list[NodeState]:
-        """Nodes that may take ACTIVE now: healthy this cycle and not failed, best first."""
-        return [
-            n
-            for n in self.by_priority()
-            if n.state in (State.STANDBY, State.UNKNOWN) and verdicts.get(n.name) is Verdict.GOOD
-        ]
-
-    def choose_active(self, verdicts: Mapping[str, Verdict]) -> None:
-        actives = [n for n in self.by_priority() if n.state is State.ACTIVE]
-        for extra in actives[1:]:  # only a damaged store can hold two; keep the preferred one
-            self.move(extra.name, State.STANDBY, f"two ACTIVE nodes found; {actives[0].name} kept")
-        current = actives[0] if actives else None
-        candidates = self.candidates(verdicts)
-        if current is None:
-            if candidates:
-                reason = (
-                    "Elected ACTIVE: highest-priority healthy node."
-                    if self.base.cycle == 0
-                    else "FAILOVER: Taking over ACTIVE state (the pool had no ACTIVE node)."
-                )
-                self.elect(candidates[0].name, reason)
-            return
-        if self.failing(current.name):
-            self.fail_active(current, candidates, verdicts)
-            return
-        self.maybe_yield(current, candidates)
-
-    def elect(self, name: str, reason: str) -> None:
-        self.move(name, State.ACTIVE, reason)
-        if self.pinned is not None and self.pinned != name:
-            self.pinned = None
-
-    def fail_active(
-        self, current: NodeState, candidates: list[NodeState], verdicts: Mapping[str, Verdict]
-    ) -> None:
-        if not candidates:
-            self.say(
-                current.name,
-                f"Not failing from ACTIVE state because no other server is on standby: "
-                f"{current.message}",
-            )
-            return
-        successor = candidates[0].name
-        self.move(
-            current.name,
-            self.failed_state(current.name, verdicts),
-            f"FAIL: {current.message}; ACTIVE handed to {successor}",
+def _primary_replica_guard(spec: PoolSpec, base: PoolState, name: str, verb: str) -> None:
+    """In primary-replica pools moving ACTIVE by hand would skip catch-up and fencing."""
+    if spec.primary_replica and (verb == "activate" or base.node(name).state is State.ACTIVE):
+        raise CommandRefused(
+            f"in a primary-replica pool use `mpp switchover {spec.name} --to NODE` "
+            f"(planned) or `mpp takeover {spec.name} --to NODE` (primary lost) instead of {verb}"
         )
-        self.elect(successor, f"FAILOVER: Taking over ACTIVE state from {current.name}.")
 
-    def maybe_yield(self, current: NodeState, candidates: list[NodeState]) -> None:
-        """A lower-priority ACTIVE gives way to a healthy higher-priority STANDBY."""
-        if self.pinned == current.name:
-            return
-        rank = self.spec.priority(current.name)
-        better = [
-            n for n in candidates if n.state is State.STANDBY and self.spec.priority(n.name) < rank
-        ]
-        if not better:
-            return
-        target = better[0].name
-        if self.spec.hostile_takeover or self.base.relinquish_to == target:
-            self.move(
-                current.name,
-                State.STANDBY,
-                f"Relinquishing ACTIVE state to {target}.",
-            )
-            self.elect(target, f"Reinstated to ACTIVE (higher priority than {current.name}).")
-            return
-        self.relinquish_to = target
-        self.say(current.name, f"Ready to relinquish ACTIVE state to {target}.")
-        self.say(target, f"Waiting for {current.name} to stand down before instatement to ACTIVE.")
 
-    # -- 4. the rest -----------------------------------------------------------------------
-
-    def standby_unknowns(self, verdicts: Mapping[str, Verdict]) -> None:
-        for name, node in self.nodes.items():
-            if node.state is State.UNKNOWN and verdicts.get(name) is Verdict.GOOD:
-                self.move(name, State.STANDBY, f"healthy: {node.message}", node.message)
-
-    # -- operator commands -----------------------------------------------------------------
-
-    def recover(self, name: str) -> None:
-        node = self.nodes[name]
-        if not node.state.failed:
-            raise CommandRefused(
-                f"{name} is {node.state}, not FAILED_ONLINE/FAILED_OFFLINE: nothing to recover"
-            )
-        self.nodes[name] = replace(node, req=0)
-        self.move(name, State.UNKNOWN, "Manual Recovery Initiated.")
-
-    def fail_by_operator(self, name: str, force: bool) -> None:
-        node = self.nodes[name]
-        if node.state.failed:
-            raise CommandRefused(f"{name} is already {node.state}")
-        failed = State.FAILED_OFFLINE if node.reachable is False else State.FAILED_ONLINE
-        if node.state is State.ACTIVE:
-            successors = [
-                n
-                for n in self.by_priority()
-                if n.state is State.STANDBY and n.req == 0 and n.reachable
-            ]
-            if not successors and not force:
-                raise CommandRefused(
-                    f"{name} is the ACTIVE node and no healthy STANDBY can take over; "
-                    f"use --force to leave pool {self.spec.name} without an ACTIVE node"
-                )
-            self.move(name, failed, "Failed by operator.")
-            if successors:
-                self.elect(successors[0].name, f"FAILOVER: Taking over ACTIVE state from {name}.")
-            return
-        self.move(name, failed, "Failed by operator.")
-
-    def activate(self, name: str) -> None:
-        node = self.nodes[name]
-        if node.state.failed:
-            raise CommandRefused(f"{name} is {node.state}: run `mpp recover {name}` first")
-        if node.req != 0 or not node.reachable:
-            raise CommandRefused(
-                f"{name} is not healthy (req={node.req}, last: {node.message!r}); "
-                "only a node with status OK can be made ACTIVE"
-            )
-        top = self.by_priority()[0].name
-        self.pinned = None if name == top else name
-        for other in self.nodes.values():
-            if other.state is State.ACTIVE and other.name != name:
-                self.move(other.name, State.STANDBY, f"Operator made {name} ACTIVE.")
-        if node.state is not State.ACTIVE:
-            self.move(name, State.ACTIVE, "Made ACTIVE by operator.")
-
-    # -- result ----------------------------------------------------------------------------
-
-    def finish(self, prev: PoolState) -> Decision:
-        events: list[Event] = []
-        nodes: list[NodeState] = []
-        for name in (n.name for n in self.spec.nodes):
-            node = self.nodes[name]
-            old = prev.node(name) if prev.has(name) else NodeState(name)
-            changed = old.state is not node.state
-            node = replace(node, notice=changed)
-            nodes.append(node)
-            if changed:
-                events.append(
-                    self.event(name, self.kind, old.state, node.state, self.reasons[name])
-                )
-            old_status = status_of(old.req, self.spec.fail_point)
-            new_status = status_of(node.req, self.spec.fail_point)
-            if old_status is not new_status:
-                events.append(
-                    self.event(name, "status", old_status.label, new_status.label, node.message)
-                )
-        state = PoolState(
-            name=self.spec.name,
-            nodes=tuple(nodes),
-            cycle=self.base.cycle + (1 if self.kind == "state" else 0),
-            updated_at=self.now,
-            pinned=self.pinned,
-            relinquish_to=self.relinquish_to,
-            draining=self.base.draining,
+def _request(spec: PoolSpec, base: PoolState, command: Command, now: float) -> Request:
+    if not spec.primary_replica:
+        raise CommandRefused(
+            f"pool {spec.name} is {spec.topology}: switchover and takeover need "
+            'topology = "primary-replica"; use `mpp activate NODE`'
         )
-        return Decision(state=state, events=tuple(events))
+    if base.request is not None or base.switching is not None:
+        kind = (base.request or base.switching or Request("request", None, 0)).kind
+        raise CommandRefused(f"pool {spec.name} already has a {kind} in progress")
+    if isinstance(command, Switchover):
+        return Request("switchover", command.to, now, command.timeout, id=command.id)
+    assert isinstance(command, Takeover)
+    return Request("takeover", command.to, now, force=command.force, id=command.id)
 
-    def event(self, node: str, kind: str, old: str, new: str, reason: str) -> Event:
-        return Event(self.now, self.spec.name, node, kind, str(old), str(new), reason)
+
+def _cycle_class(spec: PoolSpec) -> type[Cycle]:
+    return PrimaryReplicaCycle if spec.primary_replica else Cycle

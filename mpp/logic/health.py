@@ -37,10 +37,12 @@ def classify(
 
 
 def _must_replicate(spec: PoolSpec, prev: PoolState, name: str) -> bool:
-    """Every node of MPP's ring replicates; in primary-replica only the non-ACTIVE ones do."""
+    """Every node of MPP's ring replicates. In primary-replica the ACTIVE node does not, nor
+    does a node not yet placed (UNKNOWN): it may be the running primary mpp is meeting."""
     if spec.topology == "master-master":
         return True
-    return not (prev.has(name) and prev.node(name).state is State.ACTIVE)
+    state = prev.node(name).state if prev.has(name) else State.UNKNOWN
+    return state not in (State.ACTIVE, State.UNKNOWN)
 
 
 def _serving_message(obs: Observation) -> str:

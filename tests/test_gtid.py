@@ -1,0 +1,44 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mpp.gtid import Gtids, beyond, contains, parse, union
+
+
+def test_mariadb_positions() -> None:
+    a = parse("0-1-100,1-2-5")
+    b = parse("0-2-102")
+    assert str(a) == "0-1-100,1-2-5"
+    assert str(beyond(a, b)) == "1-2-5"
+    assert contains(parse("0-2-102,1-2-5"), a)
+    assert not contains(a, b)
+    assert str(union(a, b)) == "0-2-102,1-2-5"
+    assert parse("").empty and contains(a, parse(""))
+
+
+def test_mysql_sets() -> None:
+    u = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
+    a = parse(f"{u.upper()}:1-5:7-9")
+    b = parse(f"{u}:1-8")
+    assert str(beyond(a, b)) == f"{u}:9"
+    assert contains(parse(f"{u}:1-9"), a)
+    assert str(union(a, b)) == f"{u}:1-9"
+
+
+def _ids(g: Gtids) -> set[tuple[str, int]]:
+    return {(u, n) for u, spans in g.mysql for a, b in spans for n in range(a, b + 1)}
+
+
+spans = st.lists(st.tuples(st.integers(1, 40), st.integers(0, 6)), max_size=5)
+
+
+def _text(uuid: str, parts: list[tuple[int, int]]) -> str:
+    return uuid + "".join(f":{a}-{a + w}" for a, w in parts) if parts else ""
+
+
+@given(spans, spans)
+def test_mysql_subtraction_matches_set_semantics(
+    x: list[tuple[int, int]], y: list[tuple[int, int]]
+) -> None:
+    a, b = parse(_text("u1", x)), parse(_text("u1", y))
+    assert _ids(beyond(a, b)) == _ids(a) - _ids(b)
+    assert contains(a, b) == (_ids(b) <= _ids(a))

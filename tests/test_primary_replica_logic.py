@@ -1,0 +1,298 @@
+"""The primary-replica rules as pure functions: who is promoted, which actions, when not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mpp.logic.failover import (
+    Acknowledge,
+    Activate,
+    CommandRefused,
+    Switchover,
+    Takeover,
+    apply_command,
+    complete,
+    decide,
+    initial_state,
+)
+from mpp.model import (
+    CatchUp,
+    Decision,
+    Fence,
+    Outcome,
+    PoolSpec,
+    PoolState,
+    Promote,
+    Repoint,
+    State,
+    Unfence,
+)
+from mpp.store import codec
+from tests.builders import star, star_spec
+
+
+def states(state: PoolState) -> dict[str, State]:
+    return {n.name: n.state for n in state.nodes}
+
+
+def settled(spec: PoolSpec) -> PoolState:
+    decision = decide(spec, initial_state(spec), star(spec, {}), 0.0)
+    assert decision.actions == ()
+    return decision.state
+
+
+def test_first_cycle_elects_the_running_primary_whatever_its_priority() -> None:
+    spec = star_spec()
+    obs = star(spec, {}, source="db3")
+    state = decide(spec, initial_state(spec), obs, 0.0).state
+    assert states(state)["db3"] is State.ACTIVE
+
+
+def test_dead_primary_confirmed_by_replicas_fails_over_in_one_cycle() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    obs = star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"})
+    decision = decide(spec, state, obs, 1.0)
+    assert states(decision.state) == {
+        "db1": State.FAILED_OFFLINE,
+        "db2": State.ACTIVE,
+        "db3": State.STANDBY,
+    }
+    assert decision.actions == (
+        Fence("db1", best_effort=True),
+        Promote("db2", timeout=spec.catchup_timeout),
+        Repoint("db3", source="db2"),
+    )
+    assert decision.change == ("failover", "db1", "db2")
+    assert "confirmed dead" in decision.state.node("db1").message
+
+
+def test_primary_only_mpp_cannot_reach_is_not_failed_over() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    for t in range(10):
+        state = decide(spec, state, star(spec, {"db1": "offline"}), float(t)).state
+    assert states(state)["db1"] is State.ACTIVE
+    assert state.node("db1").req == spec.fail_point - 1
+    assert "still replicate from it" in state.node("db1").message
+
+
+def test_most_advanced_candidate_wins_over_priority() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    obs = star(
+        spec,
+        {"db1": "offline", "db2": "io_lost", "db3": "io_lost"},
+        gtids={"db2": "0-1-8", "db3": "0-1-10"},
+    )
+    decision = decide(spec, state, obs, 1.0)
+    assert states(decision.state)["db3"] is State.ACTIVE
+    assert decision.state.promoted_at == "0-1-10"
+
+
+def test_refuses_a_candidate_missing_transactions_another_node_has() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    obs = star(
+        spec,
+        {"db1": "offline", "db2": "io_lost", "db3": "broken"},
+        gtids={"db2": "0-1-8", "db3": "0-1-10"},
+    )
+    decision = decide(spec, state, obs, 1.0)
+    assert states(decision.state)["db1"] is State.ACTIVE, "no unsafe promotion"
+    assert not any(isinstance(a, Promote) for a in decision.actions)
+    assert "refusing to promote db2: db3 has 0-1-10" in decision.state.alert
+
+
+def test_auto_failover_off_waits_for_the_operator() -> None:
+    spec = star_spec(auto_failover=False)
+    state = settled(spec)
+    obs = star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"})
+    state = decide(spec, state, obs, 1.0).state
+    assert states(state)["db1"] is State.ACTIVE
+    assert "mpp takeover main" in state.alert
+    state = apply_command(spec, state, Takeover("db2"), 2.0).state
+    decision = decide(spec, state, obs, 3.0)
+    assert states(decision.state)["db2"] is State.ACTIVE
+    assert decision.change == ("takeover", "db1", "db2")
+    assert any(isinstance(a, Promote) and a.node == "db2" for a in decision.actions)
+
+
+def test_failover_block_until_acknowledged() -> None:
+    spec = star_spec(failover_block=60.0)
+    state = settled(spec)
+    dead1 = star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"})
+    state = decide(spec, state, dead1, 10.0).state
+    assert states(state)["db2"] is State.ACTIVE
+    dead2 = star(spec, {"db1": "offline", "db2": "offline", "db3": "io_lost"}, source="db2")
+    state = decide(spec, state, dead2, 20.0).state
+    assert states(state)["db2"] is State.ACTIVE and "blocked" in state.alert
+    state = apply_command(spec, state, Acknowledge(), 21.0).state
+    state = decide(spec, state, dead2, 22.0).state
+    assert states(state)["db3"] is State.ACTIVE
+
+
+def test_returning_old_primary_is_fenced_then_rejoined_then_standby() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    state = decide(
+        spec, state, star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}), 1.0
+    ).state
+    back = star(spec, {"db1": "primary"}, source="db2")  # came back writable
+    decision = decide(spec, state, back, 2.0)
+    assert Fence("db1") in decision.actions
+    fenced = star(spec, {"db1": "fenced"}, source="db2")
+    decision = decide(spec, decision.state, fenced, 3.0)
+    assert Repoint("db1", source="db2", rejoin=True) in decision.actions
+    rejoined = star(spec, {}, source="db2")
+    decision = decide(spec, decision.state, rejoined, 4.0)
+    assert states(decision.state)["db1"] is State.STANDBY
+    assert "auto-rejoined" in decision.state.node("db1").message
+
+
+def test_errant_transactions_quarantine_the_old_primary() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    state = decide(
+        spec, state, star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}), 1.0
+    ).state
+    fenced = star(spec, {"db1": "fenced"}, source="db2", gtids={"db1": "0-1-11", "db2": "0-2-15"})
+    decision = decide(spec, state, fenced, 2.0)
+    assert not any(isinstance(a, Repoint) and a.node == "db1" for a in decision.actions)
+    assert states(decision.state)["db1"] is State.FAILED_ONLINE
+    assert "errant transactions 0-1-11" in decision.state.node("db1").message
+
+
+def _requested(spec: PoolSpec, state: PoolState, command: Any) -> Decision:
+    state = apply_command(spec, state, command, 1.0).state
+    return decide(spec, state, star(spec, {}), 2.0)
+
+
+def test_switchover_plan_then_commit() -> None:
+    spec = star_spec()
+    decision = _requested(spec, settled(spec), Switchover("db2", timeout=5.0))
+    assert decision.actions == (
+        Fence("db1"),
+        CatchUp("db2", source="db1", timeout=5.0),
+        Promote("db2", timeout=5.0),
+        Repoint("db3", source="db2"),
+        Repoint("db1", source="db2", rejoin=True),
+    )
+    assert decision.state.draining == ("db1",) and decision.state.switching is not None
+    assert states(decision.state)["db1"] is State.ACTIVE, "nothing moves before it is done"
+    done = complete(spec, decision.state, [Outcome(a, True) for a in decision.actions], 3.0)
+    assert states(done.state) == {"db1": State.STANDBY, "db2": State.ACTIVE, "db3": State.STANDBY}
+    assert done.state.switching is None and done.state.draining == ()
+
+
+def test_switchover_that_times_out_rolls_back() -> None:
+    spec = star_spec()
+    decision = _requested(spec, settled(spec), Switchover("db2"))
+    outcomes = [Outcome(decision.actions[0], True), Outcome(decision.actions[1], False, "timeout")]
+    done = complete(spec, decision.state, outcomes, 3.0)
+    assert states(done.state)["db1"] is State.ACTIVE
+    assert done.actions == (Unfence("db1"),)
+    assert any("rolled back" in e.new for e in done.events)
+
+
+def test_interrupted_switchover_is_resolved_from_what_the_servers_say() -> None:
+    spec = star_spec()
+    decision = _requested(spec, settled(spec), Switchover("db2"))
+    # mpp died after promoting db2: db2 is a writable primary, db1 fenced
+    after = star(spec, {"db1": "fenced"}, source="db2")
+    state = codec.loads(codec.dumps(decision.state))
+    resolved = decide(spec, state, after, 5.0)
+    assert states(resolved.state)["db2"] is State.ACTIVE
+    assert states(resolved.state)["db1"] is State.STANDBY
+    # mpp died before promoting: roll back, db1 stays ACTIVE and is made writable again
+    before = star(spec, {"db1": "fenced"})
+    resolved = decide(spec, state, before, 5.0)
+    assert states(resolved.state)["db1"] is State.ACTIVE
+    assert Promote("db1", timeout=spec.catchup_timeout) in resolved.actions
+
+
+def test_takeover_refuses_a_behind_target_unless_forced() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    obs = star(spec, {"db1": "offline"}, gtids={"db2": "0-1-8", "db3": "0-1-10"})
+    refused = decide(spec, apply_command(spec, state, Takeover("db2"), 1.0).state, obs, 2.0)
+    assert states(refused.state)["db1"] is State.ACTIVE
+    assert any("db3 has 0-1-10" in e.reason for e in refused.events)
+    forced = decide(
+        spec, apply_command(spec, state, Takeover("db2", force=True), 1.0).state, obs, 2.0
+    )
+    assert states(forced.state)["db2"] is State.ACTIVE
+    assert "may lose 0-1-10" in forced.state.node("db2").message
+
+
+def test_manual_activate_and_fail_of_active_are_refused() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    with pytest.raises(CommandRefused, match="switchover"):
+        apply_command(spec, state, Activate("db2"), 1.0)
+    with pytest.raises(CommandRefused, match="already has a switchover"):
+        pending = apply_command(spec, state, Switchover(), 1.0).state
+        apply_command(spec, pending, Switchover(), 1.0)
+
+
+def test_restart_mid_failover_promotes_the_recorded_node_not_another() -> None:
+    spec = star_spec()
+    state = settled(spec)
+    decision = decide(
+        spec, state, star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}), 1.0
+    )
+    stored = codec.loads(codec.dumps(decision.state))  # mpp died before any action ran
+    # db3 now looks better than db2, but db2 is the recorded ACTIVE node
+    obs = star(
+        spec,
+        {"db1": "offline", "db2": "io_lost", "db3": "io_lost"},
+        gtids={"db2": "0-1-10", "db3": "0-1-10"},
+    )
+    again = decide(spec, stored, obs, 2.0)
+    assert [a for a in again.actions if isinstance(a, Promote)] == [
+        Promote("db2", timeout=spec.catchup_timeout)
+    ]
+
+
+KINDS = ["primary", "replica", "replica", "io_lost", "sql_stopped", "broken", "offline", "fenced"]
+
+
+@st.composite
+def histories(draw: Any) -> tuple[PoolSpec, list[dict[str, Any]]]:
+    n = draw(st.integers(2, 4))
+    spec = star_spec(n, failover_block=draw(st.sampled_from([0.0, 60.0])))
+    names = [f"db{i + 1}" for i in range(n)]
+    step = st.fixed_dictionaries(
+        {
+            "kinds": st.fixed_dictionaries({m: st.sampled_from(KINDS) for m in names}),
+            "source": st.sampled_from(names),
+            "gtids": st.fixed_dictionaries(
+                {m: st.sampled_from(["0-1-8", "0-1-10", "0-2-12"]) for m in names}
+            ),
+        }
+    )
+    return spec, draw(st.lists(step, min_size=1, max_size=25))
+
+
+@settings(max_examples=300, deadline=None)
+@given(histories())
+def test_never_two_active_and_only_the_active_is_promoted(
+    case: tuple[PoolSpec, list[dict[str, Any]]],
+) -> None:
+    spec, steps = case
+    state = initial_state(spec)
+    for t, step in enumerate(steps):
+        obs = star(spec, step["kinds"], step["source"], step["gtids"])
+        decision = decide(spec, state, obs, float(t * 10))
+        state = decision.state
+        active = [n.name for n in state.nodes if n.state is State.ACTIVE]
+        assert len(active) <= 1
+        promoted = [a.node for a in decision.actions if isinstance(a, Promote)]
+        assert promoted in ([], active), (promoted, active)
+        for a in decision.actions:
+            if isinstance(a, Repoint):
+                assert a.source == active[0] and a.node != active[0]
