@@ -16,9 +16,11 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from mpp.config import Config, PoolConfig
+from mpp.executor import Executor
+from mpp.hooks import run_hook, run_hook_later
 from mpp.logic import logic_for
 from mpp.model import Decision, Event, Observation, PoolSpec, PoolState
-from mpp.probe.mysql import NodeProber, Target
+from mpp.probe.mysql import NodeProber, pool_targets
 from mpp.store import Store, StoreError
 
 log = logging.getLogger("mpp")
@@ -58,21 +60,9 @@ class PoolWorker:
         self.store = store
         self.executor = executor
         self.publishers = publishers
-        password = config.password(pool)
-        self.probers = [
-            NodeProber(
-                Target(
-                    node=n.name,
-                    host=n.host,
-                    port=n.port,
-                    user=pool.user,
-                    password=password,
-                    connect_timeout=config.mpp.connect_timeout,
-                    query_timeout=config.query_timeout,
-                )
-            )
-            for n in pool.node
-        ]
+        self.probers = [NodeProber(t) for t in pool_targets(config, pool).values()]
+        # only primary-replica pools change the topology; MPP's ring keeps state only
+        self.actions = Executor(config, pool) if self.spec.primary_replica else None
         # connect, then two queries: anything slower than this is a hung server
         self.deadline = config.mpp.connect_timeout + 2 * config.query_timeout + 0.1
         self.last_cycle_seconds = 0.0
@@ -98,22 +88,94 @@ class PoolWorker:
         return {o.node: o for o in results}
 
     def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
-        return transact(
+        def step(prev: PoolState) -> Decision:
+            decision = self.logic.decide(self.spec, prev, observations, now)
+            why = self.pre_hook(decision)
+            return self.logic.veto(self.spec, prev, decision, why, now) if why else decision
+
+        return transact(self.store, self.spec, step)
+
+    def pre_hook(self, decision: Decision) -> str:
+        """Run pre_failover/pre_switchover; the reason to veto, or "" to go ahead."""
+        if decision.change is None:
+            return ""
+        name = f"pre_{'failover' if decision.change[0] == 'takeover' else decision.change[0]}"
+        command = self.spec.hook(name)
+        if command is None:
+            return ""
+        ok, detail = run_hook(name, command, self.hook_env(decision), self.pool.hooks.timeout)
+        if ok or not self.spec.abort_on_hook_failure:
+            return ""
+        return f"{decision.change[0]} aborted: {detail}"
+
+    def hook_env(self, decision: Decision) -> dict[str, str]:
+        kind, old, new = decision.change or ("", "", "")
+        return {
+            "MPP_POOL": self.spec.name,
+            "MPP_EVENT": kind,
+            "MPP_OLD": old,
+            "MPP_NEW": new,
+            "MPP_REASON": "; ".join(e.reason for e in decision.events if e.kind != "status"),
+        }
+
+    async def execute(self, decision: Decision) -> Decision:
+        """Carry out the decision's actions, then record their outcomes (and finish or roll
+        back a switchover). Returns the last committed decision."""
+        if self.actions is None:
+            return decision
+        loop = asyncio.get_running_loop()
+        outcomes = []
+        if decision.actions:
+            outcomes = await loop.run_in_executor(self.executor, self.actions.run, decision.actions)
+        outcomes += self.actions.late_outcomes()
+        if not outcomes and decision.state.switching is None:
+            return decision
+        done = transact(
             self.store,
             self.spec,
-            lambda prev: self.logic.decide(self.spec, prev, observations, now),
+            lambda prev: self.logic.complete(self.spec, prev, outcomes, time.time()),
         )
+        if done.actions:  # a rollback
+            self.publish(done)
+            return await self.execute(done)
+        return done
+
+    def publish(self, decision: Decision) -> None:
+        for event in decision.events:
+            log_event(event)
+        for publish in self.publishers:
+            publish(decision.state, decision.events)
+        self.after_hooks(decision)
+
+    def after_hooks(self, decision: Decision) -> None:
+        hooks = self.pool.hooks
+        if decision.change and (command := self.spec.hook(f"post_{decision.change[0]}")):
+            run_hook_later(
+                f"post_{decision.change[0]}", command, self.hook_env(decision), hooks.timeout
+            )
+        command = self.spec.hook("on_state_change")
+        for e in decision.events:
+            if command and e.kind not in ("status", "action"):
+                env = {
+                    "MPP_POOL": e.pool,
+                    "MPP_NODE": e.node,
+                    "MPP_OLD": e.old,
+                    "MPP_NEW": e.new,
+                    "MPP_REASON": e.reason,
+                    "MPP_EVENT": e.kind,
+                }
+                run_hook_later("on_state_change", command, env, hooks.timeout)
 
     async def cycle(self) -> Decision:
         started = time.perf_counter()
         observations = await self.observe()
         decision = self.commit(observations, time.time())
-        for event in decision.events:
-            log_event(event)
-        for publish in self.publishers:
-            publish(decision.state, decision.events)
+        self.publish(decision)
+        done = await self.execute(decision)
+        if done is not decision:
+            self.publish(done)
         self.last_cycle_seconds = time.perf_counter() - started
-        return decision
+        return done
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.config.mpp.interval

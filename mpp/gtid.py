@@ -110,6 +110,29 @@ def _subtract(
     return tuple(out)
 
 
+def errant(own: Gtids, promoted: Gtids, active: Gtids) -> Gtids:
+    """Transactions on a returning node that the ACTIVE node's history does not contain.
+
+    MySQL sets answer this exactly (own minus active). A MariaDB position holds only the last
+    GTID per domain, so the question becomes: was that last transaction written after the
+    promotion point by someone other than the current primary's stream? A GTID the ACTIVE
+    node also ends with (same server, no higher seq) is one it replicated, not an errant one.
+    """
+    if not (own.mariadb or promoted.mariadb or active.mariadb):
+        return beyond(own, active)
+    base = {d: n for d, _s, n in promoted.mariadb}
+    head = {d: (s, n) for d, s, n in active.mariadb}
+    out = []
+    for d, s, n in own.mariadb:
+        if n <= base.get(d, 0):
+            continue
+        server, seq = head.get(d, (-1, 0))
+        if server == s and n <= seq:
+            continue
+        out.append((d, s, n))
+    return Gtids(mariadb=tuple(out))
+
+
 def contains(a: Gtids, b: Gtids) -> bool:
     """Has `a` everything `b` has?"""
     return beyond(b, a).empty

@@ -73,6 +73,7 @@ REPL_PASSWORD = "sandbox-repl"
 _HOST = "127.0.0.1"
 _STATE_FILE = "sandbox.json"
 _PASSWORD_FILE = "mpp.password"
+_REPL_PASSWORD_FILE = "repl.password"
 _CONFIG_FILE = "mpp.toml"
 _LOCK_FILE = ".lock"
 _TEMPLATE_DIR = ".template"
@@ -733,7 +734,9 @@ def _node_cnf(d: Path, state: _State, rec: _NodeRecord) -> str:
         "gtid_domain_id = 0",
         f"gtid_strict_mode = {strict}",
         "relay_log_recovery = ON",
-        "slave_net_timeout = 4",
+        # A replica notices a hung (not dead) primary after about this long; mpp waits for that
+        # confirmation before failing over, so it bounds the RTO of a hung primary.
+        "slave_net_timeout = 2",
         f"report_host = {_HOST}",
         f"report_port = {rec.port}",
         "skip_name_resolve = ON",
@@ -1136,6 +1139,12 @@ def _write_mpp_config(d: Path, state: _State, say: Callable[[str], None]) -> Non
         f'user = "{MPP_USER}"\n'
         f'password_file = "{_PASSWORD_FILE}"\n'
     ]
+    if state.topology == "primary-replica":
+        # mpp repoints replicas itself, with the replication account's password
+        repl = d / _REPL_PASSWORD_FILE
+        repl.write_text(REPL_PASSWORD)
+        repl.chmod(0o600)
+        parts.append(f'repl_user = "{REPL_USER}"\nrepl_password_file = "{_REPL_PASSWORD_FILE}"\n')
     for i, rec in enumerate(state.nodes):
         parts.append(
             "\n[[pool.node]]\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,9 +41,15 @@ class Cluster:
             conn.close()
 
 
-def _write_config(d: Path, interval: str, hostile: bool) -> Path:
+def _write_config(d: Path, interval: str, hostile: bool, extra: str = "") -> Path:
     """The sandbox's own mpp.toml, made quicker for tests (short interval and timeouts)."""
     text = (d / "mpp.toml").read_text()
+    for line in filter(None, extra.splitlines()):  # pool keys: replace, or add before nodes
+        key = line.split("=")[0].strip()
+        if re.search(rf"^{key} = ", text, re.M):
+            text = re.sub(rf"^{key} = .*$", line, text, count=1, flags=re.M)
+        else:
+            text = text.replace("\n[[pool.node]]", f"\n{line}\n\n[[pool.node]]", 1)
     text = text.replace('interval = "1s"', f'interval = "{interval}"')
     text = text.replace('connect_timeout = "1s"', 'connect_timeout = "500ms"')
     text = text.replace("hostile_takeover = false", f"hostile_takeover = {str(hostile).lower()}")
@@ -59,12 +66,17 @@ def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     made: list[Path] = []
 
     def make(
-        base_port: int, nodes: int = 3, hostile: bool = False, interval: str = "200ms"
+        base_port: int,
+        nodes: int = 3,
+        hostile: bool = False,
+        interval: str = "200ms",
+        topology: sandbox.Topology = "master-master",
+        extra: str = "",
     ) -> Cluster:
         d = tmp_path_factory.mktemp("sandbox")
         made.append(d)
-        sandbox.up(d, nodes=nodes, base_port=base_port, topology="master-master")
-        return Cluster(d, _write_config(d, interval, hostile))
+        sandbox.up(d, nodes=nodes, base_port=base_port, topology=topology)
+        return Cluster(d, _write_config(d, interval, hostile, extra))
 
     yield make
     for d in made:

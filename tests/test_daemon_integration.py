@@ -6,7 +6,6 @@ no assertion depends on wall-clock speed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,41 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from mpp.config import Config
-from mpp.daemon import make_workers, poll_once, transact
+from mpp.daemon import transact
 from mpp.logic import Recover, logic_for
 from mpp.logic.ladder import status_of
 from mpp.model import PoolState, State, Status
 from mpp.store import SqliteStore
 from tests.conftest import Cluster
+from tests.driver import Driver
 
 pytestmark = pytest.mark.integration
-
-
-class Driver:
-    """Runs poll cycles of one config on demand, like `mpp poll` but in-process."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.store = SqliteStore(config.state_path)
-        self.workers, self.executor = make_workers(config, self.store)
-
-    def cycle(self) -> PoolState:
-        return asyncio.run(poll_once(self.workers))[0].state
-
-    def until(self, check: Callable[[PoolState], bool], cycles: int = 60) -> PoolState:
-        for _ in range(cycles):
-            state = self.cycle()
-            if check(state):
-                return state
-            time.sleep(0.1)
-        raise AssertionError(f"condition not reached in {cycles} cycles: {state}")
-
-    def close(self) -> None:
-        for w in self.workers:
-            w.close()
-        self.executor.shutdown(wait=False, cancel_futures=True)
-        self.store.close()
 
 
 def label(state: PoolState, node: str, fail_point: int = 4) -> tuple[str, str]:
@@ -72,7 +45,7 @@ def mpp(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
 def test_kill_active_climbs_ladder_fails_over_and_recovers(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(34200)
+    cluster = make_cluster(24200)
     drive = Driver(cluster.config())
     try:
         state = drive.cycle()
@@ -125,7 +98,7 @@ def test_kill_active_climbs_ladder_fails_over_and_recovers(
 def test_hostile_takeover_reinstates_the_primary_at_once(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(34210, nodes=2, hostile=True)
+    cluster = make_cluster(24210, nodes=2, hostile=True)
     config = cluster.config()
     drive = Driver(config)
     try:
@@ -152,7 +125,7 @@ def test_hostile_takeover_reinstates_the_primary_at_once(
 def test_stopped_sql_thread_fails_a_standby_and_warns_on_the_active(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(34220)
+    cluster = make_cluster(24220)
     drive = Driver(cluster.config())
     try:
         drive.cycle()
@@ -170,7 +143,7 @@ def test_stopped_sql_thread_fails_a_standby_and_warns_on_the_active(
 
 
 def test_hung_node_does_not_hold_up_the_others(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(34230)
+    cluster = make_cluster(24230)
     drive = Driver(cluster.config())
     try:
         drive.cycle()
@@ -206,7 +179,7 @@ def _run_daemon(cluster: Cluster, seconds: float) -> str:
 
 
 def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(34240)
+    cluster = make_cluster(24240)
     _run_daemon(cluster, 2.0)
     cluster.kill("db1")
     first = _run_daemon(cluster, 0.5)  # killed mid-way up the ladder
@@ -245,7 +218,7 @@ def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster
 
 
 def test_status_json_and_table(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(34250)
+    cluster = make_cluster(24250)
     out = mpp(cluster, "poll")
     assert out.returncode == 0, out.stderr
     doc = json.loads(mpp(cluster, "status", "--json").stdout)
@@ -279,7 +252,7 @@ def test_status_json_and_table(make_cluster: Callable[..., Cluster]) -> None:
 
 
 def test_operator_commands_through_the_cli(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(34260)
+    cluster = make_cluster(24260)
     assert mpp(cluster, "poll").returncode == 0
     out = mpp(cluster, "activate", "db3")
     assert out.returncode == 0, out.stderr
@@ -298,7 +271,7 @@ def test_operator_commands_through_the_cli(make_cluster: Callable[..., Cluster])
 def test_wrong_password_is_failed_online_not_offline(
     make_cluster: Callable[..., Cluster], tmp_path: Path
 ) -> None:
-    cluster = make_cluster(34270, nodes=2)
+    cluster = make_cluster(24270, nodes=2)
     text = cluster.config_path.read_text().replace(
         'password_file = "mpp.password"', f'password_file = "{tmp_path / "wrong"}"'
     )

@@ -42,3 +42,15 @@ def test_mysql_subtraction_matches_set_semantics(
     a, b = parse(_text("u1", x)), parse(_text("u1", y))
     assert _ids(beyond(a, b)) == _ids(a) - _ids(b)
     assert contains(a, b) == (_ids(b) <= _ids(a))
+
+
+def test_errant_on_mariadb_uses_the_promotion_point_and_the_writer() -> None:
+    from mpp.gtid import errant
+
+    promoted = parse("0-1-3")
+    assert str(errant(parse("0-1-4"), promoted, parse("0-2-9"))) == "0-1-4"
+    assert errant(parse("0-2-7"), promoted, parse("0-2-9")).empty  # replicated from db2
+    assert errant(parse("0-1-3"), promoted, parse("0-1-3")).empty  # nothing new anywhere
+    assert str(errant(parse("0-1-4"), promoted, parse("0-1-3"))) == "0-1-4"
+    u = "u1"
+    assert str(errant(parse(f"{u}:1-5"), parse(""), parse(f"{u}:1-4"))) == f"{u}:5"

@@ -1,6 +1,7 @@
 """Integration tests of mpp.sandbox against real mariadbd processes.
 
-Ports 34100-34139 belong to this file so it can run next to the other integration tests.
+Ports 24100-24149 belong to this file (below the kernel's ephemeral range, so no client
+socket can hold them) so it can run next to the other integration tests.
 Every sandbox is destroyed in a finalizer, so a failing assertion leaves no mariadbd behind.
 """
 
@@ -34,10 +35,10 @@ needs_mariadbd = pytest.mark.skipif(not _HAVE_MARIADBD, reason="mariadbd is not 
 
 pytestmark = pytest.mark.integration
 
-MM_PORT = 34100
-PR_PORT = 34110
-DOWN_PORT = 34120
-BUSY_PORT = 34130
+MM_PORT = 24100
+PR_PORT = 24110
+DOWN_PORT = 24120
+BUSY_PORT = 24130
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -331,7 +332,7 @@ def test_sandbox_cli_up_status_kill_start_down(tmp_path: Path) -> None:
         )
 
     try:
-        out = mpp("up", "--nodes", "2", "--base-port", "34140")
+        out = mpp("up", "--nodes", "2", "--base-port", "24140")
         assert out.returncode == 0, out.stdout + out.stderr
         assert (d / "mpp.toml").exists()
         status = json.loads(mpp("status", "--json").stdout)

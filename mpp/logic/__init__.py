@@ -39,6 +39,10 @@ class Logic(Protocol):
         self, spec: PoolSpec, prev: PoolState, command: Command, now: float
     ) -> Decision: ...
 
+    def veto(
+        self, spec: PoolSpec, prev: PoolState, decision: Decision, why: str, now: float
+    ) -> Decision: ...
+
     def complete(
         self, spec: PoolSpec, prev: PoolState, outcomes: Sequence[Outcome], now: float
     ) -> Decision: ...

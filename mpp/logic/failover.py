@@ -33,6 +33,7 @@ from mpp.logic.cycle import Cycle
 from mpp.logic.primary_replica import PrimaryReplicaCycle
 from mpp.model import (
     Decision,
+    Event,
     NodeState,
     Observation,
     Outcome,
@@ -141,7 +142,7 @@ def apply_command(spec: PoolSpec, prev: PoolState, command: Command, now: float)
 
 def complete(spec: PoolSpec, prev: PoolState, outcomes: Sequence[Outcome], now: float) -> Decision:
     """Record what the executor did; finish (or roll back) a switchover in flight."""
-    cycle = _cycle_class(spec)(spec, reconcile(spec, prev), now, kind="executor")
+    cycle = _cycle_class(spec)(spec, reconcile(spec, prev), now, kind="switchover")
     for o in outcomes:
         cycle.pool_events.append(
             cycle.event(
@@ -157,6 +158,14 @@ def complete(spec: PoolSpec, prev: PoolState, outcomes: Sequence[Outcome], now: 
     if isinstance(cycle, PrimaryReplicaCycle) and prev.switching is not None:
         cycle.finish_switchover(outcomes)
     return cycle.finish(prev)
+
+
+def veto(spec: PoolSpec, prev: PoolState, decision: Decision, why: str, now: float) -> Decision:
+    """A pre_* hook refused the change: the pool stays as it was, with the reason recorded
+    (a failover is tried again next cycle; a switchover request is dropped)."""
+    kind = decision.change[0] if decision.change else "change"
+    state = replace(reconcile(spec, prev), request=None, alert=why, updated_at=now)
+    return Decision(state, events=(Event(now, spec.name, "-", "pool", kind, "vetoed", why),))
 
 
 def _primary_replica_guard(spec: PoolSpec, base: PoolState, name: str, verb: str) -> None:

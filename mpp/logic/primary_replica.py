@@ -233,7 +233,10 @@ class PrimaryReplicaCycle(Cycle):
         target = request.to or (ready[0] if ready else None)
         if target is None or target not in ready:
             why = (
-                f"{target} is not a healthy STANDBY replicating from {current.name}"
+                f"{target} is not a healthy STANDBY replicating from {current.name} "
+                f"({self.nodes[target].message})"
+                if target in self.nodes
+                else f"no node {target!r}"
                 if target
                 else "no healthy STANDBY to switch over to"
             )

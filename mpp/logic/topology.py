@@ -98,10 +98,9 @@ def errant(
 ) -> gtid.Gtids:
     """Transactions a returning node has that the ACTIVE node's history lacks."""
     own = gtid.parse(obs.gtid_binlog or obs.gtid_executed)
-    base = (
-        gtid.parse(state.promoted_at) if state.promoted_at else received(observations.get(active))
-    )
-    return gtid.beyond(own, base)
+    head = received(observations.get(active))
+    base = gtid.parse(state.promoted_at) if state.promoted_at else head
+    return gtid.errant(own, base, head)
 
 
 def plan(

@@ -32,9 +32,123 @@ class Flavor:
 
     @property
     def health_sql(self) -> str:
-        """The trivial query of MPP's connect check, also reading read_only and GTIDs."""
-        gtid = "@@global.gtid_current_pos" if self.is_mariadb else "@@global.gtid_executed"
-        return f"SELECT @@global.read_only, {gtid}"
+        """The trivial query of MPP's connect check, also reading read_only, GTIDs, semi-sync.
+
+        Columns: read_only, applied GTIDs, own binlog GTIDs, semi-sync primary, replica.
+        MySQL's semi-sync variables exist only with the plugin loaded, so they read NULL.
+        """
+        if self.is_mariadb:
+            return (
+                "SELECT @@global.read_only, @@global.gtid_current_pos, @@global.gtid_binlog_pos, "
+                "@@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_slave_enabled"
+            )
+        return (
+            "SELECT @@global.read_only, @@global.gtid_executed, @@global.gtid_executed, NULL, NULL"
+        )
+
+    # -- topology changes (mpp.executor) ---------------------------------------------------
+
+    @property
+    def _replica(self) -> str:
+        return "SLAVE" if self.is_mariadb or self.version < (8, 0, 22) else "REPLICA"
+
+    def fence_sql(self) -> list[str]:
+        # super_read_only also stops SUPER users on MySQL; MariaDB has no such switch, which
+        # is why fencing also kills client connections.
+        if self.is_mariadb:
+            return ["SET GLOBAL read_only = ON"]
+        return ["SET GLOBAL super_read_only = ON"]
+
+    def unfence_sql(self) -> list[str]:
+        if self.is_mariadb:
+            return ["SET GLOBAL read_only = OFF"]
+        return ["SET GLOBAL super_read_only = OFF", "SET GLOBAL read_only = OFF"]
+
+    @property
+    def client_threads_sql(self) -> str:
+        """Client sessions to kill when fencing: not ours, not replication, not daemons."""
+        return (
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "AND USER NOT IN ('system user', 'event_scheduler') "
+            "AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', "
+            "'Slave_IO', 'Slave_SQL', 'Slave_worker')"
+        )
+
+    @property
+    def stop_io_sql(self) -> str:
+        return f"STOP {self._replica} IO_THREAD"
+
+    @property
+    def binlog_pos_sql(self) -> str:
+        return (
+            "SELECT @@global.gtid_binlog_pos"
+            if self.is_mariadb
+            else "SELECT @@global.gtid_executed"
+        )
+
+    def wait_sql(self) -> tuple[str, int]:
+        """Wait until a GTID position is applied: (SQL with %s pos and timeout, success value)."""
+        if self.is_mariadb:
+            return "SELECT MASTER_GTID_WAIT(%s, %s)", 0
+        return "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", 0
+
+    def promote_sql(self) -> list[str]:
+        return [f"STOP {self._replica}", f"RESET {self._replica} ALL", *self.unfence_sql()]
+
+    def semi_sync_sql(self, primary: bool, timeout_ms: int) -> list[str]:
+        """Semi-sync for one role. A replica must not have the primary side on: in MariaDB
+        that stalls its SQL thread when it has no replicas of its own."""
+        if self.is_mariadb:
+            if primary:
+                return [
+                    "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+                    "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'",
+                    f"SET GLOBAL rpl_semi_sync_master_timeout = {int(timeout_ms)}",
+                    "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+                ]
+            return [
+                "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            ]
+        if primary:
+            return [
+                "SET GLOBAL rpl_semi_sync_replica_enabled = OFF",
+                "SET GLOBAL rpl_semi_sync_source_wait_point = 'AFTER_SYNC'",
+                f"SET GLOBAL rpl_semi_sync_source_timeout = {int(timeout_ms)}",
+                "SET GLOBAL rpl_semi_sync_source_enabled = ON",
+            ]
+        return [
+            "SET GLOBAL rpl_semi_sync_source_enabled = OFF",
+            "SET GLOBAL rpl_semi_sync_replica_enabled = ON",
+        ]
+
+    def repoint_sql(self) -> tuple[list[str], str, str]:
+        """([stop, prepare...], change-source with %s host, port, user, password, start).
+
+        MariaDB: a node that was a primary has a stale gtid_slave_pos, so the replica position
+        is first set to everything the node has (gtid_current_pos: binlog and applied alike).
+        A node with local (errant) transactions then fails loudly (error 1236) instead of
+        silently skipping them, and MASTER_GTID_WAIT (which reads gtid_slave_pos) works for
+        it at the next switchover.
+        """
+        if self.is_mariadb:
+            change = (
+                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, "
+                "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+            )
+            prepare = ["STOP SLAVE", "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos"]
+            return prepare, change, "START SLAVE"
+        elif self.version >= (8, 0, 23):
+            change = (
+                "CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%s, SOURCE_USER=%s, "
+                "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1"
+            )
+        else:
+            change = (
+                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, "
+                "MASTER_PASSWORD=%s, MASTER_AUTO_POSITION=1, MASTER_CONNECT_RETRY=1"
+            )
+        return [f"STOP {self._replica}"], change, f"START {self._replica}"
 
     def replication(self, row: dict[str, Any] | None) -> Replication | None:
         """A SHOW SLAVE/REPLICA STATUS row (dict cursor) -> Replication, or None if no row."""

@@ -18,6 +18,7 @@ import pymysql
 import pymysql.cursors
 from pydantic import SecretStr
 
+from mpp.config import Config, PoolConfig
 from mpp.model import Observation
 from mpp.probe.flavor import Flavor, detect
 
@@ -38,6 +39,42 @@ class Target:
 
     def __repr__(self) -> str:  # the password must never reach a log line
         return f"Target({self.node}@{self.host}:{self.port})"
+
+
+def open_connection(
+    t: Target, read_timeout: float | None = None
+) -> pymysql.connections.Connection[Any]:
+    """A connection with every socket operation bounded (probe and executor alike)."""
+    return pymysql.connect(
+        host=t.host,
+        port=t.port,
+        user=t.user,
+        password=t.password.get_secret_value(),
+        connect_timeout=t.connect_timeout,
+        read_timeout=read_timeout or t.query_timeout,
+        write_timeout=t.query_timeout,
+        autocommit=True,
+        # TLS negotiation costs ~58 ms per connect with PyMySQL's default "preferred" mode;
+        # monitoring over loopback/LAN runs without it for now.
+        ssl_disabled=True,
+    )
+
+
+def pool_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
+    """Where and how to connect to each node (the password is read once, here)."""
+    password = config.password(pool)
+    return {
+        n.name: Target(
+            node=n.name,
+            host=n.host,
+            port=n.port,
+            user=pool.user,
+            password=password,
+            connect_timeout=config.mpp.connect_timeout,
+            query_timeout=config.query_timeout,
+        )
+        for n in pool.node
+    }
 
 
 class NodeProber:
@@ -75,8 +112,7 @@ class NodeProber:
         try:
             with conn.cursor() as cur:
                 cur.execute(flavor.health_sql)
-                row = cur.fetchone()
-                read_only, gtid = (row[0], row[1]) if row else (None, "")
+                row = cur.fetchone() or (None, "", "", None, None)
             with conn.cursor(pymysql.cursors.DictCursor) as cur:
                 cur.execute(flavor.replica_status_sql)
                 replication = flavor.replication(cur.fetchone())
@@ -90,28 +126,18 @@ class NodeProber:
             latency_ms=(time.perf_counter() - t0) * 1000.0,
             version=".".join(map(str, flavor.version)),
             flavor=flavor.name,
-            read_only=bool(read_only) if read_only is not None else None,
-            gtid_executed=str(gtid or ""),
+            read_only=_flag(row[0]),
+            gtid_executed=str(row[1] or ""),
+            gtid_binlog=str(row[2] or ""),
+            semi_sync_primary=_flag(row[3]),
+            semi_sync_replica=_flag(row[4]),
             replication=replication,
         )
 
     def _connection(self) -> tuple[pymysql.connections.Connection[Any], Flavor]:
         if self._conn is not None and self._flavor is not None:
             return self._conn, self._flavor
-        t = self.target
-        conn = pymysql.connect(
-            host=t.host,
-            port=t.port,
-            user=t.user,
-            password=t.password.get_secret_value(),
-            connect_timeout=t.connect_timeout,
-            read_timeout=t.query_timeout,
-            write_timeout=t.query_timeout,
-            autocommit=True,
-            # TLS negotiation costs ~58 ms per connect with PyMySQL's default "preferred"
-            # mode; monitoring over loopback/LAN runs without it for now.
-            ssl_disabled=True,
-        )
+        conn = open_connection(self.target)
         self._conn, self._flavor = conn, detect(conn.get_server_info())  # type: ignore[no-untyped-call]
         return conn, self._flavor
 
@@ -133,3 +159,7 @@ class NodeProber:
             reachable=code not in _UNREACHABLE and code != 0,
             error=f"{what}: {code} {text}".strip() if code else f"{what}: {text}",
         )
+
+
+def _flag(value: Any) -> bool | None:
+    return None if value is None else bool(int(value))

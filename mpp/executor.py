@@ -1,0 +1,213 @@
+"""Carrying out the logic's actions on the servers, in order, each under a deadline.
+
+The executor decides nothing: it runs the list the pure logic returned, stops at the first
+failure (the logic sees the result next cycle and decides again), and reports an Outcome per
+action for the history. SQL comes from the flavor module.
+
+Best-effort actions (fencing a primary that may be hung rather than dead) run in the
+background with a long read timeout, so the promotion does not wait for them and a hung
+server that wakes up finds the fence already queued. That alone cannot order the fence
+before every queued client commit; the guarantee that no acknowledged write is lost comes
+from semi-sync (docs/topology.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import pymysql
+
+from mpp.config import Config, PoolConfig
+from mpp.model import (
+    Action,
+    CatchUp,
+    Fence,
+    Outcome,
+    Promote,
+    Repoint,
+    SetReadOnly,
+    Unfence,
+)
+from mpp.probe.flavor import Flavor, detect
+from mpp.probe.mysql import open_connection, pool_targets
+
+log = logging.getLogger("mpp.executor")
+
+_BACKGROUND_FENCE_SECONDS = 30.0
+
+
+class ActionFailed(Exception):
+    pass
+
+
+class Executor:
+    def __init__(self, config: Config, pool: PoolConfig) -> None:
+        self.pool = pool
+        self.config = config
+        self.targets = pool_targets(config, pool)
+        self.addresses = {n.name: (n.host, n.port) for n in pool.node}
+        self._late: deque[Outcome] = deque()
+
+    def run(self, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:
+        """Run in order; stop at the first failure of an action that is not best-effort."""
+        outcomes: list[Outcome] = []
+        for action in actions:
+            if action.best_effort:
+                threading.Thread(
+                    target=self._background, args=(action,), daemon=True, name="fence"
+                ).start()
+                continue
+            outcome = self.do(action)
+            outcomes.append(outcome)
+            log.info(
+                "action %s: %s %s",
+                action.describe(),
+                "ok" if outcome.ok else "FAILED",
+                outcome.detail,
+            )
+            if not outcome.ok:
+                break
+        return outcomes
+
+    def late_outcomes(self) -> list[Outcome]:
+        """Outcomes of background actions finished since the last call (for the history)."""
+        out = []
+        while self._late:
+            out.append(self._late.popleft())
+        return out
+
+    def _background(self, action: Action) -> None:
+        outcome = self.do(action, read_timeout=_BACKGROUND_FENCE_SECONDS)
+        log.info("background %s: %s %s", action.describe(), outcome.ok, outcome.detail)
+        self._late.append(outcome)
+
+    def do(self, action: Action, read_timeout: float | None = None) -> Outcome:
+        started = time.perf_counter()
+        timeout = getattr(action, "timeout", 0.0)
+        try:
+            conn = open_connection(
+                self.targets[action.node], read_timeout or self.config.query_timeout + timeout
+            )
+        except pymysql.MySQLError as err:
+            return Outcome(action, False, f"cannot connect: {_text(err)}", _since(started))
+        try:
+            flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
+            detail = self._dispatch(conn, flavor, action)
+            return Outcome(action, True, detail, _since(started))
+        except (pymysql.MySQLError, ActionFailed) as err:
+            return Outcome(action, False, _text(err), _since(started))
+        finally:
+            conn.close()
+
+    def _dispatch(self, conn: Any, flavor: Flavor, action: Action) -> str:
+        match action:
+            case Fence():
+                return self._fence(conn, flavor)
+            case Unfence():
+                _execute(conn, flavor.unfence_sql())
+                return "writable again"
+            case SetReadOnly():
+                _execute(conn, flavor.fence_sql())
+                return "read_only on"
+            case CatchUp(source=source, timeout=timeout):
+                return self._catch_up(conn, flavor, source, timeout)
+            case Promote(timeout=timeout, semi_sync=semi):
+                return self._promote(conn, flavor, timeout, semi)
+            case Repoint(source=source, semi_sync=semi):
+                return self._repoint(conn, flavor, source, semi)
+        raise ActionFailed(f"unknown action {action!r}")
+
+    def _fence(self, conn: Any, flavor: Flavor) -> str:
+        _execute(conn, flavor.fence_sql())
+        with conn.cursor() as cur:
+            cur.execute(flavor.client_threads_sql)
+            ids = [row[0] for row in cur.fetchall()]
+            killed = 0
+            for thread_id in ids:
+                try:
+                    cur.execute(f"KILL CONNECTION {int(thread_id)}")
+                    killed += 1
+                except pymysql.MySQLError:
+                    pass  # it ended on its own meanwhile
+        return f"read_only on, {killed} client connection(s) killed"
+
+    def _catch_up(self, conn: Any, flavor: Flavor, source: str, timeout: float) -> str:
+        """Wait until this node applied everything the (fenced) source has written."""
+        src = open_connection(self.targets[source])
+        try:
+            with src.cursor() as cur:
+                cur.execute(flavor.binlog_pos_sql)
+                row = cur.fetchone()
+                position = str(row[0] if row else "")
+        finally:
+            src.close()
+        return self._wait(conn, flavor, position, timeout, f"{source}'s {position}")
+
+    def _wait(self, conn: Any, flavor: Flavor, position: str, timeout: float, what: str) -> str:
+        if not position:
+            return "nothing to wait for"
+        sql, success = flavor.wait_sql()
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(sql, (position, max(0.0, timeout)))
+            row = cur.fetchone()
+        if row is None or row[0] != success:
+            raise ActionFailed(f"not caught up with {what} within {timeout:g}s")
+        return f"caught up with {what} in {(time.perf_counter() - t0) * 1000:.0f} ms"
+
+    def _promote(self, conn: Any, flavor: Flavor, timeout: float, semi_sync: bool) -> str:
+        steps = []
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(flavor.replica_status_sql)
+            row = cur.fetchone()
+        rep = flavor.replication(row)
+        if rep is not None:
+            # stop receiving first, so the position we wait for is final
+            with conn.cursor() as cur:
+                cur.execute(flavor.stop_io_sql)
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(flavor.replica_status_sql)
+                rep = flavor.replication(cur.fetchone())
+            received = rep.gtid_io_pos if rep else ""
+            steps.append(self._wait(conn, flavor, received, timeout, f"its relay log {received}"))
+        _execute(conn, flavor.promote_sql())
+        steps.append("replication reset, writable")
+        if semi_sync:
+            _execute(conn, flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000)))
+            steps.append("semi-sync primary on")
+        return "; ".join(steps)
+
+    def _repoint(self, conn: Any, flavor: Flavor, source: str, semi_sync: bool) -> str:
+        host, port = self.addresses[source]
+        prepare, change, start = flavor.repoint_sql()
+        _execute(conn, flavor.fence_sql())
+        repl_password = self.config.repl_password(self.pool).get_secret_value()
+        with conn.cursor() as cur:
+            for sql in prepare:
+                cur.execute(sql)
+            if semi_sync:
+                for sql in flavor.semi_sync_sql(False, 0):
+                    cur.execute(sql)
+            cur.execute(change, (host, port, self.pool.repl_user, repl_password))
+            cur.execute(start)
+        return f"replicating from {source} ({host}:{port}), read_only on"
+
+
+def _execute(conn: Any, statements: list[str]) -> None:
+    with conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _text(err: BaseException) -> str:
+    if isinstance(err, pymysql.MySQLError) and len(err.args) > 1:
+        return f"{err.args[0]} {err.args[1]}"
+    return str(err) or type(err).__name__

@@ -1,0 +1,358 @@
+"""Primary-replica failover, switchover, takeover and rejoin on real MariaDB processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+import pytest
+
+from mpp import sandbox
+from mpp.daemon import transact
+from mpp.logic import Switchover, Takeover, logic_for
+from mpp.model import PoolState, State
+from tests.conftest import Cluster
+from tests.driver import Driver
+
+pytestmark = pytest.mark.integration
+
+Make = Callable[..., Cluster]
+
+
+def pr_cluster(make: Make, port: int, extra: str = "", nodes: int = 3) -> Cluster:
+    return make(port, nodes=nodes, topology="primary-replica", extra=extra)
+
+
+def active(state: PoolState) -> list[str]:
+    return [n.name for n in state.nodes if n.state is State.ACTIVE]
+
+
+def role(cluster: Cluster, node: str) -> tuple[int, int | None]:
+    """(read_only, source port or None) as the server itself reports it."""
+    read_only = int(cluster.sql(node, "SELECT @@global.read_only")[0][0])  # type: ignore[call-overload]
+    conn = sandbox.admin_connect(cluster.dir, node)
+    try:
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            row: Any = cur.fetchone()
+    finally:
+        conn.close()
+    return read_only, (int(row["Master_Port"]) if row else None)
+
+
+def port(cluster: Cluster, node: str) -> int:
+    return next(n.port for n in sandbox.status(cluster.dir) if n.name == node)
+
+
+def app_write(cluster: Cluster, node: str, value: int) -> None:
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        port=port(cluster, node),
+        user=sandbox.APP_USER,
+        password=sandbox.APP_PASSWORD,
+        database=sandbox.APP_DATABASE,
+        autocommit=True,
+        ssl_disabled=True,
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)")
+            cur.execute("INSERT INTO t VALUES (%s)", (value,))
+    finally:
+        conn.close()
+
+
+def has_row(cluster: Cluster, node: str, value: int) -> bool:
+    rows = cluster.sql(node, f"SELECT COUNT(*) FROM app.t WHERE id = {int(value)}")
+    return bool(rows and rows[0][0])
+
+
+def wait_row(cluster: Cluster, node: str, value: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if has_row(cluster, node, value):
+                return
+        except pymysql.MySQLError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"row {value} never reached {node}")
+
+
+def request(driver: Driver, command: Any) -> None:
+    worker = driver.workers[0]
+    spec = worker.spec
+    transact(
+        driver.store,
+        spec,
+        lambda prev: logic_for("failover").apply_command(spec, prev, command, time.time()),
+    )
+
+
+def test_kill_primary_promotes_one_repoints_others_fences_and_rejoins_old(
+    make_cluster: Make,
+) -> None:
+    cluster = pr_cluster(make_cluster, 24300)
+    drive = Driver(cluster.config())
+    try:
+        assert active(drive.cycle()) == ["db1"]
+        app_write(cluster, "db1", 1)
+        wait_row(cluster, "db3", 1)
+        cluster.kill("db1")
+        state = drive.until(lambda s: active(s) != ["db1"], cycles=10)
+        (new,) = active(state)
+        assert state.node("db1").state is State.FAILED_OFFLINE
+        other = ({"db2", "db3"} - {new}).pop()
+        state = drive.until(lambda s: role(cluster, other)[1] == port(cluster, new), cycles=20)
+        assert role(cluster, new) == (0, None), "the new primary is writable and replicates nobody"
+        app_write(cluster, new, 2)
+        wait_row(cluster, other, 2)
+        history = drive.store.history("main", limit=1000)
+        assert [e for e in history if e.kind == "action" and e.new == "ok" and "promote" in e.old]
+
+        cluster.start("db1")  # comes back writable (it was a primary)
+        state = drive.until(lambda s: s.node("db1").state is State.STANDBY, cycles=40)
+        assert "auto-rejoined" in state.node("db1").message
+        assert role(cluster, "db1") == (1, port(cluster, new))
+        wait_row(cluster, "db1", 2)
+        assert active(state) == [new]
+        fences = [
+            e
+            for e in drive.store.history("main", limit=1000)
+            if e.kind == "action" and e.old == "fence db1" and e.new == "ok"
+        ]
+        assert fences, "the returning old primary was fenced before it was rejoined"
+    finally:
+        drive.close()
+
+
+def test_errant_transaction_on_returning_primary_is_quarantined(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24310)
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        app_write(cluster, "db1", 1)
+        wait_row(cluster, "db2", 1)
+        cluster.kill("db1")
+        state = drive.until(lambda s: active(s) not in ([], ["db1"]), cycles=10)
+        (new,) = active(state)
+        cluster.start("db1")
+        app_write(cluster, "db1", 99)  # a write nobody else has: errant
+        state = drive.until(lambda s: "errant" in s.node("db1").message, cycles=20)
+        assert state.node("db1").state is State.FAILED_ONLINE
+        assert "0-1-" in state.node("db1").message
+        for _ in range(3):
+            state = drive.cycle()
+        assert role(cluster, "db1") == (1, None), "fenced read-only, not rejoined"
+        assert state.node("db1").state is State.FAILED_ONLINE
+        assert active(state) == [new]
+    finally:
+        drive.close()
+
+
+def test_switchover_there_and_back(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24320)
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        app_write(cluster, "db1", 1)
+        request(drive, Switchover("db2", timeout=5.0, id="a"))
+        state = drive.cycle()
+        assert active(state) == ["db2"]
+        assert state.node("db1").state is State.STANDBY and state.draining == ()
+        assert role(cluster, "db2") == (0, None)
+        assert role(cluster, "db1") == (1, port(cluster, "db2"))
+        assert role(cluster, "db3") == (1, port(cluster, "db2"))
+        app_write(cluster, "db2", 2)
+        wait_row(cluster, "db1", 2)
+        drive.until(
+            lambda s: s.node("db1").req == 0 and "replicating from db2" in s.node("db1").message
+        )
+        request(drive, Switchover("db1", timeout=5.0, id="b"))
+        state = drive.cycle()
+        assert active(state) == ["db1"]
+        assert role(cluster, "db1") == (0, None)
+        assert role(cluster, "db2") == (1, port(cluster, "db1"))
+        app_write(cluster, "db1", 3)
+        wait_row(cluster, "db2", 3)
+        wait_row(cluster, "db3", 3)
+    finally:
+        drive.close()
+
+
+def test_switchover_to_a_lagging_replica_rolls_back(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24330, extra='max_lag = "1h"')
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        cluster.sql("db2", "STOP SLAVE")
+        cluster.sql("db2", "CHANGE MASTER TO MASTER_DELAY = 60")
+        cluster.sql("db2", "START SLAVE")
+        app_write(cluster, "db1", 1)
+        drive.cycle()
+        request(drive, Switchover("db2", timeout=1.0, id="lag"))
+        state = drive.cycle()
+        assert active(state) == ["db1"], "rolled back"
+        assert state.switching is None and state.draining == ()
+        assert role(cluster, "db1") == (0, None), "the old primary takes writes again"
+        app_write(cluster, "db1", 2)
+        reasons = [e.new for e in drive.store.history("main", limit=1000)]
+        assert "rolled back" in reasons
+    finally:
+        drive.close()
+
+
+def test_takeover_with_a_dead_primary_when_auto_failover_is_off(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24340, extra="auto_failover = false")
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        cluster.kill("db1")
+        for _ in range(6):
+            state = drive.cycle()
+        assert active(state) == ["db1"] and "auto_failover" in state.alert
+        request(drive, Takeover("db3", id="t"))
+        state = drive.cycle()
+        assert active(state) == ["db3"]
+        state = drive.until(lambda s: role(cluster, "db2")[1] == port(cluster, "db3"), cycles=10)
+        assert role(cluster, "db3") == (0, None)
+    finally:
+        drive.close()
+
+
+def test_mpp_killed_mid_failover_restarts_to_one_primary(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24350)
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        cluster.kill("db1")
+        worker = drive.workers[0]
+        for _ in range(10):  # decide and commit, but "crash" before any action runs
+            observations = asyncio.run(worker.observe())
+            decision = worker.commit(observations, time.time())
+            if decision.actions:
+                break
+        recorded = active(decision.state)
+        assert len(recorded) == 1 and recorded != ["db1"]
+    finally:
+        drive.close()
+    restarted = Driver(cluster.config())
+    try:
+        state = restarted.until(lambda s: role(cluster, recorded[0]) == (0, None), cycles=10)
+        assert active(state) == recorded, "the recorded node, not another"
+        other = ({"db2", "db3"} - set(recorded)).pop()
+        restarted.until(lambda s: role(cluster, other)[1] == port(cluster, recorded[0]))
+        writable = [n for n in ("db2", "db3") if role(cluster, n)[0] == 0]
+        assert writable == recorded
+    finally:
+        restarted.close()
+
+
+def test_hung_primary_fails_over_and_is_fenced_when_it_wakes(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24360)
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        cluster.kill("db1", signal.SIGSTOP)
+        try:
+            state = drive.until(lambda s: active(s) not in ([], ["db1"]), cycles=60)
+        finally:
+            cluster.kill("db1", signal.SIGCONT)
+        (new,) = active(state)
+        state = drive.until(lambda s: s.node("db1").state is State.STANDBY, cycles=60)
+        assert role(cluster, "db1") == (1, port(cluster, new))
+    finally:
+        drive.close()
+
+
+def test_replica_blip_does_not_fail_the_primary_over(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24370)
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        cluster.sql("db2", "STOP SLAVE IO_THREAD")
+        for _ in range(2):
+            assert active(drive.cycle()) == ["db1"]
+        cluster.sql("db2", "START SLAVE IO_THREAD")
+        state = drive.until(lambda s: s.node("db2").req == 0)
+        assert active(state) == ["db1"]
+        promotes = [e for e in drive.store.history("main", limit=1000) if "promote" in e.old]
+        assert promotes == []
+    finally:
+        drive.close()
+
+
+def test_switchover_through_the_cli_with_a_running_daemon(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24380)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "mpp", "--config", str(cluster.config_path), "run", "--no-live"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mpp",
+                "--config",
+                str(cluster.config_path),
+                "switchover",
+                "main",
+                "--to",
+                "db3",
+                "--timeout",
+                "5s",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "SWITCHOVER" in out.stdout
+        assert role(cluster, "db3") == (0, None)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mpp",
+                "--config",
+                str(cluster.config_path),
+                "switchover",
+                "main",
+                "--to",
+                "db1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert role(cluster, "db1") == (0, None)
+        refused = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mpp",
+                "--config",
+                str(cluster.config_path),
+                "switchover",
+                "main",
+                "--to",
+                "nosuch",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode == 1 and "no node 'nosuch'" in refused.stderr
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=20)
