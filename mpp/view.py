@@ -7,6 +7,7 @@ surface tells the same truth as the status table and answers without a MySQL rou
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from rich.table import Table
@@ -57,8 +58,20 @@ def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
         "cycle": state.cycle if state else 0,
         "updated_at": _iso(state.updated_at if state else None),
         "pinned": state.pinned if state else None,
+        "alert": state.alert if state else "",
+        "failover_blocked_until": _iso(_blocked_until(pool, state)),
+        "switching": (state.switching.to if state and state.switching else None),
+        "draining": list(state.draining) if state else [],
         "nodes": nodes,
     }
+
+
+def _blocked_until(pool: PoolConfig, state: PoolState | None) -> float | None:
+    """Anti-flapping: when automatic failover is allowed again (None: it is now)."""
+    if state is None or state.last_failover_at is None or state.failover_acknowledged:
+        return None
+    until = state.last_failover_at + pool.failover_block
+    return until if pool.topology == "primary-replica" and until > time.time() else None
 
 
 def _iso(ts: float | None) -> str | None:
@@ -92,7 +105,17 @@ def table(doc: dict[str, Any]) -> Table:
     for pool in doc["pools"]:
         status = pool["status"]
         style = {"OK": "green", "FAIL": "bold red"}.get(status, "yellow")
-        extra = f"  pinned={pool['pinned']}" if pool.get("pinned") else ""
+        extra = "".join(
+            f"  {label}={pool[key]}"
+            for key, label in (
+                ("pinned", "pinned"),
+                ("switching", "switching-to"),
+                ("failover_blocked_until", "failover-blocked-until"),
+            )
+            if pool.get(key)
+        )
+        if pool.get("alert"):
+            extra += f"  ALERT: {pool['alert']}"
         t.add_row(
             "*",
             Text.assemble(f"[ {pool['name']} ] status=", (status, style), extra),

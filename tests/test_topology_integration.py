@@ -356,3 +356,48 @@ def test_switchover_through_the_cli_with_a_running_daemon(make_cluster: Make) ->
     finally:
         daemon.terminate()
         daemon.wait(timeout=20)
+
+
+def _var(cluster: Cluster, node: str, name: str) -> int:
+    rows = cluster.sql(node, f"SHOW GLOBAL {name}")
+    return int(str(rows[0][1]).replace("ON", "1").replace("OFF", "0")) if rows else -1
+
+
+def semi(cluster: Cluster, node: str) -> tuple[int, int]:
+    return (
+        _var(cluster, node, "VARIABLES LIKE 'rpl_semi_sync_master_enabled'"),
+        _var(cluster, node, "VARIABLES LIKE 'rpl_semi_sync_slave_enabled'"),
+    )
+
+
+def test_semi_sync_is_configured_and_follows_a_failover(make_cluster: Make) -> None:
+    cluster = pr_cluster(make_cluster, 24390, extra="semi_sync = true")
+    drive = Driver(cluster.config())
+    try:
+        drive.until(
+            lambda s: (
+                semi(cluster, "db1") == (1, 0)
+                and semi(cluster, "db2") == (0, 1)
+                and semi(cluster, "db3") == (0, 1)
+            ),
+            cycles=20,
+        )
+        drive.until(
+            lambda s: _var(cluster, "db1", "STATUS LIKE 'Rpl_semi_sync_master_clients'") == 2
+        )
+        before = _var(cluster, "db1", "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'")
+        app_write(cluster, "db1", 1)
+        assert _var(cluster, "db1", "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'") > before
+        cluster.kill("db1")
+        state = drive.until(lambda s: active(s) not in ([], ["db1"]), cycles=10)
+        (new,) = active(state)
+        other = ({"db2", "db3"} - {new}).pop()
+        drive.until(
+            lambda s: semi(cluster, new) == (1, 0) and role(cluster, other)[1] == port(cluster, new)
+        )
+        drive.until(lambda s: _var(cluster, new, "STATUS LIKE 'Rpl_semi_sync_master_clients'") == 1)
+        acked = _var(cluster, new, "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'")
+        app_write(cluster, new, 2)
+        assert _var(cluster, new, "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'") > acked
+    finally:
+        drive.close()
