@@ -99,7 +99,7 @@ class PoolWorker:
         """Run pre_failover/pre_switchover; the reason to veto, or "" to go ahead."""
         if decision.change is None:
             return ""
-        name = f"pre_{'failover' if decision.change[0] == 'takeover' else decision.change[0]}"
+        name = f"pre_{_hook_family(decision.change[0])}"
         command = self.spec.hook(name)
         if command is None:
             return ""
@@ -148,11 +148,13 @@ class PoolWorker:
         self.after_hooks(decision)
 
     def after_hooks(self, decision: Decision) -> None:
+        """post_* once a change is done (a switchover: when its plan completed), and
+        on_state_change for every state change."""
         hooks = self.pool.hooks
-        if decision.change and (command := self.spec.hook(f"post_{decision.change[0]}")):
-            run_hook_later(
-                f"post_{decision.change[0]}", command, self.hook_env(decision), hooks.timeout
-            )
+        if decision.change and decision.state.switching is None:
+            name = f"post_{_hook_family(decision.change[0])}"
+            if command := self.spec.hook(name):
+                run_hook_later(name, command, self.hook_env(decision), hooks.timeout)
         command = self.spec.hook("on_state_change")
         for e in decision.events:
             if command and e.kind not in ("status", "action"):
@@ -192,6 +194,11 @@ class PoolWorker:
     def close(self) -> None:
         for prober in self.probers:
             prober.close()
+
+
+def _hook_family(change: str) -> str:
+    """A takeover is an operator-driven failover: it runs the failover hooks."""
+    return "failover" if change == "takeover" else change
 
 
 def log_event(event: Event) -> None:

@@ -401,3 +401,41 @@ def test_semi_sync_is_configured_and_follows_a_failover(make_cluster: Make) -> N
         assert _var(cluster, new, "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'") > acked
     finally:
         drive.close()
+
+
+def test_hooks_run_with_their_environment_and_a_failing_pre_hook_vetoes(
+    make_cluster: Make, tmp_path: Any
+) -> None:
+    log = tmp_path / "hooks.log"
+    extra = "\n".join(
+        [
+            "[pool.hooks]",
+            f"pre_failover = 'echo pre $MPP_EVENT $MPP_OLD $MPP_NEW >> {log}'",
+            f"post_failover = 'echo post $MPP_OLD $MPP_NEW >> {log}'",
+            "pre_switchover = 'echo refusing >&2; exit 3'",
+            f"on_state_change = 'echo change $MPP_NODE $MPP_OLD $MPP_NEW >> {log}'",
+            'timeout = "5s"',
+        ]
+    )
+    cluster = pr_cluster(make_cluster, 24395, extra=extra)
+    drive = Driver(cluster.config())
+    try:
+        drive.cycle()
+        request(drive, Switchover("db2", id="veto"))
+        state = drive.cycle()
+        assert active(state) == ["db1"] and state.switching is None
+        assert role(cluster, "db1") == (0, None), "vetoed before anything was fenced"
+        vetoed = [e for e in drive.store.history("main", limit=100) if e.new == "vetoed"]
+        assert vetoed and "exited 3" in vetoed[0].reason
+        cluster.kill("db1")
+        state = drive.until(lambda s: active(s) not in ([], ["db1"]), cycles=10)
+        (new,) = active(state)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "post" not in log.read_text():
+            time.sleep(0.1)
+        lines = log.read_text().splitlines()
+        assert f"pre failover db1 {new}" in lines
+        assert f"post db1 {new}" in lines
+        assert "change db1 ACTIVE FAILED_OFFLINE" in lines
+    finally:
+        drive.close()

@@ -275,6 +275,7 @@ class PrimaryReplicaCycle(Cycle):
             self.move(old, State.STANDBY, f"SWITCHOVER: {target} is ACTIVE")
             self.move(target, State.ACTIVE, f"SWITCHOVER from {old}")
             self.set_pool(promoted_at="", pinned=None, alert="")
+            self.change = ("switchover", old, target)
             return
         failure = next((o for o in outcomes if not o.ok), None)
         why = f"{failure.action.describe()}: {failure.detail}" if failure else "not promoted"
