@@ -24,7 +24,9 @@ from mpp.logic import Acknowledge, Command, Switchover, Takeover, logic_for
 from mpp.model import Event, PoolState
 
 
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
     try:
         return parse_duration(value)
     except ValueError as err:
@@ -101,16 +103,18 @@ def _report(events: list[Event]) -> bool:
 @click.option("--to", "target", default=None, help="Target node (default: the best STANDBY).")
 @click.option(
     "--timeout",
-    default="10s",
+    default=None,
     callback=_duration,
-    help="How long writes may stay blocked while the target catches up; then roll back.",
+    help="How long writes may stay blocked while the target catches up, then roll back "
+    "(default: the pool's switchover_timeout).",
 )
 @pass_ctx
-def switchover(c: _Ctx, pool: str, target: str | None, timeout: float) -> None:
+def switchover(c: _Ctx, pool: str, target: str | None, timeout: float | None) -> None:
     """Planned role swap: writes stop, the target catches up, roles swap, old primary
     becomes a replica. Rolled back (old primary writable again) if the target is too slow."""
     with _errors():
         request_id = uuid.uuid4().hex
+        timeout = timeout or c.config.get_pool(pool).switchover_timeout
         _, seen = _submit(c, pool, Switchover(target, timeout, request_id))
         console.print(f"switchover of {pool} requested; waiting for the daemon...")
         ok = _follow(c, pool, request_id, seen, timeout + 10.0)
