@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -172,9 +172,19 @@ def run(c: _Ctx, live: bool | None) -> None:
             config.mpp.interval,
             config.state_path,
         )
+        from mpp.integrations import Integrations  # the web stack: only `run` needs it
+
+        integrations: Integrations | None = None
         try:
-            asyncio.run(_serve(workers, show, lambda: document(config, hub.states)))
+            # API, agent-check port, metrics and notifications: bound and checked before
+            # the loop starts, served in it, stopped by the same signal
+            integrations = Integrations(config, hub, workers)
+            asyncio.run(
+                _serve(workers, show, lambda: document(config, hub.states), integrations.run)
+            )
         finally:
+            if integrations is not None:
+                integrations.close()
             for w in workers:
                 w.close()
             executor.shutdown(wait=False, cancel_futures=True)
@@ -182,13 +192,19 @@ def run(c: _Ctx, live: bool | None) -> None:
             logging.getLogger("mpp").info("mpp stopped")
 
 
-async def _serve(workers: Any, show: bool, doc: Callable[[], dict[str, Any]]) -> None:
+async def _serve(
+    workers: Any,
+    show: bool,
+    doc: Callable[[], dict[str, Any]],
+    services: Callable[[asyncio.Event], Awaitable[None]] | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    extra = [services(stop)] if services is not None else []
     if not show:
-        await run_forever(workers, stop)
+        await asyncio.gather(run_forever(workers, stop), *extra)
         return
     with Live(table(doc()), console=console, auto_refresh=False) as live:
 
@@ -197,7 +213,7 @@ async def _serve(workers: Any, show: bool, doc: Callable[[], dict[str, Any]]) ->
                 live.update(table(doc()), refresh=True)
                 await asyncio.sleep(0.25)
 
-        await asyncio.gather(run_forever(workers, stop), refresh())
+        await asyncio.gather(run_forever(workers, stop), refresh(), *extra)
 
 
 def _setup_logging(live: bool) -> None:

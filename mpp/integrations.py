@@ -1,0 +1,109 @@
+"""What `mpp run` starts beside the poll loop: API, agent-check port, metrics, notifications.
+
+Everything that can fail for a configuration reason (a port in use, an unreadable token
+file) fails here, before the loop starts, as a ConfigError naming the key; once running,
+all of it shares the daemon's event loop and its one stop event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
+
+from mpp.agent import Agent, bind
+from mpp.api import create_app, serve
+from mpp.config import Config, ConfigError
+from mpp.hub import Hub, Listener
+from mpp.metrics import Metrics
+from mpp.model import Event, PoolState
+from mpp.notify import Notifier
+
+log = logging.getLogger("mpp")
+
+
+def guarded(listener: Listener, what: str) -> Listener:
+    """A listener runs inside the poll loop's cycle: a bug in metrics or notifications must
+    cost a log line, never a cycle (an exception would end the pool's task)."""
+
+    def call(state: PoolState, events: tuple[Event, ...]) -> None:
+        try:
+            listener(state, events)
+        except Exception:
+            log.exception("%s listener failed for pool %s (polling goes on)", what, state.name)
+
+    return call
+
+
+class _Worker(Protocol):
+    """The part of daemon.PoolWorker used here."""
+
+    @property
+    def last_cycle_seconds(self) -> float: ...
+
+
+class Integrations:
+    def __init__(self, config: Config, hub: Hub, workers: Sequence[Any] = ()) -> None:
+        self.config = config
+        self.hub = hub
+        self.workers = {w.pool.name: w for w in workers}
+        self.sockets: list[socket.socket] = []
+        self.metrics: Metrics | None = None
+        self.app: Any = None
+        self.agent: Agent | None = None
+        self.notifier = Notifier(config, hub.states)
+        if self.notifier.enabled:
+            hub.listeners.append(guarded(self.notifier.listener, "notifications"))
+        if config.api is not None:
+            self.metrics = Metrics(config, hub.states)
+            hub.listeners.append(guarded(self.metrics.listener, "metrics"))
+            self.app = create_app(config, hub, self.metrics)  # reads the token: may raise
+        if config.agent is not None:
+            self.agent = Agent(config, hub)
+        hub.listeners.append(guarded(self._cycle_listener, "cycle timing"))
+        try:
+            if config.api is not None:
+                self.api_socket = self._bind(config.api.listen, "[api]")
+            if config.agent is not None:
+                self.agent_socket = self._bind(config.agent.listen, "[agent]")
+        except ConfigError:
+            self.close()
+            raise
+
+    def _bind(self, listen: str, section: str) -> socket.socket:
+        try:
+            sock = bind(listen, section)
+        except OSError as err:
+            raise ConfigError(f"{self.config.path}: {err.strerror}") from None
+        self.sockets.append(sock)
+        return sock
+
+    def _cycle_listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
+        """Record the cycle's duration. The worker sets it right after publishing, in the
+        same step of the loop, so reading it on the loop's next turn sees this cycle's."""
+        worker = self.workers.get(state.name)
+        if worker is None:
+            return
+        with_loop = asyncio.get_running_loop()
+        with_loop.call_soon(self._record_cycle, state.name, worker)
+
+    def _record_cycle(self, pool: str, worker: _Worker) -> None:
+        seconds = worker.last_cycle_seconds
+        self.hub.cycle_seconds[pool] = seconds
+        if self.metrics is not None:
+            self.metrics.cycle_finished(pool, seconds)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks: list[Awaitable[None]] = [self.notifier.run(stop)]
+        if self.app is not None:
+            tasks.append(serve(self.app, self.api_socket, stop))
+        if self.agent is not None:
+            tasks.append(self.agent.serve(self.agent_socket, stop))
+        await asyncio.gather(*tasks)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()

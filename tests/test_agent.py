@@ -1,0 +1,152 @@
+"""The HAProxy agent-check listener: the reply line for each request, and real TCP exchanges."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from mpp import agent as agent_module
+from mpp.agent import Agent, bind
+from mpp.config import ConfigError, parse
+from mpp.hub import Hub
+from mpp.integrations import Integrations
+from mpp.model import NodeState, PoolState, State
+
+RAW = {
+    "agent": {"listen": "127.0.0.1:34560"},
+    "pool": [
+        {
+            "name": "main",
+            "password_env": "UNUSED",
+            "node": [
+                {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
+                {"name": "db2", "address": "127.0.0.1:2"},
+                {"name": "db3", "address": "127.0.0.1:3"},
+            ],
+        }
+    ],
+}
+CONFIG = parse(RAW, Path("/tmp/mpp-agent-test.toml"))
+STATE = PoolState(
+    "main",
+    (
+        NodeState("db1", State.ACTIVE, lag=0),
+        NodeState("db2", State.STANDBY, lag=0),
+        NodeState("db3", State.STANDBY, lag=30),
+    ),
+    cycle=4,
+)
+
+
+def make(state: PoolState | None = STATE) -> Agent:
+    return Agent(CONFIG, Hub(CONFIG, {"main": state}))
+
+
+def test_answers() -> None:
+    a = make()
+    assert a.answer("main/db1/rw\n") == "up ready #db1 is ACTIVE\n"
+    assert a.answer("main/db2/rw") == "down #db2 is STANDBY; ACTIVE: db1\n"
+    assert a.answer("main/db2/ro") == "up ready #db2 is STANDBY, status OK, lag 0s <= 10s\n"
+    assert a.answer("main/db3/ro") == "down #db3 lag 30s > 10s\n"
+    assert a.answer("main/db3/ro max_lag=1m").startswith("up ready #")
+    assert a.answer("main/rw") == "up ready #pool main: ACTIVE db1\n"
+    assert a.answer("main/db1/ok\r\n").startswith("up ready #")
+
+
+def test_draining_node_answers_drain_for_every_role() -> None:
+    a = make(PoolState("main", STATE.nodes, cycle=4, draining=("db1",)))
+    for role in ("rw", "ro", "ok"):
+        assert a.answer(f"main/db1/{role}") == "drain #db1 is draining (switchover in progress)\n"
+    assert a.answer("main/db2/ro").startswith("up ready")
+
+
+@pytest.mark.parametrize(
+    ("request_line", "reason"),
+    [
+        ("", "no agent-send string"),
+        ("main/db9/rw", "unknown node 'db9' in pool 'main'"),
+        ("other/db1/rw", "unknown pool 'other'"),
+        ("main/db1/rx", "unknown role 'rx'; use rw, ro or ok"),
+        ("main", "cannot read 'main'"),
+        ("main/db1/ro max_lag=soon", "max_lag: 'soon' is not a duration"),
+        ("main/db1/ro weight=5", "unknown option 'weight=5'"),
+    ],
+)
+def test_bad_requests_answer_down_with_the_reason(request_line: str, reason: str) -> None:
+    line = make().answer(request_line)
+    assert line.startswith("down #") and reason in line and line.endswith("\n")
+    assert line.count("#") == 1 and line.count("\n") == 1
+
+
+def test_no_state_yet_is_down() -> None:
+    assert make(None).answer("main/db1/rw") == "down #no state yet: mpp has not polled pool main\n"
+
+
+async def _exchange(port: int, send: bytes | None) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    if send is not None:
+        writer.write(send)
+        await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 5)  # until the agent closes
+    writer.close()
+    return data
+
+
+def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_module, "READ_TIMEOUT", 0.2)
+    hub = Hub(CONFIG, {"main": STATE})
+    a = Agent(CONFIG, hub)
+
+    async def scenario() -> list[bytes]:
+        stop = asyncio.Event()
+        sock = bind("127.0.0.1:34561", "[agent]")
+        server = asyncio.create_task(a.serve(sock, stop))
+        await asyncio.sleep(0.05)
+        try:
+            answers = [
+                await _exchange(34561, b"main/db1/rw\n"),
+                await _exchange(34561, b"main/db2/rw\r\n"),
+                await _exchange(34561, None),  # no agent-send: answered after the timeout
+                await _exchange(34561, b"main/db1/"),  # no newline: answered at the timeout
+            ]
+            # the Hub changes: the next check says so, no restart, no MySQL
+            hub.publish(
+                PoolState(
+                    "main",
+                    tuple(
+                        NodeState(x.name, State.STANDBY if x.name == "db1" else x.state, lag=0)
+                        for x in STATE.nodes
+                    ),
+                    cycle=5,
+                ),
+                (),
+            )
+            answers.append(await _exchange(34561, b"main/db1/rw\n"))
+            many = await asyncio.gather(*(_exchange(34561, b"main/rw\n") for _ in range(50)))
+            answers.append(b"".join(set(many)))
+            return answers
+        finally:
+            stop.set()
+            await server
+
+    answers = asyncio.run(scenario())
+    assert answers[0] == b"up ready #db1 is ACTIVE\n"
+    assert answers[1] == b"down #db2 is STANDBY; ACTIVE: db1\n"
+    assert answers[2].startswith(b"down #no agent-send string")
+    assert answers[3] == b"down #unknown role ''; use rw, ro or ok\n"
+    assert answers[4] == b"down #db1 is STANDBY; ACTIVE: none\n"
+    assert answers[5] == b"down #pool main has no ACTIVE node\n"
+
+
+def test_port_in_use_is_a_config_error_naming_the_key() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 34560))
+    taken.listen()
+    try:
+        with pytest.raises(ConfigError, match=r"\[agent\] listen = '127.0.0.1:34560'"):
+            Integrations(CONFIG, Hub(CONFIG))
+    finally:
+        taken.close()
