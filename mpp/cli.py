@@ -326,6 +326,9 @@ def history(c: _Ctx, pool: str | None, node: str | None, limit: int, as_json: bo
 
 
 # The sandbox commands are registered from mpp.sandbox_cli to keep this module about pools.
+from mpp.cli_checks import check, nagios  # noqa: E402
 from mpp.sandbox_cli import sandbox  # noqa: E402
 
 main.add_command(sandbox)
+main.add_command(check)
+main.add_command(nagios)
