@@ -8,6 +8,7 @@ need_pkgs=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server-core)
 command -v mariadb-install-db >/dev/null 2>&1 || need_pkgs+=(mariadb-server-core)
 command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 for extra in ${MPP_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || need_pkgs+=("$extra")
