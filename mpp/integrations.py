@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from mpp.agent import Agent, bind
 from mpp.api import create_app, serve
@@ -37,13 +37,6 @@ def guarded(listener: Listener, what: str) -> Listener:
     return call
 
 
-class _Worker(Protocol):
-    """The part of daemon.PoolWorker used here."""
-
-    @property
-    def last_cycle_seconds(self) -> float: ...
-
-
 class Integrations:
     def __init__(self, config: Config, hub: Hub, workers: Sequence[Any] = ()) -> None:
         self.config = config
@@ -57,7 +50,7 @@ class Integrations:
         if self.notifier.enabled:
             hub.listeners.append(guarded(self.notifier.listener, "notifications"))
         if config.api is not None:
-            self.metrics = Metrics(config, hub.states)
+            self.metrics = Metrics(config, hub.states, cycle_seconds=self._cycle_seconds)
             hub.listeners.append(guarded(self.metrics.listener, "metrics"))
             self.app = create_app(config, hub, self.metrics)  # reads the token: may raise
         if config.agent is not None:
@@ -80,20 +73,15 @@ class Integrations:
         self.sockets.append(sock)
         return sock
 
-    def _cycle_listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
-        """Record the cycle's duration. The worker sets it right after publishing, in the
-        same step of the loop, so reading it on the loop's next turn sees this cycle's."""
-        worker = self.workers.get(state.name)
-        if worker is None:
-            return
-        with_loop = asyncio.get_running_loop()
-        with_loop.call_soon(self._record_cycle, state.name, worker)
+    def _cycle_seconds(self) -> dict[str, float]:
+        """Each pool's last completed cycle (0 before the first one)."""
+        seconds = {name: w.last_cycle_seconds for name, w in self.workers.items()}
+        self.hub.cycle_seconds.update({k: v for k, v in seconds.items() if v > 0})
+        return seconds
 
-    def _record_cycle(self, pool: str, worker: _Worker) -> None:
-        seconds = worker.last_cycle_seconds
-        self.hub.cycle_seconds[pool] = seconds
-        if self.metrics is not None:
-            self.metrics.cycle_finished(pool, seconds)
+    def _cycle_listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
+        # at publish time the worker has not finished this cycle: this is the last one's
+        self._cycle_seconds()
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks: list[Awaitable[None]] = [self.notifier.run(stop)]

@@ -11,6 +11,7 @@ contract for dashboards and alerts, so change both together.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -32,7 +33,12 @@ _NODE = ("pool", "node")
 
 
 class Metrics:
-    def __init__(self, config: Config, states: dict[str, PoolState | None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        states: dict[str, PoolState | None] | None = None,
+        cycle_seconds: Callable[[], Mapping[str, float]] | None = None,
+    ) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise
         self.registry = CollectorRegistry()
         r = self.registry
@@ -83,6 +89,8 @@ class Metrics:
         self.cycle = Gauge(
             "mpp_poll_cycle_seconds", "wall time of the last poll cycle", ["pool"], registry=r
         )
+        # read at each scrape: a cycle's duration is only known after it has published
+        self.cycle_seconds = cycle_seconds
         self.tracker = ChangeTracker(self.fail_points, (states or {}).values())
         # node -> time of its first bad poll in the current run of bad polls
         self.bad_since: dict[str, dict[str, float]] = {}
@@ -121,6 +129,10 @@ class Metrics:
         self.cycle.labels(pool).set(seconds)
 
     def render(self) -> bytes:
+        if self.cycle_seconds is not None:
+            for pool, seconds in self.cycle_seconds().items():
+                if seconds > 0:
+                    self.cycle_finished(pool, seconds)
         return generate_latest(self.registry)
 
     def _set_nodes(self, state: PoolState) -> None:

@@ -399,3 +399,12 @@ def test_fuzz_the_openapi_document(case: Any) -> None:
             excluded_checks=[not_a_server_error],
             additional_checks=[no_server_error_but_a_documented_down],
         )
+
+
+def test_cycle_seconds_are_read_at_scrape_time(tmp_path: Path) -> None:
+    config = make_config(tmp_path, token=False)
+    seconds = {"main": 0.0}
+    metrics = Metrics(config, {"main": HEALTHY}, cycle_seconds=lambda: seconds)
+    assert _value(metrics.render().decode(), 'mpp_poll_cycle_seconds{pool="main"}') is None
+    seconds["main"] = 0.034
+    assert _value(metrics.render().decode(), 'mpp_poll_cycle_seconds{pool="main"}') == 0.034
