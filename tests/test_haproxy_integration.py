@@ -220,7 +220,8 @@ def stack(make_cluster: Callable[..., Cluster], tmp_path: Path) -> Iterator[tupl
         proxy.wait(10)
         if daemon.poll() is None:
             daemon.send_signal(signal.SIGTERM)
-            daemon.wait(20)
+        code = daemon.wait(20)
+        assert code == 0, f"mpp run exited {code}:\n{log.read_text()[-3000:]}"
 
 
 def test_haproxy_follows_a_failover_and_ro_falls_back(stack: tuple[Cluster, Path]) -> None:
