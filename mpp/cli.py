@@ -13,62 +13,25 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.live import Live
 from rich.logging import RichHandler
 
 from mpp import __version__
-from mpp.config import Config, ConfigError, default_path, load
+from mpp.cli_common import Ctx as _Ctx
+from mpp.cli_common import console, pass_ctx
+from mpp.cli_common import errors as _errors
+from mpp.config import Config
 from mpp.daemon import make_workers, poll_once, run_forever, transact
 from mpp.hub import Hub
-from mpp.logic import Activate, Command, CommandRefused, Fail, Recover, logic_for
+from mpp.logic import Activate, Command, Fail, Recover, logic_for
 from mpp.model import PoolState, State
-from mpp.store import Store, StoreError, open_store
+from mpp.store import Store
 from mpp.view import document, table
-
-# Piped output (cron mail, scripts, logs) gets wide lines instead of a wrapped 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 240)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]mpp:[/] {message}", highlight=False)
-    sys.exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Known failures become one readable line and an exit code, never a traceback."""
-    try:
-        yield
-    except ConfigError as err:
-        _fail(str(err), 2)
-    except (StoreError, CommandRefused) as err:
-        _fail(str(err), 1)
-
-
-class _Ctx:
-    def __init__(self, config_path: Path | None) -> None:
-        self.config_path = config_path
-        self._config: Config | None = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            self._config = load(self.config_path or default_path())
-        return self._config
-
-    def store(self) -> Store:
-        return open_store(self.config.state_path)
-
-
-pass_ctx = click.make_pass_decorator(_Ctx)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -327,8 +290,11 @@ def history(c: _Ctx, pool: str | None, node: str | None, limit: int, as_json: bo
 
 # The sandbox commands are registered from mpp.sandbox_cli to keep this module about pools.
 from mpp.cli_checks import check, nagios  # noqa: E402
+from mpp.cli_topology import acknowledge, switchover, takeover  # noqa: E402
 from mpp.sandbox_cli import sandbox  # noqa: E402
 
 main.add_command(sandbox)
 main.add_command(check)
 main.add_command(nagios)
+for _command_ in (switchover, takeover, acknowledge):
+    main.add_command(_command_)

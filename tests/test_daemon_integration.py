@@ -171,11 +171,13 @@ def _run_daemon(cluster: Cluster, seconds: float) -> str:
         text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # "mpp ... started": the loop and its handlers are up
     time.sleep(seconds)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 0, out
-    return out
+    assert proc.returncode == 0, first + out
+    return first + out
 
 
 def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster]) -> None:
