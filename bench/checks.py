@@ -268,7 +268,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="per target (default 5)")
     ap.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
-    ap.add_argument("--base-port", type=int, default=34580, help="3 ports from here")
+    ap.add_argument("--base-port", type=int, default=26580, help="3 ports from here")
     args = ap.parse_args()
     ports = (args.base_port, args.base_port + 1, args.base_port + 2)
     ctx = multiprocessing.get_context("spawn")

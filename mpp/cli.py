@@ -128,20 +128,21 @@ def run(c: _Ctx, live: bool | None) -> None:
         store = c.store()
         hub = Hub(config, _states(config, store))
         workers, executor = make_workers(config, store, publishers=(hub.publish,))
-        logging.getLogger("mpp").info(
-            "mpp %s started: %d pool(s), interval %gs, state %s",
-            __version__,
-            len(workers),
-            config.mpp.interval,
-            config.state_path,
-        )
         from mpp.integrations import Integrations  # the web stack: only `run` needs it
 
         integrations: Integrations | None = None
         try:
             # API, agent-check port, metrics and notifications: bound and checked before
-            # the loop starts, served in it, stopped by the same signal
+            # the loop starts, served in it, stopped by the same signal. "started" comes
+            # after them, right before the loop installs its signal handlers.
             integrations = Integrations(config, hub, workers)
+            logging.getLogger("mpp").info(
+                "mpp %s started: %d pool(s), interval %gs, state %s",
+                __version__,
+                len(workers),
+                config.mpp.interval,
+                config.state_path,
+            )
             asyncio.run(
                 _serve(workers, show, lambda: document(config, hub.states), integrations.run)
             )

@@ -16,7 +16,7 @@ from mpp.integrations import Integrations
 from mpp.model import NodeState, PoolState, State
 
 RAW = {
-    "agent": {"listen": "127.0.0.1:34560"},
+    "agent": {"listen": "127.0.0.1:26560"},
     "pool": [
         {
             "name": "main",
@@ -102,15 +102,15 @@ def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def scenario() -> list[bytes]:
         stop = asyncio.Event()
-        sock = bind("127.0.0.1:34561", "[agent]")
+        sock = bind("127.0.0.1:26561", "[agent]")
         server = asyncio.create_task(a.serve(sock, stop))
         await asyncio.sleep(0.05)
         try:
             answers = [
-                await _exchange(34561, b"main/db1/rw\n"),
-                await _exchange(34561, b"main/db2/rw\r\n"),
-                await _exchange(34561, None),  # no agent-send: answered after the timeout
-                await _exchange(34561, b"main/db1/"),  # no newline: answered at the timeout
+                await _exchange(26561, b"main/db1/rw\n"),
+                await _exchange(26561, b"main/db2/rw\r\n"),
+                await _exchange(26561, None),  # no agent-send: answered after the timeout
+                await _exchange(26561, b"main/db1/"),  # no newline: answered at the timeout
             ]
             # the Hub changes: the next check says so, no restart, no MySQL
             hub.publish(
@@ -124,8 +124,8 @@ def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
                 ),
                 (),
             )
-            answers.append(await _exchange(34561, b"main/db1/rw\n"))
-            many = await asyncio.gather(*(_exchange(34561, b"main/rw\n") for _ in range(50)))
+            answers.append(await _exchange(26561, b"main/db1/rw\n"))
+            many = await asyncio.gather(*(_exchange(26561, b"main/rw\n") for _ in range(50)))
             answers.append(b"".join(set(many)))
             return answers
         finally:
@@ -143,10 +143,10 @@ def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_port_in_use_is_a_config_error_naming_the_key() -> None:
     taken = socket.socket()
-    taken.bind(("127.0.0.1", 34560))
+    taken.bind(("127.0.0.1", 26560))
     taken.listen()
     try:
-        with pytest.raises(ConfigError, match=r"\[agent\] listen = '127.0.0.1:34560'"):
+        with pytest.raises(ConfigError, match=r"\[agent\] listen = '127.0.0.1:26560'"):
             Integrations(CONFIG, Hub(CONFIG))
     finally:
         taken.close()

@@ -44,7 +44,7 @@ HEALTHY = PoolState(
 
 
 def make_config(tmp_path: Path, token: bool = True, **api: Any) -> Config:
-    section: dict[str, Any] = {"listen": "127.0.0.1:34570", **api}
+    section: dict[str, Any] = {"listen": "127.0.0.1:26570", **api}
     if token:
         (tmp_path / "token").write_text(TOKEN + "\n")
         (tmp_path / "token").chmod(0o600)

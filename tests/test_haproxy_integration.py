@@ -6,7 +6,7 @@ backend serves every node) and `agent-check` against the agent port; a third fro
 routes reads by the `ro` role. Which node a new connection reaches is read from
 `@@server_id` (db1 is 1, db2 is 2, db3 is 3).
 
-Ports: sandbox 34400-34402, API 34500, agent 34501, HAProxy 34510-34513.
+Ports: sandbox 26400-26402, API 26500, agent 26501, HAProxy 26510-26513.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from tests.conftest import Cluster
 pytestmark = pytest.mark.integration
 
 HAPROXY = "/usr/sbin/haproxy"
-API, AGENT = 34500, 34501
-RW_HTTP, RW_AGENT, RO_AGENT, STATS = 34510, 34511, 34512, 34513
+API, AGENT = 26500, 26501
+RW_HTTP, RW_AGENT, RO_AGENT, STATS = 26510, 26511, 26512, 26513
 TOKEN = "integration-token-0123456789abcdef"
-NODES = {"db1": 34400, "db2": 34401, "db3": 34402}
+NODES = {"db1": 26400, "db2": 26401, "db3": 26402}
 
 
 def _servers(extra: Callable[[str], str]) -> str:
@@ -188,8 +188,8 @@ def stack(make_cluster: Callable[..., Cluster], tmp_path: Path) -> Iterator[tupl
     for port in (API, AGENT, RW_HTTP, RW_AGENT, RO_AGENT, STATS):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
-                pytest.fail(f"port {port} is in use; this test needs 34500-34513 free")
-    cluster = make_cluster(34400)
+                pytest.fail(f"port {port} is in use; this test needs 26500-26513 free")
+    cluster = make_cluster(26400)
     token_file = tmp_path / "api.token"
     token_file.write_text(TOKEN + "\n")
     token_file.chmod(0o600)
@@ -282,5 +282,5 @@ def test_haproxy_follows_a_failover_and_ro_falls_back(stack: tuple[Cluster, Path
     history = json.loads(api("/v1/history?pool=main&limit=500")[1])
     assert ("db2", "STANDBY", "ACTIVE") in [(e["node"], e["old"], e["new"]) for e in history]
     text = log.read_text()
-    assert "agent-check listening on 127.0.0.1:34501" in text
+    assert "agent-check listening on 127.0.0.1:26501" in text
     assert TOKEN not in text, "the API token never reaches the log"

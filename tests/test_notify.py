@@ -266,11 +266,11 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 def test_a_real_webhook_on_loopback() -> None:
-    server = HTTPServer(("127.0.0.1", 34563), _Hook)
+    server = HTTPServer(("127.0.0.1", 26563), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        cfg = config({"webhook": [{"url": "http://127.0.0.1:34563/mpp"}]})
+        cfg = config({"webhook": [{"url": "http://127.0.0.1:26563/mpp"}]})
         n = Notifier(cfg, {"main": HEALTHY})
         run_notifier(n, [(FAILED_OVER, ())])
     finally:
@@ -293,11 +293,11 @@ class _Mailbox:
 
 def test_email_through_a_real_smtp_server() -> None:
     box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=34564)
+    controller = Controller(box, hostname="127.0.0.1", port=26564)
     controller.start()
     try:
         cfg = config(
-            {"email": [{"smtp": "127.0.0.1:34564", "to": ["dba@example.com"], "timeout": "2s"}]}
+            {"email": [{"smtp": "127.0.0.1:26564", "to": ["dba@example.com"], "timeout": "2s"}]}
         )
         n = Notifier(cfg, {"main": HEALTHY})
         run_notifier(n, [(FAILED_OVER, ())])
@@ -313,10 +313,10 @@ def test_email_through_a_real_smtp_server() -> None:
 
 
 def test_an_unreachable_smtp_server_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    cfg = config({"email": [{"smtp": "127.0.0.1:34565", "to": ["dba@example.com"]}]})
+    cfg = config({"email": [{"smtp": "127.0.0.1:26565", "to": ["dba@example.com"]}]})
     n = Notifier(cfg, {"main": HEALTHY}, retry_delay=0.001)
     run_notifier(n, [(FAILED_OVER, ())])
-    assert n.failed == 2 and "e-mail via 127.0.0.1:34565" in caplog.text
+    assert n.failed == 2 and "e-mail via 127.0.0.1:26565" in caplog.text
 
 
 def test_held_digests_are_sent_at_shutdown() -> None:
