@@ -20,6 +20,7 @@ import re
 import socket
 import stat
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -39,7 +40,17 @@ from mpp.checks import Role, check_node, check_pool
 from mpp.config import Config, ConfigError, PoolConfig, parse_duration
 from mpp.daemon import log_event, transact
 from mpp.hub import Hub
-from mpp.logic import Activate, Command, CommandRefused, Fail, Recover, logic_for
+from mpp.logic import (
+    Acknowledge,
+    Activate,
+    Command,
+    CommandRefused,
+    Fail,
+    Recover,
+    Switchover,
+    Takeover,
+    logic_for,
+)
 from mpp.metrics import CONTENT_TYPE, Metrics
 from mpp.model import Event, PoolSpec, PoolState
 from mpp.store import StoreError, open_store
@@ -99,9 +110,16 @@ class EventDoc(BaseModel):
     reason: str
 
 
+class RequestDoc(BaseModel):
+    id: str
+    kind: str
+    to: str | None
+
+
 class CommandDoc(BaseModel):
     pool: PoolDoc
     events: list[EventDoc]
+    request: RequestDoc | None = None  # switchover/takeover: what the daemon will carry out
 
 
 class PoolHealth(BaseModel):
@@ -121,6 +139,18 @@ class ErrorDoc(BaseModel):
 
 class FailBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    force: bool = False
+
+
+class SwitchoverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str | None = None  # default: the best healthy STANDBY
+    timeout: str | None = None  # duration, e.g. "10s"; default: the pool's switchover_timeout
+
+
+class TakeoverBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str
     force: bool = False
 
 
@@ -405,12 +435,13 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
 
     # -- operator commands ------------------------------------------------------------------
 
-    def mutate(pool: str, node: str, command: Command) -> Response:
+    def mutate(pool: str, node: str | None, command: Command, status: int = 200) -> Response:
         """Commit with compare-and-set, then publish, in the event loop's thread on purpose:
         the daemon also commits there, so no cycle can publish in between and leave the Hub
         with an older state than the store."""
         pool_config = pool_or_404(pool)
-        node_or_404(pool, node)
+        if node is not None:
+            node_or_404(pool, node)
         spec = specs[pool]
         logic = logic_for(spec.logic)
         try:
@@ -427,16 +458,18 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
             raise HTTPException(503, str(err)) from None
         finally:
             store.close()
-        log.info("api: %s %s/%s", type(command).__name__.lower(), pool, node)
+        log.info("api: %s %s/%s", type(command).__name__.lower(), pool, node or "-")
         for event in decision.events:
             log_event(event)
         hub.publish(decision.state, decision.events)
-        return JSONResponse(
-            {
-                "pool": pool_document(pool_config, decision.state),
-                "events": [e.__dict__ for e in decision.events],
-            }
-        )
+        body: dict[str, Any] = {
+            "pool": pool_document(pool_config, decision.state),
+            "events": [e.__dict__ for e in decision.events],
+        }
+        request = decision.state.request
+        if request is not None:
+            body["request"] = {"id": request.id, "kind": request.kind, "to": request.to}
+        return JSONResponse(body, status)
 
     mutation_responses: dict[int | str, dict[str, Any]] = {
         200: {"model": CommandDoc},
@@ -475,9 +508,56 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
         """Mark FAILED; an ACTIVE node hands over at once (as `mpp fail [--force]`)."""
         return mutate(pool, node, Fail(node, body.force if body else False))
 
-    # Topology commands (issue 3) belong here: POST /v1/pools/{pool}/switchover and
-    # /v1/pools/{pool}/takeover, protected by `dependencies=[Depends(require_token)]` and
-    # answering with CommandDoc / ErrorDoc (409 when refused) like the commands above.
+    # Topology commands only record a request: the daemon's next cycle carries it out with
+    # fresh observations (202); follow it in /v1/pools/{pool} (switching) and /v1/history.
+    request_responses: dict[int | str, dict[str, Any]] = {
+        202: {"model": CommandDoc, "description": "recorded; the daemon carries it out next"},
+        **{k: v for k, v in mutation_responses.items() if k != 200},
+        400: _error("the body is not valid JSON"),
+    }
+
+    @app.post(
+        "/v1/pools/{pool}/switchover",
+        response_model=None,
+        status_code=202,
+        responses=request_responses,
+        dependencies=[Depends(require_token)],
+    )
+    async def switchover(pool: str, body: SwitchoverBody | None = None) -> Response:
+        """Planned switchover (as `mpp switchover`); primary-replica pools only."""
+        body = body or SwitchoverBody()
+        pool_config = pool_or_404(pool)
+        if body.to is not None:
+            node_or_404(pool, body.to)
+        try:
+            timeout = parse_duration(body.timeout) if body.timeout else None
+        except ValueError as err:
+            raise HTTPException(422, f"timeout: {err}") from None
+        command = Switchover(body.to, timeout or pool_config.switchover_timeout, uuid.uuid4().hex)
+        return mutate(pool, None, command, 202)
+
+    @app.post(
+        "/v1/pools/{pool}/takeover",
+        response_model=None,
+        status_code=202,
+        responses=request_responses,
+        dependencies=[Depends(require_token)],
+    )
+    async def takeover(pool: str, body: TakeoverBody) -> Response:
+        """Promote a node without the old primary (as `mpp takeover`)."""
+        pool_or_404(pool)
+        node_or_404(pool, body.to)
+        return mutate(pool, None, Takeover(body.to, body.force, uuid.uuid4().hex), 202)
+
+    @app.post(
+        "/v1/pools/{pool}/acknowledge",
+        response_model=None,
+        responses=mutation_responses,
+        dependencies=[Depends(require_token)],
+    )
+    async def acknowledge(pool: str) -> Response:
+        """Lift the anti-flapping block and clear the pool's alert (as `mpp acknowledge`)."""
+        return mutate(pool, None, Acknowledge())
 
     return app
 
