@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,15 @@ class Cluster:
 
     def start(self, node: str) -> None:
         sandbox.start_node(self.dir, node)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """`mpp --config <this cluster's config> ARGS` as a separate process."""
+        return subprocess.run(
+            [sys.executable, "-m", "mpp", "--config", str(self.config_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def sql(self, node: str, statement: str) -> list[tuple[object, ...]]:
         conn = sandbox.admin_connect(self.dir, node)

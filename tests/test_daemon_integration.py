@@ -34,12 +34,7 @@ def label(state: PoolState, node: str, fail_point: int = 4) -> tuple[str, str]:
 
 
 def mpp(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mpp", "--config", str(cluster.config_path), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cluster.cli(*args)
 
 
 def test_kill_active_climbs_ladder_fails_over_and_recovers(

@@ -297,61 +297,14 @@ def test_switchover_through_the_cli_with_a_running_daemon(make_cluster: Make) ->
     )
     try:
         time.sleep(1.0)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mpp",
-                "--config",
-                str(cluster.config_path),
-                "switchover",
-                "main",
-                "--to",
-                "db3",
-                "--timeout",
-                "5s",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = cluster.cli("switchover", "main", "--to", "db3", "--timeout", "5s")
         assert out.returncode == 0, out.stdout + out.stderr
         assert "SWITCHOVER" in out.stdout
         assert role(cluster, "db3") == (0, None)
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mpp",
-                "--config",
-                str(cluster.config_path),
-                "switchover",
-                "main",
-                "--to",
-                "db1",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = cluster.cli("switchover", "main", "--to", "db1")
         assert out.returncode == 0, out.stdout + out.stderr
         assert role(cluster, "db1") == (0, None)
-        refused = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mpp",
-                "--config",
-                str(cluster.config_path),
-                "switchover",
-                "main",
-                "--to",
-                "nosuch",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        refused = cluster.cli("switchover", "main", "--to", "nosuch")
         assert refused.returncode == 1 and "no node 'nosuch'" in refused.stderr
     finally:
         daemon.terminate()
