@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +144,9 @@ def run(c: _Ctx, live: bool | None) -> None:
                 config.mpp.interval,
                 config.state_path,
             )
-            asyncio.run(
-                _serve(workers, show, lambda: document(config, hub.states), integrations.run)
+            _run_loop(
+                _serve(workers, show, lambda: document(config, hub.states), integrations.run),
+                prefer_uvloop=config.router is not None,
             )
         finally:
             if integrations is not None:
@@ -154,6 +156,23 @@ def run(c: _Ctx, live: bool | None) -> None:
             executor.shutdown(wait=False, cancel_futures=True)
             store.close()
             logging.getLogger("mpp").info("mpp stopped")
+
+
+def _run_loop(main_task: Coroutine[Any, Any, None], prefer_uvloop: bool) -> None:
+    """uvloop when the router runs and uvloop is installed: it nearly doubles the router's
+    small-packet forwarding rate (docs/router.md). Only then, so the rest of mpp keeps the
+    loop it is tested on. MPP_EVENT_LOOP=asyncio|uvloop overrides (the bench compares)."""
+    choice = os.environ.get("MPP_EVENT_LOOP", "uvloop" if prefer_uvloop else "asyncio")
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logging.getLogger("mpp").info("uvloop is not installed: using asyncio's loop")
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main_task)
+            return
+    asyncio.run(main_task)
 
 
 async def _serve(

@@ -21,9 +21,11 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from mpp.model import NodeSpec, NodeType, PoolSpec
 
@@ -246,13 +248,74 @@ class NotifySection(_Strict):
     email: list[EmailTarget] = []
 
 
+class RouterSection(_Strict):
+    """The built-in layer-4 router served by `mpp run` (docs/router.md)."""
+
+    rw: Listen | None = None  # each new connection goes to the pool's ACTIVE node
+    ro: Listen | None = None  # least connections over readable STANDBYs, else the ACTIVE node
+    pool: Annotated[str, Field(min_length=1)] | None = None  # resolved by Config: never None
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1000  # per port
+    connect_timeout: Annotated[Duration, Field(gt=0)] = 1.0  # router -> server TCP connect
+    # how long a new rw connection waits for a primary during a switchover or failover;
+    # None: the pool's switchover_timeout (resolved by Config)
+    switchover_wait: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ports(self) -> RouterSection:
+        if self.rw is None and self.ro is None:
+            raise ValueError('set rw and/or ro, e.g. rw = "127.0.0.1:6446"')
+        if self.rw is not None and self.rw == self.ro:
+            raise ValueError(f"rw and ro must be different addresses; both are {self.rw!r}")
+        return self
+
+
+def _key_error(key: str, message: str) -> ValidationError:
+    """An error on a nested key from a validator of an enclosing model: pydantic prefixes
+    the location, so the operator reads `router.pool: ...` rather than `router: ...`."""
+    return ValidationError.from_exception_data(
+        "RouterSection",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("value_error", "{message}", {"message": message}),
+                loc=(key,),
+                input=None,
+            )
+        ],
+    )
+
+
 class Config(_Strict):
     mpp: MppSection = MppSection()
     pool: Annotated[list[PoolConfig], Field(min_length=1)]
     api: ApiSection | None = None
     agent: AgentSection | None = None
     notify: NotifySection = NotifySection()
+    router: RouterSection | None = None
     path: Path = Path(DEFAULT_CONFIG)
+
+    @field_validator("router")
+    @classmethod
+    def _router_pool(cls, value: RouterSection | None, info: ValidationInfo) -> Any:
+        """Fill in the pool (the only one, when there is one) and the wait (that pool's
+        switchover_timeout), so the router never has to guess."""
+        pools: list[PoolConfig] | None = info.data.get("pool")
+        if value is None or not pools:  # no router, or the pools are wrong already
+            return value
+        names = [p.name for p in pools]
+        name = value.pool
+        if name is None:
+            if len(pools) > 1:
+                raise _key_error(
+                    "pool",
+                    f"required with several pools ({', '.join(names)}): "
+                    'name the pool the router serves, e.g. pool = "main"',
+                )
+            name = names[0]
+        if name not in names:
+            raise _key_error("pool", f"no pool named {name!r} (pools: {', '.join(names)})")
+        pool = pools[names.index(name)]
+        wait = pool.switchover_timeout if value.switchover_wait is None else value.switchover_wait
+        return value.model_copy(update={"pool": name, "switchover_wait": wait})
 
     @model_validator(mode="after")
     def _unique_pools(self) -> Config:

@@ -63,8 +63,14 @@ class PoolWorker:
         self.probers = [NodeProber(t) for t in pool_targets(config, pool).values()]
         # only primary-replica pools change the topology; MPP's ring keeps state only
         self.actions = Executor(config, pool) if self.spec.primary_replica else None
-        # connect, then two queries: anything slower than this is a hung server
-        self.deadline = config.mpp.connect_timeout + 2 * config.query_timeout + 0.1
+        # connect, then two queries: anything slower is a hung server. A node that has not
+        # answered within the poll interval counts as a bad poll for this cycle, so one hung
+        # server never stretches the cycle of the pool (its probe may finish in the background
+        # and is then skipped while still running).
+        self.deadline = min(
+            config.mpp.connect_timeout + 2 * config.query_timeout + 0.1,
+            max(config.mpp.interval, config.mpp.connect_timeout),
+        )
         self.last_cycle_seconds = 0.0
 
     async def observe(self) -> dict[str, Observation]:

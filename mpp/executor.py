@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pymysql
@@ -53,23 +54,32 @@ class Executor:
         self._late: deque[Outcome] = deque()
 
     def run(self, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:
-        """Run in order; stop at the first failure of an action that is not best-effort."""
+        """Run in order; stop at the first failure of an action that is not best-effort.
+
+        Consecutive repoints run at once: each starts with STOP SLAVE, which on a semi-sync
+        replica of a hung primary waits about a second, and they do not depend on each other.
+        """
         outcomes: list[Outcome] = []
-        for action in actions:
-            if action.best_effort:
+        for batch in _batches(actions):
+            if batch[0].best_effort:
                 threading.Thread(
-                    target=self._background, args=(action,), daemon=True, name="fence"
+                    target=self._background, args=(batch[0],), daemon=True, name="fence"
                 ).start()
                 continue
-            outcome = self.do(action)
-            outcomes.append(outcome)
-            log.info(
-                "action %s: %s %s",
-                action.describe(),
-                "ok" if outcome.ok else "FAILED",
-                outcome.detail,
-            )
-            if not outcome.ok:
+            if len(batch) == 1:
+                done = [self.do(batch[0])]
+            else:
+                with ThreadPoolExecutor(len(batch), thread_name_prefix="repoint") as pool:
+                    done = list(pool.map(self.do, batch))
+            for outcome in done:
+                log.info(
+                    "action %s: %s %s",
+                    outcome.action.describe(),
+                    "ok" if outcome.ok else "FAILED",
+                    outcome.detail,
+                )
+            outcomes += done
+            if not all(o.ok for o in done):
                 break
         return outcomes
 
@@ -87,7 +97,9 @@ class Executor:
 
     def do(self, action: Action, read_timeout: float | None = None) -> Outcome:
         started = time.perf_counter()
-        timeout = getattr(action, "timeout", 0.0)
+        # statements that wait (catch-up, STOP SLAVE on a replica of a hung primary) get their
+        # action's own timeout on top of the usual one
+        timeout = getattr(action, "timeout", 0.0) or self.pool.catchup_timeout
         try:
             conn = open_connection(
                 self.targets[action.node], read_timeout or self.config.query_timeout + timeout
@@ -106,7 +118,7 @@ class Executor:
     def _dispatch(self, conn: Any, flavor: Flavor, action: Action) -> str:
         match action:
             case Fence():
-                return self._fence(conn, flavor)
+                return self._fence(conn, flavor, action.node)
             case Unfence():
                 _execute(conn, flavor.unfence_sql())
                 return "writable again"
@@ -121,19 +133,48 @@ class Executor:
                 return self._repoint(conn, flavor, source, semi)
         raise ActionFailed(f"unknown action {action!r}")
 
-    def _fence(self, conn: Any, flavor: Flavor) -> str:
-        _execute(conn, flavor.fence_sql())
+    def _fence(self, conn: Any, flavor: Flavor, node: str) -> str:
+        """Kill client sessions first, and keep killing them until read_only is on.
+
+        A commit waiting for a semi-sync acknowledgement blocks SET GLOBAL read_only until
+        rpl_semi_sync_master_timeout, and then returns OK to its client: an acknowledged
+        write only this node has. Killed first, its client gets an error instead, and
+        read_only applies at once; sessions that connect meanwhile are killed in turn.
+        """
+        killed = self._kill_clients(conn, flavor)
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def set_read_only() -> None:
+            try:
+                other = open_connection(self.targets[node], _BACKGROUND_FENCE_SECONDS)
+                try:
+                    _execute(other, flavor.fence_sql())
+                finally:
+                    other.close()
+            except BaseException as err:  # reported below, in the caller's thread
+                failure.append(err)
+            finally:
+                done.set()
+
+        threading.Thread(target=set_read_only, daemon=True, name="read-only").start()
+        while not done.wait(0.05):
+            killed += self._kill_clients(conn, flavor)
+        if failure:
+            raise failure[0]
+        return f"read_only on, {killed} client connection(s) killed"
+
+    def _kill_clients(self, conn: Any, flavor: Flavor) -> int:
+        killed = 0
         with conn.cursor() as cur:
             cur.execute(flavor.client_threads_sql)
-            ids = [row[0] for row in cur.fetchall()]
-            killed = 0
-            for thread_id in ids:
+            for (thread_id,) in cur.fetchall():
                 try:
                     cur.execute(f"KILL CONNECTION {int(thread_id)}")
                     killed += 1
                 except pymysql.MySQLError:
                     pass  # it ended on its own meanwhile
-        return f"read_only on, {killed} client connection(s) killed"
+        return killed
 
     def _catch_up(self, conn: Any, flavor: Flavor, source: str, timeout: float) -> str:
         """Wait until this node applied everything the (fenced) source has written."""
@@ -195,6 +236,17 @@ class Executor:
             cur.execute(change, (host, port, self.pool.repl_user, repl_password))
             cur.execute(start)
         return f"replicating from {source} ({host}:{port}), read_only on"
+
+
+def _batches(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
+    """Group consecutive repoints so they can run at once; everything else runs alone."""
+    out: list[list[Action]] = []
+    for action in actions:
+        if out and isinstance(action, Repoint) and all(isinstance(a, Repoint) for a in out[-1]):
+            out[-1].append(action)
+        else:
+            out.append([action])
+    return out
 
 
 def _execute(conn: Any, statements: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""What `mpp run` starts beside the poll loop: API, agent-check port, metrics, notifications.
+"""What `mpp run` starts beside the poll loop: API, agent-check port, metrics, notifications,
+the router.
 
 Everything that can fail for a configuration reason (a port in use, an unreadable token
 file) fails here, before the loop starts, as a ConfigError naming the key; once running,
@@ -20,6 +21,7 @@ from mpp.hub import Hub, Listener
 from mpp.metrics import Metrics
 from mpp.model import Event, PoolState
 from mpp.notify import Notifier
+from mpp.router import Router
 
 log = logging.getLogger("mpp")
 
@@ -55,12 +57,20 @@ class Integrations:
             self.app = create_app(config, hub, self.metrics)  # reads the token: may raise
         if config.agent is not None:
             self.agent = Agent(config, hub)
+        self.router: Router | None = None
+        if config.router is not None:
+            self.router = Router(config, hub)
+            hub.listeners.append(guarded(self.router.listener, "router"))
+            if self.metrics is not None:
+                self.metrics.add_router(self.router.stats)
         hub.listeners.append(guarded(self._cycle_listener, "cycle timing"))
         try:
             if config.api is not None:
                 self.api_socket = self._bind(config.api.listen, "[api]")
             if config.agent is not None:
                 self.agent_socket = self._bind(config.agent.listen, "[agent]")
+            if self.router is not None:
+                self.sockets += self.router.bind()
         except ConfigError:
             self.close()
             raise
@@ -89,6 +99,8 @@ class Integrations:
             tasks.append(serve(self.app, self.api_socket, stop))
         if self.agent is not None:
             tasks.append(self.agent.serve(self.agent_socket, stop))
+        if self.router is not None:
+            tasks.append(self.router.serve(stop))
         await asyncio.gather(*tasks)
 
     def close(self) -> None:

@@ -11,7 +11,8 @@ contract for dashboards and alerts, so change both together.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -20,13 +21,18 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
 
 from mpp import __version__
 from mpp.changes import ChangeTracker, is_failover
 from mpp.config import Config
 from mpp.logic.ladder import status_of
 from mpp.model import Event, PoolState, State
+
+if TYPE_CHECKING:
+    from mpp.router import PortStats
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _NODE = ("pool", "node")
@@ -120,6 +126,11 @@ class Metrics:
                     self.last_failover.labels(state.name).set(max(0.0, e.at - min(started)))
         self._set_nodes(state)
 
+    def add_router(self, stats: Callable[[], Sequence[PortStats]]) -> None:
+        """The router's per-port counters, read at scrape time: the forwarding path only
+        adds to plain integers, never to a Prometheus object."""
+        self.registry.register(_RouterCollector(stats))
+
     def failover_finished(self, pool: str, seconds: float) -> None:
         """For the topology executor: a promotion's real end is later than the state change
         (catch-up, repointing), so it reports the duration itself and this value wins."""
@@ -155,3 +166,73 @@ def _set_or_drop(gauge: Gauge, key: tuple[str, str], value: float | None) -> Non
         return
     with contextlib.suppress(KeyError):
         gauge.remove(*key)
+
+
+class _RouterCollector:
+    """`mpp_router_*` series from the router's PortStats (docs/router.md lists them)."""
+
+    def __init__(self, stats: Callable[[], Sequence[PortStats]]) -> None:
+        self.stats = stats
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        active, total, data, refused, waited, cut, backends = families
+        assert isinstance(active, GaugeMetricFamily) and isinstance(backends, GaugeMetricFamily)
+        assert isinstance(total, CounterMetricFamily) and isinstance(data, CounterMetricFamily)
+        assert isinstance(refused, CounterMetricFamily) and isinstance(waited, CounterMetricFamily)
+        assert isinstance(cut, CounterMetricFamily)
+        for s in self.stats():
+            key = [s.pool, s.port]
+            active.add_metric(key, s.active)
+            total.add_metric(key, s.total)
+            data.add_metric([*key, "from_clients"], s.bytes_from_clients)
+            data.add_metric([*key, "to_clients"], s.bytes_to_clients)
+            for reason in sorted({"max_connections", "no_node", *s.refused}):
+                refused.add_metric([*key, reason], s.refused.get(reason, 0))
+            waited.add_metric(key, s.waited)
+            cut.add_metric(key, s.closed_on_role_change)
+            for node, count in sorted(s.backends.items()):
+                backends.add_metric([*key, node], count)
+        return iter(families)
+
+    @staticmethod
+    def _families() -> list[Metric]:
+        port = ["pool", "port"]
+        return [
+            GaugeMetricFamily(
+                "mpp_router_active_connections", "client connections open now", labels=port
+            ),
+            CounterMetricFamily(
+                "mpp_router_connections",
+                "client connections accepted (refused ones included)",
+                labels=port,
+            ),
+            CounterMetricFamily(
+                "mpp_router_bytes",
+                "bytes forwarded, by direction (from_clients, to_clients)",
+                labels=[*port, "direction"],
+            ),
+            CounterMetricFamily(
+                "mpp_router_refused",
+                "connections answered with an ERR packet, by reason",
+                labels=[*port, "reason"],
+            ),
+            CounterMetricFamily(
+                "mpp_router_waited",
+                "rw connections that waited for a primary (switchover, failover)",
+                labels=port,
+            ),
+            CounterMetricFamily(
+                "mpp_router_role_change_closed",
+                "connections closed because their node lost its role",
+                labels=port,
+            ),
+            GaugeMetricFamily(
+                "mpp_router_backend_connections",
+                "connections open now, by the node they go to",
+                labels=[*port, "node"],
+            ),
+        ]

@@ -311,9 +311,10 @@ class PrimaryReplicaCycle(Cycle):
                 continue
             extra = topology.errant(self.pool, active, obs, self.obs)
             if not extra.empty:
+                fenced = "quarantined read-only" if obs.read_only else "being fenced"
                 self.say(
                     name,
-                    f"errant transactions {extra} (not on {active}): quarantined read-only; "
+                    f"errant transactions {extra} (not on {active}): {fenced}; "
                     "inspect, then rebuild or `mpp recover` it",
                 )
                 continue

@@ -67,9 +67,11 @@ class Flavor:
     @property
     def client_threads_sql(self) -> str:
         """Client sessions to kill when fencing: not ours, not replication, not daemons."""
+        # mpp's own account is spared: killing its probe would only make the node flap
         return (
             "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
-            "AND USER NOT IN ('system user', 'event_scheduler') "
+            "AND USER NOT IN ('system user', 'event_scheduler', "
+            "SUBSTRING_INDEX(CURRENT_USER(), '@', 1)) "
             "AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', "
             "'Slave_IO', 'Slave_SQL', 'Slave_worker')"
         )
@@ -109,6 +111,10 @@ class Flavor:
             return [
                 "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
                 "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+                # STOP SLAVE on a semi-sync replica first tries to kill its dump thread on the
+                # source; with a hung source that waits this long (default 5 s, capped by
+                # slave_net_timeout): it is paid on every promotion and repoint
+                "SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1",
             ]
         if primary:
             return [
