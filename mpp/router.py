@@ -41,6 +41,7 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from mpp.agent import bind
 from mpp.checks import Role, check_node
@@ -117,7 +118,8 @@ class _Side(asyncio.Protocol):
         self.pending = bytearray()  # received before the peer existed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports do not subclass asyncio.Transport, but have its methods
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         if self.is_client:
@@ -203,13 +205,23 @@ class _Link:
         self.gone = 0  # sides whose connection is lost
         self.half_closed = False
 
-    def attach(self, node: str, server: asyncio.Transport, side: _Side) -> None:
-        assert self.client is not None
-        self.node = node
-        self.server = server
-        self.server_side = side
+    def reserve(self, node: str) -> None:
+        """Count the connection to `node` from the moment it is chosen, so a burst of new
+        connections spreads instead of all picking the node that was least loaded."""
         backends = self.stats.backends
         backends[node] = backends.get(node, 0) + 1
+        self.node = node
+
+    def release(self) -> None:
+        if self.node is not None:
+            backends = self.stats.backends
+            backends[self.node] = max(0, backends.get(self.node, 1) - 1)
+            self.node = None
+
+    def attach(self, server: asyncio.Transport, side: _Side) -> None:
+        assert self.client is not None
+        self.server = server
+        self.server_side = side
         side.peer = self.client
         self.client_side.peer = server
         side.flush()
@@ -307,9 +319,7 @@ class _Port:
         if link in self.links:
             self.links.discard(link)
             self.stats.active -= 1
-            if link.node is not None:
-                left = self.stats.backends.get(link.node, 1) - 1
-                self.stats.backends[link.node] = max(0, left)
+            link.release()
 
     def pick(self, candidates: list[str], skip: set[str]) -> str | None:
         """Least connections, ties to the earlier (higher-priority) node."""
@@ -329,9 +339,11 @@ class _Port:
             while True:
                 node = self.pick(router.targets[self.role], set(failed))
                 if node is not None:
+                    link.reserve(node)
                     error = await router.connect(link, node)
                     if error is None:
                         return
+                    link.release()
                     if error == "":  # lost its role while connecting: choose again
                         continue
                     failed[node] = error
@@ -525,14 +537,13 @@ class Router:
             return f"no TCP connection within {self.settings.connect_timeout:g}s"
         except OSError as err:
             return err.strerror or str(err)
-        assert isinstance(server, asyncio.Transport)
         if link.closed:
             server.abort()
             return None
         if node not in self.targets[link.port.role]:
             server.abort()
             return ""
-        link.attach(node, server, side)
+        link.attach(server, side)
         return None
 
     # -- running ----------------------------------------------------------------------------
