@@ -176,3 +176,49 @@ def test_cli_prints_the_error_not_a_traceback(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "fail_point" in out.stderr and str(path) in out.stderr.replace("\n", "")
+
+
+SECOND_POOL = """
+[[pool]]
+name = "other"
+password_env = "MPP_TEST_PASSWORD"
+
+[[pool.node]]
+name = "db9"
+address = "127.0.0.1:33069"
+type = "primary"
+"""
+
+
+def test_router_defaults_to_the_only_pool_and_its_switchover_timeout(tmp_path: Path) -> None:
+    text = GOOD.replace('max_lag = "10s"', 'max_lag = "10s"\nswitchover_timeout = "25s"')
+    config = load(write(tmp_path, text + '\n[router]\nrw = "127.0.0.1:6446"\n'))
+    assert config.router is not None
+    assert (config.router.pool, config.router.switchover_wait) == ("main", 25.0)
+    assert (config.router.rw, config.router.ro) == ("127.0.0.1:6446", None)
+    assert config.router.max_connections == 1000 and config.router.connect_timeout == 1.0
+    text = GOOD + '\n[router]\nro = "127.0.0.1:6447"\nswitchover_wait = "3s"\n'
+    config = load(write(tmp_path, text))
+    assert config.router is not None and config.router.switchover_wait == 3.0
+    assert load(write(tmp_path, GOOD)).router is None
+
+
+def test_router_errors_name_the_key(tmp_path: Path) -> None:
+    several = GOOD + SECOND_POOL + '\n[router]\nrw = "127.0.0.1:6446"\n'
+    message = error_of(tmp_path, several)
+    assert "router.pool: required with several pools (main, other)" in message
+    config = load(write(tmp_path, several + 'pool = "other"\n'))
+    assert config.router is not None and config.router.pool == "other"
+    message = error_of(tmp_path, GOOD + '\n[router]\nrw = "127.0.0.1:6446"\npool = "nope"\n')
+    assert "router.pool: no pool named 'nope' (pools: main)" in message
+    assert "set rw and/or ro" in error_of(tmp_path, GOOD + "\n[router]\nmax_connections = 5\n")
+    message = error_of(tmp_path, GOOD + '\n[router]\nrw = "6446"\n')
+    assert "router.rw: '6446' is not HOST:PORT" in message
+    message = error_of(tmp_path, GOOD + '\n[router]\nrw = "h:1"\nro = "h:1"\n')
+    assert "rw and ro must be different addresses" in message
+    message = error_of(tmp_path, GOOD + '\n[router]\nrw = "h:1"\nmax_connections = 0\n')
+    assert "router.max_connections" in message
+    message = error_of(tmp_path, GOOD + '\n[router]\nrw = "h:1"\nswitchover_wait = "soon"\n')
+    assert "router.switchover_wait: 'soon' is not a duration" in message
+    message = error_of(tmp_path, GOOD + '\n[router]\nrw = "h:1"\nconnect_timout = "1s"\n')
+    assert "router.connect_timout: unknown key" in message

@@ -26,8 +26,9 @@ from typing import Any
 import pymysql
 import pytest
 
-from mpp.config import parse
+from mpp.config import ConfigError, parse
 from mpp.hub import Hub
+from mpp.integrations import Integrations
 from mpp.metrics import Metrics
 from mpp.model import NodeState, PoolState, Request, State
 from mpp.router import HIGH_WATER, Router, err_packet
@@ -432,3 +433,26 @@ def test_router_metrics(harness: Callable[..., Harness]) -> None:
     assert 'mpp_router_refused_total{pool="main",port="rw",reason="no_node"} 1.0' in text
     assert 'mpp_router_bytes_total{direction="from_clients",pool="main",port="ro"} 5.0' in text
     assert 'mpp_router_bytes_total{direction="to_clients",pool="main",port="ro"} 9.0' in text
+
+
+def test_a_router_port_in_use_stops_mpp_run_at_start_naming_the_key() -> None:
+    raw = {
+        "pool": [
+            {
+                "name": "main",
+                "password_env": "UNUSED",
+                "node": [{"name": "db1", "address": "127.0.0.1:1", "type": "primary"}],
+            }
+        ],
+        "router": {"rw": "127.0.0.1:27312", "ro": "127.0.0.1:27313"},
+    }
+    config = parse(raw, Path("/tmp/mpp-router-test.toml"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 27313))
+        taken.listen(1)
+        with pytest.raises(ConfigError) as info:
+            Integrations(config, Hub(config))
+    assert str(info.value) == (
+        "/tmp/mpp-router-test.toml: [router] ro = '127.0.0.1:27313': Address already in use"
+    )
+    Integrations(config, Hub(config)).close()  # rw was released: both bind now
