@@ -26,6 +26,7 @@ from mpp.config import Config, PoolConfig
 from mpp.model import (
     Action,
     CatchUp,
+    Detach,
     Fence,
     Outcome,
     Promote,
@@ -56,8 +57,9 @@ class Executor:
     def run(self, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:
         """Run in order; stop at the first failure of an action that is not best-effort.
 
-        Consecutive repoints run at once: each starts with STOP SLAVE, which on a semi-sync
-        replica of a hung primary waits about a second, and they do not depend on each other.
+        Consecutive detaches, and consecutive repoints, run at once: each starts with STOP
+        SLAVE, which on a semi-sync replica of a hung primary waits about a second, and they
+        do not depend on each other.
         """
         outcomes: list[Outcome] = []
         for batch in _batches(actions):
@@ -119,6 +121,10 @@ class Executor:
         match action:
             case Fence():
                 return self._fence(conn, flavor, action.node)
+            case Detach():
+                with conn.cursor() as cur:
+                    cur.execute(flavor.stop_io_sql)
+                return "stopped receiving from the old primary"
             case Unfence():
                 _execute(conn, flavor.unfence_sql())
                 return "writable again"
@@ -239,10 +245,11 @@ class Executor:
 
 
 def _batches(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
-    """Group consecutive repoints so they can run at once; everything else runs alone."""
+    """Group consecutive detaches or repoints so they can run at once; the rest runs alone."""
     out: list[list[Action]] = []
     for action in actions:
-        if out and isinstance(action, Repoint) and all(isinstance(a, Repoint) for a in out[-1]):
+        kind = type(action)
+        if out and kind in (Detach, Repoint) and all(type(a) is kind for a in out[-1]):
             out[-1].append(action)
         else:
             out.append([action])

@@ -219,6 +219,14 @@ class Promote(Action):
 
 
 @dataclass(frozen=True)
+class Detach(Action):
+    """Stop receiving from a primary that is gone. All replicas at once, before promoting:
+    on a semi-sync replica of a hung primary this alone takes about a second."""
+
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class CatchUp(Action):
     """Wait until `node` has applied everything `source` has written (switchover)."""
 

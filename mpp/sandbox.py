@@ -736,7 +736,7 @@ def _node_cnf(d: Path, state: _State, rec: _NodeRecord) -> str:
         "relay_log_recovery = ON",
         # A replica notices a hung (not dead) primary after about this long; mpp waits for that
         # confirmation before failing over, so it bounds the RTO of a hung primary.
-        "slave_net_timeout = 2",
+        "slave_net_timeout = 1",
         f"report_host = {_HOST}",
         f"report_port = {rec.port}",
         "skip_name_resolve = ON",

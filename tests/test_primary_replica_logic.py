@@ -22,6 +22,7 @@ from mpp.logic.failover import (
 from mpp.model import (
     CatchUp,
     Decision,
+    Detach,
     Fence,
     Outcome,
     PoolSpec,
@@ -64,6 +65,8 @@ def test_dead_primary_confirmed_by_replicas_fails_over_in_one_cycle() -> None:
     }
     assert decision.actions == (
         Fence("db1", best_effort=True),
+        Detach("db2", timeout=spec.catchup_timeout),
+        Detach("db3", timeout=spec.catchup_timeout),
         Promote("db2", timeout=spec.catchup_timeout),
         Repoint("db3", source="db2"),
     )

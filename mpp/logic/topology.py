@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from mpp import gtid
 from mpp.model import (
     Action,
+    Detach,
     Fence,
     NodeState,
     Observation,
@@ -118,6 +119,19 @@ def plan(
     promote: list[Action] = []
     repoints: list[Action] = []
     just_failed_over = prev.has(active) and prev.node(active).state is not State.ACTIVE
+    old = next((n.name for n in prev.nodes if n.state is State.ACTIVE), None)
+    detaches: list[Action] = [
+        Detach(name, timeout=spec.catchup_timeout)
+        for name, obs in observations.items()
+        if just_failed_over
+        and old is not None
+        and old != name
+        and source_of(spec, obs) == old
+        and obs.reachable
+        and not obs.error
+        and state.has(name)
+        and not state.node(name).state.failed
+    ]
     for node in state.nodes:
         obs = observations.get(node.name)
         if node.name == active:
@@ -130,7 +144,7 @@ def plan(
         else:
             fences += _standby_read_only(node, obs)
             repoints += _repoint_standby(spec, node, active, obs)
-    return fences + promote + repoints
+    return fences + detaches + promote + repoints
 
 
 def _promote(spec: PoolSpec, node: NodeState, obs: Observation | None) -> list[Action]:
