@@ -71,3 +71,28 @@ def test_normalises_mysql8_row() -> None:
 
 def test_no_row_means_not_a_replica() -> None:
     assert detect("10.11.19-MariaDB").replication(None) is None
+
+
+def test_topology_sql_per_flavor() -> None:
+    """The statements the executor sends. MySQL cannot run here, so these are checked as
+    text against the documented syntax of each server rather than against a live MySQL."""
+    maria, mysql = detect("10.11.19-MariaDB"), detect("8.0.36")
+    assert maria.fence_sql() == ["SET GLOBAL read_only = ON"]
+    assert mysql.fence_sql() == ["SET GLOBAL super_read_only = ON"]
+    assert maria.promote_sql() == ["STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF"]
+    assert mysql.promote_sql()[:2] == ["STOP REPLICA", "RESET REPLICA ALL"]
+    assert "super_read_only = OFF" in mysql.promote_sql()[2]
+    prepare, change, start = maria.repoint_sql()
+    assert prepare == ["STOP SLAVE", "SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos"]
+    assert "MASTER_USE_GTID=slave_pos" in change and start == "START SLAVE"
+    prepare, change, start = mysql.repoint_sql()
+    assert prepare == ["STOP REPLICA"] and start == "START REPLICA"
+    assert change.startswith("CHANGE REPLICATION SOURCE TO") and "SOURCE_AUTO_POSITION=1" in change
+    assert "MASTER_AUTO_POSITION=1" in detect("8.0.20").repoint_sql()[1]
+    assert maria.wait_sql()[0].startswith("SELECT MASTER_GTID_WAIT")
+    assert mysql.wait_sql()[0].startswith("SELECT WAIT_FOR_EXECUTED_GTID_SET")
+    assert "rpl_semi_sync_master_enabled = ON" in maria.semi_sync_sql(True, 30000)[-1]
+    assert "rpl_semi_sync_source_enabled = ON" in mysql.semi_sync_sql(True, 30000)[-1]
+    assert maria.semi_sync_sql(False, 0)[0] == "SET GLOBAL rpl_semi_sync_master_enabled = OFF"
+    assert mysql.stop_io_sql == "STOP REPLICA IO_THREAD"
+    assert "gtid_executed" in mysql.binlog_pos_sql
