@@ -216,6 +216,11 @@ def sysbench(
     return out.stdout
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def parse_sysbench(text: str) -> dict[str, float]:
     tps = re.search(r"transactions:\s+\d+\s+\(([\d.]+) per sec", text)
     p95 = re.search(r"95th percentile:\s+([\d.]+)", text)
@@ -229,12 +234,19 @@ def parse_sysbench(text: str) -> dict[str, float]:
     }
 
 
-def throughput(binary: str, stack: Stack, seconds: int, loops: list[str]) -> list[dict[str, Any]]:
+def throughput(
+    binary: str,
+    stack: Stack,
+    seconds: int,
+    loops: list[str],
+    tests: list[str],
+    thread_counts: list[int],
+) -> list[dict[str, Any]]:
     direct = stack.ports["db1"]
     sysbench(binary, "oltp_read_only", direct, "prepare")
     cases = []
-    for test in TESTS:
-        for threads in THREADS:
+    for test in tests:
+        for threads in thread_counts:
             row: dict[str, Any] = {"test": test, "threads": threads, "seconds": seconds}
             ways = [("direct", direct), ("haproxy", HAPROXY_PORT)]
             ways += [(f"router_{loop}" if loop != "uvloop" else "router", RW) for loop in loops]
@@ -243,7 +255,18 @@ def throughput(binary: str, stack: Stack, seconds: int, loops: list[str]) -> lis
                 if way.startswith("router") and loop != stack.loop:
                     stack.stop_mpp()
                     stack.start_mpp(loop)
+                proxy = stack.haproxy if way == "haproxy" else stack.daemon
+                pid = proxy.pid if proxy is not None and way != "direct" else None
+                cpu = cpu_seconds(pid) if pid else 0.0
                 row[way] = parse_sysbench(sysbench(binary, test, port, "run", threads, seconds))
+                if pid:
+                    # the proxy process's CPU per transaction: its cost whatever the
+                    # 2 cores left to sysbench and mariadbd allow (mpp's polling included)
+                    used = cpu_seconds(pid) - cpu
+                    row[way]["proxy_cpu_us_per_tx"] = round(
+                        used / max(1.0, row[way]["tps"] * seconds) * 1e6, 1
+                    )
+            row["loadavg_1m_after"] = round(os.getloadavg()[0], 2)
             row["router_vs_direct"] = round(row["router"]["tps"] / row["direct"]["tps"], 3)
             row["haproxy_vs_direct"] = round(row["haproxy"]["tps"] / row["direct"]["tps"], 3)
             row["router_vs_haproxy"] = round(row["router"]["tps"] / row["haproxy"]["tps"], 3)
@@ -253,7 +276,9 @@ def throughput(binary: str, stack: Stack, seconds: int, loops: list[str]) -> lis
                 f"p95 {row['haproxy']['p95_ms']:5.2f} | router {row['router']['tps']:7.0f} "
                 f"p95 {row['router']['p95_ms']:5.2f} | router/direct {row['router_vs_direct']:.2f} "
                 f"haproxy/direct {row['haproxy_vs_direct']:.2f} "
-                f"router/haproxy {row['router_vs_haproxy']:.2f}"
+                f"router/haproxy {row['router_vs_haproxy']:.2f} | proxy CPU per tx: haproxy "
+                f"{row['haproxy']['proxy_cpu_us_per_tx']:.0f} us, router "
+                f"{row['router']['proxy_cpu_us_per_tx']:.0f} us (load {row['loadavg_1m_after']})"
                 + "".join(
                     f" | {w} {row[w]['tps']:.0f} tps" for w, _ in ways if w.startswith("router_")
                 )
@@ -619,6 +644,10 @@ def workdir(keep: bool) -> Iterator[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=30, help="per sysbench run (default 30)")
+    parser.add_argument("--tests", default=",".join(TESTS), help="sysbench tests, comma-separated")
+    parser.add_argument(
+        "--threads", default=",".join(map(str, THREADS)), help="thread counts, comma-separated"
+    )
     parser.add_argument("--connects", type=int, default=500, help="connection set-up samples")
     parser.add_argument("--failovers", type=int, default=3, help="failover runs (0: none)")
     parser.add_argument(
@@ -640,7 +669,9 @@ def main() -> None:
             stack.start_mpp()
             stack.start_haproxy()
             loops = ["uvloop", "asyncio"] if args.compare_loops else ["uvloop"]
-            report["sysbench"] = throughput(binary, stack, args.seconds, loops)
+            tests = [t for t in args.tests.split(",") if t]
+            threads = [int(t) for t in args.threads.split(",") if t]
+            report["sysbench"] = throughput(binary, stack, args.seconds, loops, tests, threads)
             report["connection_setup"] = setup_cost(stack, args.connects)
         finally:
             stack.close()

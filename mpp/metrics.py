@@ -4,8 +4,9 @@ Each app gets its own CollectorRegistry: two apps in one process (the tests, the
 must not share or collide on series, and the process-wide default registry would also
 export Python's own collectors under our endpoint.
 
-Metric names and encodings are documented in docs/integrations.md; that list is the
-contract for dashboards and alerts, so change both together.
+Metric names and encodings are documented in docs/integrations.md (the router's
+`mpp_router_*` in docs/router.md); that list is the contract for dashboards and alerts, so
+change both together.
 """
 
 from __future__ import annotations

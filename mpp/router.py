@@ -108,10 +108,11 @@ class PortStats:
 class _Side(asyncio.Protocol):
     """One socket of a link. The hot path is `data_received`: one write to the peer."""
 
-    __slots__ = ("is_client", "link", "peer", "pending", "transport")
+    __slots__ = ("is_client", "link", "peer", "pending", "stats", "transport")
 
     def __init__(self, link: _Link, is_client: bool) -> None:
         self.link = link
+        self.stats = link.stats
         self.is_client = is_client
         self.transport: asyncio.Transport | None = None
         self.peer: asyncio.Transport | None = None  # set once both sides exist
@@ -135,9 +136,9 @@ class _Side(asyncio.Protocol):
                 self.transport.pause_reading()
             return
         if self.is_client:
-            self.link.stats.bytes_from_clients += len(data)
+            self.stats.bytes_from_clients += len(data)
         else:
-            self.link.stats.bytes_to_clients += len(data)
+            self.stats.bytes_to_clients += len(data)
         peer.write(data)
 
     def flush(self) -> None:
