@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import shutil
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -56,9 +57,12 @@ class FakeNode:
     """A TCP server that greets with its name and echoes; `blast` sends without end
     instead (counting what the kernel accepted), like a server streaming a big result."""
 
-    def __init__(self, name: str, port: int, blast: bool = False) -> None:
+    def __init__(
+        self, name: str, port: int, blast: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.name = name
         self.blast = blast
+        self.tls = tls
         self.sent = 0
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -79,6 +83,8 @@ class FakeNode:
     def serve(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
             conn.sendall(f"{self.name}\n".encode())
+            if self.tls is not None:  # TLS after a plain greeting, as MySQL negotiates it
+                conn = self.tls.wrap_socket(conn, server_side=True)
             if self.blast:
                 chunk = b"x" * 65536
                 while self.sent < BLAST:
@@ -102,7 +108,12 @@ class Harness:
     """A Router on its own loop thread, a Hub to publish to, and the fake nodes."""
 
     def __init__(
-        self, first: PoolState | None, loop_kind: str, blast: str = "", **router: Any
+        self,
+        first: PoolState | None,
+        loop_kind: str,
+        blast: str = "",
+        tls: ssl.SSLContext | None = None,
+        **router: Any,
     ) -> None:
         raw = {
             "pool": [
@@ -119,7 +130,7 @@ class Harness:
         }
         raw["pool"][0]["node"][0]["type"] = "primary"  # type: ignore[index]
         self.config = parse(raw, Path("/tmp/mpp-router-test.toml"))
-        self.nodes = {n: FakeNode(n, p, blast=n == blast) for n, p in NODES.items()}
+        self.nodes = {n: FakeNode(n, p, blast=n == blast, tls=tls) for n, p in NODES.items()}
         self.hub = Hub(self.config, {"main": first})
         self.router = Router(self.config, self.hub)
         self.hub.listeners.append(self.router.listener)
@@ -456,3 +467,27 @@ def test_a_router_port_in_use_stops_mpp_run_at_start_naming_the_key() -> None:
         "/tmp/mpp-router-test.toml: [router] ro = '127.0.0.1:27313': Address already in use"
     )
     Integrations(config, Hub(config)).close()  # rw was released: both bind now
+
+
+def test_tls_passes_through_untouched(harness: Callable[..., Harness], tmp_path: Path) -> None:
+    """The server's own certificate reaches the client: the TLS session is end to end."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=db-node", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    harness(tls=server)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.load_verify_locations(cert)  # trusts the node's certificate, nothing else
+    with connect(RW) as sock:
+        assert greeting(sock) == b"db1\n"
+        with client.wrap_socket(sock, server_hostname="db-node") as tls:
+            assert tls.getpeercert(binary_form=True) == ssl.PEM_cert_to_DER_cert(cert.read_text())
+            tls.sendall(b"secret\n")
+            assert tls.recv(16) == b"secret\n"
