@@ -247,7 +247,8 @@ def test_the_listener_never_waits_for_delivery(
 
     t0 = time.perf_counter()
     slowest = asyncio.run(scenario())
-    assert slowest < 0.1, slowest  # a delivery takes 30 s here
+    # a delivery takes 30 s here; 1 s leaves room for a loaded CI machine and still proves it
+    assert slowest < 1.0, slowest
     assert time.perf_counter() - t0 < 5
     assert n.dropped > 0 and caplog.text.count("queue full") == 1, "one warning, not a flood"
 
