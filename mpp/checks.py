@@ -90,6 +90,8 @@ def check_node(
             return False, f"{n.name} is {n.state.value}; ACTIVE: {active}"
         if n.name in state.draining:
             return False, f"{n.name} is draining (switchover in progress)"
+        if n.name == state.promoting:
+            return False, f"{n.name} is being promoted (not writable yet)"
         return True, f"{n.name} is ACTIVE"
     if role is Role.OK:
         if healthy(n):

@@ -152,6 +152,7 @@ class PoolState:
     failover_acknowledged: bool = True  # the operator lifted the block (`mpp acknowledge`)
     promoted_at: str = ""  # GTID position the ACTIVE node was promoted at: errant-check base
     alert: str = ""  # why the pool needs the operator (e.g. auto_failover off, unsafe candidate)
+    promoting: str | None = None  # ACTIVE by decision, not yet writable: rw waits for it
 
     def node(self, name: str) -> NodeState:
         return self._by_name[name]

@@ -501,7 +501,12 @@ class Router:
         if role is not Role.RW:
             return False
         state = self.state
-        if state is None or state.switching is not None or state.request is not None:
+        if (
+            state is None
+            or state.switching is not None
+            or state.request is not None
+            or state.promoting is not None
+        ):
             return True
         if connect_failed:
             # the ACTIVE node refuses connections: the poll loop is about to notice, and

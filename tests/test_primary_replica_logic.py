@@ -299,3 +299,23 @@ def test_never_two_active_and_only_the_active_is_promoted(
         for a in decision.actions:
             if isinstance(a, Repoint):
                 assert a.source == active[0] and a.node != active[0]
+
+
+def test_new_primary_takes_no_writes_until_promoted() -> None:
+    from mpp.checks import Role, check_node
+
+    spec = star_spec()
+    state = settled(spec)
+    decision = decide(
+        spec, state, star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}), 1.0
+    )
+    assert decision.state.promoting == "db2"
+    up, why = check_node(spec, decision.state, "db2", Role.RW)
+    assert not up and "being promoted" in why
+    promote = next(a for a in decision.actions if isinstance(a, Promote))
+    done = complete(spec, decision.state, [Outcome(promote, True)], 2.0)
+    assert done.state.promoting is None
+    assert check_node(spec, done.state, "db2", Role.RW)[0]
+    # a crash between commit and promotion: the next poll that sees db2 writable clears it
+    later = decide(spec, decision.state, star(spec, {"db1": "offline"}, source="db2"), 3.0)
+    assert later.state.promoting is None

@@ -39,6 +39,7 @@ from mpp.model import (
     Outcome,
     PoolSpec,
     PoolState,
+    Promote,
     Request,
     State,
 )
@@ -155,8 +156,12 @@ def complete(spec: PoolSpec, prev: PoolState, outcomes: Sequence[Outcome], now: 
                 else f"{o.seconds * 1000:.0f} ms",
             )
         )
-    if isinstance(cycle, PrimaryReplicaCycle) and prev.switching is not None:
-        cycle.finish_switchover(outcomes)
+    if isinstance(cycle, PrimaryReplicaCycle):
+        for o in outcomes:
+            if isinstance(o.action, Promote) and o.ok:
+                cycle.promoted(o.action.node)
+        if prev.switching is not None:
+            cycle.finish_switchover(outcomes)
     return cycle.finish(prev)
 
 

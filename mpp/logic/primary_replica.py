@@ -52,6 +52,21 @@ class PrimaryReplicaCycle(Cycle):
         self.choose_active(verdicts)
         self.standby_unknowns(verdicts)
         self.rejoin_or_quarantine(verdicts)
+        self.settle_promotion()
+
+    def settle_promotion(self) -> None:
+        """The new ACTIVE node is writable as soon as a poll sees it as a primary (or it
+        is no longer ACTIVE): clients may be sent to it from then on."""
+        name = self.pool.promoting
+        if name is None:
+            return
+        if self.nodes[name].state is not State.ACTIVE or topology.is_primary(self.obs.get(name)):
+            self.set_pool(promoting=None)
+
+    def promoted(self, name: str) -> None:
+        """The executor promoted `name`: writable now."""
+        if self.pool.promoting == name:
+            self.set_pool(promoting=None)
 
     # -- detection -------------------------------------------------------------------------
 
@@ -173,6 +188,7 @@ class PrimaryReplicaCycle(Cycle):
             promoted_at=str(topology.received(self.obs.get(new))),
             alert="",
             pinned=None,
+            promoting=None if topology.is_primary(self.obs.get(new)) else new,
         )
         self.change = ("failover", old, new)
 
@@ -216,6 +232,7 @@ class PrimaryReplicaCycle(Cycle):
             promoted_at=str(topology.received(self.obs.get(target))),
             alert="",
             pinned=None,
+            promoting=None if topology.is_primary(self.obs.get(target)) else target,
         )
         self.change = ("takeover", current.name if current else "", target)
 
