@@ -33,14 +33,15 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(err)) from None
 
 
-def _submit(c: _Ctx, pool_name: str, command: Command) -> tuple[float, int]:
+def _submit(c: _Ctx, pool_name: str, command: Command) -> int:
+    """Record the command; returns how many history events existed, to follow from there."""
     pool = c.config.get_pool(pool_name)
     spec = pool.spec()
     logic = logic_for(pool.logic)
     store = c.store()
     try:
         transact(store, spec, lambda prev: logic.apply_command(spec, prev, command, time.time()))
-        return time.time(), len(store.history(pool_name, limit=1_000_000))
+        return len(store.history(pool_name, limit=1_000_000))
     finally:
         store.close()
 
@@ -115,7 +116,7 @@ def switchover(c: _Ctx, pool: str, target: str | None, timeout: float | None) ->
     with _errors():
         request_id = uuid.uuid4().hex
         timeout = timeout or c.config.get_pool(pool).switchover_timeout
-        _, seen = _submit(c, pool, Switchover(target, timeout, request_id))
+        seen = _submit(c, pool, Switchover(target, timeout, request_id))
         console.print(f"switchover of {pool} requested; waiting for the daemon...")
         ok = _follow(c, pool, request_id, seen, timeout + 10.0)
     sys.exit(0 if ok else 1)
@@ -132,7 +133,7 @@ def takeover(c: _Ctx, pool: str, target: str, force: bool) -> None:
     """Promote TARGET without the old primary (dead or cut off: the geographic case)."""
     with _errors():
         request_id = uuid.uuid4().hex
-        _, seen = _submit(c, pool, Takeover(target, force, request_id))
+        seen = _submit(c, pool, Takeover(target, force, request_id))
         console.print(f"takeover of {pool} by {target} requested; waiting for the daemon...")
         ok = _follow(c, pool, request_id, seen, c.config.get_pool(pool).catchup_timeout + 10.0)
     sys.exit(0 if ok else 1)

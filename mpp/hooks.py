@@ -17,7 +17,7 @@ log = logging.getLogger("mpp.hooks")
 
 def run_hook(name: str, command: str, env: dict[str, str], timeout: float) -> tuple[bool, str]:
     """Run one hook and wait; (succeeded, what happened) for the history."""
-    full_env = {**os.environ, **{k: v for k, v in env.items()}, "MPP_HOOK": name}
+    full_env = {**os.environ, **env, "MPP_HOOK": name}
     try:
         done = subprocess.run(
             command,

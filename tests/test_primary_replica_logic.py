@@ -319,3 +319,17 @@ def test_new_primary_takes_no_writes_until_promoted() -> None:
     # a crash between commit and promotion: the next poll that sees db2 writable clears it
     later = decide(spec, decision.state, star(spec, {"db1": "offline"}, source="db2"), 3.0)
     assert later.state.promoting is None
+
+
+def test_a_standing_alert_is_recorded_once_not_every_cycle() -> None:
+    spec = star_spec(failover_block=60.0)
+    state = settled(spec)
+    dead1 = star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"})
+    state = decide(spec, state, dead1, 10.0).state
+    dead2 = star(spec, {"db1": "offline", "db2": "offline", "db3": "io_lost"}, source="db2")
+    alerts = 0
+    for t in range(20, 30):
+        decision = decide(spec, state, dead2, float(t))
+        state = decision.state
+        alerts += sum(1 for e in decision.events if e.new == "ALERT")
+    assert "blocked" in state.alert and alerts == 1

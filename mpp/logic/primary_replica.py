@@ -155,10 +155,10 @@ class PrimaryReplicaCycle(Cycle):
             and not self.pool.failover_acknowledged
             and self.now < last + self.spec.failover_block
         ):
+            # the same words every cycle: an alert event is recorded when the text changes
             return (
-                f"automatic failover blocked for {last + self.spec.failover_block - self.now:.0f}s "
-                f"more after the last one (failover_block); `mpp acknowledge {self.spec.name}` "
-                "lifts it"
+                f"automatic failover blocked for {self.spec.failover_block:g}s after the last "
+                f"one (failover_block); `mpp acknowledge {self.spec.name}` lifts it"
             )
         return ""
 
