@@ -720,6 +720,13 @@ def new_sandbox(root: Path, name: str, slot: int, base: int, span: int) -> tuple
     raise RuntimeError(f"no sandbox could start: {last}")
 
 
+def keep_server_logs(d: Path, logs: Path, tag: str) -> None:
+    """Each server's error log next to mpp's: semi-sync switching OFF/ON shows there."""
+    for node in ("db1", "db2", "db3"):
+        with contextlib.suppress(OSError):
+            shutil.copy(d / node / "error.log", logs / f"{tag}.{node}.error.log")
+
+
 def create_table(d: Path) -> None:
     root_sql(d, "db1", "CREATE TABLE IF NOT EXISTS app.bench (id INT PRIMARY KEY)")
 
@@ -907,6 +914,7 @@ def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
             row["mpp_log"] = str(daemon.log)
             row["mpp_log_problems"] = daemon.problems()
         if d is not None:
+            keep_server_logs(d, ctx.logs, tag)
             with contextlib.suppress(Exception):
                 sandbox.destroy(d)
     row.pop("_other_acked_ids", None)
@@ -985,6 +993,17 @@ def observe_sigcont(
         out["db1_gtid_binlog_pos"] = str(
             root_sql(d, "db1", "SELECT @@global.gtid_binlog_pos")[0][0]
         )
+        out["db1_semi_sync_after"] = {
+            str(k): str(v)
+            for k, v in root_sql(
+                d,
+                "db1",
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('Rpl_semi_sync_master_status', "
+                "'Rpl_semi_sync_master_clients', 'Rpl_semi_sync_master_no_tx', "
+                "'Rpl_semi_sync_master_yes_tx', 'Rpl_semi_sync_master_wait_sessions', "
+                "'Rpl_semi_sync_master_timefunc_failures', 'Rpl_semi_sync_master_no_times')",
+            )
+        }
         states = node_states(d / "bench.toml")
         out["db1_final"] = f"{states['db1']['state']}: {states['db1']['message'][:200]}"
     except Exception as err:

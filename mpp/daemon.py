@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mpp.config import Config, PoolConfig
 from mpp.executor import Executor
 from mpp.hooks import run_hook, run_hook_later
-from mpp.logic import logic_for
+from mpp.logic import logic_for, topology
 from mpp.model import Decision, Event, Observation, PoolSpec, PoolState
 from mpp.probe.mysql import NodeProber, pool_targets
 from mpp.store import Store, StoreError
@@ -61,6 +61,7 @@ class PoolWorker:
         self.executor = executor
         self.publishers = publishers
         self.probers = [NodeProber(t) for t in pool_targets(config, pool).values()]
+        self.prober = {p.target.node: p for p in self.probers}
         # only primary-replica pools change the topology; MPP's ring keeps state only
         self.actions = Executor(config, pool) if self.spec.primary_replica else None
         # connect, then two queries: anything slower is a hung server. A node that has not
@@ -90,8 +91,12 @@ class PoolWorker:
                     error=f"no answer within {self.deadline:.1f}s (server hung?)",
                 )
 
-        results = await asyncio.gather(*(one(p) for p in self.probers))
-        return {o.node: o for o in results}
+        results = {o.node: o for o in await asyncio.gather(*(one(p) for p in self.probers))}
+        again = topology.second_look(self.spec, results) if self.spec.primary_replica else []
+        if again:
+            fresh = await asyncio.gather(*(one(self.prober[n]) for n in again))
+            results.update((o.node, o) for o in fresh)
+        return results
 
     def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
         def step(prev: PoolState) -> Decision:

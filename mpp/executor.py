@@ -13,6 +13,7 @@ from semi-sync (docs/topology.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -122,8 +123,7 @@ class Executor:
             case Fence():
                 return self._fence(conn, flavor, action.node)
             case Detach():
-                with conn.cursor() as cur:
-                    cur.execute(flavor.stop_io_sql)
+                _stop_receiving(conn, flavor)
                 return "stopped receiving from the old primary"
             case Unfence():
                 _execute(conn, flavor.unfence_sql())
@@ -214,8 +214,7 @@ class Executor:
         rep = flavor.replication(row)
         if rep is not None:
             # stop receiving first, so the position we wait for is final
-            with conn.cursor() as cur:
-                cur.execute(flavor.stop_io_sql)
+            _stop_receiving(conn, flavor)
             with conn.cursor(pymysql.cursors.DictCursor) as cur:
                 cur.execute(flavor.replica_status_sql)
                 rep = flavor.replication(cur.fetchone())
@@ -232,6 +231,7 @@ class Executor:
         host, port = self.addresses[source]
         prepare, change, start = flavor.repoint_sql()
         _execute(conn, flavor.fence_sql())
+        _kill_receiver(conn, flavor)  # its STOP must not wait for a hung old source
         repl_password = self.config.repl_password(self.pool).get_secret_value()
         with conn.cursor() as cur:
             for sql in prepare:
@@ -254,6 +254,24 @@ def _batches(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
         else:
             out.append([action])
     return out
+
+
+def _kill_receiver(conn: Any, flavor: Flavor) -> None:
+    """Interrupt the replication receiver where the flavor allows it, so that the STOP that
+    follows does not wait for a hung source (Flavor.io_thread_ids_sql: a second saved)."""
+    if not flavor.io_thread_ids_sql:
+        return
+    with conn.cursor() as cur:
+        cur.execute(flavor.io_thread_ids_sql)
+        for (thread_id,) in cur.fetchall():
+            with contextlib.suppress(pymysql.MySQLError):  # it stopped on its own meanwhile
+                cur.execute(f"KILL CONNECTION {int(thread_id)}")
+
+
+def _stop_receiving(conn: Any, flavor: Flavor) -> None:
+    _kill_receiver(conn, flavor)
+    with conn.cursor() as cur:
+        cur.execute(flavor.stop_io_sql)
 
 
 def _execute(conn: Any, statements: list[str]) -> None:

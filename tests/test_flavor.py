@@ -95,4 +95,5 @@ def test_topology_sql_per_flavor() -> None:
     assert "rpl_semi_sync_source_enabled = ON" in mysql.semi_sync_sql(True, 30000)[-1]
     assert maria.semi_sync_sql(False, 0)[0] == "SET GLOBAL rpl_semi_sync_master_enabled = OFF"
     assert mysql.stop_io_sql == "STOP REPLICA IO_THREAD"
+    assert "'Slave_IO'" in (maria.io_thread_ids_sql or "") and mysql.io_thread_ids_sql is None
     assert "gtid_executed" in mysql.binlog_pos_sql

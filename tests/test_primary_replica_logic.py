@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mpp.logic import topology
 from mpp.logic.failover import (
     Acknowledge,
     Activate,
@@ -82,6 +83,18 @@ def test_primary_only_mpp_cannot_reach_is_not_failed_over() -> None:
     assert states(state)["db1"] is State.ACTIVE
     assert state.node("db1").req == spec.fail_point - 1
     assert "still replicate from it" in state.node("db1").message
+
+
+def test_replicas_still_streaming_from_a_failed_node_get_a_second_look() -> None:
+    """Their answer predates the failed probe; a fresh one may confirm the death now."""
+    spec = star_spec()
+    hung = star(spec, {"db1": "offline"})
+    assert topology.second_look(spec, hung) == ["db2", "db3"]
+    assert topology.second_look(spec, star(spec, {"db1": "offline", "db2": "io_lost"})) == [
+        "db3"
+    ]
+    assert topology.second_look(spec, star(spec, {})) == []  # nobody failed
+    assert topology.second_look(spec, star(spec, {"db3": "offline"})) == []  # not a source
 
 
 def test_most_advanced_candidate_wins_over_priority() -> None:

@@ -61,6 +61,27 @@ def replicas_of(
     ]
 
 
+def second_look(spec: PoolSpec, observations: Mapping[str, Observation]) -> list[str]:
+    """Replicas to probe again before deciding: they reported streaming from a node whose
+    own probe failed in the same round.
+
+    All probes start together, but a hung node's probe fails only at its deadline, up to a
+    poll interval later; by then its replicas may have lost it too (slave_net_timeout).
+    Their fresh answer lets a confirmed-dead primary fail in this cycle instead of the next
+    one, about a second sooner with the defaults; a primary they still stream from is, as
+    before, not failed over.
+    """
+    failed = {n for n, o in observations.items() if not o.reachable or o.error}
+    return sorted(
+        n
+        for n, o in observations.items()
+        if n not in failed
+        and o.replication is not None
+        and o.replication.io_running == "Yes"
+        and source_of(spec, o) in failed
+    )
+
+
 def order(
     spec: PoolSpec, names: Sequence[str], observations: Mapping[str, Observation]
 ) -> list[str]:

@@ -81,6 +81,22 @@ class Flavor:
         return f"STOP {self._replica} IO_THREAD"
 
     @property
+    def io_thread_ids_sql(self) -> str | None:
+        """Session ids of the replication receiver, to KILL before STOP ... IO_THREAD.
+
+        On MariaDB, STOP SLAVE IO_THREAD on a replica whose source is hung (not dead) waits
+        for the thread's reconnect attempt to time out (about slave_net_timeout, plus the
+        semi-sync kill_conn_timeout): a second or more on every failover from a hung
+        primary. KILL interrupts the thread at once (measured: 1 ms against 1,004 ms), after
+        which STOP returns immediately. mpp manages the default replication connection
+        only, which is the one replica a managed node has. MySQL's receiver has no
+        processlist command of its own, so MySQL keeps the plain STOP (None).
+        """
+        if self.is_mariadb:
+            return "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Slave_IO'"
+        return None
+
+    @property
     def binlog_pos_sql(self) -> str:
         return (
             "SELECT @@global.gtid_binlog_pos"

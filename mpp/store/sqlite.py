@@ -7,7 +7,8 @@ before the version check, so compare-and-set is atomic across processes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mpp.model import Event, PoolState
@@ -34,15 +35,33 @@ CREATE INDEX IF NOT EXISTS event_pool ON event (pool, id);
 """
 
 
+_BUSY_SECONDS = 10.0
+
+
+def _retry_while_locked(step: Callable[[], object]) -> None:
+    """Switching to WAL needs the file to itself and SQLite does not wait for that (no busy
+    handler): a reader opening the store at that very moment (`mpp status`, a test, a
+    benchmark) made `mpp run` exit with "database is locked". Retry for a while instead."""
+    deadline = time.monotonic() + _BUSY_SECONDS
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None)
+            _retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            _retry_while_locked(lambda: self._db.executescript(_SCHEMA))
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open state store {path}: {err}") from err
 
