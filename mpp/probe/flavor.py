@@ -66,15 +66,22 @@ class Flavor:
 
     @property
     def client_threads_sql(self) -> str:
-        """Client sessions to kill when fencing: not ours, not replication, not daemons."""
+        """Client sessions to kill when fencing (ID, STATE): not ours, not replication, not
+        daemons."""
         # mpp's own account is spared: killing its probe would only make the node flap
         return (
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+            "SELECT ID, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
             "AND USER NOT IN ('system user', 'event_scheduler', "
             "SUBSTRING_INDEX(CURRENT_USER(), '@', 1)) "
             "AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', "
             "'Slave_IO', 'Slave_SQL', 'Slave_worker')"
         )
+
+    @staticmethod
+    def waits_for_ack(state: str | None) -> bool:
+        """A session waiting for a semi-sync acknowledgement, by its processlist STATE
+        (MariaDB and MySQL before 8.0.26 say "slave", later MySQL "replica")."""
+        return (state or "").startswith("Waiting for semi-sync ACK")
 
     @property
     def stop_io_sql(self) -> str:
