@@ -37,11 +37,12 @@ from mpp.model import (
     Unfence,
 )
 from mpp.probe.flavor import Flavor, detect
-from mpp.probe.mysql import open_connection, pool_targets
+from mpp.probe.mysql import Target, open_connection, pool_targets
 
 log = logging.getLogger("mpp.executor")
 
 _BACKGROUND_FENCE_SECONDS = 30.0
+_SETTLE_SECONDS = 0.05  # for commits in progress to reach their ACK wait (see _fence)
 
 
 class ActionFailed(Exception):
@@ -104,6 +105,8 @@ class Executor:
         # statements that wait (catch-up, STOP SLAVE on a replica of a hung primary) get their
         # action's own timeout on top of the usual one
         timeout = getattr(action, "timeout", 0.0) or self.pool.catchup_timeout
+        # a fence asks for read_only before anything else, in its own session (see _fence)
+        pending = _ReadOnlyRequest(self.targets[action.node]) if isinstance(action, Fence) else None
         try:
             conn = open_connection(
                 self.targets[action.node], read_timeout or self.config.query_timeout + timeout
@@ -112,7 +115,10 @@ class Executor:
             return Outcome(action, False, f"cannot connect: {_text(err)}", _since(started))
         try:
             flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
-            detail = self._dispatch(conn, flavor, action)
+            if pending is not None:
+                detail = self._fence(conn, flavor, pending)
+            else:
+                detail = self._dispatch(conn, flavor, action)
             return Outcome(action, True, detail, _since(started))
         except (pymysql.MySQLError, ActionFailed) as err:
             return Outcome(action, False, _text(err), _since(started))
@@ -121,8 +127,6 @@ class Executor:
 
     def _dispatch(self, conn: Any, flavor: Flavor, action: Action) -> str:
         match action:
-            case Fence():
-                return self._fence(conn, flavor, action.node)
             case Detach():
                 _stop_receiving(conn, flavor)
                 return "stopped receiving from the old primary"
@@ -140,35 +144,28 @@ class Executor:
                 return self._repoint(conn, flavor, source, semi)
         raise ActionFailed(f"unknown action {action!r}")
 
-    def _fence(self, conn: Any, flavor: Flavor, node: str) -> str:
-        """Kill client sessions first, and keep killing them until read_only is on.
+    def _fence(self, conn: Any, flavor: Flavor, pending: _ReadOnlyRequest) -> str:
+        """Freeze writes with a pending read_only, then kill client sessions, those waiting
+        for a semi-sync acknowledgement last, until read_only is on.
 
-        A commit waiting for a semi-sync acknowledgement blocks SET GLOBAL read_only until
-        rpl_semi_sync_master_timeout, and then returns OK to its client: an acknowledged
-        write only this node has. Killed first, its client gets an error instead, and
-        read_only applies at once; sessions that connect meanwhile are killed in turn.
+        Neither simple order is safe. read_only alone waits for commits in progress, and a
+        commit waiting for an acknowledgement that never comes returns OK when
+        semi_sync_timeout ends: a write only this node has. Killing sessions first lets a
+        killed group-commit leader stop waiting, and the group's other members, not yet
+        killed, get OK (the SIGSTOP bench caught both). While read_only is pending, every new
+        write waits behind it ("Waiting for backup lock"), so the set of commits in progress
+        is closed; after a short settle each group's leader is waiting for its ACK, and
+        killing everyone else before the waiters leaves no member to receive an OK.
         """
-        killed = self._kill_clients(conn, flavor)
-        done = threading.Event()
-        failure: list[BaseException] = []
-
-        def set_read_only() -> None:
-            try:
-                other = open_connection(self.targets[node], _BACKGROUND_FENCE_SECONDS)
-                try:
-                    _execute(other, flavor.fence_sql())
-                finally:
-                    other.close()
-            except BaseException as err:  # reported below, in the caller's thread
-                failure.append(err)
-            finally:
-                done.set()
-
-        threading.Thread(target=set_read_only, daemon=True, name="read-only").start()
-        while not done.wait(0.05):
-            killed += self._kill_clients(conn, flavor)
-        if failure:
-            raise failure[0]
+        killed = 0
+        pending.sent.wait(_BACKGROUND_FENCE_SECONDS)
+        if not pending.done.wait(_SETTLE_SECONDS):
+            while not pending.done.is_set():
+                killed += self._kill_clients(conn, flavor)
+                pending.done.wait(0.05)
+        if pending.failure is not None:
+            raise pending.failure
+        killed += self._kill_clients(conn, flavor)  # the rest reconnect elsewhere
         return f"read_only on, {killed} client connection(s) killed"
 
     def _kill_clients(self, conn: Any, flavor: Flavor) -> int:
@@ -243,6 +240,33 @@ class Executor:
             cur.execute(change, (host, port, self.pool.repl_user, repl_password))
             cur.execute(start)
         return f"replicating from {source} ({host}:{port}), read_only on"
+
+
+class _ReadOnlyRequest:
+    """SET GLOBAL read_only (super_read_only on MySQL) in a session of its own, started
+    before the fence's other session connects: on a hung server both connections queue, and
+    the request is among the first things the server runs when it wakes up."""
+
+    def __init__(self, target: Target) -> None:
+        self.sent = threading.Event()
+        self.done = threading.Event()
+        self.failure: BaseException | None = None
+        threading.Thread(target=self._run, args=(target,), daemon=True, name="read-only").start()
+
+    def _run(self, target: Target) -> None:
+        try:
+            conn = open_connection(target, _BACKGROUND_FENCE_SECONDS)
+            try:
+                flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
+                self.sent.set()
+                _execute(conn, flavor.fence_sql())
+            finally:
+                conn.close()
+        except BaseException as err:  # reported by the fence, in the executor's thread
+            self.failure = err
+        finally:
+            self.sent.set()
+            self.done.set()
 
 
 def kill_order(rows: Sequence[tuple[Any, Any]], flavor: Flavor) -> list[int]:
