@@ -90,9 +90,7 @@ def test_replicas_still_streaming_from_a_failed_node_get_a_second_look() -> None
     spec = star_spec()
     hung = star(spec, {"db1": "offline"})
     assert topology.second_look(spec, hung) == ["db2", "db3"]
-    assert topology.second_look(spec, star(spec, {"db1": "offline", "db2": "io_lost"})) == [
-        "db3"
-    ]
+    assert topology.second_look(spec, star(spec, {"db1": "offline", "db2": "io_lost"})) == ["db3"]
     assert topology.second_look(spec, star(spec, {})) == []  # nobody failed
     assert topology.second_look(spec, star(spec, {"db3": "offline"})) == []  # not a source
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,8 +16,9 @@ import pytest
 
 from mpp import sandbox
 from mpp.daemon import transact
+from mpp.executor import Executor
 from mpp.logic import Switchover, Takeover, logic_for
-from mpp.model import PoolState, State
+from mpp.model import Fence, PoolState, State
 from tests.conftest import Cluster
 from tests.driver import Driver
 
@@ -390,5 +392,57 @@ def test_hooks_run_with_their_environment_and_a_failing_pre_hook_vetoes(
         assert f"pre failover db1 {new}" in lines
         assert f"post db1 {new}" in lines
         assert "change db1 ACTIVE FAILED_OFFLINE" in lines
+    finally:
+        drive.close()
+
+
+def test_fence_never_acknowledges_a_commit_no_replica_has(make_cluster: Make) -> None:
+    """Semi-sync primary whose replicas stopped acknowledging: writers wait for an ACK that
+    never comes. The fence must leave it read-only with every waiting writer refused (an
+    error, never an OK), including writers that arrive while it works."""
+    cluster = pr_cluster(make_cluster, 24410, extra="semi_sync = true")
+    drive = Driver(cluster.config())
+    try:
+        drive.until(
+            lambda s: _var(cluster, "db1", "STATUS LIKE 'Rpl_semi_sync_master_clients'") == 2
+        )
+        app_write(cluster, "db1", 0)  # creates the table, acknowledged
+        for replica in ("db2", "db3"):
+            cluster.sql(replica, "STOP SLAVE IO_THREAD")
+        # commits pair up in one binlog group: its leader waits for the ACK for both, and
+        # killing that leader first would hand its follower an OK
+        cluster.sql("db1", "SET GLOBAL binlog_commit_wait_count = 2")
+        cluster.sql("db1", "SET GLOBAL binlog_commit_wait_usec = 2000000")
+        outcomes: dict[int, str] = {}
+
+        def write(value: int) -> None:
+            try:
+                app_write(cluster, "db1", value)
+                outcomes[value] = "OK"
+            except pymysql.MySQLError as err:
+                outcomes[value] = f"error {err.args[0]}"
+
+        writers = [threading.Thread(target=write, args=(i,)) for i in range(1, 7)]
+        for w in writers[:4]:  # these wait for the ACK before the fence starts
+            w.start()
+            time.sleep(0.05)
+        time.sleep(0.3)
+        waiting = cluster.sql(
+            "db1",
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+            "WHERE STATE LIKE 'Waiting for semi-sync ACK%'",
+        )
+        assert waiting[0][0] >= 1, "a group leader should be waiting for the ACK"
+        executor = Executor(cluster.config(), cluster.config().pool[0])
+        late = threading.Timer(0.01, lambda: [w.start() for w in writers[4:]])
+        late.start()
+        (outcome,) = executor.run([Fence("db1")])
+        late.join()
+        for w in writers:
+            w.join(timeout=10)
+        assert outcome.ok, outcome.detail
+        assert role(cluster, "db1")[0] == 1
+        assert sorted(outcomes) == [1, 2, 3, 4, 5, 6]
+        assert "OK" not in outcomes.values(), outcomes
     finally:
         drive.close()
