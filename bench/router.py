@@ -113,7 +113,7 @@ class Stack:
         command = [sys.executable, "-m", "mpp", "--config", str(self.config), "run", "--no-live"]
         self.daemon = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.loop = loop
-        wait_for("mpp to route rw to db1", lambda: server_id(RW) == 1)
+        wait_for("mpp to route rw to db1", lambda: sandbox.server_id_at(RW) == 1)
 
     def stop_mpp(self) -> None:
         if self.daemon is not None and self.daemon.poll() is None:
@@ -134,7 +134,7 @@ class Stack:
         self.haproxy = subprocess.Popen(
             [HAPROXY, "-db", "-f", str(cfg)], stdout=log_file, stderr=log_file
         )
-        wait_for("haproxy", lambda: server_id(HAPROXY_PORT) == 1)
+        wait_for("haproxy", lambda: sandbox.server_id_at(HAPROXY_PORT) == 1)
 
     def close(self) -> None:
         self.stop_mpp()
@@ -167,22 +167,6 @@ def mysql(port: int, timeout: float = 2.0, user: str = sandbox.APP_USER) -> Any:
         autocommit=True,
         ssl_disabled=True,
     )
-
-
-def server_id(port: int) -> int | None:
-    try:
-        conn = mysql(port)
-    except pymysql.MySQLError:
-        return None
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@server_id")
-            row = cur.fetchone()
-            return int(row[0]) if row else None
-    except pymysql.MySQLError:
-        return None
-    finally:
-        conn.close()
 
 
 # -- sysbench ------------------------------------------------------------------------------

@@ -356,6 +356,37 @@ def admin_connect(
     return pymysql.connect(**options)
 
 
+def server_id_at(port: int, timeout: float = 2.0) -> int | None:
+    """@@server_id of whichever server answers on 127.0.0.1:port (directly, or through a
+    proxy or mpp's router) to a new app-user connection; None when nothing answers.
+
+    The sandbox gives dbN server_id N, so tests and benchmarks use this to tell where a
+    load balancer sent a connection.
+    """
+    try:
+        conn = pymysql.connect(
+            host=_HOST,
+            port=port,
+            user=APP_USER,
+            password=APP_PASSWORD,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            ssl_disabled=True,
+        )
+    except pymysql.MySQLError:
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@server_id")
+            row = cur.fetchone()
+            return int(row[0]) if row else None
+    except pymysql.MySQLError:
+        return None
+    finally:
+        conn.close()
+
+
 # --------------------------------------------------------------------------- layout
 
 

@@ -23,10 +23,9 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pymysql
 import pytest
 
-from mpp.sandbox import APP_PASSWORD, APP_USER
+from mpp import sandbox
 from tests.conftest import Cluster
 
 pytestmark = pytest.mark.integration
@@ -95,37 +94,12 @@ listen stats
 """
 
 
-def server_id(port: int) -> int | None:
-    """@@server_id of the node a new connection through HAProxy reaches, or None."""
-    try:
-        conn = pymysql.connect(
-            host="127.0.0.1",
-            port=port,
-            user=APP_USER,
-            password=APP_PASSWORD,
-            connect_timeout=1,
-            read_timeout=2,
-            ssl_disabled=True,
-        )
-    except pymysql.MySQLError:
-        return None
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@server_id")
-            row = cur.fetchone()
-            return int(row[0]) if row else None
-    except pymysql.MySQLError:
-        return None
-    finally:
-        conn.close()
-
-
 def routes_to(port: int, expected: set[int], timeout: float = 15.0) -> list[int | None]:
     """Wait until 6 new connections in a row reach only `expected`; return the last ones."""
     deadline = time.monotonic() + timeout
     seen: list[int | None] = []
     while time.monotonic() < deadline:
-        seen = [server_id(port) for _ in range(6)]
+        seen = [sandbox.server_id_at(port, timeout=1) for _ in range(6)]
         if all(s in expected for s in seen):
             return seen
         time.sleep(0.1)

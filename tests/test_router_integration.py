@@ -26,6 +26,7 @@ import pymysql
 import pytest
 from pymysql.constants import COMMAND
 
+from mpp import sandbox
 from mpp.sandbox import APP_DATABASE, APP_PASSWORD, APP_USER
 from tests.conftest import Cluster
 
@@ -57,19 +58,6 @@ def query(conn: pymysql.connections.Connection[Any], sql: str) -> Any:
         return row[0] if row else None
 
 
-def server_id(port: int) -> int | None:
-    try:
-        conn = connect(port, timeout=2)
-    except pymysql.MySQLError:
-        return None
-    try:
-        return int(query(conn, "SELECT @@server_id"))
-    except pymysql.MySQLError:
-        return None
-    finally:
-        conn.close()
-
-
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,7 +72,7 @@ def routes_to(port: int, expected: set[int]) -> None:
 
     def check() -> bool:
         nonlocal seen
-        seen = [server_id(port) for _ in range(4)]
+        seen = [sandbox.server_id_at(port) for _ in range(4)]
         return all(s in expected for s in seen)
 
     try:
@@ -178,12 +166,12 @@ def test_rw_follows_a_failover_and_ro_spreads_then_falls_back(
     cluster.kill("db1")  # kill -9
     wait_for(
         "a new primary behind the rw port",
-        lambda: server_id(RW) in (2, 3) and pool_doc().get("switching") is None,
+        lambda: sandbox.server_id_at(RW) in (2, 3) and pool_doc().get("switching") is None,
     )
     with pytest.raises(pymysql.OperationalError):
         query(writer, "SELECT @@server_id")  # the old primary's connection is gone
     writer.close()
-    new = server_id(RW)
+    new = sandbox.server_id_at(RW)
     assert new in (2, 3)
     (active,) = [n["name"] for n in pool_doc()["nodes"] if n["state"] == "ACTIVE"]
     assert active == f"db{new}"
@@ -266,5 +254,5 @@ def test_a_client_that_stops_reading_does_not_grow_the_routers_memory(
     assert forwarded[-1] < 64 * 1024 * 1024, f"{forwarded[-1]:.0f} bytes forwarded"
     assert peak - before < 32 * 1024, f"RSS grew {(peak - before) / 1024:.1f} MiB"
     # the router itself still serves others
-    assert server_id(RW) == 1
+    assert sandbox.server_id_at(RW) == 1
     conn.close()
