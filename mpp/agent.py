@@ -25,6 +25,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from mpp.checks import Role, check_node, check_pool, draining
 from mpp.config import Config, parse_duration
@@ -110,8 +111,9 @@ class _AgentProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream transport; not an asyncio.Transport subclass under uvloop (which `mpp run`
+        # uses with the router), so no isinstance check here
+        self.transport = cast(asyncio.Transport, transport)
         # no agent-send configured: HAProxy sends nothing and waits for the line
         self.timer = asyncio.get_running_loop().call_later(READ_TIMEOUT, self.reply)
 

@@ -95,22 +95,26 @@ async def _exchange(port: int, send: bytes | None) -> bytes:
     return data
 
 
-def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("loop", "port"), [("asyncio", 26561), ("uvloop", 26562)])
+def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch, loop: str, port: int) -> None:
+    """On both event loops: `mpp run` uses uvloop when the router is configured (its
+    transports are not asyncio.Transport subclasses; an isinstance check once failed every
+    agent connection there)."""
     monkeypatch.setattr(agent_module, "READ_TIMEOUT", 0.2)
     hub = Hub(CONFIG, {"main": STATE})
     a = Agent(CONFIG, hub)
 
     async def scenario() -> list[bytes]:
         stop = asyncio.Event()
-        sock = bind("127.0.0.1:26561", "[agent]")
+        sock = bind(f"127.0.0.1:{port}", "[agent]")
         server = asyncio.create_task(a.serve(sock, stop))
         await asyncio.sleep(0.05)
         try:
             answers = [
-                await _exchange(26561, b"main/db1/rw\n"),
-                await _exchange(26561, b"main/db2/rw\r\n"),
-                await _exchange(26561, None),  # no agent-send: answered after the timeout
-                await _exchange(26561, b"main/db1/"),  # no newline: answered at the timeout
+                await _exchange(port, b"main/db1/rw\n"),
+                await _exchange(port, b"main/db2/rw\r\n"),
+                await _exchange(port, None),  # no agent-send: answered after the timeout
+                await _exchange(port, b"main/db1/"),  # no newline: answered at the timeout
             ]
             # the Hub changes: the next check says so, no restart, no MySQL
             hub.publish(
@@ -124,15 +128,20 @@ def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch) -> None:
                 ),
                 (),
             )
-            answers.append(await _exchange(26561, b"main/db1/rw\n"))
-            many = await asyncio.gather(*(_exchange(26561, b"main/rw\n") for _ in range(50)))
+            answers.append(await _exchange(port, b"main/db1/rw\n"))
+            many = await asyncio.gather(*(_exchange(port, b"main/rw\n") for _ in range(50)))
             answers.append(b"".join(set(many)))
             return answers
         finally:
             stop.set()
             await server
 
-    answers = asyncio.run(scenario())
+    if loop == "uvloop":
+        import uvloop
+
+        answers = uvloop.run(scenario())
+    else:
+        answers = asyncio.run(scenario())
     assert answers[0] == b"up ready #db1 is ACTIVE\n"
     assert answers[1] == b"down #db2 is STANDBY; ACTIVE: db1\n"
     assert answers[2].startswith(b"down #no agent-send string")
