@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.responses import PlainTextResponse  # noqa: E402
 
+from mpp import eventloop  # noqa: E402
 from mpp.agent import Agent, bind  # noqa: E402
 from mpp.api import create_app, serve  # noqa: E402
 from mpp.config import Config, parse  # noqa: E402
@@ -130,7 +131,7 @@ def server_main(ports: tuple[int, int, int], ready: Any) -> None:
             await asyncio.gather(*tasks)
             echo.close()
 
-        asyncio.run(main())
+        eventloop.run(main())  # the loop `mpp run` would use (MPP_EVENT_LOOP overrides)
 
 
 # -- load generator ---------------------------------------------------------------------------
@@ -306,6 +307,7 @@ def main() -> None:
     doc = {
         "bench": "checks",
         "cpus": os.cpu_count(),
+        "event_loop": eventloop.chosen(),
         "python": sys.version.split()[0],
         "clients": args.clients,
         "seconds_per_run": args.seconds,
@@ -330,7 +332,8 @@ def main() -> None:
     print(json.dumps(doc, indent=2))
     r = results
     print(
-        f"checks ({args.clients} clients, {doc['cpus']} cpus, generator on the same machine): "
+        f"checks ({args.clients} clients, {doc['cpus']} cpus, {doc['event_loop']} loop, "
+        "generator on the same machine): "
         f"HTTP check {r['http_check']['rps']} req/s p99 {r['http_check']['p99_ms']} ms "
         f"(raw ASGI {r['http_raw_asgi_baseline']['rps']} req/s, ratio "
         f"{doc['ratios']['http_check_vs_raw_asgi']}; FastAPI static "

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import click
 from rich.live import Live
 from rich.logging import RichHandler
 
-from mpp import __version__
+from mpp import __version__, eventloop
 from mpp.cli_common import Ctx as _Ctx
 from mpp.cli_common import console, pass_ctx
 from mpp.cli_common import errors as _errors
@@ -138,15 +137,15 @@ def run(c: _Ctx, live: bool | None) -> None:
             # after them, right before the loop installs its signal handlers.
             integrations = Integrations(config, hub, workers)
             logging.getLogger("mpp").info(
-                "mpp %s started: %d pool(s), interval %gs, state %s",
+                "mpp %s started: %d pool(s), interval %gs, state %s, %s loop",
                 __version__,
                 len(workers),
                 config.mpp.interval,
                 config.state_path,
+                eventloop.chosen(),
             )
-            _run_loop(
-                _serve(workers, show, lambda: document(config, hub.states), integrations.run),
-                prefer_uvloop=config.router is not None,
+            eventloop.run(
+                _serve(workers, show, lambda: document(config, hub.states), integrations.run)
             )
         finally:
             if integrations is not None:
@@ -156,23 +155,6 @@ def run(c: _Ctx, live: bool | None) -> None:
             executor.shutdown(wait=False, cancel_futures=True)
             store.close()
             logging.getLogger("mpp").info("mpp stopped")
-
-
-def _run_loop(main_task: Coroutine[Any, Any, None], prefer_uvloop: bool) -> None:
-    """uvloop when the router runs and uvloop is installed: it nearly doubles the router's
-    small-packet forwarding rate (docs/router.md). Only then, so the rest of mpp keeps the
-    loop it is tested on. MPP_EVENT_LOOP=asyncio|uvloop overrides (the bench compares)."""
-    choice = os.environ.get("MPP_EVENT_LOOP", "uvloop" if prefer_uvloop else "asyncio")
-    if choice == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            logging.getLogger("mpp").info("uvloop is not installed: using asyncio's loop")
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(main_task)
-            return
-    asyncio.run(main_task)
 
 
 async def _serve(
