@@ -23,10 +23,10 @@ from rich.logging import RichHandler
 
 from mpp import __version__, eventloop
 from mpp.cli_common import Ctx as _Ctx
-from mpp.cli_common import console, pass_ctx
+from mpp.cli_common import console, fail, pass_ctx
 from mpp.cli_common import errors as _errors
 from mpp.config import Config
-from mpp.daemon import make_workers, poll_once, run_forever, transact
+from mpp.daemon import Leadership, PoolWorker, make_workers, poll_once, run_forever, transact
 from mpp.hub import Hub
 from mpp.logic import Activate, Command, Fail, Recover, logic_for
 from mpp.model import PoolState, State
@@ -62,7 +62,8 @@ def _status_doc(c: _Ctx, pool: str | None) -> dict[str, Any]:
         config.get_pool(pool)
     store = c.store()
     try:
-        doc = document(config, _states(config, store))
+        found = store.leader()
+        doc = document(config, _states(config, store), found.owner if found else None)
     finally:
         store.close()
     if pool is not None:
@@ -101,13 +102,24 @@ def poll(c: _Ctx, pool: str | None) -> None:
     with _errors():
         _setup_logging(live=False)
         store = c.store()
-        workers, executor = make_workers(c.config, store, [pool] if pool else None)
+        # a running `mpp run` (or another poll) leads: one cycle here would compete with it
+        leadership = Leadership(store, c.config.mpp.name, c.config.mpp.leader_ttl)
+        if not leadership.renew():
+            store.close()
+            fail(
+                f"{leadership.current or 'another mpp'} holds the leadership of this store; "
+                "`mpp poll` would compete with it. Use `mpp status`, or stop that mpp first."
+            )
+        workers, executor = make_workers(
+            c.config, store, [pool] if pool else None, leadership=leadership
+        )
         try:
             asyncio.run(poll_once(workers))
         finally:
             for w in workers:
                 w.close()
             executor.shutdown(wait=False, cancel_futures=True)
+            leadership.resign()
             store.close()
         console.print(table(_status_doc(c, pool)))
 
@@ -126,8 +138,16 @@ def run(c: _Ctx, live: bool | None) -> None:
         show = console.is_terminal if live is None else live
         _setup_logging(live=show)
         store = c.store()
-        hub = Hub(config, _states(config, store))
-        workers, executor = make_workers(config, store, publishers=(hub.publish,))
+        leadership = Leadership(store, config.mpp.name, config.mpp.leader_ttl)
+        hub = Hub(
+            config,
+            _states(config, store),
+            leader=lambda: leadership.current,
+            owner=leadership.owner,
+        )
+        workers, executor = make_workers(
+            config, store, publishers=(hub.publish,), leadership=leadership
+        )
         from mpp.integrations import Integrations  # the web stack: only `run` needs it
 
         integrations: Integrations | None = None
@@ -137,17 +157,25 @@ def run(c: _Ctx, live: bool | None) -> None:
             # after them, right before the loop installs its signal handlers.
             integrations = Integrations(config, hub, workers)
             logging.getLogger("mpp").info(
-                "mpp %s started: %d pool(s), interval %gs, state %s, %s loop",
+                "mpp %s started as %s: %d pool(s), interval %gs, state %s, %s loop",
                 __version__,
+                leadership.owner,
                 len(workers),
                 config.mpp.interval,
-                config.state_path,
+                config.state_location,
                 eventloop.chosen(),
             )
             eventloop.run(
-                _serve(workers, show, lambda: document(config, hub.states), integrations.run)
+                _serve(
+                    workers,
+                    leadership,
+                    show,
+                    lambda: document(config, hub.states, hub.leader()),
+                    integrations.run,
+                )
             )
         finally:
+            leadership.resign()
             if integrations is not None:
                 integrations.close()
             for w in workers:
@@ -158,7 +186,8 @@ def run(c: _Ctx, live: bool | None) -> None:
 
 
 async def _serve(
-    workers: Any,
+    workers: list[PoolWorker],
+    leadership: Leadership,
     show: bool,
     doc: Callable[[], dict[str, Any]],
     services: Callable[[asyncio.Event], Awaitable[None]] | None = None,
@@ -169,7 +198,7 @@ async def _serve(
         loop.add_signal_handler(sig, stop.set)
     extra = [services(stop)] if services is not None else []
     if not show:
-        await asyncio.gather(run_forever(workers, stop), *extra)
+        await asyncio.gather(run_forever(workers, stop, leadership), *extra)
         return
     with Live(table(doc()), console=console, auto_refresh=False) as live:
 
@@ -178,7 +207,7 @@ async def _serve(
                 live.update(table(doc()), refresh=True)
                 await asyncio.sleep(0.25)
 
-        await asyncio.gather(run_forever(workers, stop), refresh(), *extra)
+        await asyncio.gather(run_forever(workers, stop, leadership), refresh(), *extra)
 
 
 def _setup_logging(live: bool) -> None:

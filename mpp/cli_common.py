@@ -48,7 +48,7 @@ class Ctx:
         return self._config
 
     def store(self) -> Store:
-        return open_store(self.config.state_path)
+        return open_store(self.config)
 
 
 pass_ctx = click.make_pass_decorator(Ctx)

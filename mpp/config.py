@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -185,22 +187,50 @@ class PoolConfig(_Strict):
         )
 
 
+_ETCD_URL = re.compile(r"^etcd://([^/]+)(/.*)?$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
+
+
+def _state_url(value: str) -> str:
+    if value.startswith("sqlite://") and value != "sqlite://":
+        return value
+    match = _ETCD_URL.match(value)
+    if match and all(_HOST_PORT.match(h) for h in match.group(1).split(",")):
+        return value
+    raise ValueError(
+        f'{value!r} is not a supported store; use "sqlite://PATH" (e.g. '
+        '"sqlite:///var/lib/mpp/state.db", or "sqlite://state.db" beside the config file) '
+        'or "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]" (e.g. "etcd://10.0.0.1:2379,'
+        '10.0.0.2:2379,10.0.0.3:2379/mpp")'
+    )
+
+
 class MppSection(_Strict):
-    state: str = "sqlite://state.db"
+    state: Annotated[str, BeforeValidator(lambda v: _state_url(str(v)))] = "sqlite://state.db"
     interval: Annotated[Duration, Field(gt=0)] = 1.0
     connect_timeout: Annotated[Duration, Field(gt=0)] = 1.0
     query_timeout: Annotated[Duration, Field(gt=0)] | None = None
+    # several `mpp run` may share the store (sites on etcd, a standby instance): the one
+    # holding the leadership lease decides and acts, the others follow; `name` says who
+    name: str = Field(default_factory=socket.gethostname, min_length=1)
+    leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
 
-    @field_validator("state")
-    @classmethod
-    def _state_url(cls, value: str) -> str:
-        if not value.startswith("sqlite://") or value == "sqlite://":
-            raise ValueError(
-                f'{value!r} is not a supported store; use "sqlite://PATH" '
-                '(e.g. "sqlite:///var/lib/mpp/state.db", or "sqlite://state.db" '
-                "beside the config file)"
+    @model_validator(mode="after")
+    def _ttl_covers_interval(self) -> MppSection:
+        if self.leader_ttl < 2 * self.interval:
+            raise _key_error(
+                "leader_ttl",
+                f"{self.leader_ttl:g}s is shorter than two poll intervals "
+                f"({2 * self.interval:g}s); raise it, e.g. leader_ttl = "
+                f'"{max(10.0, 3 * self.interval):g}s"',
             )
-        return value
+        return self
+
+
+@dataclass(frozen=True)
+class EtcdLocation:
+    endpoints: tuple[str, ...]  # http://HOST:PORT
+    prefix: str
 
 
 def _listen(value: str) -> str:
@@ -327,8 +357,23 @@ class Config(_Strict):
 
     @property
     def state_path(self) -> Path:
+        """The SQLite file (only meaningful with a sqlite:// store)."""
         raw = Path(self.mpp.state.removeprefix("sqlite://"))
         return raw if raw.is_absolute() else self.path.parent / raw
+
+    @property
+    def etcd(self) -> EtcdLocation | None:
+        """Where the etcd store is, or None for the embedded SQLite store."""
+        match = _ETCD_URL.match(self.mpp.state)
+        if match is None:
+            return None
+        hosts = tuple(f"http://{h}" for h in match.group(1).split(","))
+        return EtcdLocation(hosts, (match.group(2) or "/mpp").rstrip("/") or "/mpp")
+
+    @property
+    def state_location(self) -> str:
+        """The store, as a person would name it in a log line."""
+        return self.mpp.state if self.etcd else str(self.state_path)
 
     @property
     def query_timeout(self) -> float:

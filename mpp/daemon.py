@@ -4,6 +4,10 @@ Probes run in threads (PyMySQL blocks) under an asyncio deadline, all nodes of a
 once, so one hung server costs its own probe a timeout and delays nobody else. The decision
 is committed with compare-and-set: if the CLI or another mpp changed the pool meanwhile,
 the logic runs again on the fresh state with the same observations.
+
+Several `mpp run` may share one store: only the holder of the store's leadership lease
+decides and acts; the others follow (they publish the stored state, so their API, checks and
+router tell the leader's truth) and take over when the lease expires.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from mpp.hooks import run_hook, run_hook_later
 from mpp.logic import logic_for, topology
 from mpp.model import Decision, Event, Observation, PoolSpec, PoolState
 from mpp.probe.mysql import NodeProber, pool_targets
-from mpp.store import Store, StoreError
+from mpp.store import NotLeader, Store, StoreError, new_owner
 
 log = logging.getLogger("mpp")
 
@@ -30,16 +34,89 @@ Publisher = Callable[[PoolState, tuple[Event, ...]], None]
 _MAX_CAS_RETRIES = 8
 
 
-def transact(store: Store, spec: PoolSpec, step: Callable[[PoolState], Decision]) -> Decision:
-    """Apply `step` to the stored pool state with compare-and-set, retrying on conflict."""
+def transact(
+    store: Store,
+    spec: PoolSpec,
+    step: Callable[[PoolState], Decision],
+    leader: str | None = None,
+) -> Decision:
+    """Apply `step` to the stored pool state with compare-and-set, retrying on conflict.
+    With `leader`, the commit also requires that owner to still hold the lease."""
     logic = logic_for(spec.logic)
     for _ in range(_MAX_CAS_RETRIES):
         snapshot = store.load(spec.name)
         prev = snapshot.state if snapshot else logic.initial_state(spec)
         decision = step(prev)
-        if store.save(decision.state, decision.events, snapshot.version if snapshot else None):
+        version = snapshot.version if snapshot else None
+        if store.save(decision.state, decision.events, version, leader):
             return decision
     raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
+
+
+class Leadership:
+    """This process's claim on the store's leadership lease.
+
+    The lease is renewed every third of its TTL from a task of its own, independent of the
+    poll cycles, so a long action (a switchover waiting for a replica) does not let it lapse.
+    `held` turns False a fifth of the TTL before the lease could expire, counted from when
+    the renewal was sent: a leader cut off from the store stops acting before a follower
+    can take over.
+    """
+
+    def __init__(self, store: Store, name: str, ttl: float) -> None:
+        self.store = store
+        self.owner = new_owner(name)
+        self.ttl = ttl
+        self.current: str | None = None  # who leads, as last seen (for status and health)
+        self._held_until = 0.0
+
+    @property
+    def held(self) -> bool:
+        return time.monotonic() < self._held_until
+
+    def renew(self) -> bool:
+        """Take or renew the lease once (blocking: run it in a thread)."""
+        sent = time.monotonic()
+        was = self.held
+        try:
+            if self.store.lead(self.owner, self.ttl):
+                self._held_until = sent + 0.8 * self.ttl
+                self.current = self.owner
+            else:
+                self._held_until = 0.0
+                found = self.store.leader()
+                self.current = found.owner if found else None
+        except StoreError as err:
+            log.error("leadership: cannot reach the store: %s", err)
+        if self.held != was:
+            if self.held:
+                log.warning("leadership: %s is now the leader and acts on the pools", self.owner)
+            else:
+                log.warning(
+                    "leadership: %s follows (leader: %s)", self.owner, self.current or "none"
+                )
+        return self.held
+
+    def lost(self) -> None:
+        """A save found the lease gone: stop acting at once."""
+        if self.held:
+            log.warning("leadership: %s lost the lease; following", self.owner)
+        self._held_until = 0.0
+
+    async def keep(self, stop: asyncio.Event, executor: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            await loop.run_in_executor(executor, self.renew)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.ttl / 3)
+
+    def resign(self) -> None:
+        """A clean shutdown hands the lease over at once instead of after the TTL."""
+        self._held_until = 0.0
+        try:
+            self.store.resign(self.owner)
+        except StoreError as err:
+            log.error("leadership: could not resign: %s", err)
 
 
 class PoolWorker:
@@ -52,8 +129,10 @@ class PoolWorker:
         store: Store,
         executor: ThreadPoolExecutor,
         publishers: tuple[Publisher, ...] = (),
+        leadership: Leadership | None = None,
     ) -> None:
         self.config = config
+        self.leadership = leadership
         self.pool = pool
         self.spec = pool.spec()
         self.logic = logic_for(pool.logic)
@@ -104,7 +183,15 @@ class PoolWorker:
             why = self.pre_hook(decision)
             return self.logic.veto(self.spec, prev, decision, why, now) if why else decision
 
-        return transact(self.store, self.spec, step)
+        return transact(self.store, self.spec, step, self.owner)
+
+    @property
+    def owner(self) -> str | None:
+        return self.leadership.owner if self.leadership else None
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.held
 
     def pre_hook(self, decision: Decision) -> str:
         """Run pre_failover/pre_switchover; the reason to veto, or "" to go ahead."""
@@ -145,6 +232,7 @@ class PoolWorker:
             self.store,
             self.spec,
             lambda prev: self.logic.complete(self.spec, prev, outcomes, time.time()),
+            self.owner,
         )
         if done.actions:  # a rollback
             self.publish(done)
@@ -179,16 +267,33 @@ class PoolWorker:
                 }
                 run_hook_later("on_state_change", command, env, hooks.timeout)
 
-    async def cycle(self) -> Decision:
+    async def cycle(self) -> Decision | None:
+        """One poll, decision and execution; a follower only publishes the stored state."""
         started = time.perf_counter()
+        if not self.leading:
+            self.follow()
+            self.last_cycle_seconds = time.perf_counter() - started
+            return None
         observations = await self.observe()
-        decision = self.commit(observations, time.time())
+        try:
+            decision = self.commit(observations, time.time())
+        except NotLeader as err:
+            assert self.leadership is not None
+            self.leadership.lost()
+            log.warning("pool=%s decision not committed: %s", self.pool.name, err)
+            return None
         self.publish(decision)
         done = await self.execute(decision)
         if done is not decision:
             self.publish(done)
         self.last_cycle_seconds = time.perf_counter() - started
         return done
+
+    def follow(self) -> None:
+        snapshot = self.store.load(self.spec.name)
+        if snapshot is not None:
+            for publish in self.publishers:
+                publish(snapshot.state, ())
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.config.mpp.interval
@@ -229,18 +334,28 @@ def make_workers(
     store: Store,
     pools: list[str] | None = None,
     publishers: tuple[Publisher, ...] = (),
+    leadership: Leadership | None = None,
 ) -> tuple[list[PoolWorker], ThreadPoolExecutor]:
     chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
     threads = max(4, 2 * sum(len(p.node) for p in chosen))
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="probe")
-    workers = [PoolWorker(config, p, store, executor, publishers) for p in chosen]
+    workers = [PoolWorker(config, p, store, executor, publishers, leadership) for p in chosen]
     return workers, executor
 
 
-async def poll_once(workers: list[PoolWorker]) -> list[Decision]:
+async def poll_once(workers: list[PoolWorker]) -> list[Decision | None]:
     """MPP's cron mode: one cycle of every pool, concurrently."""
     return list(await asyncio.gather(*(w.cycle() for w in workers)))
 
 
-async def run_forever(workers: list[PoolWorker], stop: asyncio.Event) -> None:
-    await asyncio.gather(*(w.run(stop) for w in workers))
+async def run_forever(
+    workers: list[PoolWorker], stop: asyncio.Event, leadership: Leadership | None = None
+) -> None:
+    """Every pool's loop, and the lease renewal when several instances may share the store.
+    The first renewal happens before the loops start, so a lone instance acts at once."""
+    tasks = [w.run(stop) for w in workers]
+    if leadership is not None and workers:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(workers[0].executor, leadership.renew)
+        tasks.append(leadership.keep(stop, workers[0].executor))
+    await asyncio.gather(*tasks)

@@ -17,8 +17,16 @@ Listener = Callable[[PoolState, tuple[Event, ...]], None]
 
 
 class Hub:
-    def __init__(self, config: Config, states: dict[str, PoolState | None] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        states: dict[str, PoolState | None] | None = None,
+        leader: Callable[[], str | None] = lambda: None,
+        owner: str | None = None,
+    ) -> None:
         self.config = config
+        self.owner = owner  # this process's leadership owner id (None: not tracked)
+        self.leader = leader  # the owner id of the mpp that leads, as last seen
         self.states: dict[str, PoolState | None] = {p.name: None for p in config.pool}
         self.states.update(states or {})
         self.listeners: list[Listener] = []

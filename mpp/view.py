@@ -25,8 +25,14 @@ def pool_status(state: PoolState | None) -> str:
     return "OK" if state.active else "FAIL"
 
 
-def document(config: Config, states: dict[str, PoolState | None]) -> dict[str, Any]:
-    return {"pools": [pool_document(p, states.get(p.name)) for p in config.pool]}
+def document(
+    config: Config, states: dict[str, PoolState | None], leader: str | None = None
+) -> dict[str, Any]:
+    """`leader`: the owner id of the `mpp run` that decides and acts (None: nobody now)."""
+    return {
+        "leader": leader,
+        "pools": [pool_document(p, states.get(p.name)) for p in config.pool],
+    }
 
 
 def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
@@ -98,7 +104,15 @@ _STATUS_STYLE = {
 
 def table(doc: dict[str, Any]) -> Table:
     """MPP's list: T, Server, req, Time of Last Request, Status, State, Last Status Message."""
-    t = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    leader = doc.get("leader")
+    t = Table(
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+        expand=False,
+        caption=f"leader: {leader}" if leader else "leader: none (no mpp run is acting)",
+        caption_justify="left",
+    )
     for col in ("T", "Server", "req", "Time of Last Request", "Status", "State"):
         t.add_column(col, no_wrap=True)
     t.add_column("Last Status Message", overflow="fold")

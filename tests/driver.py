@@ -21,7 +21,9 @@ class Driver:
         self.workers, self.executor = make_workers(config, self.store)
 
     def cycle(self) -> PoolState:
-        return asyncio.run(poll_once(self.workers))[0].state
+        decision = asyncio.run(poll_once(self.workers))[0]
+        assert decision is not None  # no leadership here: the driver always acts
+        return decision.state
 
     def until(self, check: Callable[[PoolState], bool], cycles: int = 60) -> PoolState:
         for _ in range(cycles):

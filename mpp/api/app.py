@@ -54,7 +54,7 @@ from mpp.logic import (
 from mpp.metrics import CONTENT_TYPE, Metrics
 from mpp.model import Event, PoolSpec, PoolState
 from mpp.store import StoreError, open_store
-from mpp.view import pool_document
+from mpp.view import document, pool_document
 
 log = logging.getLogger("mpp.api")
 
@@ -97,6 +97,7 @@ class PoolDoc(_Open):
 
 
 class PoolsDoc(_Open):
+    leader: str | None  # owner id of the `mpp run` that decides and acts
     pools: list[PoolDoc]
 
 
@@ -130,6 +131,8 @@ class PoolHealth(BaseModel):
 class HealthDoc(BaseModel):
     status: str
     version: str
+    role: str | None  # "leader": this mpp decides and acts; "follower": publishes the leader's
+    leader: str | None
     pools: dict[str, PoolHealth]
 
 
@@ -328,7 +331,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     )
     async def get_pools() -> Response:
         """Every pool, exactly as `mpp status --json`."""
-        return JSONResponse({"pools": [pool_document(p, hub.state(p.name)) for p in config.pool]})
+        return JSONResponse(document(config, hub.states, hub.leader()))
 
     @app.get(
         "/v1/pools/{pool}",
@@ -430,7 +433,14 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
             age = now - seen[1]
             fresh = fresh and age <= stale_after
             report[name] = {"cycle": seen[0], "seconds_since_cycle": round(age, 3)}
-        body = {"status": "ok" if fresh else "stale", "version": __version__, "pools": report}
+        leader = hub.leader()
+        body = {
+            "status": "ok" if fresh else "stale",
+            "version": __version__,
+            "role": None if hub.owner is None else "leader" if leader == hub.owner else "follower",
+            "leader": leader,
+            "pools": report,
+        }
         return JSONResponse(body, 200 if fresh else 503)
 
     # -- operator commands ------------------------------------------------------------------
@@ -445,7 +455,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
         spec = specs[pool]
         logic = logic_for(spec.logic)
         try:
-            store = open_store(config.state_path)
+            store = open_store(config)
         except StoreError as err:
             raise HTTPException(503, str(err)) from None
         try:
@@ -564,7 +574,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
 
 def _history(config: Config, pool: str | None, node: str | None, limit: int) -> list[Event]:
     """A read connection of its own per request: SQLite connections belong to one thread."""
-    store = open_store(config.state_path)
+    store = open_store(config)
     try:
         return store.history(pool, node, limit)
     finally:

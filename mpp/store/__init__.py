@@ -1,15 +1,32 @@
-"""State and history persistence; `open_store` picks the backend from the config's URL."""
+"""State and history persistence; `open_store` picks the backend from `[mpp] state`."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mpp.store.base import Snapshot, Store, StoreError
+from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, new_owner
 from mpp.store.sqlite import SqliteStore
 
+if TYPE_CHECKING:
+    from mpp.config import Config
 
-def open_store(path: Path) -> Store:
-    return SqliteStore(path)
+
+def open_store(config: Config) -> Store:
+    where = config.etcd
+    if where is None:
+        return SqliteStore(config.state_path)
+    from mpp.store.etcd import EtcdStore  # httpx is only needed for a distributed store
+
+    return EtcdStore(where.endpoints, where.prefix)
 
 
-__all__ = ["Snapshot", "SqliteStore", "Store", "StoreError", "open_store"]
+__all__ = [
+    "Leader",
+    "NotLeader",
+    "Snapshot",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "new_owner",
+    "open_store",
+]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
-from mpp.store.base import Snapshot, Store, StoreError
+from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pool_state (
@@ -32,6 +32,11 @@ CREATE TABLE IF NOT EXISTS event (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_pool ON event (pool, id);
+CREATE TABLE IF NOT EXISTS leader (
+    one     INTEGER PRIMARY KEY CHECK (one = 1),
+    owner   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -79,11 +84,18 @@ class SqliteStore(Store):
             ) from err
 
     def save(
-        self, state: PoolState, events: Sequence[Event], expected_version: int | None
+        self,
+        state: PoolState,
+        events: Sequence[Event],
+        expected_version: int | None,
+        leader: str | None = None,
     ) -> int | None:
         db = self._db
         try:
             db.execute("BEGIN IMMEDIATE")
+            if leader is not None and not self._holds(leader, time.time()):
+                db.execute("ROLLBACK")
+                raise NotLeader(f"{self.path}: {leader} no longer holds the leadership")
             row = db.execute(
                 "SELECT version FROM pool_state WHERE pool = ?", (state.name,)
             ).fetchone()
@@ -120,6 +132,43 @@ class SqliteStore(Store):
             (pool, node, limit),
         ).fetchall()
         return [Event(*row) for row in reversed(rows)]
+
+    def _holds(self, owner: str, now: float) -> bool:
+        row = self._db.execute("SELECT owner, expires FROM leader").fetchone()
+        return row is not None and row[0] == owner and row[1] > now
+
+    def lead(self, owner: str, ttl: float) -> bool:
+        # wall-clock expiry: every process sharing this file runs on the same host
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            now = time.time()
+            row = db.execute("SELECT owner, expires FROM leader").fetchone()
+            free = row is None or row[0] == owner or row[1] <= now or vanished_here(row[0])
+            if free:
+                db.execute(
+                    "INSERT INTO leader (one, owner, expires) VALUES (1, ?, ?) ON CONFLICT "
+                    "(one) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                    (owner, now + ttl),
+                )
+            db.execute("COMMIT")
+            return free
+        except sqlite3.Error as err:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"cannot write state store {self.path}: {err}") from err
+
+    def leader(self) -> Leader | None:
+        row = self._db.execute("SELECT owner, expires FROM leader").fetchone()
+        if row is None or row[1] <= time.time():
+            return None
+        return Leader(row[0], row[1] - time.time())
+
+    def resign(self, owner: str) -> None:
+        try:
+            self._db.execute("DELETE FROM leader WHERE owner = ?", (owner,))
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot write state store {self.path}: {err}") from err
 
     def pools(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT pool FROM pool_state ORDER BY pool")]

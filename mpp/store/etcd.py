@@ -1,0 +1,314 @@
+"""The distributed store: etcd v3, spoken through its JSON gateway over HTTP.
+
+Why the gateway and not a client library: the Python etcd3 clients pin old gRPC/protobuf
+stacks and lag behind etcd releases, while the gateway (`/v3/kv/range`, `/v3/kv/txn`,
+`/v3/lease/*`) is part of every etcd 3.4+ server and needs only httpx, which mpp already
+uses. Patroni's etcd3 backend made the same choice.
+
+Layout under the prefix (default `/mpp`):
+    {prefix}/pools/{pool}                 the pool's state document (codec.dumps)
+    {prefix}/events/{pool}/{at_ns}.{seq}  one history event, JSON; newest `keep_events` kept
+    {prefix}/leader                       the leader's owner id, attached to its lease
+
+A snapshot's version is the etcd mod_revision of the pool's key, so compare-and-set is a
+single txn comparing it, and the state and the cycle's events are written by that same txn.
+A leader's save also compares the leader key's value with its owner id.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+
+from mpp.model import Event, PoolState
+from mpp.store import codec
+from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
+
+_TRIM_EVERY = 100  # saves with events per pool between two history trims
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _text(b64: str) -> str:
+    return base64.b64decode(b64).decode()
+
+
+def _compare(key: str, target: str, value: str) -> dict[str, str]:
+    """One txn comparison; `key` is base64 already, `value` as etcd's JSON wants it."""
+    field = {"VERSION": "version", "MOD": "mod_revision", "VALUE": "value"}[target]
+    return {"key": key, "target": target, "result": "EQUAL", field: value}
+
+
+def _put(key: str, value: str, lease: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"key": key, "value": _b64(value)}
+    if lease is not None:
+        body["lease"] = str(lease)
+    return {"request_put": body}
+
+
+def _prefix_end(key: str) -> str:
+    """The range_end that covers every key starting with `key` (etcd's prefix convention)."""
+    raw = bytearray(key.encode())
+    raw[-1] += 1
+    return raw.decode()
+
+
+class EtcdStore(Store):
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        prefix: str = "/mpp",
+        timeout: float = 2.0,
+        keep_events: int = 10_000,
+    ) -> None:
+        if not endpoints:
+            raise StoreError("etcd store: no endpoint given")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self.prefix = prefix.rstrip("/")
+        self.keep_events = keep_events
+        self._client = httpx.Client(timeout=timeout)
+        self._good = 0  # index of the endpoint that answered last
+        self._lock = threading.Lock()  # guards the lease id and the trim counters
+        self._lease: int | None = None
+        self._saves: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"etcd store {','.join(self.endpoints)}{self.prefix}"
+
+    # --- transport -------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One gateway call, trying each endpoint in turn from the last one that answered."""
+        errors = []
+        count = len(self.endpoints)
+        for i in range(count):
+            index = (self._good + i) % count
+            url = self.endpoints[index] + path
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.HTTPError as err:
+                errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
+                continue
+            self._good = index
+            doc: dict[str, Any] = response.json() if response.content else {}
+            if response.status_code != 200:
+                detail = doc.get("message") or doc.get("error") or response.text
+                raise StoreError(f"{self}: {path} answered {response.status_code}: {detail}")
+            return doc
+        raise StoreError(f"{self}: no etcd endpoint answered ({'; '.join(errors)})")
+
+    def _key(self, *parts: str) -> str:
+        return "/".join((self.prefix, *parts))
+
+    def _range(self, key: str, end: str | None = None, **options: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"key": _b64(key), **options}
+        if end is not None:
+            body["range_end"] = _b64(end)
+        return self._post("/v3/kv/range", body)
+
+    # --- state and history -----------------------------------------------------------------
+
+    def load(self, pool: str) -> Snapshot | None:
+        kvs = self._range(self._key("pools", pool)).get("kvs", [])
+        if not kvs:
+            return None
+        try:
+            return Snapshot(codec.loads(_text(kvs[0]["value"])), int(kvs[0]["mod_revision"]))
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"{self}: stored state of pool {pool!r} is unreadable: {err}") from err
+
+    def save(
+        self,
+        state: PoolState,
+        events: Sequence[Event],
+        expected_version: int | None,
+        leader: str | None = None,
+    ) -> int | None:
+        key = _b64(self._key("pools", state.name))
+        compare = [
+            _compare(key, "VERSION", "0")
+            if expected_version is None
+            else _compare(key, "MOD", str(expected_version))
+        ]
+        leader_key = _b64(self._key("leader"))
+        if leader is not None:
+            compare.append(_compare(leader_key, "VALUE", _b64(leader)))
+        puts = [_put(key, codec.dumps(state))]
+        tag = secrets.token_hex(2)
+        for seq, event in enumerate(events):
+            name = f"{int(event.at * 1e9):020d}.{seq:04d}{tag}"
+            value = json.dumps(asdict(event), separators=(",", ":"))
+            puts.append(_put(_b64(self._key("events", event.pool, name)), value))
+        failure = [{"request_range": {"key": leader_key}}]
+        doc = self._post("/v3/kv/txn", {"compare": compare, "success": puts, "failure": failure})
+        if not doc.get("succeeded"):
+            if leader is not None and self._holder(doc) != leader:
+                raise NotLeader(f"{self}: {leader} no longer holds the leadership")
+            return None
+        if events:
+            self._maybe_trim(state.name)
+        return int(doc["header"]["revision"])
+
+    @staticmethod
+    def _holder(txn: dict[str, Any]) -> str | None:
+        kvs = txn["responses"][0]["response_range"].get("kvs", [])
+        return _text(kvs[0]["value"]) if kvs else None
+
+    def _maybe_trim(self, pool: str) -> None:
+        """Keep the newest `keep_events` events of the pool: etcd holds working state, not an
+        archive (its default quota is 2 GB). Checked every _TRIM_EVERY saves with events."""
+        with self._lock:
+            self._saves[pool] = self._saves.get(pool, 0) + 1
+            if self._saves[pool] % _TRIM_EVERY != 1:
+                return
+        start = self._key("events", pool) + "/"
+        count = int(self._range(start, _prefix_end(start), count_only=True).get("count", 0))
+        excess = count - self.keep_events
+        if excess <= 0:
+            return
+        oldest = self._range(start, _prefix_end(start), limit=excess, keys_only=True)["kvs"]
+        last = _text(oldest[-1]["key"])
+        self._post("/v3/kv/deleterange", {"key": _b64(start), "range_end": _b64(last + "\0")})
+
+    def history(
+        self, pool: str | None = None, node: str | None = None, limit: int = 50
+    ) -> list[Event]:
+        pools = [pool] if pool is not None else self._event_pools()
+        merged: list[Event] = []
+        for name in pools:
+            merged.extend(self._pool_history(name, node, limit))
+        merged.sort(key=lambda e: e.at)
+        return merged[-limit:] if limit > 0 else []
+
+    def _event_pools(self) -> list[str]:
+        start = self._key("events") + "/"
+        names: set[str] = set()
+        end = _prefix_end(start)
+        while True:  # one key per pool: skip past each pool's events once it is seen
+            kvs = self._range(start, end, limit=1, keys_only=True).get("kvs", [])
+            if not kvs:
+                return sorted(names)
+            name = _text(kvs[0]["key"])[len(self._key("events")) + 1 :].split("/", 1)[0]
+            names.add(name)
+            start = _prefix_end(self._key("events", name) + "/")
+
+    def _pool_history(self, pool: str, node: str | None, limit: int) -> list[Event]:
+        """Newest first from etcd, in pages (a node filter may skip most of a page)."""
+        start = self._key("events", pool) + "/"
+        end = _prefix_end(start)
+        found: list[Event] = []
+        page = max(limit, 64) if node is None else max(4 * limit, 256)
+        while len(found) < limit:
+            doc = self._range(start, end, limit=page, sort_order="DESCEND", sort_target="KEY")
+            kvs = doc.get("kvs", [])
+            for kv in kvs:
+                event = Event(**json.loads(_text(kv["value"])))
+                if node is None or event.node == node:
+                    found.append(event)
+            if not doc.get("more") or not kvs:
+                break
+            end = _text(kvs[-1]["key"])  # range_end is exclusive: continue below the last
+        return list(reversed(found[:limit]))
+
+    def pools(self) -> list[str]:
+        start = self._key("pools") + "/"
+        kvs = self._range(start, _prefix_end(start), keys_only=True).get("kvs", [])
+        return sorted(_text(kv["key"])[len(start) :] for kv in kvs)
+
+    # --- leadership ------------------------------------------------------------------------
+
+    def lead(self, owner: str, ttl: float) -> bool:
+        key = _b64(self._key("leader"))
+        lease = self._our_lease(ttl)
+        put = _put(key, owner, lease)
+        doc = self._post(
+            "/v3/kv/txn",
+            {
+                "compare": [_compare(key, "VERSION", "0")],
+                "success": [put],
+                "failure": [{"request_range": {"key": key}}],
+            },
+        )
+        if doc.get("succeeded"):
+            return True
+        kvs = doc["responses"][0]["response_range"].get("kvs", [])
+        if not kvs:
+            return self.lead(owner, ttl)  # released between the compare and the read
+        holder, revision = _text(kvs[0]["value"]), kvs[0]["mod_revision"]
+        if holder == owner:
+            if int(kvs[0].get("lease", 0)) == lease:
+                return True  # _our_lease renewed it
+            holder = ""  # ours, on a lease that expired and was replaced: put it on the new one
+        if holder and not vanished_here(holder):
+            return False
+        taken = self._post(
+            "/v3/kv/txn",
+            {"compare": [_compare(key, "MOD", revision)], "success": [put]},
+        )
+        return bool(taken.get("succeeded"))
+
+    def _our_lease(self, ttl: float) -> int:
+        """This process's lease: renewed while it lives, granted anew once it has expired."""
+        with self._lock:
+            lease = self._lease
+        if lease is not None:
+            answer = self._post("/v3/lease/keepalive", {"ID": str(lease)})
+            if int(answer.get("result", {}).get("TTL", 0)) > 0:
+                return lease
+        granted = self._post("/v3/lease/grant", {"TTL": max(1, round(ttl))})
+        with self._lock:
+            self._lease = int(granted["ID"])
+            return self._lease
+
+    def leader(self) -> Leader | None:
+        kvs = self._range(self._key("leader")).get("kvs", [])
+        if not kvs:
+            return None
+        owner = _text(kvs[0]["value"])
+        lease = kvs[0].get("lease")
+        if not lease:
+            return Leader(owner, None)
+        ttl = int(self._post("/v3/kv/lease/timetolive", {"ID": lease}).get("TTL", -1))
+        return Leader(owner, float(ttl)) if ttl >= 0 else None
+
+    def resign(self, owner: str) -> None:
+        key = _b64(self._key("leader"))
+        self._post(
+            "/v3/kv/txn",
+            {
+                "compare": [_compare(key, "VALUE", _b64(owner))],
+                "success": [{"request_delete_range": {"key": key}}],
+            },
+        )
+        with self._lock:
+            lease, self._lease = self._lease, None
+        if lease is not None:
+            with contextlib.suppress(StoreError):  # already expired: nothing to give up
+                self._post("/v3/kv/lease/revoke", {"ID": str(lease)})
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def wait_ready(store: EtcdStore, timeout: float) -> None:
+    """Block until the store answers (tests and the demo start etcd just before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            store.pools()
+            return
+        except StoreError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
