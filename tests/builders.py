@@ -5,9 +5,11 @@ from __future__ import annotations
 from mpp.model import NodeSpec, NodeType, Observation, PoolSpec, Replication
 
 
-def ring_spec(n: int = 3, *, fail_point: int = 4, hostile: bool = False) -> PoolSpec:
+def ring_spec(
+    n: int = 3, *, fail_point: int = 4, hostile: bool = False, name: str = "main"
+) -> PoolSpec:
     return PoolSpec(
-        name="main",
+        name=name,
         nodes=tuple(
             NodeSpec(
                 f"db{i + 1}",

@@ -14,6 +14,7 @@ import pytest
 
 from mpp import sandbox
 from mpp.config import Config, load
+from tests.etcd_server import EtcdServer
 
 
 @dataclass
@@ -92,3 +93,12 @@ def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     yield make
     for d in made:
         sandbox.destroy(d)
+
+
+@pytest.fixture(scope="session")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """One real etcd for the whole run; each test takes a prefix of its own."""
+    server = EtcdServer(tmp_path_factory.mktemp("etcd"), 26710, 26711)
+    server.start()
+    yield server
+    server.stop()

@@ -1,31 +1,62 @@
-"""The SQLite store: compare-and-set, atomic events, history, and a second process."""
+"""The store contract, held by both backends: SQLite (embedded) and etcd (a real etcd server
+started by tests/etcd_server.py). Compare-and-set, atomic events, history, leadership."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mpp.logic.failover import decide, initial_state
 from mpp.model import Event
-from mpp.store import SqliteStore, StoreError
+from mpp.store import NotLeader, SqliteStore, Store, StoreError
+from mpp.store.etcd import EtcdStore
 from tests.builders import observe, ring_spec
+from tests.etcd_server import EtcdServer
+
+# the shortest lease each backend honours: etcd rounds a lease up to about 2 s
+_TTL = {"sqlite": 0.5, "etcd": 2.0}
 
 
-def test_save_is_compare_and_set(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+@pytest.fixture(params=["sqlite", "etcd"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    made: Store
+    if request.param == "sqlite":
+        made = SqliteStore(tmp_path / "state.db")
+    else:
+        server: EtcdServer = request.getfixturevalue("etcd_server")
+        made = EtcdStore([server.endpoint], f"/test-{uuid.uuid4().hex[:8]}")
+    yield made
+    made.close()
+
+
+def _ttl(store: Store) -> float:
+    return _TTL["etcd" if isinstance(store, EtcdStore) else "sqlite"]
+
+
+def _event(at: float, node: str = "db1", reason: str = "", pool: str = "main") -> Event:
+    return Event(at, pool, node, "status", "OK", "OK INFO", reason)
+
+
+def test_save_is_compare_and_set(store: Store) -> None:
     spec = ring_spec()
     first = decide(spec, initial_state(spec), observe(spec, {}), 1.0)
     assert store.load("main") is None
-    assert store.save(first.state, first.events, None) == 1
+    v1 = store.save(first.state, first.events, None)
+    assert v1 is not None
     assert store.save(first.state, (), None) is None, "pool exists: creating it again must fail"
     snap = store.load("main")
-    assert snap is not None and snap.version == 1 and snap.state == first.state
+    assert snap is not None and snap.version == v1 and snap.state == first.state
     second = decide(spec, snap.state, observe(spec, {"db2": "offline"}), 2.0)
-    assert store.save(second.state, second.events, 1) == 2
-    assert store.save(second.state, second.events, 1) is None, "stale version must lose"
+    v2 = store.save(second.state, second.events, v1)
+    assert v2 is not None and v2 != v1
+    assert store.save(second.state, second.events, v1) is None, "stale version must lose"
     assert [e.new for e in store.history("main") if e.kind == "state"] == [
         "ACTIVE",
         "STANDBY",
@@ -33,27 +64,85 @@ def test_save_is_compare_and_set(tmp_path: Path) -> None:
     ]
 
 
-def test_conflicting_save_writes_no_events(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_conflicting_save_writes_no_events(store: Store) -> None:
     spec = ring_spec()
     state = initial_state(spec)
-    store.save(state, (), None)
-    event = Event(1.0, "main", "db1", "state", "UNKNOWN", "ACTIVE", "test")
-    assert store.save(state, (event,), 99) is None
+    version = store.save(state, (), None)
+    assert version is not None
+    assert store.save(state, (_event(1.0),), version + 99) is None
     assert store.history() == []
 
 
-def test_history_filters_and_limits(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "s.db")
+def test_history_filters_and_limits(store: Store) -> None:
     spec = ring_spec()
-    events = [
-        Event(float(i), "main", f"db{i % 3 + 1}", "status", "OK", "OK INFO", f"r{i}")
-        for i in range(10)
-    ]
+    events = [_event(float(i), f"db{i % 3 + 1}", f"r{i}") for i in range(10)]
     store.save(initial_state(spec), events, None)
     assert [e.reason for e in store.history(limit=3)] == ["r7", "r8", "r9"]
     assert {e.node for e in store.history(node="db2")} == {"db2"}
+    assert [e.reason for e in store.history("main", "db2", limit=2)] == ["r4", "r7"]
     assert store.pools() == ["main"]
+
+
+def test_history_merges_pools_by_time_and_pages_past_other_nodes(store: Store) -> None:
+    main, other = ring_spec(), ring_spec(name="other")
+    noise = [_event(float(i), "db1", f"m{i}") for i in range(300)]
+    store.save(initial_state(main), [_event(0.5, "db3", "first"), *noise], None)
+    store.save(initial_state(other), [_event(299.5, "db1", "o", pool="other")], None)
+    assert [e.reason for e in store.history(node="db3")] == ["first"]
+    newest = store.history(limit=150)
+    assert len(newest) == 150 and [e.reason for e in newest[-2:]] == ["m299", "o"]
+    assert newest[0].reason == "m151" and newest == sorted(newest, key=lambda e: e.at)
+    assert [e.reason for e in store.history("other")] == ["o"]
+    assert store.pools() == ["main", "other"]
+
+
+def test_only_one_owner_leads_and_a_leaders_save_needs_the_lease(store: Store) -> None:
+    ttl = _ttl(store)
+    spec = ring_spec()
+    assert store.leader() is None
+    assert store.lead("a", ttl) is True
+    assert store.lead("b", ttl) is False, "the lease is a's"
+    assert store.lead("a", ttl) is True, "the holder renews"
+    found = store.leader()
+    assert found is not None and found.owner == "a"
+    assert found.expires_in is None or 0 < found.expires_in <= ttl + 1
+    version = store.save(initial_state(spec), (), None, leader="a")
+    assert version is not None
+    with pytest.raises(NotLeader):
+        store.save(initial_state(spec), (_event(1.0),), version, leader="b")
+    assert store.history() == [], "a refused leader's events are not written"
+    store.resign("b")  # not the holder: nothing happens
+    assert store.lead("b", ttl) is False
+    store.resign("a")
+    assert store.leader() is None
+    assert store.lead("b", ttl) is True, "a resigned: the lease is free at once"
+
+
+def test_an_expired_lease_passes_on_and_the_old_leader_cannot_commit(store: Store) -> None:
+    ttl = _ttl(store)
+    spec = ring_spec()
+    assert store.lead("a", ttl)
+    version = store.save(initial_state(spec), (), None, leader="a")
+    deadline = time.monotonic() + ttl + 3
+    while not store.lead("b", ttl):
+        assert time.monotonic() < deadline, "the lease did not expire"
+        time.sleep(0.1)
+    with pytest.raises(NotLeader):
+        store.save(initial_state(spec), (), version, leader="a")
+    assert store.lead("a", ttl) is False
+
+
+def test_a_vanished_leader_of_this_host_is_replaced_at_once(store: Store) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ghost = f"old@{socket.gethostname()}:{dead.pid}:0000"
+    elsewhere = f"old@not-{socket.gethostname()}:{dead.pid}:0000"
+    ttl = 60.0
+    assert store.lead(elsewhere, ttl)
+    assert store.lead("new", ttl) is False, "another host's leader waits for its TTL"
+    store.resign(elsewhere)
+    assert store.lead(ghost, ttl)
+    assert store.lead("new", ttl) is True, "a dead process of this host does not block"
 
 
 def test_another_process_sees_committed_state(tmp_path: Path) -> None:
@@ -75,3 +164,18 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot open state store"):
         SqliteStore(blocker / "sub" / "state.db")
+
+
+def test_etcd_uses_the_next_endpoint_and_says_when_none_answers(etcd_server: EtcdServer) -> None:
+    dead = "http://127.0.0.1:26719"  # nothing listens here
+    store = EtcdStore([dead, etcd_server.endpoint], f"/test-{uuid.uuid4().hex[:8]}", timeout=1)
+    try:
+        assert store.pools() == []
+    finally:
+        store.close()
+    lonely = EtcdStore([dead], "/x", timeout=1)
+    try:
+        with pytest.raises(StoreError, match="no etcd endpoint answered.*26719"):
+            lonely.load("main")
+    finally:
+        lonely.close()

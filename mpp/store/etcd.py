@@ -7,7 +7,8 @@ uses. Patroni's etcd3 backend made the same choice.
 
 Layout under the prefix (default `/mpp`):
     {prefix}/pools/{pool}                 the pool's state document (codec.dumps)
-    {prefix}/events/{pool}/{at_ns}.{seq}  one history event, JSON; newest `keep_events` kept
+    {prefix}/events/{pool}/{at_ns}.{tag}  the events of one commit, a JSON list (one key per
+                                          commit: etcd caps a txn at 128 operations)
     {prefix}/leader                       the leader's owner id, attached to its lease
 
 A snapshot's version is the etcd mod_revision of the pool's key, so compare-and-set is a
@@ -33,7 +34,7 @@ from mpp.model import Event, PoolState
 from mpp.store import codec
 from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
 
-_TRIM_EVERY = 100  # saves with events per pool between two history trims
+_TRIM_EVERY = 100  # commits with events per pool between two history trims
 
 
 def _b64(text: str) -> str:
@@ -70,17 +71,17 @@ class EtcdStore(Store):
         endpoints: Sequence[str],
         prefix: str = "/mpp",
         timeout: float = 2.0,
-        keep_events: int = 10_000,
+        keep_commits: int = 10_000,
     ) -> None:
         if not endpoints:
             raise StoreError("etcd store: no endpoint given")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = prefix.rstrip("/")
-        self.keep_events = keep_events
+        self.keep_commits = keep_commits
         self._client = httpx.Client(timeout=timeout)
         self._good = 0  # index of the endpoint that answered last
-        self._lock = threading.Lock()  # guards the lease id and the trim counters
-        self._lease: int | None = None
+        self._lock = threading.Lock()  # guards the lease ids and the trim counters
+        self._leases: dict[str, int] = {}  # owner -> its lease (one per process in practice)
         self._saves: dict[str, int] = {}
 
     def __repr__(self) -> str:
@@ -145,11 +146,10 @@ class EtcdStore(Store):
         if leader is not None:
             compare.append(_compare(leader_key, "VALUE", _b64(leader)))
         puts = [_put(key, codec.dumps(state))]
-        tag = secrets.token_hex(2)
-        for seq, event in enumerate(events):
-            name = f"{int(event.at * 1e9):020d}.{seq:04d}{tag}"
-            value = json.dumps(asdict(event), separators=(",", ":"))
-            puts.append(_put(_b64(self._key("events", event.pool, name)), value))
+        if events:
+            name = f"{int(events[0].at * 1e9):020d}.{secrets.token_hex(4)}"
+            value = json.dumps([asdict(e) for e in events], separators=(",", ":"))
+            puts.append(_put(_b64(self._key("events", state.name, name)), value))
         failure = [{"request_range": {"key": leader_key}}]
         doc = self._post("/v3/kv/txn", {"compare": compare, "success": puts, "failure": failure})
         if not doc.get("succeeded"):
@@ -166,15 +166,15 @@ class EtcdStore(Store):
         return _text(kvs[0]["value"]) if kvs else None
 
     def _maybe_trim(self, pool: str) -> None:
-        """Keep the newest `keep_events` events of the pool: etcd holds working state, not an
-        archive (its default quota is 2 GB). Checked every _TRIM_EVERY saves with events."""
+        """Keep the newest `keep_commits` commits' events of the pool: etcd holds working
+        state, not an archive (its default quota is 2 GB). Checked every _TRIM_EVERY saves."""
         with self._lock:
             self._saves[pool] = self._saves.get(pool, 0) + 1
             if self._saves[pool] % _TRIM_EVERY != 1:
                 return
         start = self._key("events", pool) + "/"
         count = int(self._range(start, _prefix_end(start), count_only=True).get("count", 0))
-        excess = count - self.keep_events
+        excess = count - self.keep_commits
         if excess <= 0:
             return
         oldest = self._range(start, _prefix_end(start), limit=excess, keys_only=True)["kvs"]
@@ -213,9 +213,8 @@ class EtcdStore(Store):
             doc = self._range(start, end, limit=page, sort_order="DESCEND", sort_target="KEY")
             kvs = doc.get("kvs", [])
             for kv in kvs:
-                event = Event(**json.loads(_text(kv["value"])))
-                if node is None or event.node == node:
-                    found.append(event)
+                batch = [Event(**doc) for doc in json.loads(_text(kv["value"]))]
+                found.extend(e for e in reversed(batch) if node is None or e.node == node)
             if not doc.get("more") or not kvs:
                 break
             end = _text(kvs[-1]["key"])  # range_end is exclusive: continue below the last
@@ -230,7 +229,7 @@ class EtcdStore(Store):
 
     def lead(self, owner: str, ttl: float) -> bool:
         key = _b64(self._key("leader"))
-        lease = self._our_lease(ttl)
+        lease = self._lease_of(owner, ttl)
         put = _put(key, owner, lease)
         doc = self._post(
             "/v3/kv/txn",
@@ -248,7 +247,7 @@ class EtcdStore(Store):
         holder, revision = _text(kvs[0]["value"]), kvs[0]["mod_revision"]
         if holder == owner:
             if int(kvs[0].get("lease", 0)) == lease:
-                return True  # _our_lease renewed it
+                return True  # _lease_of renewed it
             holder = ""  # ours, on a lease that expired and was replaced: put it on the new one
         if holder and not vanished_here(holder):
             return False
@@ -258,18 +257,19 @@ class EtcdStore(Store):
         )
         return bool(taken.get("succeeded"))
 
-    def _our_lease(self, ttl: float) -> int:
-        """This process's lease: renewed while it lives, granted anew once it has expired."""
+    def _lease_of(self, owner: str, ttl: float) -> int:
+        """The owner's lease: renewed while it lives, granted anew once it has expired.
+        Renewing an unused lease is harmless: it holds no key until the owner leads."""
         with self._lock:
-            lease = self._lease
+            lease = self._leases.get(owner)
         if lease is not None:
             answer = self._post("/v3/lease/keepalive", {"ID": str(lease)})
             if int(answer.get("result", {}).get("TTL", 0)) > 0:
                 return lease
-        granted = self._post("/v3/lease/grant", {"TTL": max(1, round(ttl))})
+        granted = int(self._post("/v3/lease/grant", {"TTL": max(1, round(ttl))})["ID"])
         with self._lock:
-            self._lease = int(granted["ID"])
-            return self._lease
+            self._leases[owner] = granted
+        return granted
 
     def leader(self) -> Leader | None:
         kvs = self._range(self._key("leader")).get("kvs", [])
@@ -284,15 +284,17 @@ class EtcdStore(Store):
 
     def resign(self, owner: str) -> None:
         key = _b64(self._key("leader"))
-        self._post(
+        done = self._post(
             "/v3/kv/txn",
             {
                 "compare": [_compare(key, "VALUE", _b64(owner))],
                 "success": [{"request_delete_range": {"key": key}}],
             },
         )
+        if not done.get("succeeded"):
+            return
         with self._lock:
-            lease, self._lease = self._lease, None
+            lease = self._leases.pop(owner, None)
         if lease is not None:
             with contextlib.suppress(StoreError):  # already expired: nothing to give up
                 self._post("/v3/kv/lease/revoke", {"ID": str(lease)})
