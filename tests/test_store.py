@@ -175,7 +175,7 @@ def test_etcd_uses_the_next_endpoint_and_says_when_none_answers(etcd_server: Etc
         store.close()
     lonely = EtcdStore([dead], "/x", timeout=1)
     try:
-        with pytest.raises(StoreError, match="no etcd endpoint answered.*26719"):
+        with pytest.raises(StoreError, match=r"no etcd endpoint answered.*26719"):
             lonely.load("main")
     finally:
         lonely.close()
