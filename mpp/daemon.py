@@ -69,6 +69,7 @@ class Leadership:
         self.ttl = ttl
         self.current: str | None = None  # who leads, as last seen (for status and health)
         self._held_until = 0.0
+        self._said: bool | None = None  # the role last logged
 
     @property
     def held(self) -> bool:
@@ -77,7 +78,6 @@ class Leadership:
     def renew(self) -> bool:
         """Take or renew the lease once (blocking: run it in a thread)."""
         sent = time.monotonic()
-        was = self.held
         try:
             if self.store.lead(self.owner, self.ttl):
                 self._held_until = sent + 0.8 * self.ttl
@@ -88,7 +88,8 @@ class Leadership:
                 self.current = found.owner if found else None
         except StoreError as err:
             log.error("leadership: cannot reach the store: %s", err)
-        if self.held != was:
+        if self.held != self._said:
+            self._said = self.held
             if self.held:
                 log.warning("leadership: %s is now the leader and acts on the pools", self.owner)
             else:
@@ -101,6 +102,7 @@ class Leadership:
         """A save found the lease gone: stop acting at once."""
         if self.held:
             log.warning("leadership: %s lost the lease; following", self.owner)
+            self._said = False
         self._held_until = 0.0
 
     async def keep(self, stop: asyncio.Event, executor: ThreadPoolExecutor) -> None:
@@ -275,13 +277,7 @@ class PoolWorker:
             self.last_cycle_seconds = time.perf_counter() - started
             return None
         observations = await self.observe()
-        try:
-            decision = self.commit(observations, time.time())
-        except NotLeader as err:
-            assert self.leadership is not None
-            self.leadership.lost()
-            log.warning("pool=%s decision not committed: %s", self.pool.name, err)
-            return None
+        decision = self.commit(observations, time.time())
         self.publish(decision)
         done = await self.execute(decision)
         if done is not decision:
@@ -301,6 +297,10 @@ class PoolWorker:
             started = time.monotonic()
             try:
                 await self.cycle()
+            except NotLeader as err:  # deposed between two renewals: follow from now on
+                if self.leadership is not None:
+                    self.leadership.lost()
+                log.warning("pool=%s not committed: %s", self.pool.name, err)
             except StoreError as err:  # keep polling: the next cycle may find the store back
                 log.error("pool=%s store error: %s", self.pool.name, err)
             delay = max(0.0, interval - (time.monotonic() - started))

@@ -62,6 +62,18 @@ def test_good_config_loads_with_defaults_and_relative_state(tmp_path: Path) -> N
     assert config.find_node("127.0.0.1:33062")[1].name == "db2"
 
 
+def test_etcd_store_url(tmp_path: Path) -> None:
+    text = GOOD.replace('"sqlite://state/mpp.db"', '"etcd://10.0.0.1:2379,etcd-b:2379/site"')
+    config = load(write(tmp_path, text))
+    assert config.etcd is not None
+    assert config.etcd.endpoints == ("http://10.0.0.1:2379", "http://etcd-b:2379")
+    assert config.etcd.prefix == "/site"
+    assert config.state_location == "etcd://10.0.0.1:2379,etcd-b:2379/site"
+    bare = load(write(tmp_path, GOOD.replace('"sqlite://state/mpp.db"', '"etcd://e:2379"')))
+    assert bare.etcd is not None and bare.etcd.prefix == "/mpp"
+    assert load(write(tmp_path, GOOD)).etcd is None
+
+
 def test_absolute_state_path(tmp_path: Path) -> None:
     text = GOOD.replace('"sqlite://state/mpp.db"', f'"sqlite://{tmp_path}/abs.db"')
     assert load(write(tmp_path, text)).state_path == tmp_path / "abs.db"
@@ -73,6 +85,14 @@ def test_absolute_state_path(tmp_path: Path) -> None:
         ('interval = "500ms"', 'interval = "soon"', "mpp.interval", "not a duration"),
         ('interval = "500ms"', 'interval = "0s"', "mpp.interval", "greater than 0"),
         ('state = "sqlite://state/mpp.db"', 'state = "redis://x"', "mpp.state", "sqlite://"),
+        ('state = "sqlite://state/mpp.db"', 'state = "etcd://h1"', "mpp.state", "etcd://HOST:PORT"),
+        (
+            'interval = "500ms"',
+            'interval = "5s"\nleader_ttl = "6s"',
+            "mpp.leader_ttl",
+            "shorter than two poll intervals (10s)",
+        ),
+        ('interval = "500ms"', 'leader_ttl = "1s"', "mpp.leader_ttl", "greater than or equal to 2"),
         ("fail_point = 4", "fail_point = 0", "pool[0] (main).fail_point", "greater than or equal"),
         ("fail_point = 4", "fail_pont = 4", "pool[0] (main).fail_pont", "unknown key"),
         ('user = "mpp"', 'user = "mpp"\nlogic = "magic"', "pool[0] (main).logic", "'failover'"),

@@ -1,0 +1,99 @@
+"""Leadership in the daemon: who acts when several `mpp run` share a store (SQLite here; the
+same contract on etcd is held by tests/test_store.py, and two real processes on etcd by
+tests/test_sites_integration.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mpp.config import Config, parse
+from mpp.daemon import Leadership, PoolWorker
+from mpp.model import Event, PoolState
+from mpp.store import NotLeader, SqliteStore
+
+
+def _config(tmp_path: Path) -> Config:
+    raw: dict[str, Any] = {
+        "mpp": {"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "50ms"},
+        "pool": [
+            {
+                "name": "main",
+                "password_env": "MPP_UNUSED_PASSWORD",
+                "node": [  # nothing listens on these ports: every probe is refused at once
+                    {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
+                    {"name": "db2", "address": "127.0.0.1:2"},
+                ],
+            }
+        ],
+    }
+    return parse(raw, tmp_path / "mpp.toml")
+
+
+def test_one_leader_the_others_see_who_it_is(tmp_path: Path, caplog: Any) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    a, b = Leadership(store, "a", 5), Leadership(store, "b", 5)
+    caplog.set_level(logging.WARNING, logger="mpp")
+    assert a.renew() and a.held and a.current == a.owner
+    assert not b.renew() and not b.held and b.current == a.owner
+    assert f"{b.owner} follows (leader: {a.owner})" in caplog.text
+    a.resign()
+    assert not a.held
+    assert b.renew() and b.current == b.owner
+    assert f"{b.owner} is now the leader" in caplog.text
+    assert not a.renew() and a.current == b.owner
+
+
+def test_a_deposed_leader_commits_nothing_and_then_follows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
+    config = _config(tmp_path)
+    store = SqliteStore(config.state_path)
+    a, b = Leadership(store, "a", 5), Leadership(store, "b", 5)
+    published: list[tuple[PoolState, tuple[Event, ...]]] = []
+    threads = ThreadPoolExecutor(4)
+    worker = PoolWorker(
+        config,
+        config.pool[0],
+        store,
+        threads,
+        (lambda s, e: published.append((s, e)),),
+        a,
+    )
+    try:
+        assert a.renew()
+        first = asyncio.run(worker.cycle())
+        assert first is not None and first.events, "the leader decides and records"
+        saved = store.load("main")
+        assert saved is not None
+        store.resign(a.owner)  # a's lease is taken behind its back; a still believes it leads
+        assert b.renew()
+        assert a.held
+        with pytest.raises(NotLeader):
+            asyncio.run(worker.cycle())
+        after = store.load("main")
+        assert after is not None and after.version == saved.version, "nothing was committed"
+
+        stop = asyncio.Event()
+
+        async def one_loop() -> None:
+            task = asyncio.create_task(worker.run(stop))
+            await asyncio.sleep(0.05)
+            stop.set()
+            await task
+
+        asyncio.run(one_loop())
+        assert not a.held, "the loop turned the NotLeader into following"
+        published.clear()
+        assert asyncio.run(worker.cycle()) is None
+        assert published == [(after.state, ())], "a follower publishes the stored state"
+    finally:
+        worker.close()
+        threads.shutdown(wait=False)
+        store.close()
