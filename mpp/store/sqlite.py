@@ -6,10 +6,13 @@ before the version check, so compare-and-set is atomic across processes.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
@@ -41,6 +44,7 @@ CREATE TABLE IF NOT EXISTS leader (
 
 
 _BUSY_SECONDS = 10.0
+_M = TypeVar("_M", bound=Callable[..., Any])
 
 
 def _retry_while_locked(step: Callable[[], object]) -> None:
@@ -58,18 +62,33 @@ def _retry_while_locked(step: Callable[[], object]) -> None:
             time.sleep(0.05)
 
 
+def _locked(method: _M) -> _M:
+    @functools.wraps(method)
+    def run(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_M, run)
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=_BUSY_SECONDS, isolation_level=None)
+            # the daemon renews its lease from a worker thread while the loop commits: one
+            # connection shared under a lock (sqlite3 refuses cross-thread use by default)
+            self._db = sqlite3.connect(
+                path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False
+            )
             _retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA synchronous=NORMAL")
             _retry_while_locked(lambda: self._db.executescript(_SCHEMA))
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open state store {path}: {err}") from err
 
+    @_locked
     def load(self, pool: str) -> Snapshot | None:
         row = self._db.execute(
             "SELECT state, version FROM pool_state WHERE pool = ?", (pool,)
@@ -83,6 +102,7 @@ class SqliteStore(Store):
                 f"{self.path}: stored state of pool {pool!r} is unreadable: {err}"
             ) from err
 
+    @_locked
     def save(
         self,
         state: PoolState,
@@ -122,6 +142,7 @@ class SqliteStore(Store):
                 db.execute("ROLLBACK")
             raise StoreError(f"cannot write state store {self.path}: {err}") from err
 
+    @_locked
     def history(
         self, pool: str | None = None, node: str | None = None, limit: int = 50
     ) -> list[Event]:
@@ -137,6 +158,7 @@ class SqliteStore(Store):
         row = self._db.execute("SELECT owner, expires FROM leader").fetchone()
         return row is not None and row[0] == owner and row[1] > now
 
+    @_locked
     def lead(self, owner: str, ttl: float) -> bool:
         # wall-clock expiry: every process sharing this file runs on the same host
         db = self._db
@@ -158,20 +180,24 @@ class SqliteStore(Store):
                 db.execute("ROLLBACK")
             raise StoreError(f"cannot write state store {self.path}: {err}") from err
 
+    @_locked
     def leader(self) -> Leader | None:
         row = self._db.execute("SELECT owner, expires FROM leader").fetchone()
         if row is None or row[1] <= time.time():
             return None
         return Leader(row[0], row[1] - time.time())
 
+    @_locked
     def resign(self, owner: str) -> None:
         try:
             self._db.execute("DELETE FROM leader WHERE owner = ?", (owner,))
         except sqlite3.Error as err:
             raise StoreError(f"cannot write state store {self.path}: {err}") from err
 
+    @_locked
     def pools(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT pool FROM pool_state ORDER BY pool")]
 
+    @_locked
     def close(self) -> None:
         self._db.close()
