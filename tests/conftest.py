@@ -14,7 +14,7 @@ import pytest
 
 from mpp import sandbox
 from mpp.config import Config, load
-from tests.etcd_server import EtcdServer
+from mpp.sandbox_etcd import EtcdServer
 
 
 @dataclass

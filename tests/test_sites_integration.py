@@ -1,6 +1,6 @@
 """Two `mpp run` sharing one etcd store: one leads and acts, the other follows and takes over.
 
-Real parts only: a MariaDB primary-replica sandbox, a real etcd (tests/etcd_server.py), and
+Real parts only: a MariaDB primary-replica sandbox, a real etcd (mpp/sandbox_etcd.py), and
 two `mpp run` processes, as two sites would run them.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from mpp.sandbox_etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
 from tests.conftest import Cluster
-from tests.etcd_server import EtcdServer
 from tests.test_topology_integration import Make, pr_cluster, role
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """The store contract, held by both backends: SQLite (embedded) and etcd (a real etcd server
-started by tests/etcd_server.py). Compare-and-set, atomic events, history, leadership."""
+started by mpp/sandbox_etcd.py). Compare-and-set, atomic events, history, leadership."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ import pytest
 
 from mpp.logic.failover import decide, initial_state
 from mpp.model import Event
+from mpp.sandbox_etcd import EtcdServer
 from mpp.store import NotLeader, SqliteStore, Store, StoreError
 from mpp.store.etcd import EtcdStore
 from tests.builders import observe, ring_spec
-from tests.etcd_server import EtcdServer
 
 # the shortest lease each backend honours: etcd rounds a lease up to about 2 s
 _TTL = {"sqlite": 0.5, "etcd": 2.0}

@@ -1,5 +1,5 @@
-"""A real single-member etcd on 127.0.0.1 for the distributed-store tests (no fake: etcd-server
-is a Debian package and starts in well under a second)."""
+"""A real single-member etcd on 127.0.0.1 for the distributed-store tests and benchmarks (no
+fake: etcd-server is a Debian package and starts in well under a second)."""
 
 from __future__ import annotations
 
