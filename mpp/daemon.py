@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from mpp.config import Config, PoolConfig
 from mpp.executor import Executor
@@ -68,6 +69,8 @@ class Leadership:
         self.owner = new_owner(name)
         self.ttl = ttl
         self.current: str | None = None  # who leads, as last seen (for status and health)
+        self.term = 0  # times this process became leader; each is recorded in every pool
+        self.took_from: str | None = None  # who led before this term, as last seen
         self._held_until = 0.0
         self._said: bool | None = None  # the role last logged
 
@@ -80,6 +83,9 @@ class Leadership:
         sent = time.monotonic()
         try:
             if self.store.lead(self.owner, self.ttl):
+                if not self.held:
+                    self.term += 1
+                    self.took_from = self.current if self.current != self.owner else None
                 self._held_until = sent + 0.8 * self.ttl
                 self.current = self.owner
             else:
@@ -91,12 +97,19 @@ class Leadership:
         if self.held != self._said:
             self._said = self.held
             if self.held:
-                log.warning("leadership: %s is now the leader and acts on the pools", self.owner)
+                log.info("leadership: %s is now the leader and acts on the pools", self.owner)
             else:
-                log.warning(
-                    "leadership: %s follows (leader: %s)", self.owner, self.current or "none"
-                )
+                log.info("leadership: %s follows (leader: %s)", self.owner, self.current or "none")
         return self.held
+
+    def event(self, pool: str, now: float) -> Event:
+        """The history line that says this process took over the pool's decisions."""
+        before = self.took_from or "none"
+        why = (
+            f"took the leadership lease (last seen leader: {before}); "
+            "decisions and topology actions for this pool now come from this mpp"
+        )
+        return Event(now, pool, "-", "leader", before, self.owner, why)
 
     def lost(self) -> None:
         """A save found the lease gone: stop acting at once."""
@@ -154,6 +167,7 @@ class PoolWorker:
             max(config.mpp.interval, config.mpp.connect_timeout),
         )
         self.last_cycle_seconds = 0.0
+        self.recorded_term = 0  # the leadership term already recorded in this pool's history
 
     async def observe(self) -> dict[str, Observation]:
         loop = asyncio.get_running_loop()
@@ -180,12 +194,21 @@ class PoolWorker:
         return results
 
     def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
+        leadership = self.leadership
+        term = leadership.term if leadership else 0
+
         def step(prev: PoolState) -> Decision:
             decision = self.logic.decide(self.spec, prev, observations, now)
             why = self.pre_hook(decision)
-            return self.logic.veto(self.spec, prev, decision, why, now) if why else decision
+            decision = self.logic.veto(self.spec, prev, decision, why, now) if why else decision
+            if leadership is not None and term != self.recorded_term:
+                took = leadership.event(self.spec.name, now)
+                decision = replace(decision, events=(took, *decision.events))
+            return decision
 
-        return transact(self.store, self.spec, step, self.owner)
+        done = transact(self.store, self.spec, step, self.owner)
+        self.recorded_term = term
+        return done
 
     @property
     def owner(self) -> str | None:

@@ -38,7 +38,7 @@ def _config(tmp_path: Path) -> Config:
 def test_one_leader_the_others_see_who_it_is(tmp_path: Path, caplog: Any) -> None:
     store = SqliteStore(tmp_path / "s.db")
     a, b = Leadership(store, "a", 5), Leadership(store, "b", 5)
-    caplog.set_level(logging.WARNING, logger="mpp")
+    caplog.set_level(logging.INFO, logger="mpp")
     with ThreadPoolExecutor(1) as thread:  # `mpp run` renews from a worker thread
         assert thread.submit(a.renew).result() and a.held and a.current == a.owner
     assert not b.renew() and not b.held and b.current == a.owner
@@ -71,6 +71,10 @@ def test_a_deposed_leader_commits_nothing_and_then_follows(
         assert a.renew()
         first = asyncio.run(worker.cycle())
         assert first is not None and first.events, "the leader decides and records"
+        took = [e for e in store.history("main") if e.kind == "leader"]
+        assert [(e.old, e.new) for e in took] == [("none", a.owner)], "its term is in history"
+        assert asyncio.run(worker.cycle()) is not None
+        assert len([e for e in store.history("main") if e.kind == "leader"]) == 1, "once a term"
         saved = store.load("main")
         assert saved is not None
         store.resign(a.owner)  # a's lease is taken behind its back; a still believes it leads

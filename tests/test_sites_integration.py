@@ -121,6 +121,8 @@ def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
     try:
         events = store.history("main", limit=500)
         assert any(e.kind == "state" and e.node == new and e.new == "ACTIVE" for e in events)
+        terms = [(e.old, e.new) for e in events if e.kind == "leader"]
+        assert terms == [("none", leader), (leader, b.health()["leader"])], terms
     finally:
         store.close()
 
