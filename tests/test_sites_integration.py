@@ -89,17 +89,25 @@ def sites() -> Iterator[list[Site]]:
         site.stop()
 
 
+def _two_sites(
+    cluster: Cluster, etcd: EtcdServer, prefix: str, api: int, sites: list[Site], logs: Path
+) -> tuple[Site, Site]:
+    """site-a started first and leading, then site-b following (APIs on api and api + 1)."""
+    a = Site(_site_config(cluster, etcd, prefix, "site-a", api), api, logs)
+    sites.append(a)
+    _until(lambda: a.health().get("role") == "leader", 15, "site-a leads")
+    b = Site(_site_config(cluster, etcd, prefix, "site-b", api + 1), api + 1, logs)
+    sites.append(b)
+    _until(lambda: b.health().get("role") == "follower", 15, "site-b answers as follower")
+    return a, b
+
+
 def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
     make_cluster: Make, etcd_server: EtcdServer, sites: list[Site], tmp_path: Path
 ) -> None:
     cluster = pr_cluster(make_cluster, 24420)
     prefix = f"/sites-{uuid.uuid4().hex[:8]}"
-    a = Site(_site_config(cluster, etcd_server, prefix, "site-a", 26721), 26721, tmp_path)
-    sites.append(a)
-    _until(lambda: a.health().get("role") == "leader", 15, "site-a leads")
-    b = Site(_site_config(cluster, etcd_server, prefix, "site-b", 26722), 26722, tmp_path)
-    sites.append(b)
-    _until(lambda: b.health().get("role") == "follower", 15, "site-b answers as follower")
+    a, b = _two_sites(cluster, etcd_server, prefix, 26721, sites, tmp_path)
     leader = a.health()["leader"]
     assert leader.startswith("site-a@") and b.health()["leader"] == leader
     _until(lambda: _active(b) == ["db1"], 10, "the follower publishes the leader's state")
@@ -132,12 +140,7 @@ def test_a_clean_stop_hands_the_lease_over_at_once(
 ) -> None:
     cluster = pr_cluster(make_cluster, 24430, nodes=2)
     prefix = f"/sites-{uuid.uuid4().hex[:8]}"
-    a = Site(_site_config(cluster, etcd_server, prefix, "site-a", 26723), 26723, tmp_path)
-    sites.append(a)
-    _until(lambda: a.health().get("role") == "leader", 15, "site-a leads")
-    b = Site(_site_config(cluster, etcd_server, prefix, "site-b", 26724), 26724, tmp_path)
-    sites.append(b)
-    _until(lambda: b.health().get("role") == "follower", 15, "site-b follows")
+    a, b = _two_sites(cluster, etcd_server, prefix, 26723, sites, tmp_path)
     a.stop()
     store = EtcdStore([etcd_server.endpoint], prefix)
     try:

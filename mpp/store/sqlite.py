@@ -6,11 +6,12 @@ before the version check, so compare-and-set is atomic across processes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -110,19 +111,15 @@ class SqliteStore(Store):
         expected_version: int | None,
         leader: str | None = None,
     ) -> int | None:
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._write() as db:
             if leader is not None and not self._holds(leader, time.time()):
-                db.execute("ROLLBACK")
                 raise NotLeader(f"{self.path}: {leader} no longer holds the leadership")
             row = db.execute(
                 "SELECT version FROM pool_state WHERE pool = ?", (state.name,)
             ).fetchone()
             current = None if row is None else int(row[0])
             if current != expected_version:
-                db.execute("ROLLBACK")
-                return None
+                return None  # nothing written: committing the empty transaction is harmless
             version = (current or 0) + 1
             db.execute(
                 "INSERT INTO pool_state (pool, version, state) VALUES (?, ?, ?) "
@@ -135,12 +132,23 @@ class SqliteStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(e.at, e.pool, e.node, e.kind, e.old, e.new, e.reason) for e in events],
             )
-            db.execute("COMMIT")
             return version
-        except sqlite3.Error as err:
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the lock first (BEGIN IMMEDIATE) so that the checks
+        inside it and the writes are atomic across processes; rolled back on any error."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException as err:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            raise StoreError(f"cannot write state store {self.path}: {err}") from err
+            if isinstance(err, sqlite3.Error):
+                raise StoreError(f"cannot write state store {self.path}: {err}") from err
+            raise
 
     @_locked
     def history(
@@ -161,9 +169,7 @@ class SqliteStore(Store):
     @_locked
     def lead(self, owner: str, ttl: float) -> bool:
         # wall-clock expiry: every process sharing this file runs on the same host
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
+        with self._write() as db:
             now = time.time()
             row = db.execute("SELECT owner, expires FROM leader").fetchone()
             free = row is None or row[0] == owner or row[1] <= now or vanished_here(row[0])
@@ -173,12 +179,7 @@ class SqliteStore(Store):
                     "(one) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
                     (owner, now + ttl),
                 )
-            db.execute("COMMIT")
             return free
-        except sqlite3.Error as err:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise StoreError(f"cannot write state store {self.path}: {err}") from err
 
     @_locked
     def leader(self) -> Leader | None:
@@ -189,10 +190,8 @@ class SqliteStore(Store):
 
     @_locked
     def resign(self, owner: str) -> None:
-        try:
-            self._db.execute("DELETE FROM leader WHERE owner = ?", (owner,))
-        except sqlite3.Error as err:
-            raise StoreError(f"cannot write state store {self.path}: {err}") from err
+        with self._write() as db:
+            db.execute("DELETE FROM leader WHERE owner = ?", (owner,))
 
     @_locked
     def pools(self) -> list[str]:
