@@ -22,6 +22,7 @@ import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -29,13 +30,20 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mpp import __version__
+from mpp.api.stream import MAX_SUBSCRIBERS, Broadcast
 from mpp.checks import Role, check_node, check_pool
 from mpp.config import Config, ConfigError, PoolConfig, parse_duration
 from mpp.daemon import log_event, transact
@@ -61,6 +69,7 @@ log = logging.getLogger("mpp.api")
 DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _DURATION = re.compile(DURATION_PATTERN)
 HISTORY_MAX = 10000
+DASHBOARD_HTML = (Path(__file__).parent / "dashboard.html").read_text(encoding="utf-8")
 
 
 # -- documents (for the OpenAPI description; the bodies come from mpp.view as they are) ---
@@ -239,6 +248,8 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     }
     liveness = _Liveness()
     hub.listeners.append(liveness.listener)
+    broadcast = Broadcast(lambda: document(config, hub.states, hub.leader()))
+    hub.listeners.append(broadcast.listener)
     stale_after = (
         3 * config.mpp.interval + config.mpp.connect_timeout + 2 * config.query_timeout + 1.0
     )
@@ -250,6 +261,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
         docs_url=None,
         redoc_url=None,
     )
+    app.state.broadcast = broadcast  # serve() ends the live streams when mpp stops
 
     def check_text(
         pool: str, node: str | None, role: Role, max_lag: float | None
@@ -352,6 +364,37 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
         doc = pool_document(pool_or_404(pool), hub.state(pool))
         node_or_404(pool, node)
         return JSONResponse(next(n for n in doc["nodes"] if n["name"] == node))
+
+    @app.get(
+        "/v1/stream",
+        response_model=None,
+        responses={
+            200: {"content": {"text/event-stream": {}}},
+            **read_errors,
+            503: _error("too many live streams"),
+        },
+        dependencies=reads,
+    )
+    async def get_stream() -> Response:
+        """Live updates (Server-Sent Events): `history` (the last 50 events, then each new
+        batch) and `pools` (the document of GET /v1/pools, again after every change)."""
+        if broadcast.full():
+            raise HTTPException(503, f"too many live streams (at most {MAX_SUBSCRIBERS})")
+        try:
+            recent = await asyncio.to_thread(_history, config, None, None, 50)
+        except StoreError as err:  # the live part works without the store: start empty
+            log.warning("dashboard stream: history unavailable: %s", err)
+            recent = []
+        return StreamingResponse(
+            broadcast.stream(recent),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def get_dashboard() -> Response:
+        """The live web dashboard: a static page that reads /v1/stream."""
+        return HTMLResponse(DASHBOARD_HTML)
 
     @app.get(
         "/v1/history",
@@ -690,6 +733,9 @@ async def serve(app: Any, sock: socket.socket, stop: asyncio.Event) -> None:
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
+    broadcast = getattr(app.state, "broadcast", None) if hasattr(app, "state") else None
+    if broadcast is not None:
+        broadcast.close()  # else open dashboards would hold the graceful shutdown
     waiter.cancel()
     await task
 

@@ -1,0 +1,82 @@
+"""Live updates for the web dashboard: Server-Sent Events fed by the Hub.
+
+Each subscriber gets the status document when it connects and again whenever a pool's state
+is published, plus the new history events, coalesced: a slow browser never queues one
+document per cycle, it gets the latest one and the events it has not seen (bounded). SSE
+rather than WebSockets: one direction is all a dashboard needs, it passes proxies as plain
+HTTP, and uvicorn serves it without a WebSocket stack (`ws="none"`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict
+from typing import Any
+
+from mpp.model import Event, PoolState
+
+MAX_SUBSCRIBERS = 64
+_PENDING_EVENTS = 500  # per subscriber; beyond that the oldest are dropped (history has them)
+_HEARTBEAT_SECONDS = 15.0  # an SSE comment line keeps idle proxies from closing the stream
+
+
+class _Subscriber:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.wake = asyncio.Event()
+        self.events: deque[Event] = deque(maxlen=_PENDING_EVENTS)
+
+
+class Broadcast:
+    """Fans the Hub's publications out to SSE subscribers, from any thread."""
+
+    def __init__(self, document: Callable[[], dict[str, Any]]) -> None:
+        self.document = document
+        self.subscribers: set[_Subscriber] = set()
+        self.closed = False
+
+    def listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
+        """A Hub listener: runs in whichever thread published (the poll loop, a test)."""
+        for sub in list(self.subscribers):
+            sub.events.extend(events)
+            sub.loop.call_soon_threadsafe(sub.wake.set)
+
+    def full(self) -> bool:
+        return len(self.subscribers) >= MAX_SUBSCRIBERS
+
+    def close(self) -> None:
+        """Ends every stream (the server is stopping: no client should hold it open)."""
+        self.closed = True
+        for sub in list(self.subscribers):
+            sub.loop.call_soon_threadsafe(sub.wake.set)
+
+    async def stream(self, history: list[Event]) -> AsyncIterator[str]:
+        """The SSE body of one subscriber: `pools` documents and `history` event batches."""
+        sub = _Subscriber(asyncio.get_running_loop())
+        self.subscribers.add(sub)
+        try:
+            yield _message("history", [asdict(e) for e in history])
+            yield _message("pools", self.document())
+            while not self.closed:
+                try:
+                    await asyncio.wait_for(sub.wake.wait(), _HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                sub.wake.clear()
+                if self.closed:
+                    break
+                fresh = [asdict(e) for e in sub.events]
+                sub.events.clear()
+                if fresh:
+                    yield _message("history", fresh)
+                yield _message("pools", self.document())
+        finally:
+            self.subscribers.discard(sub)
+
+
+def _message(kind: str, data: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"

@@ -1,0 +1,252 @@
+"""The live web dashboard: the SSE stream over a real uvicorn server, and the page itself in a
+real headless Chromium (Debian's, driven by Playwright; no browser is downloaded)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mpp.agent import bind
+from mpp.api import create_app, serve
+from mpp.hub import Hub
+from mpp.model import Event, NodeState, PoolState, State
+from mpp.store import SqliteStore
+from tests.test_api import HEALTHY, TOKEN, make_config
+
+EVIL = "<img src=x onerror=\"document.title='pwned'\">"
+
+
+class Server:
+    """create_app + serve() on a real socket, in a thread with its own event loop, as the
+    daemon runs it; the test publishes to the Hub from its own thread."""
+
+    def __init__(self, tmp_path: Path, port: int, **api: Any) -> None:
+        self.config = make_config(tmp_path, True, listen=f"127.0.0.1:{port}", **api)
+        store = SqliteStore(self.config.state_path)
+        store.save(
+            HEALTHY, (Event(1.0, "main", "db1", "state", "UNKNOWN", "ACTIVE", "seed"),), None
+        )
+        store.close()
+        self.hub = Hub(self.config, {"main": HEALTHY})
+        self.app = create_app(self.config, self.hub)
+        self.url = f"http://127.0.0.1:{port}"
+        self.sock: socket.socket = bind(f"127.0.0.1:{port}", "[api]")
+        self.loop = asyncio.new_event_loop()
+        self.stop_event: asyncio.Event | None = None
+        started = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+
+            async def main() -> None:
+                self.stop_event = asyncio.Event()
+                started.set()
+                await serve(self.app, self.sock, self.stop_event)
+
+            self.loop.run_until_complete(main())
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait(5)
+
+    def stop(self) -> float:
+        """Stop the server; seconds it took."""
+        began = time.monotonic()
+        if self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(10)
+        self.sock.close()
+        return time.monotonic() - began
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    made = Server(tmp_path, 26750)
+    yield made
+    made.stop()
+
+
+def _failover_state() -> tuple[PoolState, tuple[Event, ...]]:
+    nodes = (
+        replace(HEALTHY.nodes[0], state=State.FAILED_OFFLINE, reachable=False, req=4, message=EVIL),
+        replace(HEALTHY.nodes[1], state=State.ACTIVE),
+        HEALTHY.nodes[2],
+    )
+    state = replace(HEALTHY, nodes=nodes, cycle=HEALTHY.cycle + 1)
+    events = (
+        Event(time.time(), "main", "db1", "state", "ACTIVE", "FAILED_OFFLINE", "confirmed dead"),
+        Event(time.time(), "main", "db2", "state", "STANDBY", "ACTIVE", "FAILOVER: test"),
+    )
+    return state, events
+
+
+def _sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
+    kind, data = "", ""
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and data:
+            yield kind, json.loads(data)
+            kind, data = "", ""
+
+
+def test_stream_sends_history_and_document_then_each_change(server: Server) -> None:
+    with httpx.stream("GET", server.url + "/v1/stream", timeout=5) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        messages = _sse(response.iter_lines())
+        kind, history = next(messages)
+        assert kind == "history" and [e["reason"] for e in history] == ["seed"]
+        kind, doc = next(messages)
+        assert kind == "pools" and doc["pools"][0]["nodes"][0]["state"] == "ACTIVE"
+        state, events = _failover_state()
+        server.hub.publish(state, events)  # from this thread, as a worker thread would
+        kind, batch = next(messages)
+        assert kind == "history" and [e["new"] for e in batch] == ["FAILED_OFFLINE", "ACTIVE"]
+        kind, doc = next(messages)
+        active = [n["name"] for n in doc["pools"][0]["nodes"] if n["state"] == "ACTIVE"]
+        assert kind == "pools" and active == ["db2"] and doc["pools"][0]["cycle"] == state.cycle
+
+
+def test_stream_is_closed_when_reads_need_a_token(tmp_path: Path) -> None:
+    closed = Server(tmp_path, 26751, open_reads=False)
+    try:
+        assert httpx.get(closed.url + "/v1/stream", timeout=5).status_code == 401
+        with httpx.stream(
+            "GET",
+            closed.url + "/v1/stream",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+        ) as response:
+            assert response.status_code == 200
+        page = httpx.get(closed.url + "/", timeout=5)
+        assert page.status_code == 200 and "v1/stream" in page.text, "the page itself is open"
+    finally:
+        closed.stop()
+
+
+def test_stopping_the_server_ends_open_streams_at_once(tmp_path: Path) -> None:
+    srv = Server(tmp_path, 26752)
+    ended = threading.Event()
+
+    def read() -> None:
+        with httpx.stream("GET", srv.url + "/v1/stream", timeout=30) as response:
+            for _ in response.iter_lines():
+                pass
+        ended.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.3)
+    took = srv.stop()
+    assert ended.wait(2), "the stream did not end"
+    assert took < 1.5, f"shutdown waited {took:.1f} s for an open dashboard"
+
+
+# -- the page in a real browser ---------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+_FLAGS = [  # no background traffic: this machine's network is closed (see ../shared)
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: run `make test`, which installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _state_of(page: Any, node: str) -> str:
+    return str(page.locator(f'tr[data-node="main/{node}"] td.state').inner_text())
+
+
+def test_page_shows_the_pools_and_follows_a_failover_live(server: Server, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector('tr[data-node="main/db1"]')
+    assert _state_of(page, "db1") == "ACTIVE" and _state_of(page, "db2") == "STANDBY"
+    assert page.locator("#conn").inner_text() == "live"
+    assert "seed" in page.locator("#history").inner_text()
+    state, events = _failover_state()
+    server.hub.publish(state, events)
+    page.wait_for_function(
+        "document.querySelector('tr[data-node=\"main/db2\"] td.state').innerText === 'ACTIVE'",
+        timeout=5000,
+    )
+    assert _state_of(page, "db1") == "FAILED_OFFLINE"
+    message = page.locator('tr[data-node="main/db1"] td.msg').inner_text()
+    assert message == EVIL, "server text is shown as text"
+    assert page.locator("img").count() == 0 and page.title() == "mpp", "and never run as HTML"
+    assert "FAILOVER: test" in page.locator("#history").inner_text()
+    page.close()
+
+
+def test_page_asks_for_the_token_when_reads_are_closed(tmp_path: Path, browser: Any) -> None:
+    closed = Server(tmp_path, 26753, open_reads=False)
+    try:
+        page = browser.new_page()
+        page.goto(closed.url + "/")
+        page.wait_for_selector("#login:not([hidden])")
+        page.fill("#token", "wrong-token")
+        page.click("#login button")
+        page.wait_for_function("document.getElementById('why').innerText.includes('refused')")
+        page.fill("#token", TOKEN)
+        page.click("#login button")
+        page.wait_for_selector('tr[data-node="main/db1"]')
+        assert _state_of(page, "db1") == "ACTIVE"
+        page.close()
+    finally:
+        closed.stop()
+
+
+def test_page_reconnects_after_the_server_comes_back(tmp_path: Path, browser: Any) -> None:
+    first = Server(tmp_path, 26754)
+    page = browser.new_page()
+    try:
+        page.goto(first.url + "/")
+        page.wait_for_selector('tr[data-node="main/db1"]')
+        first.stop()
+        page.wait_for_function("document.getElementById('conn').innerText !== 'live'")
+        second = Server(tmp_path, 26754)
+        try:
+            down = NodeState("db1", State.FAILED_OFFLINE, reachable=False, req=4)
+            second.hub.publish(HEALTHY.with_node(down), ())
+            page.wait_for_function(
+                "document.getElementById('conn').innerText === 'live'", timeout=10000
+            )
+            page.wait_for_function(
+                "document.querySelector('tr[data-node=\"main/db1\"] td.state').innerText"
+                " === 'FAILED_OFFLINE'",
+                timeout=5000,
+            )
+        finally:
+            second.stop()
+    finally:
+        page.close()
