@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 MPP := $(VENV)/bin/mpp
 SANDBOX ?= sandbox
+DEMO_API ?= 127.0.0.1:8080
 
 .PHONY: setup demo demo-down test lint unit bench clean
 
@@ -10,8 +11,9 @@ setup:
 	@./scripts/bootstrap.sh
 
 demo: setup
-	@$(MPP) sandbox up --dir $(SANDBOX)
+	@$(MPP) sandbox up --dir $(SANDBOX) --api $(DEMO_API)
 	@echo "mpp is starting; Ctrl-C stops it (the sandbox keeps running: make demo-down)."
+	@echo "Live dashboard: http://$(DEMO_API)/ (if $(SANDBOX)/mpp.toml has the [api] section)"
 	@echo "Try in another terminal: $(MPP) sandbox kill db1 --dir $(SANDBOX)"
 	@$(MPP) --config $(SANDBOX)/mpp.toml run
 

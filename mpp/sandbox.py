@@ -149,6 +149,7 @@ def up(
     base_port: int = 33061,
     topology: Topology = "master-master",
     progress: Callable[[str], None] | None = None,
+    api: str | None = None,
 ) -> list[SandboxNode]:
     """Bring the sandbox to "all nodes running and replicating", doing only what is missing.
 
@@ -215,7 +216,7 @@ def up(
             state.app_database_created = True
             _save_state(d, state)
 
-        _write_mpp_config(d, state, say)
+        _write_mpp_config(d, state, say, api)
         say(
             f"sandbox: {len(state.nodes)} node(s) {state.topology} ready in "
             f"{time.monotonic() - started_at:.1f} s ({d})"
@@ -1149,7 +1150,9 @@ def _create_app_database(state: _State, say: Callable[[str], None]) -> None:
     say(f"app: database `{APP_DATABASE}` created on {first.name}, present on every node")
 
 
-def _write_mpp_config(d: Path, state: _State, say: Callable[[str], None]) -> None:
+def _write_mpp_config(
+    d: Path, state: _State, say: Callable[[str], None], api: str | None = None
+) -> None:
     path = d / _CONFIG_FILE
     if path.exists():
         return  # the user may have edited it
@@ -1183,6 +1186,8 @@ def _write_mpp_config(d: Path, state: _State, say: Callable[[str], None]) -> Non
             f'address = "{_HOST}:{rec.port}"\n'
             f'type = "{"primary" if i == 0 else "secondary"}"\n'
         )
+    if api is not None:  # the demo: REST API, checks and the live dashboard
+        parts.append(f'\n[api]\nlisten = "{api}"\n')
     tmp = d / f".{_CONFIG_FILE}.tmp"
     tmp.write_text("".join(parts))
     os.replace(tmp, path)

@@ -52,10 +52,15 @@ def sandbox() -> None:
     default="master-master",
     show_default=True,
 )
-def up(directory: Path, nodes: int, base_port: int, topology: sb.Topology) -> None:
+@click.option(
+    "--api",
+    metavar="HOST:PORT",
+    help="Also write an [api] section (REST API, checks, dashboard) into a new DIR/mpp.toml.",
+)
+def up(directory: Path, nodes: int, base_port: int, topology: sb.Topology, api: str | None) -> None:
     """Start (or resume) the sandbox and write DIR/mpp.toml for it. Idempotent."""
     with _errors():
-        started = sb.up(directory, nodes, base_port, topology, progress=console.print)
+        started = sb.up(directory, nodes, base_port, topology, progress=console.print, api=api)
     _table(started)
     console.print(f"config: {directory / 'mpp.toml'}  (mpp --config {directory / 'mpp.toml'} run)")
 
