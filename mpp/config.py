@@ -243,6 +243,42 @@ def _listen(value: str) -> str:
 Listen = Annotated[str, BeforeValidator(lambda v: _listen(str(v)))]
 
 
+class EtcdSection(_Strict):
+    """Credentials and TLS for an etcd:// store (etcd's own user and certificates)."""
+
+    user: str | None = None  # etcd authentication (`etcdctl auth enable`)
+    password_env: str | None = None
+    password_file: str | None = None
+    tls: bool | None = None  # https; on by default when a CA or a client certificate is set
+    ca_file: str | None = None  # verify etcd's certificate with this CA (else the system's)
+    cert_file: str | None = None  # client certificate, for etcd --client-cert-auth
+    key_file: str | None = None
+    timeout: Annotated[Duration, Field(gt=0)] = 2.0  # per request, then the next endpoint
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EtcdSection:
+        has_password = self.password_env is not None or self.password_file is not None
+        if self.user is not None and (self.password_env is None) == (self.password_file is None):
+            raise _key_error(
+                "password_file",
+                f"user {self.user!r} needs exactly one of password_env (an environment "
+                "variable's name) or password_file (a file holding the password)",
+            )
+        if self.user is None and has_password:
+            raise _key_error("user", 'a password is set but no user; set user = "..."')
+        if (self.cert_file is None) != (self.key_file is None):
+            raise _key_error("cert_file", "set both cert_file and key_file, or neither")
+        if self.tls is False and (self.ca_file or self.cert_file):
+            raise _key_error("tls", "tls = false with ca_file/cert_file set; remove one")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls) or (
+            self.tls is None and (self.ca_file is not None or self.cert_file is not None)
+        )
+
+
 class ApiSection(_Strict):
     """The REST API and HTTP checks served by `mpp run`."""
 
@@ -316,6 +352,7 @@ def _key_error(key: str, message: str) -> ValidationError:
 
 class Config(_Strict):
     mpp: MppSection = MppSection()
+    etcd: EtcdSection | None = None
     pool: Annotated[list[PoolConfig], Field(min_length=1)]
     api: ApiSection | None = None
     agent: AgentSection | None = None
@@ -348,6 +385,15 @@ class Config(_Strict):
         return value.model_copy(update={"pool": name, "switchover_wait": wait})
 
     @model_validator(mode="after")
+    def _etcd_needs_an_etcd_store(self) -> Config:
+        if self.etcd is not None and not _ETCD_URL.match(self.mpp.state):
+            raise ValueError(
+                "[etcd] is set but [mpp] state is not an etcd store; set state = "
+                '"etcd://HOST:PORT[,...][/PREFIX]" or remove the [etcd] section'
+            )
+        return self
+
+    @model_validator(mode="after")
     def _unique_pools(self) -> Config:
         names = [p.name for p in self.pool]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -362,18 +408,26 @@ class Config(_Strict):
         return raw if raw.is_absolute() else self.path.parent / raw
 
     @property
-    def etcd(self) -> EtcdLocation | None:
+    def etcd_location(self) -> EtcdLocation | None:
         """Where the etcd store is, or None for the embedded SQLite store."""
         match = _ETCD_URL.match(self.mpp.state)
         if match is None:
             return None
-        hosts = tuple(f"http://{h}" for h in match.group(1).split(","))
+        scheme = "https" if self.etcd is not None and self.etcd.uses_tls else "http"
+        hosts = tuple(f"{scheme}://{h}" for h in match.group(1).split(","))
         return EtcdLocation(hosts, (match.group(2) or "/mpp").rstrip("/") or "/mpp")
+
+    def etcd_password(self) -> SecretStr | None:
+        """The [etcd] user's password, read now (None without a user)."""
+        e = self.etcd
+        if e is None or e.user is None:
+            return None
+        return self._secret("[etcd]", "password", e.password_env, e.password_file, e.user)
 
     @property
     def state_location(self) -> str:
         """The store, as a person would name it in a log line."""
-        return self.mpp.state if self.etcd else str(self.state_path)
+        return self.mpp.state if self.etcd_location else str(self.state_path)
 
     @property
     def query_timeout(self) -> float:
@@ -410,35 +464,41 @@ class Config(_Strict):
 
     def password(self, pool: PoolConfig) -> SecretStr:
         """The pool's monitoring password, read now; errors name the key and the fix."""
-        return self._secret(pool, "password", pool.password_env, pool.password_file, pool.user)
+        where = f"pool {pool.name!r}"
+        return self._secret(where, "password", pool.password_env, pool.password_file, pool.user)
 
     def repl_password(self, pool: PoolConfig) -> SecretStr:
         """The replication account's password, for CHANGE MASTER when repointing."""
         return self._secret(
-            pool, "repl_password", pool.repl_password_env, pool.repl_password_file, pool.repl_user
+            f"pool {pool.name!r}",
+            "repl_password",
+            pool.repl_password_env,
+            pool.repl_password_file,
+            pool.repl_user,
         )
 
     def _secret(
-        self, pool: PoolConfig, key: str, env: str | None, file_name: str | None, user: str
+        self, where: str, key: str, env: str | None, file_name: str | None, user: str
     ) -> SecretStr:
+        """`where`: "pool 'main'" or "[etcd]", for the message."""
         if env is not None:
             value = os.environ.get(env)
             if value is None:
                 raise ConfigError(
-                    f"{self.path}: pool {pool.name!r} key {key}_env: environment variable "
+                    f"{self.path}: {where} key {key}_env: environment variable "
                     f"{env} is not set; export it or use {key}_file"
                 )
             return SecretStr(value)
         if file_name is None:
             raise ConfigError(
-                f"{self.path}: pool {pool.name!r}: set {key}_env or {key}_file for user {user!r}"
+                f"{self.path}: {where}: set {key}_env or {key}_file for user {user!r}"
             )
         file = self.resolve(file_name)
         try:
             return SecretStr(file.read_text().rstrip("\r\n"))
         except OSError as err:
             raise ConfigError(
-                f"{self.path}: pool {pool.name!r} key {key}_file: cannot read {file} "
+                f"{self.path}: {where} key {key}_file: cannot read {file} "
                 f"({err.strerror}); create it with the password of user {user!r}"
             ) from err
 

@@ -3,9 +3,13 @@ fake: etcd-server is a Debian package and starts in well under a second)."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 import shutil
+import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,18 +22,62 @@ def etcd_binary() -> str:
     return found
 
 
-class EtcdServer:
-    """One etcd member; `url` is what an mpp config names as etcd://HOST:PORT."""
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
 
-    def __init__(self, directory: Path, client_port: int, peer_port: int) -> None:
+
+def make_certificates(directory: Path) -> Certificates:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    days = ["-days", "2"]
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", *days, "-subj", "/CN=mpp-test-ca",
+        "-keyout", "ca.key", "-out", "ca.pem")  # fmt: skip
+    # the server certificate is also a client one: with --client-cert-auth, etcd's JSON
+    # gateway dials etcd's own gRPC port with it (a serverAuth-only certificate: 503)
+    for name, extension in (
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n"),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ):
+        (directory / f"{name}.ext").write_text(extension)
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=mpp-test-{name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")  # fmt: skip
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", *days,
+            "-CAcreateserial", "-extfile", f"{name}.ext", "-out", f"{name}.pem")  # fmt: skip
+    d = directory
+    return Certificates(
+        d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key"
+    )
+
+
+class EtcdServer:
+    """One etcd member; `host_port` is what an mpp config names as etcd://HOST:PORT."""
+
+    def __init__(
+        self,
+        directory: Path,
+        client_port: int,
+        peer_port: int,
+        tls: Certificates | None = None,
+    ) -> None:
         self.directory = directory
         self.client_port = client_port
         self.peer_port = peer_port
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def host_port(self) -> str:
@@ -52,6 +100,7 @@ class EtcdServer:
                 # what docs/distributed.md asks of a production etcd: mpp writes every cycle
                 "--auto-compaction-mode=revision",
                 "--auto-compaction-retention=1000",
+                *self._tls_flags(),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -59,7 +108,7 @@ class EtcdServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(self.endpoint + "/health", timeout=0.5).status_code == 200:
+                if self._get("/health").status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -68,6 +117,56 @@ class EtcdServer:
                 tail = (self.directory / "etcd.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"etcd did not start on {self.endpoint}:\n{tail}")
             time.sleep(0.05)
+
+    def _tls_flags(self) -> list[str]:
+        if self.tls is None:
+            return []
+        t = self.tls
+        return [
+            f"--cert-file={t.server_cert}",
+            f"--key-file={t.server_key}",
+            f"--trusted-ca-file={t.ca}",
+            "--client-cert-auth",
+        ]
+
+    def _client(self) -> httpx.Client:
+        if self.tls is None:
+            return httpx.Client(timeout=2)
+        context = ssl.create_default_context(cafile=str(self.tls.ca))
+        context.load_cert_chain(str(self.tls.client_cert), str(self.tls.client_key))
+        return httpx.Client(timeout=2, verify=context)
+
+    def _get(self, path: str) -> httpx.Response:
+        with self._client() as client:
+            return client.get(self.endpoint + path, timeout=0.5)
+
+    def enable_auth(self, user: str, password: str, prefix: str) -> None:
+        """etcd auth on, with `user` allowed to read and write under `prefix` only."""
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        steps: list[tuple[str, dict[str, object]]] = [
+            ("/v3/auth/user/add", {"name": "root", "password": secrets.token_hex(8)}),
+            ("/v3/auth/user/grant", {"user": "root", "role": "root"}),
+            ("/v3/auth/role/add", {"name": "mpp"}),
+            (
+                "/v3/auth/role/grant",
+                {
+                    "name": "mpp",
+                    "perm": {"permType": "READWRITE", "key": b64(prefix), "range_end": b64(end)},
+                },
+            ),
+            ("/v3/auth/user/add", {"name": user, "password": password}),
+            ("/v3/auth/user/grant", {"user": user, "role": "mpp"}),
+            ("/v3/auth/enable", {}),
+        ]
+        with self._client() as client:
+            for path, body in steps:
+                response = client.post(self.endpoint + path, json=body)
+                if response.status_code != 200:
+                    raise RuntimeError(f"etcd {path}: {response.status_code} {response.text}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

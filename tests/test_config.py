@@ -65,13 +65,49 @@ def test_good_config_loads_with_defaults_and_relative_state(tmp_path: Path) -> N
 def test_etcd_store_url(tmp_path: Path) -> None:
     text = GOOD.replace('"sqlite://state/mpp.db"', '"etcd://10.0.0.1:2379,etcd-b:2379/site"')
     config = load(write(tmp_path, text))
-    assert config.etcd is not None
-    assert config.etcd.endpoints == ("http://10.0.0.1:2379", "http://etcd-b:2379")
-    assert config.etcd.prefix == "/site"
+    assert config.etcd_location is not None
+    assert config.etcd_location.endpoints == ("http://10.0.0.1:2379", "http://etcd-b:2379")
+    assert config.etcd_location.prefix == "/site"
     assert config.state_location == "etcd://10.0.0.1:2379,etcd-b:2379/site"
     bare = load(write(tmp_path, GOOD.replace('"sqlite://state/mpp.db"', '"etcd://e:2379"')))
-    assert bare.etcd is not None and bare.etcd.prefix == "/mpp"
-    assert load(write(tmp_path, GOOD)).etcd is None
+    assert bare.etcd_location is not None and bare.etcd_location.prefix == "/mpp"
+    assert load(write(tmp_path, GOOD)).etcd_location is None
+
+
+ETCD = GOOD.replace('"sqlite://state/mpp.db"', '"etcd://127.0.0.1:2379"')
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "says"),
+    [
+        ('user = "mpp"', "etcd.password_file", "needs exactly one of password_env"),
+        ('password_env = "X"', "etcd.user", "a password is set but no user"),
+        ('cert_file = "c.pem"', "etcd.cert_file", "set both cert_file and key_file"),
+        ('tls = false\nca_file = "ca.pem"', "etcd.tls", "tls = false with ca_file"),
+        ('timeout = "0s"', "etcd.timeout", "greater than 0"),
+        ('secret = "x"', "etcd.secret", "unknown key"),
+    ],
+)
+def test_etcd_section_errors_name_the_key(
+    tmp_path: Path, section: str, key: str, says: str
+) -> None:
+    message = error_of(tmp_path, ETCD + f"\n[etcd]\n{section}\n")
+    line = next(line for line in message.splitlines() if key in line)
+    assert says in line, message
+
+
+def test_etcd_section_needs_an_etcd_store_and_reads_its_password(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD + '\n[etcd]\nuser = "mpp"\npassword_env = "P"\n')
+    assert "[etcd] is set but [mpp] state is not an etcd store" in message
+    config = load(write(tmp_path, ETCD + '\n[etcd]\nuser = "mpp"\npassword_file = "pw"\n'))
+    with pytest.raises(ConfigError, match=r"\[etcd\] key password_file: cannot read"):
+        config.etcd_password()
+    (tmp_path / "pw").write_text("s3cret\n")
+    secret = config.etcd_password()
+    assert secret is not None and secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(config)
+    location = config.etcd_location
+    assert location is not None and location.endpoints == ("http://127.0.0.1:2379",)
 
 
 def test_absolute_state_path(tmp_path: Path) -> None:

@@ -12,12 +12,22 @@ if TYPE_CHECKING:
 
 
 def open_store(config: Config) -> Store:
-    where = config.etcd
+    where = config.etcd_location
     if where is None:
         return SqliteStore(config.state_path)
-    from mpp.store.etcd import EtcdStore  # httpx is only needed for a distributed store
+    from mpp.store.etcd import EtcdAccess, EtcdStore  # only a distributed store needs httpx
 
-    return EtcdStore(where.endpoints, where.prefix)
+    section = config.etcd
+    if section is None:
+        return EtcdStore(where.endpoints, where.prefix)
+    access = EtcdAccess(
+        user=section.user,
+        password=config.etcd_password(),
+        ca_file=config.resolve(section.ca_file) if section.ca_file else None,
+        cert_file=config.resolve(section.cert_file) if section.cert_file else None,
+        key_file=config.resolve(section.key_file) if section.key_file else None,
+    )
+    return EtcdStore(where.endpoints, where.prefix, timeout=section.timeout, access=access)
 
 
 __all__ = [

@@ -22,17 +22,25 @@ import base64
 import contextlib
 import json
 import secrets
+import ssl
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
 from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
+
+
+class _TokenExpired(Exception):
+    pass
+
 
 _TRIM_EVERY = 100  # commits with events per pool between two history trims
 
@@ -65,6 +73,24 @@ def _prefix_end(key: str) -> str:
     return raw.decode()
 
 
+@dataclass(frozen=True)
+class EtcdAccess:
+    """How to get in: etcd's own user (auth enabled) and TLS material. The password is a
+    SecretStr so that it never shows up in a repr, a log line or an error."""
+
+    user: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        if self.cert_file is not None:
+            context.load_cert_chain(str(self.cert_file), str(self.key_file or self.cert_file))
+        return context
+
+
 class EtcdStore(Store):
     def __init__(
         self,
@@ -72,13 +98,24 @@ class EtcdStore(Store):
         prefix: str = "/mpp",
         timeout: float = 2.0,
         keep_commits: int = 10_000,
+        access: EtcdAccess | None = None,
     ) -> None:
         if not endpoints:
             raise StoreError("etcd store: no endpoint given")
         self.endpoints = [e.rstrip("/") for e in endpoints]
         self.prefix = prefix.rstrip("/")
         self.keep_commits = keep_commits
-        self._client = httpx.Client(timeout=timeout)
+        self.access = access or EtcdAccess()
+        self._token: str | None = None  # etcd's auth token, fetched on first use
+        try:
+            verify: ssl.SSLContext | bool = (
+                self.access.ssl_context()
+                if any(e.startswith("https://") for e in self.endpoints)
+                else True
+            )
+        except (OSError, ssl.SSLError) as err:
+            raise StoreError(f"{self}: cannot load the TLS files: {err}") from err
+        self._client = httpx.Client(timeout=timeout, verify=verify)
         self._good = 0  # index of the endpoint that answered last
         self._lock = threading.Lock()  # guards the lease ids and the trim counters
         self._leases: dict[str, int] = {}  # owner -> its lease (one per process in practice)
@@ -90,19 +127,39 @@ class EtcdStore(Store):
     # --- transport -------------------------------------------------------------------------
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One gateway call; with etcd auth, a token that expired (etcd drops idle simple
+        tokens after --auth-token-ttl) is renewed once and the call repeated."""
+        if self.access.user is not None and self._token is None:
+            self._authenticate()
+        try:
+            return self._send(path, body)
+        except _TokenExpired:
+            self._authenticate()
+            return self._send(path, body)
+
+    def _authenticate(self) -> None:
+        password = self.access.password.get_secret_value() if self.access.password else ""
+        self._token = None
+        doc = self._send("/v3/auth/authenticate", {"name": self.access.user, "password": password})
+        self._token = str(doc.get("token", ""))
+
+    def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """One gateway call, trying each endpoint in turn from the last one that answered."""
+        headers = {"Authorization": self._token} if self._token else {}
         errors = []
         count = len(self.endpoints)
         for i in range(count):
             index = (self._good + i) % count
             url = self.endpoints[index] + path
             try:
-                response = self._client.post(url, json=body)
+                response = self._client.post(url, json=body, headers=headers)
             except httpx.HTTPError as err:
                 errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
                 continue
             self._good = index
             doc: dict[str, Any] = response.json() if response.content else {}
+            if response.status_code == 401 and self._token and "auth token" in response.text:
+                raise _TokenExpired
             if response.status_code != 200:
                 detail = doc.get("message") or doc.get("error") or response.text
                 raise StoreError(f"{self}: {path} answered {response.status_code}: {detail}")
