@@ -9,6 +9,9 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(
 command -v mariadb-install-db >/dev/null 2>&1 || need_pkgs+=(mariadb-server-core)
 command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(haproxy)
+command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)
+command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the dashboard's browser test
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)  # certificates for the etcd TLS test
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 for extra in ${MPP_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || need_pkgs+=("$extra")
