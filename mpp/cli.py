@@ -26,8 +26,9 @@ from mpp.cli_common import Ctx as _Ctx
 from mpp.cli_common import console, fail, pass_ctx
 from mpp.cli_common import errors as _errors
 from mpp.config import Config
-from mpp.daemon import Leadership, PoolWorker, make_workers, poll_once, run_forever, transact
+from mpp.daemon import PoolWorker, make_workers, poll_once, run_forever, transact
 from mpp.hub import Hub
+from mpp.leadership import Leadership
 from mpp.logic import Activate, Command, Fail, Recover, logic_for
 from mpp.model import PoolState, State
 from mpp.store import Store
@@ -103,7 +104,8 @@ def poll(c: _Ctx, pool: str | None) -> None:
         _setup_logging(live=False)
         store = c.store()
         # a running `mpp run` (or another poll) leads: one cycle here would compete with it
-        leadership = Leadership(store, c.config.mpp.name, c.config.mpp.leader_ttl)
+        mpp = c.config.mpp
+        leadership = Leadership(store, mpp.name, mpp.leader_ttl, record_terms=False)
         if not leadership.renew():
             store.close()
             fail(
@@ -142,11 +144,12 @@ def run(c: _Ctx, live: bool | None) -> None:
         hub = Hub(
             config,
             _states(config, store),
-            leader=lambda: leadership.current,
+            leader=leadership.leader,
             owner=leadership.owner,
+            leading=lambda: leadership.held,
         )
         workers, executor = make_workers(
-            config, store, publishers=(hub.publish,), leadership=leadership
+            config, store, publishers=(hub.publish,), leadership=leadership, locks=hub.lock
         )
         from mpp.integrations import Integrations  # the web stack: only `run` needs it
 

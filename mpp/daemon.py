@@ -23,10 +23,11 @@ from dataclasses import replace
 from mpp.config import Config, PoolConfig
 from mpp.executor import Executor
 from mpp.hooks import run_hook, run_hook_later
+from mpp.leadership import Leadership
 from mpp.logic import logic_for, topology
 from mpp.model import Decision, Event, Observation, PoolSpec, PoolState
 from mpp.probe.mysql import NodeProber, pool_targets
-from mpp.store import NotLeader, Store, StoreError, new_owner
+from mpp.store import NotLeader, Store, StoreError
 
 log = logging.getLogger("mpp")
 
@@ -54,86 +55,6 @@ def transact(
     raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
 
 
-class Leadership:
-    """This process's claim on the store's leadership lease.
-
-    The lease is renewed every third of its TTL from a task of its own, independent of the
-    poll cycles, so a long action (a switchover waiting for a replica) does not let it lapse.
-    `held` turns False a fifth of the TTL before the lease could expire, counted from when
-    the renewal was sent: a leader cut off from the store stops acting before a follower
-    can take over.
-    """
-
-    def __init__(self, store: Store, name: str, ttl: float) -> None:
-        self.store = store
-        self.owner = new_owner(name)
-        self.ttl = ttl
-        self.current: str | None = None  # who leads, as last seen (for status and health)
-        self.term = 0  # times this process became leader; each is recorded in every pool
-        self.took_from: str | None = None  # who led before this term, as last seen
-        self._held_until = 0.0
-        self._said: bool | None = None  # the role last logged
-
-    @property
-    def held(self) -> bool:
-        return time.monotonic() < self._held_until
-
-    def renew(self) -> bool:
-        """Take or renew the lease once (blocking: run it in a thread)."""
-        sent = time.monotonic()
-        try:
-            if self.store.lead(self.owner, self.ttl):
-                if not self.held:
-                    self.term += 1
-                    self.took_from = self.current if self.current != self.owner else None
-                self._held_until = sent + 0.8 * self.ttl
-                self.current = self.owner
-            else:
-                self._held_until = 0.0
-                found = self.store.leader()
-                self.current = found.owner if found else None
-        except StoreError as err:
-            log.error("leadership: cannot reach the store: %s", err)
-        if self.held != self._said:
-            self._said = self.held
-            if self.held:
-                log.info("leadership: %s is now the leader and acts on the pools", self.owner)
-            else:
-                log.info("leadership: %s follows (leader: %s)", self.owner, self.current or "none")
-        return self.held
-
-    def event(self, pool: str, now: float) -> Event:
-        """The history line that says this process took over the pool's decisions."""
-        before = self.took_from or "none"
-        why = (
-            f"took the leadership lease (last seen leader: {before}); "
-            "decisions and topology actions for this pool now come from this mpp"
-        )
-        return Event(now, pool, "-", "leader", before, self.owner, why)
-
-    def lost(self) -> None:
-        """A save found the lease gone: stop acting at once."""
-        if self.held:
-            log.warning("leadership: %s lost the lease; following", self.owner)
-            self._said = False
-        self._held_until = 0.0
-
-    async def keep(self, stop: asyncio.Event, executor: ThreadPoolExecutor) -> None:
-        loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            await loop.run_in_executor(executor, self.renew)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.ttl / 3)
-
-    def resign(self) -> None:
-        """A clean shutdown hands the lease over at once instead of after the TTL."""
-        self._held_until = 0.0
-        try:
-            self.store.resign(self.owner)
-        except StoreError as err:
-            log.error("leadership: could not resign: %s", err)
-
-
 class PoolWorker:
     """Everything mpp does for one pool each cycle."""
 
@@ -145,9 +66,18 @@ class PoolWorker:
         executor: ThreadPoolExecutor,
         publishers: tuple[Publisher, ...] = (),
         leadership: Leadership | None = None,
+        store_threads: ThreadPoolExecutor | None = None,
+        lock: asyncio.Lock | None = None,
     ) -> None:
         self.config = config
         self.leadership = leadership
+        # store calls (a remote etcd may take seconds) and pre_* hooks run in these threads,
+        # never in the event loop that also serves the router, the checks and the API
+        self.store_threads = store_threads or executor
+        # commit + publish of this pool, shared with the API's operator commands, so the
+        # Hub never ends up with an older state than the store
+        self.lock = lock or asyncio.Lock()
+        self.seen_at = time.time()  # follower: newest history event already published
         self.pool = pool
         self.spec = pool.spec()
         self.logic = logic_for(pool.logic)
@@ -201,8 +131,8 @@ class PoolWorker:
             decision = self.logic.decide(self.spec, prev, observations, now)
             why = self.pre_hook(decision)
             decision = self.logic.veto(self.spec, prev, decision, why, now) if why else decision
-            if leadership is not None and term != self.recorded_term:
-                took = leadership.event(self.spec.name, now)
+            took = leadership.event(self.spec.name, now) if leadership else None
+            if took is not None and term != self.recorded_term:
                 decision = replace(decision, events=(took, *decision.events))
             return decision
 
@@ -243,30 +173,41 @@ class PoolWorker:
 
     async def execute(self, decision: Decision) -> Decision:
         """Carry out the decision's actions, then record their outcomes (and finish or roll
-        back a switchover). Returns the last committed decision."""
+        back a switchover), publishing each commit. Returns the last committed decision."""
         if self.actions is None:
             return decision
         loop = asyncio.get_running_loop()
         outcomes = []
         if decision.actions:
+            if not self.leading:  # deposed since the commit: the new leader converges on it
+                log.warning(
+                    "pool=%s %d action(s) not carried out: no longer the leader",
+                    self.pool.name,
+                    len(decision.actions),
+                )
+                return decision
             outcomes = await loop.run_in_executor(self.executor, self.actions.run, decision.actions)
         outcomes += self.actions.late_outcomes()
         if not outcomes and decision.state.switching is None:
             return decision
-        done = transact(
-            self.store,
-            self.spec,
-            lambda prev: self.logic.complete(self.spec, prev, outcomes, time.time()),
-            self.owner,
-        )
-        if done.actions:  # a rollback
+        async with self.lock:
+            done = await loop.run_in_executor(
+                self.store_threads,
+                transact,
+                self.store,
+                self.spec,
+                lambda prev: self.logic.complete(self.spec, prev, outcomes, time.time()),
+                self.owner,
+            )
             self.publish(done)
+        if done.actions:  # a rollback
             return await self.execute(done)
         return done
 
     def publish(self, decision: Decision) -> None:
         for event in decision.events:
             log_event(event)
+            self.seen_at = max(self.seen_at, event.at)
         for publish in self.publishers:
             publish(decision.state, decision.events)
         self.after_hooks(decision)
@@ -295,24 +236,32 @@ class PoolWorker:
     async def cycle(self) -> Decision | None:
         """One poll, decision and execution; a follower only publishes the stored state."""
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
         if not self.leading:
-            self.follow()
+            await loop.run_in_executor(self.store_threads, self.follow)
             self.last_cycle_seconds = time.perf_counter() - started
             return None
         observations = await self.observe()
-        decision = self.commit(observations, time.time())
-        self.publish(decision)
+        async with self.lock:
+            decision = await loop.run_in_executor(
+                self.store_threads, self.commit, observations, time.time()
+            )
+            self.publish(decision)
         done = await self.execute(decision)
-        if done is not decision:
-            self.publish(done)
         self.last_cycle_seconds = time.perf_counter() - started
         return done
 
     def follow(self) -> None:
+        """The stored state and the history events committed since the last look (the
+        leader's), for this instance's publishers (blocking: runs in a store thread)."""
         snapshot = self.store.load(self.spec.name)
-        if snapshot is not None:
-            for publish in self.publishers:
-                publish(snapshot.state, ())
+        if snapshot is None:
+            return
+        fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+        if fresh:
+            self.seen_at = fresh[-1].at
+        for publish in self.publishers:
+            publish(snapshot.state, fresh)
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.config.mpp.interval
@@ -352,18 +301,42 @@ def log_event(event: Event) -> None:
     )
 
 
+class Threads:
+    """The probe threads and the store threads of a set of workers, shut down together."""
+
+    def __init__(self, probes: int) -> None:
+        self.probes = ThreadPoolExecutor(max_workers=probes, thread_name_prefix="probe")
+        self.store = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store")
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.probes.shutdown(wait=wait, cancel_futures=cancel_futures)
+        self.store.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
 def make_workers(
     config: Config,
     store: Store,
     pools: list[str] | None = None,
     publishers: tuple[Publisher, ...] = (),
     leadership: Leadership | None = None,
-) -> tuple[list[PoolWorker], ThreadPoolExecutor]:
+    locks: Callable[[str], asyncio.Lock] | None = None,
+) -> tuple[list[PoolWorker], Threads]:
     chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
-    threads = max(4, 2 * sum(len(p.node) for p in chosen))
-    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="probe")
-    workers = [PoolWorker(config, p, store, executor, publishers, leadership) for p in chosen]
-    return workers, executor
+    threads = Threads(max(4, 2 * sum(len(p.node) for p in chosen)))
+    workers = [
+        PoolWorker(
+            config,
+            p,
+            store,
+            threads.probes,
+            publishers,
+            leadership,
+            threads.store,
+            locks(p.name) if locks else None,
+        )
+        for p in chosen
+    ]
+    return workers, threads
 
 
 async def poll_once(workers: list[PoolWorker]) -> list[Decision | None]:
@@ -376,9 +349,12 @@ async def run_forever(
 ) -> None:
     """Every pool's loop, and the lease renewal when several instances may share the store.
     The first renewal happens before the loops start, so a lone instance acts at once."""
-    tasks = [w.run(stop) for w in workers]
-    if leadership is not None and workers:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(workers[0].executor, leadership.renew)
-        tasks.append(leadership.keep(stop, workers[0].executor))
-    await asyncio.gather(*tasks)
+    halt = None
+    if leadership is not None:
+        await asyncio.to_thread(leadership.renew)
+        halt = leadership.start()
+    try:
+        await asyncio.gather(*(w.run(stop) for w in workers))
+    finally:
+        if halt is not None:
+            await asyncio.to_thread(halt)

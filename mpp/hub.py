@@ -8,12 +8,28 @@ store read per request.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 
 from mpp.config import Config
 from mpp.model import Event, PoolState
 
 Listener = Callable[[PoolState, tuple[Event, ...]], None]
+log = logging.getLogger("mpp")
+
+
+def guarded(listener: Listener, what: str) -> Listener:
+    """A listener runs inside the poll loop's cycle: a bug in metrics or notifications must
+    cost a log line, never a cycle (an exception would end the pool's task)."""
+
+    def call(state: PoolState, events: tuple[Event, ...]) -> None:
+        try:
+            listener(state, events)
+        except Exception:
+            log.exception("%s listener failed for pool %s (polling goes on)", what, state.name)
+
+    return call
 
 
 class Hub:
@@ -23,14 +39,17 @@ class Hub:
         states: dict[str, PoolState | None] | None = None,
         leader: Callable[[], str | None] = lambda: None,
         owner: str | None = None,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
+        self.leading = leading  # False on a follower: it mirrors, it must not notify
         self.owner = owner  # this process's leadership owner id (None: not tracked)
         self.leader = leader  # the owner id of the mpp that leads, as last seen
         self.states: dict[str, PoolState | None] = {p.name: None for p in config.pool}
         self.states.update(states or {})
         self.listeners: list[Listener] = []
         self.cycle_seconds: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def publish(self, state: PoolState, events: tuple[Event, ...]) -> None:
         """The daemon's Publisher: remember, then tell every listener (metrics, notify)."""
@@ -40,3 +59,8 @@ class Hub:
 
     def state(self, pool: str) -> PoolState | None:
         return self.states.get(pool)
+
+    def lock(self, pool: str) -> asyncio.Lock:
+        """Held around "commit, then publish" of a pool by the poll loop and by the API's
+        operator commands, so the Hub never keeps an older state than the store."""
+        return self._locks.setdefault(pool, asyncio.Lock())

@@ -17,26 +17,13 @@ from typing import Any
 from mpp.agent import Agent, bind
 from mpp.api import create_app, serve
 from mpp.config import Config, ConfigError
-from mpp.hub import Hub, Listener
+from mpp.hub import Hub, guarded
 from mpp.metrics import Metrics
 from mpp.model import Event, PoolState
 from mpp.notify import Notifier
 from mpp.router import Router
 
 log = logging.getLogger("mpp")
-
-
-def guarded(listener: Listener, what: str) -> Listener:
-    """A listener runs inside the poll loop's cycle: a bug in metrics or notifications must
-    cost a log line, never a cycle (an exception would end the pool's task)."""
-
-    def call(state: PoolState, events: tuple[Event, ...]) -> None:
-        try:
-            listener(state, events)
-        except Exception:
-            log.exception("%s listener failed for pool %s (polling goes on)", what, state.name)
-
-    return call
 
 
 class Integrations:
@@ -50,7 +37,7 @@ class Integrations:
         self.agent: Agent | None = None
         self.notifier = Notifier(config, hub.states)
         if self.notifier.enabled:
-            hub.listeners.append(guarded(self.notifier.listener, "notifications"))
+            hub.listeners.append(guarded(self._notify, "notifications"))
         if config.api is not None:
             self.metrics = Metrics(config, hub.states, cycle_seconds=self._cycle_seconds)
             hub.listeners.append(guarded(self.metrics.listener, "metrics"))
@@ -74,6 +61,15 @@ class Integrations:
         except ConfigError:
             self.close()
             raise
+
+    def _notify(self, state: PoolState, events: tuple[Event, ...]) -> None:
+        """Only the leader notifies: every follower mirrors the same changes, and a change
+        must reach the operator once, not once per site. A follower keeps its baseline so
+        that, once it leads, it reports only what changes from then on."""
+        if self.hub.leading():
+            self.notifier.listener(state, events)
+        else:
+            self.notifier.tracker.feed(state, events)
 
     def _bind(self, listen: str, section: str) -> socket.socket:
         try:

@@ -19,6 +19,7 @@ import pytest
 
 from mpp.agent import bind
 from mpp.api import create_app, serve
+from mpp.api.stream import MAX_SUBSCRIBERS
 from mpp.hub import Hub
 from mpp.model import Event, NodeState, PoolState, State
 from mpp.store import SqliteStore
@@ -119,6 +120,49 @@ def test_stream_sends_history_and_document_then_each_change(server: Server) -> N
         kind, doc = next(messages)
         active = [n["name"] for n in doc["pools"][0]["nodes"] if n["state"] == "ACTIVE"]
         assert kind == "pools" and active == ["db2"] and doc["pools"][0]["cycle"] == state.cycle
+
+
+def test_publications_from_other_threads_reach_a_stream_in_order(server: Server) -> None:
+    batches = 2000
+
+    def publish_many() -> None:
+        for i in range(batches):
+            event = Event(float(i), "main", "db2", "status", "OK", "OK INFO", f"n{i}")
+            server.hub.publish(HEALTHY, (event,))
+
+    with httpx.stream("GET", server.url + "/v1/stream", timeout=10) as response:
+        messages = _sse(response.iter_lines())
+        next(messages), next(messages)  # the initial history and document
+        threads = [threading.Thread(target=publish_many) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        last = f"n{batches - 1}"
+        seen: list[str] = []
+        while seen.count(last) < 2:
+            kind, data = next(messages)
+            if kind == "history":
+                seen += [e["reason"] for e in data]
+        numbers = [int(r[1:]) for r in seen]
+        assert len(numbers) <= 2 * batches
+        # per publisher the order holds even when a slow reader drops the oldest (bounded)
+        assert numbers[-1] == batches - 1
+
+
+def test_the_stream_cap_holds_under_a_burst(server: Server) -> None:
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def one() -> int:
+                async with client.stream("GET", server.url + "/v1/stream") as response:
+                    await asyncio.sleep(0.5)  # hold it while the others open
+                    return response.status_code
+
+            return list(await asyncio.gather(*(one() for _ in range(MAX_SUBSCRIBERS + 6))))
+
+    codes = asyncio.run(burst())
+    assert codes.count(200) == MAX_SUBSCRIBERS and codes.count(503) == 6, codes
 
 
 def test_stream_is_closed_when_reads_need_a_token(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import pytest
 
 from mpp.config import Config, parse
-from mpp.daemon import Leadership, PoolWorker
+from mpp.daemon import PoolWorker
+from mpp.leadership import Leadership
 from mpp.model import Event, PoolState
 from mpp.store import NotLeader, SqliteStore
 
@@ -101,4 +103,94 @@ def test_a_deposed_leader_commits_nothing_and_then_follows(
     finally:
         worker.close()
         threads.shutdown(wait=False)
+        store.close()
+
+
+def _worker(config: Config, store: SqliteStore, leadership: Leadership | None) -> PoolWorker:
+    threads = ThreadPoolExecutor(4)
+    return PoolWorker(config, config.pool[0], store, threads, (), leadership)
+
+
+def test_a_stall_longer_than_the_lease_neither_loses_it_nor_stops_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pre_* hook (or a slow store) that takes longer than the TTL: the lease is renewed
+    from its own thread meanwhile, and the event loop (router, checks, API) keeps running."""
+    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
+    config = _config(tmp_path)
+    store = SqliteStore(config.state_path)
+    lead = Leadership(store, "a", 2)
+    worker = _worker(config, store, lead)
+    monkeypatch.setattr(worker, "pre_hook", lambda decision: time.sleep(2.6) or "")
+    assert lead.renew()
+    halt = lead.start()
+    gaps: list[float] = []
+
+    async def cycle_while_ticking() -> object:
+        async def tick() -> None:
+            last = time.monotonic()
+            while True:
+                await asyncio.sleep(0.05)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await worker.cycle()
+        finally:
+            ticker.cancel()
+
+    try:
+        decision = asyncio.run(cycle_while_ticking())
+        assert decision is not None and lead.held, "committed, still the leader"
+        assert max(gaps) < 0.5, f"the event loop stalled {max(gaps):.2f} s"
+        assert len([e for e in store.history("main") if e.kind == "leader"]) == 1
+    finally:
+        halt()
+        worker.close()
+        store.close()
+
+
+def test_terms_are_recorded_once_and_not_by_mpp_poll(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db")
+    lead = Leadership(store, "a", 5)
+    assert lead.renew() and lead.term == 1
+    lead._held_until = 0.0  # a stall: `held` lapsed, the lease itself was never lost
+    assert lead.renew() and lead.term == 1, "renewing after a stall is the same term"
+    lead.lost()  # NotLeader: really lost
+    assert lead.renew() and lead.term == 2 and lead.leader() == lead.owner
+    poll = Leadership(store, "cron", 5, record_terms=False)
+    assert poll.event("main", 1.0) is None
+    assert lead.event("main", 1.0) is not None
+
+
+def test_a_follower_publishes_the_leaders_new_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
+    config = _config(tmp_path)
+    store = SqliteStore(config.state_path)
+    leader, follower = Leadership(store, "a", 5), Leadership(store, "b", 5)
+    assert leader.renew() and not follower.renew()
+    published: list[tuple[Event, ...]] = []
+    mirror = PoolWorker(
+        config,
+        config.pool[0],
+        store,
+        ThreadPoolExecutor(2),
+        (lambda s, e: published.append(e),),
+        follower,
+    )
+    acting = _worker(config, store, leader)
+    try:
+        assert asyncio.run(mirror.cycle()) is None and published == []
+        asyncio.run(acting.cycle())
+        assert asyncio.run(mirror.cycle()) is None
+        assert [e.kind for e in published[-1]][:1] == ["leader"], published
+        assert {e.node for e in published[-1]} >= {"db1", "db2"}
+        asyncio.run(mirror.cycle())
+        assert published[-1] == (), "each event once"
+    finally:
+        mirror.close()
+        acting.close()
         store.close()

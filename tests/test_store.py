@@ -16,7 +16,7 @@ import pytest
 from mpp.logic.failover import decide, initial_state
 from mpp.model import Event
 from mpp.sandbox_etcd import EtcdServer
-from mpp.store import NotLeader, SqliteStore, Store, StoreError
+from mpp.store import NotLeader, SqliteStore, Store, StoreError, new_owner
 from mpp.store.etcd import EtcdStore
 from tests.builders import observe, ring_spec
 
@@ -135,12 +135,20 @@ def test_an_expired_lease_passes_on_and_the_old_leader_cannot_commit(store: Stor
 def test_a_vanished_leader_of_this_host_is_replaced_at_once(store: Store) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    ghost = f"old@{socket.gethostname()}:{dead.pid}:0000"
-    elsewhere = f"old@not-{socket.gethostname()}:{dead.pid}:0000"
+    live = new_owner("live")  # this very process: alive
+    scope = live.rsplit(":", 1)[1]
+    host = socket.gethostname()
+    ghost = f"old@{host}:{dead.pid}:0000:{scope}"
     ttl = 60.0
-    assert store.lead(elsewhere, ttl)
-    assert store.lead("new", ttl) is False, "another host's leader waits for its TTL"
-    store.resign(elsewhere)
+    for holder in (
+        f"old@not-{host}:{dead.pid}:0000:{scope}",  # another host
+        f"old@{host}:{dead.pid}:0000:0000.1",  # same name, another boot or pid namespace
+        f"old@{host}:{dead.pid}:0000",  # no scope: cannot tell
+        live,
+    ):
+        assert store.lead(holder, ttl)
+        assert store.lead("new", ttl) is False, f"{holder} must keep its lease until the TTL"
+        store.resign(holder)
     assert store.lead(ghost, ttl)
     assert store.lead("new", ttl) is True, "a dead process of this host does not block"
 

@@ -43,11 +43,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mpp import __version__
-from mpp.api.stream import MAX_SUBSCRIBERS, Broadcast
+from mpp.api.stream import Broadcast, StreamsFull
 from mpp.checks import Role, check_node, check_pool
 from mpp.config import Config, ConfigError, PoolConfig, parse_duration
 from mpp.daemon import log_event, transact
-from mpp.hub import Hub
+from mpp.hub import Hub, guarded
 from mpp.logic import (
     Acknowledge,
     Activate,
@@ -60,7 +60,7 @@ from mpp.logic import (
     logic_for,
 )
 from mpp.metrics import CONTENT_TYPE, Metrics
-from mpp.model import Event, PoolSpec, PoolState
+from mpp.model import Decision, Event, PoolSpec, PoolState
 from mpp.store import StoreError, open_store
 from mpp.view import document, pool_document
 
@@ -249,7 +249,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     liveness = _Liveness()
     hub.listeners.append(liveness.listener)
     broadcast = Broadcast(lambda: document(config, hub.states, hub.leader()))
-    hub.listeners.append(broadcast.listener)
+    hub.listeners.append(guarded(broadcast.listener, "dashboard stream"))
     stale_after = (
         3 * config.mpp.interval + config.mpp.connect_timeout + 2 * config.query_timeout + 1.0
     )
@@ -378,15 +378,20 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     async def get_stream() -> Response:
         """Live updates (Server-Sent Events): `history` (the last 50 events, then each new
         batch) and `pools` (the document of GET /v1/pools, again after every change)."""
-        if broadcast.full():
-            raise HTTPException(503, f"too many live streams (at most {MAX_SUBSCRIBERS})")
+        try:
+            sub = broadcast.subscribe()
+        except StreamsFull as err:
+            raise HTTPException(503, str(err)) from None
         try:
             recent = await asyncio.to_thread(_history, config, None, None, 50)
         except StoreError as err:  # the live part works without the store: start empty
             log.warning("dashboard stream: history unavailable: %s", err)
             recent = []
+        except BaseException:
+            broadcast.unsubscribe(sub)
+            raise
         return StreamingResponse(
-            broadcast.stream(recent),
+            broadcast.stream(sub, recent),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -488,33 +493,37 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
 
     # -- operator commands ------------------------------------------------------------------
 
-    def mutate(pool: str, node: str | None, command: Command, status: int = 200) -> Response:
-        """Commit with compare-and-set, then publish, in the event loop's thread on purpose:
-        the daemon also commits there, so no cycle can publish in between and leave the Hub
-        with an older state than the store."""
+    async def mutate(pool: str, node: str | None, command: Command, status: int = 200) -> Response:
+        """Commit with compare-and-set, then publish, holding the pool's lock that the poll
+        loop holds around its own commit and publish: no cycle can publish in between and
+        leave the Hub with an older state than the store. The store work runs in a thread
+        (a remote etcd must not stall the loop that serves the checks)."""
         pool_config = pool_or_404(pool)
         if node is not None:
             node_or_404(pool, node)
         spec = specs[pool]
         logic = logic_for(spec.logic)
-        try:
+
+        def commit() -> Decision:
             store = open_store(config)
-        except StoreError as err:
-            raise HTTPException(503, str(err)) from None
-        try:
-            decision = transact(
-                store, spec, lambda prev: logic.apply_command(spec, prev, command, time.time())
-            )
-        except CommandRefused as err:
-            raise HTTPException(409, str(err)) from None
-        except StoreError as err:
-            raise HTTPException(503, str(err)) from None
-        finally:
-            store.close()
+            try:
+                return transact(
+                    store, spec, lambda prev: logic.apply_command(spec, prev, command, time.time())
+                )
+            finally:
+                store.close()
+
+        async with hub.lock(pool):
+            try:
+                decision = await asyncio.to_thread(commit)
+            except CommandRefused as err:
+                raise HTTPException(409, str(err)) from None
+            except StoreError as err:
+                raise HTTPException(503, str(err)) from None
+            hub.publish(decision.state, decision.events)
         log.info("api: %s %s/%s", type(command).__name__.lower(), pool, node or "-")
         for event in decision.events:
             log_event(event)
-        hub.publish(decision.state, decision.events)
         body: dict[str, Any] = {
             "pool": pool_document(pool_config, decision.state),
             "events": [e.__dict__ for e in decision.events],
@@ -539,7 +548,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     )
     async def recover(pool: str, node: str) -> Response:
         """FAILED_* -> UNKNOWN; STANDBY once it polls healthy (as `mpp recover`)."""
-        return mutate(pool, node, Recover(node))
+        return await mutate(pool, node, Recover(node))
 
     @app.post(
         "/v1/pools/{pool}/nodes/{node}/activate",
@@ -549,7 +558,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     )
     async def activate(pool: str, node: str) -> Response:
         """Make a healthy node ACTIVE, pinned (as `mpp activate`)."""
-        return mutate(pool, node, Activate(node))
+        return await mutate(pool, node, Activate(node))
 
     @app.post(
         "/v1/pools/{pool}/nodes/{node}/fail",
@@ -559,7 +568,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     )
     async def fail(pool: str, node: str, body: FailBody | None = None) -> Response:
         """Mark FAILED; an ACTIVE node hands over at once (as `mpp fail [--force]`)."""
-        return mutate(pool, node, Fail(node, body.force if body else False))
+        return await mutate(pool, node, Fail(node, body.force if body else False))
 
     # Topology commands only record a request: the daemon's next cycle carries it out with
     # fresh observations (202); follow it in /v1/pools/{pool} (switching) and /v1/history.
@@ -587,7 +596,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
         except ValueError as err:
             raise HTTPException(422, f"timeout: {err}") from None
         command = Switchover(body.to, timeout or pool_config.switchover_timeout, uuid.uuid4().hex)
-        return mutate(pool, None, command, 202)
+        return await mutate(pool, None, command, 202)
 
     @app.post(
         "/v1/pools/{pool}/takeover",
@@ -600,7 +609,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
         """Promote a node without the old primary (as `mpp takeover`)."""
         pool_or_404(pool)
         node_or_404(pool, body.to)
-        return mutate(pool, None, Takeover(body.to, body.force, uuid.uuid4().hex), 202)
+        return await mutate(pool, None, Takeover(body.to, body.force, uuid.uuid4().hex), 202)
 
     @app.post(
         "/v1/pools/{pool}/acknowledge",
@@ -610,7 +619,7 @@ def create_app(config: Config, hub: Hub, metrics: Metrics | None = None) -> Fast
     )
     async def acknowledge(pool: str) -> Response:
         """Lift the anti-flapping block and clear the pool's alert (as `mpp acknowledge`)."""
-        return mutate(pool, None, Acknowledge())
+        return await mutate(pool, None, Acknowledge())
 
     return app
 

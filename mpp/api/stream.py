@@ -10,7 +10,9 @@ HTTP, and uvicorn serves it without a WebSocket stack (`ws="none"`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
@@ -23,11 +25,22 @@ _PENDING_EVENTS = 500  # per subscriber; beyond that the oldest are dropped (his
 _HEARTBEAT_SECONDS = 15.0  # an SSE comment line keeps idle proxies from closing the stream
 
 
-class _Subscriber:
+class Subscriber:
+    """One open stream. Its queue is touched only in its own loop's thread: publications from
+    other threads arrive through call_soon_threadsafe."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.wake = asyncio.Event()
         self.events: deque[Event] = deque(maxlen=_PENDING_EVENTS)
+
+    def deliver(self, events: tuple[Event, ...]) -> None:
+        self.events.extend(events)
+        self.wake.set()
+
+
+class StreamsFull(Exception):
+    pass
 
 
 class Broadcast:
@@ -35,28 +48,46 @@ class Broadcast:
 
     def __init__(self, document: Callable[[], dict[str, Any]]) -> None:
         self.document = document
-        self.subscribers: set[_Subscriber] = set()
+        self._subscribers: set[Subscriber] = set()
+        self._lock = threading.Lock()
         self.closed = False
+
+    def _each(self) -> list[Subscriber]:
+        with self._lock:
+            return list(self._subscribers)
 
     def listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
         """A Hub listener: runs in whichever thread published (the poll loop, a test)."""
-        for sub in list(self.subscribers):
-            sub.events.extend(events)
-            sub.loop.call_soon_threadsafe(sub.wake.set)
+        for sub in self._each():
+            with contextlib.suppress(RuntimeError):  # its loop is closing: it is going away
+                sub.loop.call_soon_threadsafe(sub.deliver, events)
 
-    def full(self) -> bool:
-        return len(self.subscribers) >= MAX_SUBSCRIBERS
+    def subscribe(self) -> Subscriber:
+        """Takes a slot now (before any await), so the cap holds under a burst of opens."""
+        with self._lock:
+            if len(self._subscribers) >= MAX_SUBSCRIBERS:
+                raise StreamsFull(f"too many live streams (at most {MAX_SUBSCRIBERS})")
+            sub = Subscriber(asyncio.get_running_loop())
+            self._subscribers.add(sub)
+            return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        with self._lock:
+            self._subscribers.discard(sub)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
 
     def close(self) -> None:
         """Ends every stream (the server is stopping: no client should hold it open)."""
         self.closed = True
-        for sub in list(self.subscribers):
-            sub.loop.call_soon_threadsafe(sub.wake.set)
+        for sub in self._each():
+            with contextlib.suppress(RuntimeError):
+                sub.loop.call_soon_threadsafe(sub.wake.set)
 
-    async def stream(self, history: list[Event]) -> AsyncIterator[str]:
+    async def stream(self, sub: Subscriber, history: list[Event]) -> AsyncIterator[str]:
         """The SSE body of one subscriber: `pools` documents and `history` event batches."""
-        sub = _Subscriber(asyncio.get_running_loop())
-        self.subscribers.add(sub)
         try:
             yield _message("history", [asdict(e) for e in history])
             yield _message("pools", self.document())
@@ -75,7 +106,7 @@ class Broadcast:
                     yield _message("history", fresh)
                 yield _message("pools", self.document())
         finally:
-            self.subscribers.discard(sub)
+            self.unsubscribe(sub)
 
 
 def _message(kind: str, data: Any) -> str:

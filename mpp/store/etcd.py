@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import secrets
 import ssl
 import threading
@@ -42,6 +43,7 @@ class _TokenExpired(Exception):
     pass
 
 
+_TXN_OPS = 100  # etcd refuses a txn of more than 128 operations (--max-txn-ops)
 _TRIM_EVERY = 100  # commits with events per pool between two history trims
 
 
@@ -107,6 +109,7 @@ class EtcdStore(Store):
         self.keep_commits = keep_commits
         self.access = access or EtcdAccess()
         self._token: str | None = None  # etcd's auth token, fetched on first use
+        self._auth_lock = threading.Lock()
         try:
             verify: ssl.SSLContext | bool = (
                 self.access.ssl_context()
@@ -138,14 +141,20 @@ class EtcdStore(Store):
             return self._send(path, body)
 
     def _authenticate(self) -> None:
-        password = self.access.password.get_secret_value() if self.access.password else ""
-        self._token = None
-        doc = self._send("/v3/auth/authenticate", {"name": self.access.user, "password": password})
-        self._token = str(doc.get("token", ""))
+        """A new token; the old one stays in use by other threads until it is replaced."""
+        with self._auth_lock:
+            password = self.access.password.get_secret_value() if self.access.password else ""
+            body = {"name": self.access.user, "password": password}
+            doc = self._send("/v3/auth/authenticate", body, token=None)
+            self._token = str(doc.get("token", ""))
 
-    def _send(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """One gateway call, trying each endpoint in turn from the last one that answered."""
-        headers = {"Authorization": self._token} if self._token else {}
+    def _send(
+        self, path: str, body: dict[str, Any], token: str | bool | None = True
+    ) -> dict[str, Any]:
+        """One gateway call, trying each endpoint in turn from the last one that answered.
+        `token`: True for the current one, None for none."""
+        token = self._token if token is True else token
+        headers = {"Authorization": str(token)} if token else {}
         errors = []
         count = len(self.endpoints)
         for i in range(count):
@@ -157,8 +166,14 @@ class EtcdStore(Store):
                 errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
                 continue
             self._good = index
-            doc: dict[str, Any] = response.json() if response.content else {}
-            if response.status_code == 401 and self._token and "auth token" in response.text:
+            try:
+                doc: dict[str, Any] = response.json() if response.content else {}
+            except ValueError:  # not etcd's gateway (a proxy's page, a wrong port)
+                raise StoreError(
+                    f"{self}: {path} answered {response.status_code} with something that is not"
+                    f" JSON: {response.text[:200]!r}"
+                ) from None
+            if response.status_code == 401 and token and "auth token" in response.text:
                 raise _TokenExpired
             if response.status_code != 200:
                 detail = doc.get("message") or doc.get("error") or response.text
@@ -224,29 +239,37 @@ class EtcdStore(Store):
 
     def _maybe_trim(self, pool: str) -> None:
         """Keep the newest `keep_commits` commits' events of the pool: etcd holds working
-        state, not an archive (its default quota is 2 GB). Checked every _TRIM_EVERY saves."""
+        state, not an archive (its default quota is 2 GB). Checked every _TRIM_EVERY saves.
+        Oldest by etcd revision, not by name: names carry the deciding host's clock."""
         with self._lock:
             self._saves[pool] = self._saves.get(pool, 0) + 1
             if self._saves[pool] % _TRIM_EVERY != 1:
                 return
         start = self._key("events", pool) + "/"
-        count = int(self._range(start, _prefix_end(start), count_only=True).get("count", 0))
+        end = _prefix_end(start)
+        count = int(self._range(start, end, count_only=True).get("count", 0))
         excess = count - self.keep_commits
         if excess <= 0:
             return
-        oldest = self._range(start, _prefix_end(start), limit=excess, keys_only=True)["kvs"]
-        last = _text(oldest[-1]["key"])
-        self._post("/v3/kv/deleterange", {"key": _b64(start), "range_end": _b64(last + "\0")})
+        oldest = self._range(
+            start, end, limit=excess, keys_only=True, sort_order="ASCEND", sort_target="CREATE"
+        ).get("kvs", [])
+        for i in range(0, len(oldest), _TXN_OPS):
+            deletes = [
+                {"request_delete_range": {"key": kv["key"]}} for kv in oldest[i : i + _TXN_OPS]
+            ]
+            self._post("/v3/kv/txn", {"compare": [], "success": deletes})
 
     def history(
         self, pool: str | None = None, node: str | None = None, limit: int = 50
     ) -> list[Event]:
+        """In commit order (etcd revisions), like SQLite's insertion order."""
         pools = [pool] if pool is not None else self._event_pools()
-        merged: list[Event] = []
+        merged: list[tuple[int, int, Event]] = []
         for name in pools:
             merged.extend(self._pool_history(name, node, limit))
-        merged.sort(key=lambda e: e.at)
-        return merged[-limit:] if limit > 0 else []
+        merged.sort(key=lambda found: found[:2])
+        return [event for _, _, event in merged[-limit:]] if limit > 0 else []
 
     def _event_pools(self) -> list[str]:
         start = self._key("events") + "/"
@@ -260,21 +283,32 @@ class EtcdStore(Store):
             names.add(name)
             start = _prefix_end(self._key("events", name) + "/")
 
-    def _pool_history(self, pool: str, node: str | None, limit: int) -> list[Event]:
-        """Newest first from etcd, in pages (a node filter may skip most of a page)."""
+    def _pool_history(
+        self, pool: str, node: str | None, limit: int
+    ) -> list[tuple[int, int, Event]]:
+        """(revision, position in its commit, event), newest first from etcd, in pages (a
+        node filter may skip most of a page); returned oldest first."""
         start = self._key("events", pool) + "/"
         end = _prefix_end(start)
-        found: list[Event] = []
+        found: list[tuple[int, int, Event]] = []
         page = max(limit, 64) if node is None else max(4 * limit, 256)
+        below: dict[str, str] = {}
         while len(found) < limit:
-            doc = self._range(start, end, limit=page, sort_order="DESCEND", sort_target="KEY")
+            doc = self._range(
+                start, end, limit=page, sort_order="DESCEND", sort_target="CREATE", **below
+            )
             kvs = doc.get("kvs", [])
             for kv in kvs:
-                batch = [Event(**doc) for doc in json.loads(_text(kv["value"]))]
-                found.extend(e for e in reversed(batch) if node is None or e.node == node)
+                revision = int(kv["create_revision"])
+                batch = [Event(**item) for item in json.loads(_text(kv["value"]))]
+                found.extend(
+                    (revision, i, e)
+                    for i, e in reversed(list(enumerate(batch)))
+                    if node is None or e.node == node
+                )
             if not doc.get("more") or not kvs:
                 break
-            end = _text(kvs[-1]["key"])  # range_end is exclusive: continue below the last
+            below = {"max_create_revision": str(int(kvs[-1]["create_revision"]) - 1)}
         return list(reversed(found[:limit]))
 
     def pools(self) -> list[str]:
@@ -323,7 +357,7 @@ class EtcdStore(Store):
             answer = self._post("/v3/lease/keepalive", {"ID": str(lease)})
             if int(answer.get("result", {}).get("TTL", 0)) > 0:
                 return lease
-        granted = int(self._post("/v3/lease/grant", {"TTL": max(1, round(ttl))})["ID"])
+        granted = int(self._post("/v3/lease/grant", {"TTL": max(1, math.ceil(ttl))})["ID"])
         with self._lock:
             self._leases[owner] = granted
         return granted
