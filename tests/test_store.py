@@ -187,3 +187,37 @@ def test_etcd_uses_the_next_endpoint_and_says_when_none_answers(etcd_server: Etc
             lonely.load("main")
     finally:
         lonely.close()
+
+
+def test_history_is_in_commit_order_whatever_the_clocks_say(store: Store) -> None:
+    """A new leader whose clock is behind: its events still come after the old ones."""
+    spec = ring_spec()
+    version = store.save(initial_state(spec), [_event(100.0, reason="old leader")], None)
+    store.save(initial_state(spec), [_event(50.0, reason="new leader, slow clock")], version)
+    assert [e.reason for e in store.history("main")] == ["old leader", "new leader, slow clock"]
+    assert [e.reason for e in store.history(limit=1)] == ["new leader, slow clock"]
+
+
+def test_etcd_endpoint_that_is_not_etcd_is_a_store_error(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    class NotEtcd(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+            self.wfile.write(b"404 page not found")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 26718), NotEtcd)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store = EtcdStore(["http://127.0.0.1:26718"], "/x", timeout=2)
+    try:
+        with pytest.raises(StoreError, match="not JSON: '404 page not found'"):
+            store.load("main")
+    finally:
+        store.close()
+        server.shutdown()
+        server.server_close()
