@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,16 @@ def _config(tmp_path: Path) -> Config:
     return parse(raw, tmp_path / "mpp.toml")
 
 
+def _worker(
+    config: Config,
+    store: SqliteStore,
+    leadership: Leadership | None,
+    publish: Callable[[PoolState, tuple[Event, ...]], None] | None = None,
+) -> PoolWorker:
+    publishers = (publish,) if publish else ()
+    return PoolWorker(config, config.pool[0], store, ThreadPoolExecutor(4), publishers, leadership)
+
+
 def test_one_leader_the_others_see_who_it_is(tmp_path: Path, caplog: Any) -> None:
     store = SqliteStore(tmp_path / "s.db")
     a, b = Leadership(store, "a", 5), Leadership(store, "b", 5)
@@ -60,15 +71,7 @@ def test_a_deposed_leader_commits_nothing_and_then_follows(
     store = SqliteStore(config.state_path)
     a, b = Leadership(store, "a", 5), Leadership(store, "b", 5)
     published: list[tuple[PoolState, tuple[Event, ...]]] = []
-    threads = ThreadPoolExecutor(4)
-    worker = PoolWorker(
-        config,
-        config.pool[0],
-        store,
-        threads,
-        (lambda s, e: published.append((s, e)),),
-        a,
-    )
+    worker = _worker(config, store, a, lambda s, e: published.append((s, e)))
     try:
         assert a.renew()
         first = asyncio.run(worker.cycle())
@@ -102,13 +105,7 @@ def test_a_deposed_leader_commits_nothing_and_then_follows(
         assert published == [(after.state, ())], "a follower publishes the stored state"
     finally:
         worker.close()
-        threads.shutdown(wait=False)
         store.close()
-
-
-def _worker(config: Config, store: SqliteStore, leadership: Leadership | None) -> PoolWorker:
-    threads = ThreadPoolExecutor(4)
-    return PoolWorker(config, config.pool[0], store, threads, (), leadership)
 
 
 def test_a_stall_longer_than_the_lease_neither_loses_it_nor_stops_the_loop(
@@ -173,14 +170,7 @@ def test_a_follower_publishes_the_leaders_new_history(
     leader, follower = Leadership(store, "a", 5), Leadership(store, "b", 5)
     assert leader.renew() and not follower.renew()
     published: list[tuple[Event, ...]] = []
-    mirror = PoolWorker(
-        config,
-        config.pool[0],
-        store,
-        ThreadPoolExecutor(2),
-        (lambda s, e: published.append(e),),
-        follower,
-    )
+    mirror = _worker(config, store, follower, lambda s, e: published.append(e))
     acting = _worker(config, store, leader)
     try:
         assert asyncio.run(mirror.cycle()) is None and published == []
