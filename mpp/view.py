@@ -102,6 +102,16 @@ _STATUS_STYLE = {
 }
 
 
+def readable_owner(owner: str) -> str:
+    """'site-a@db-host:4711:1f2e3d4c:scope' -> 'site-a on db-host (pid 4711)'; the JSON and
+    the API keep the whole id."""
+    name, _, where = owner.rpartition("@")
+    parts = where.split(":")
+    if not name or len(parts) < 2:
+        return owner
+    return f"{name} on {parts[0]} (pid {parts[1]})"
+
+
 def table(doc: dict[str, Any]) -> Table:
     """MPP's list: T, Server, req, Time of Last Request, Status, State, Last Status Message."""
     leader = doc.get("leader")
@@ -110,7 +120,9 @@ def table(doc: dict[str, Any]) -> Table:
         header_style="bold",
         pad_edge=False,
         expand=False,
-        caption=f"leader: {leader}" if leader else "leader: none (no mpp run is acting)",
+        caption=f"leader: {readable_owner(leader)}"
+        if leader
+        else "leader: none (no mpp run is acting)",
         caption_justify="left",
     )
     for col in ("T", "Server", "req", "Time of Last Request", "Status", "State"):

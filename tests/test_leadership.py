@@ -184,3 +184,18 @@ def test_a_follower_publishes_the_leaders_new_history(
         mirror.close()
         acting.close()
         store.close()
+
+
+def test_the_status_table_names_the_leader_readably(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from mpp.view import document, table
+
+    config = _config(tmp_path)
+    console = Console(width=200, record=True)
+    owner = "site-a@db-host:4711:1f2e3d4c:12ab34cd.4026531836"
+    console.print(table(document(config, {}, owner)))
+    assert "leader: site-a on db-host (pid 4711)" in console.export_text()
+    console.print(table(document(config, {}, None)))
+    assert "leader: none (no mpp run is acting)" in console.export_text()
+    assert document(config, {}, owner)["leader"] == owner, "JSON keeps the whole id"
