@@ -102,3 +102,13 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
     server.start()
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Where a test lives says what it needs: tests/integration and tests/faults start real
+    servers (marked `integration`, left out by `make unit`); tests/unit need none."""
+    root = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(root).parts[0]
+        if folder in ("integration", "faults"):
+            item.add_marker(pytest.mark.integration)

@@ -4,7 +4,7 @@ Each fake node is a thread with a blocking listening socket that greets every co
 with its name ("db2\\n") and then echoes, so a test reads where a connection went from its
 first line. The router runs in its own event loop thread, on asyncio's loop and on uvloop
 (what `mpp run` uses when it is installed). Real MariaDB behind the router is in
-tests/test_router_integration.py.
+tests/integration/test_router.py.
 
 Ports: fake nodes 27300-27303, router 27310 (rw) and 27311 (ro).
 """

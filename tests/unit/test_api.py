@@ -379,7 +379,7 @@ def no_server_error_but_a_documented_down(ctx: Any, response: Any, case: Any) ->
 FUZZ_DIR = Path(tempfile.mkdtemp(prefix="mpp-fuzz-"))
 atexit.register(shutil.rmtree, FUZZ_DIR, ignore_errors=True)
 FUZZ = Api(FUZZ_DIR)
-# the live stream never ends by design (tests/test_dashboard.py covers it over a real server)
+# the live stream never ends by design (integration/test_dashboard.py covers it for real)
 schema = schemathesis.openapi.from_asgi("/openapi.json", FUZZ.app).exclude(path="/v1/stream")
 
 

@@ -1,6 +1,6 @@
 """Leadership in the daemon: who acts when several `mpp run` share a store (SQLite here; the
-same contract on etcd is held by tests/test_store.py, and two real processes on etcd by
-tests/test_sites_integration.py)."""
+same contract on etcd is held by tests/integration/test_store.py, and two real processes on etcd by
+tests/integration/test_sites.py)."""
 
 from __future__ import annotations
 

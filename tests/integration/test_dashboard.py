@@ -23,7 +23,7 @@ from mpp.api.stream import MAX_SUBSCRIBERS
 from mpp.hub import Hub
 from mpp.model import Event, NodeState, PoolState, State
 from mpp.store import SqliteStore
-from tests.test_api import HEALTHY, TOKEN, make_config
+from tests.unit.test_api import HEALTHY, TOKEN, make_config
 
 EVIL = "<img src=x onerror=\"document.title='pwned'\">"
 

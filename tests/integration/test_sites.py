@@ -21,7 +21,7 @@ import pytest
 from mpp.sandbox_etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
 from tests.conftest import Cluster
-from tests.test_topology_integration import Make, pr_cluster, role
+from tests.integration.test_topology import Make, pr_cluster, role
 
 pytestmark = pytest.mark.integration
 

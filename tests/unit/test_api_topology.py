@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from mpp.store import SqliteStore
-from tests.test_api import TOKEN, Api
+from tests.unit.test_api import TOKEN, Api
 
 TOPOLOGY_KEYS = {"topology": "primary-replica", "repl_password_env": "UNUSED"}
 
 
 @pytest.fixture
 def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Api:
-    import tests.test_api as base
+    import tests.unit.test_api as base
 
     original = base.make_config
 
