@@ -35,13 +35,14 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.responses import PlainTextResponse  # noqa: E402
 
-from mpp import eventloop  # noqa: E402
-from mpp.agent import Agent, bind  # noqa: E402
-from mpp.api import create_app, serve  # noqa: E402
 from mpp.config import Config, parse  # noqa: E402
-from mpp.hub import Hub  # noqa: E402
-from mpp.metrics import Metrics  # noqa: E402
 from mpp.model import NodeState, PoolState, State  # noqa: E402
+from mpp.publish.api import create_app, serve  # noqa: E402
+from mpp.publish.haproxy_agent import Agent  # noqa: E402
+from mpp.publish.hub import Hub  # noqa: E402
+from mpp.publish.listen import bind  # noqa: E402
+from mpp.publish.metrics import Metrics  # noqa: E402
+from mpp.run import eventloop  # noqa: E402
 
 
 def bench_config(d: Path, api_port: int, agent_port: int) -> Config:

@@ -59,6 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mpp import sandbox  # noqa: E402
+from mpp.model import ActionKind, EventKind  # noqa: E402
 
 HOST = "127.0.0.1"
 
@@ -583,7 +584,7 @@ def executor_done(log: Path, verb: str, since: float) -> tuple[float, str] | Non
     """When the executor logged `action <verb> ...: ok` (it logs each action as it ends;
     the history records a cycle's actions together, after the last one)."""
     for line in log.read_text(errors="replace").splitlines():
-        if f" mpp.executor action {verb} " not in line or ": ok" not in line:
+        if f" mpp.act.executor action {verb} " not in line or ": ok" not in line:
             continue
         t = log_time(line)
         if t is not None and t >= since - 0.001:
@@ -689,7 +690,7 @@ def compact(events: list[Ev], origin: float, with_status: bool = False) -> list[
     last_key = None
     count = 0
     for e in events:
-        if e.kind == "status" and not with_status:
+        if e.kind is EventKind.STATUS and not with_status:
             continue
         key = (e.node, e.kind, e.old, e.new, re.sub(r"\(\d+ ms\)", "", e.reason))
         if key == last_key:
@@ -803,16 +804,12 @@ def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
                 (
                     e
                     for e in events
-                    if e.node == "db1" and e.kind == "state" and e.new.startswith("FAILED")
+                    if e.node == "db1" and e.kind is EventKind.STATE and e.new.startswith("FAILED")
                 ),
                 None,
             )
             promote = promote or next(
-                (
-                    e
-                    for e in events
-                    if e.kind == "action" and e.old.startswith("promote ") and e.new == "ok"
-                ),
+                (e for e in events if e.action is ActionKind.PROMOTE and e.new == "ok"),
                 None,
             )
             first_new = writer.first_ack(t_kill, exclude="db1")

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from mpp import sandbox  # noqa: E402
 from mpp.config import load, parse_duration  # noqa: E402
-from mpp.daemon import make_workers, poll_once  # noqa: E402
 from mpp.logic.failover import decide, initial_state  # noqa: E402
 from mpp.model import NodeSpec, NodeType, Observation, PoolSpec, Replication  # noqa: E402
+from mpp.run.daemon import make_workers, poll_once  # noqa: E402
 from mpp.store import SqliteStore  # noqa: E402
 
 

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from mpp.model import NodeSpec, NodeType, Observation, PoolSpec, Replication
+from dataclasses import fields, replace
+from typing import Any
+
+from mpp.model import (
+    FailoverPolicy,
+    NodeSpec,
+    NodeType,
+    Observation,
+    PoolSpec,
+    Replication,
+    ReplicationPolicy,
+    Topology,
+)
 
 
 def ring_spec(
@@ -19,7 +31,7 @@ def ring_spec(
             for i in range(n)
         ),
         fail_point=fail_point,
-        hostile_takeover=hostile,
+        failover=FailoverPolicy(hostile_takeover=hostile),
     )
 
 
@@ -56,12 +68,22 @@ def observe(spec: PoolSpec, kinds: dict[str, str], at: float = 0.0) -> dict[str,
     return out
 
 
-def star_spec(n: int = 3, **options: object) -> PoolSpec:
-    """A primary-replica pool: db1 primary, the rest replicas of whoever is primary."""
-    spec = ring_spec(n)
-    from dataclasses import replace
+_REPLICATION_KEYS = {f.name for f in fields(ReplicationPolicy)}
 
-    return replace(spec, topology="primary-replica", **options)  # type: ignore[arg-type]
+
+def star_spec(n: int = 3, **options: Any) -> PoolSpec:
+    """A primary-replica pool: db1 primary, the rest replicas of whoever is primary.
+    options: ReplicationPolicy keys (auto_failover, semi_sync, ...) or PoolSpec fields."""
+    spec = ring_spec(n)
+    policy = {k: options.pop(k) for k in list(options) if k in _REPLICATION_KEYS}
+    if "hostile_takeover" in options:
+        options["failover"] = FailoverPolicy(hostile_takeover=options.pop("hostile_takeover"))
+    return replace(
+        spec,
+        topology=Topology.PRIMARY_REPLICA,
+        replication=ReplicationPolicy(**policy),
+        **options,
+    )
 
 
 def star(

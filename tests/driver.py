@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from mpp.config import Config
-from mpp.daemon import make_workers, poll_once
 from mpp.model import PoolState
+from mpp.run.daemon import make_workers, poll_once
 from mpp.store import SqliteStore
 
 

@@ -46,7 +46,7 @@ class Flavor:
             "SELECT @@global.read_only, @@global.gtid_executed, @@global.gtid_executed, NULL, NULL"
         )
 
-    # -- topology changes (mpp.executor) ---------------------------------------------------
+    # -- topology changes (mpp.act.executor) ---------------------------------------------------
 
     @property
     def _replica(self) -> str:

@@ -11,70 +11,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import pymysql
 import pymysql.cursors
-from pydantic import SecretStr
 
-from mpp.config import Config, PoolConfig
 from mpp.model import Observation
+from mpp.probe.connection import Target, open_connection
 from mpp.probe.flavor import Flavor, detect
 
 # Client-side errnos that mean "no server answered", as opposed to a server that answered
 # with an error (access denied, too many connections): only the first is FAILED_OFFLINE.
 _UNREACHABLE = {2002, 2003, 2006, 2013, 2055}
-
-
-@dataclass(frozen=True)
-class Target:
-    node: str
-    host: str
-    port: int
-    user: str
-    password: SecretStr
-    connect_timeout: float
-    query_timeout: float
-
-    def __repr__(self) -> str:  # the password must never reach a log line
-        return f"Target({self.node}@{self.host}:{self.port})"
-
-
-def open_connection(
-    t: Target, read_timeout: float | None = None
-) -> pymysql.connections.Connection[Any]:
-    """A connection with every socket operation bounded (probe and executor alike)."""
-    return pymysql.connect(
-        host=t.host,
-        port=t.port,
-        user=t.user,
-        password=t.password.get_secret_value(),
-        connect_timeout=t.connect_timeout,
-        read_timeout=read_timeout or t.query_timeout,
-        write_timeout=t.query_timeout,
-        autocommit=True,
-        # TLS negotiation costs ~58 ms per connect with PyMySQL's default "preferred" mode;
-        # monitoring over loopback/LAN runs without it for now.
-        ssl_disabled=True,
-    )
-
-
-def pool_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
-    """Where and how to connect to each node (the password is read once, here)."""
-    password = config.password(pool)
-    return {
-        n.name: Target(
-            node=n.name,
-            host=n.host,
-            port=n.port,
-            user=pool.user,
-            password=password,
-            connect_timeout=config.mpp.connect_timeout,
-            query_timeout=config.query_timeout,
-        )
-        for n in pool.node
-    }
 
 
 class NodeProber:

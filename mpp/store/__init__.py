@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, new_owner
+from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError, new_owner
 from mpp.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""PoolState <-> JSON, shared by every backend so they store the same document."""
+"""PoolState <-> JSON and Event <-> plain values, shared by every backend so they store the
+same documents; enums are stored as their plain words and turned back into members here."""
 
 from __future__ import annotations
 
@@ -6,7 +7,17 @@ import json
 from dataclasses import asdict, fields
 from typing import Any
 
-from mpp.model import NodeState, PoolState, Request, State
+from mpp.model import (
+    ActionKind,
+    ChangeKind,
+    Event,
+    EventKind,
+    NodeState,
+    PoolState,
+    Request,
+    RequestKind,
+    State,
+)
 
 FORMAT = 1
 _NODE_FIELDS = tuple(f.name for f in fields(NodeState))
@@ -33,5 +44,46 @@ def loads(text: str) -> PoolState:
     doc["draining"] = tuple(doc.get("draining", ()))
     for name in _REQUESTS:
         if doc.get(name) is not None:
-            doc[name] = Request(**doc[name])
+            doc[name] = Request(**{**doc[name], "kind": RequestKind(doc[name]["kind"])})
     return PoolState(nodes=nodes, **doc)
+
+
+EVENT_FIELDS = ("at", "pool", "node", "kind", "old", "new", "reason", "change", "action")
+
+
+def event_document(e: Event) -> dict[str, Any]:
+    return dict(zip(EVENT_FIELDS, event_values(e), strict=True))
+
+
+def event_values(e: Event) -> tuple[Any, ...]:
+    """An event as plain values, in EVENT_FIELDS order (None where a tag is not set)."""
+    return (
+        e.at,
+        e.pool,
+        e.node,
+        e.kind.value,
+        e.old,
+        e.new,
+        e.reason,
+        e.change.value if e.change else None,
+        e.action.value if e.action else None,
+    )
+
+
+def event_from(values: Any) -> Event:
+    """Back from a row or a JSON list/dict; lines written before the tags existed have none."""
+    if isinstance(values, dict):
+        values = [values.get(name) for name in EVENT_FIELDS]
+    at, pool, node, kind, old, new, reason, *tags = values
+    change, action = [*tags, None, None][:2]
+    return Event(
+        at,
+        pool,
+        node,
+        EventKind(kind),
+        old,
+        new,
+        reason,
+        ChangeKind(change) if change else None,
+        ActionKind(action) if action else None,
+    )

@@ -27,7 +27,7 @@ import ssl
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from pydantic import SecretStr
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
-from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
+from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
 
 
 class _TokenExpired(Exception):
@@ -220,7 +220,10 @@ class EtcdStore(Store):
         puts = [_put(key, codec.dumps(state))]
         if events:
             name = f"{int(events[0].at * 1e9):020d}.{secrets.token_hex(4)}"
-            value = json.dumps([asdict(e) for e in events], separators=(",", ":"))
+            rows = [
+                dict(zip(codec.EVENT_FIELDS, codec.event_values(e), strict=True)) for e in events
+            ]
+            value = json.dumps(rows, separators=(",", ":"))
             puts.append(_put(_b64(self._key("events", state.name, name)), value))
         failure = [{"request_range": {"key": leader_key}}]
         doc = self._post("/v3/kv/txn", {"compare": compare, "success": puts, "failure": failure})
@@ -300,7 +303,7 @@ class EtcdStore(Store):
             kvs = doc.get("kvs", [])
             for kv in kvs:
                 revision = int(kv["create_revision"])
-                batch = [Event(**item) for item in json.loads(_text(kv["value"]))]
+                batch = [codec.event_from(item) for item in json.loads(_text(kv["value"]))]
                 found.extend(
                     (revision, i, e)
                     for i, e in reversed(list(enumerate(batch)))

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
-from mpp.store.base import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
+from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pool_state (
@@ -33,7 +33,9 @@ CREATE TABLE IF NOT EXISTS event (
     kind   TEXT NOT NULL,
     old    TEXT NOT NULL,
     new    TEXT NOT NULL,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    change_kind TEXT,
+    action_kind TEXT
 );
 CREATE INDEX IF NOT EXISTS event_pool ON event (pool, id);
 CREATE TABLE IF NOT EXISTS leader (
@@ -86,8 +88,16 @@ class SqliteStore(Store):
             _retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode=WAL"))
             self._db.execute("PRAGMA synchronous=NORMAL")
             _retry_while_locked(lambda: self._db.executescript(_SCHEMA))
+            _retry_while_locked(self._add_tag_columns)
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open state store {path}: {err}") from err
+
+    def _add_tag_columns(self) -> None:
+        """A state file written before events were tagged gets the two columns (empty)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(event)")}
+        for column in ("change_kind", "action_kind"):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE event ADD COLUMN {column} TEXT")
 
     @_locked
     def load(self, pool: str) -> Snapshot | None:
@@ -128,9 +138,10 @@ class SqliteStore(Store):
                 (state.name, version, codec.dumps(state)),
             )
             db.executemany(
-                "INSERT INTO event (at, pool, node, kind, old, new, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(e.at, e.pool, e.node, e.kind, e.old, e.new, e.reason) for e in events],
+                "INSERT INTO event "
+                "(at, pool, node, kind, old, new, reason, change_kind, action_kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [codec.event_values(e) for e in events],
             )
             return version
 
@@ -155,12 +166,12 @@ class SqliteStore(Store):
         self, pool: str | None = None, node: str | None = None, limit: int = 50
     ) -> list[Event]:
         rows = self._db.execute(
-            "SELECT at, pool, node, kind, old, new, reason FROM event "
+            "SELECT at, pool, node, kind, old, new, reason, change_kind, action_kind FROM event "
             "WHERE (?1 IS NULL OR pool = ?1) AND (?2 IS NULL OR node = ?2) "
             "ORDER BY id DESC LIMIT ?3",
             (pool, node, limit),
         ).fetchall()
-        return [Event(*row) for row in reversed(rows)]
+        return [codec.event_from(row) for row in reversed(rows)]
 
     def _holds(self, owner: str, now: float) -> bool:
         row = self._db.execute("SELECT owner, expires FROM leader").fetchone()

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from mpp.daemon import transact
-from mpp.logic import Recover, logic_for
+from mpp.logic import logic_for
 from mpp.logic.ladder import status_of
-from mpp.model import PoolState, State, Status
+from mpp.model import EventKind, PoolState, Recover, State, Status
+from mpp.run.transact import transact
 from mpp.store import SqliteStore
 from tests.conftest import Cluster
 from tests.driver import Driver
@@ -192,10 +192,10 @@ def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster
         assert after is not None
         events = store.history(limit=10000)[events_before:]
         # the only state changes after the restart are the failover the dead node causes
-        changes = [(e.node, e.old, e.new) for e in events if e.kind == "state"]
+        changes = [(e.node, e.old, e.new) for e in events if e.kind is EventKind.STATE]
         assert changes == [("db1", "ACTIVE", "FAILED_OFFLINE"), ("db2", "STANDBY", "ACTIVE")]
         # and the ladder continued from where it was, not from zero
-        steps = [e.new for e in events if e.kind == "status" and e.node == "db1"]
+        steps = [e.new for e in events if e.kind is EventKind.STATUS and e.node == "db1"]
         assert steps[0] == status_of(mid.req + 1, 4).label, (steps, second)
         assert Status.OK.label not in steps
     finally:
@@ -209,7 +209,7 @@ def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster
         count = len(store.history(limit=10000))
         _run_daemon(cluster, 1.5)
         new = store.history(limit=10000)[count:]
-        assert [e for e in new if e.kind == "state"] == []
+        assert [e for e in new if e.kind is EventKind.STATE] == []
     finally:
         store.close()
 

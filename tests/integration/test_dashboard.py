@@ -17,11 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from mpp.agent import bind
-from mpp.api import create_app, serve
-from mpp.api.stream import MAX_SUBSCRIBERS
-from mpp.hub import Hub
-from mpp.model import Event, NodeState, PoolState, State
+from mpp.model import Event, EventKind, NodeState, PoolState, State
+from mpp.publish.api import create_app, serve
+from mpp.publish.api.stream import MAX_SUBSCRIBERS
+from mpp.publish.hub import Hub
+from mpp.publish.listen import bind
 from mpp.store import SqliteStore
 from tests.unit.test_api import HEALTHY, TOKEN, make_config
 
@@ -36,7 +36,9 @@ class Server:
         self.config = make_config(tmp_path, True, listen=f"127.0.0.1:{port}", **api)
         store = SqliteStore(self.config.state_path)
         store.save(
-            HEALTHY, (Event(1.0, "main", "db1", "state", "UNKNOWN", "ACTIVE", "seed"),), None
+            HEALTHY,
+            (Event(1.0, "main", "db1", EventKind.STATE, "UNKNOWN", "ACTIVE", "seed"),),
+            None,
         )
         store.close()
         self.hub = Hub(self.config, {"main": HEALTHY})

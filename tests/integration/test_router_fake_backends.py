@@ -28,11 +28,11 @@ import pymysql
 import pytest
 
 from mpp.config import ConfigError, parse
-from mpp.hub import Hub
-from mpp.integrations import Integrations
-from mpp.metrics import Metrics
-from mpp.model import NodeState, PoolState, Request, State
-from mpp.router import HIGH_WATER, Router, err_packet
+from mpp.model import NodeState, PoolState, Request, RequestKind, State
+from mpp.publish.hub import Hub
+from mpp.publish.metrics import Metrics
+from mpp.publish.router import HIGH_WATER, Router, err_packet
+from mpp.run.services import Integrations
 
 NODES = {"db1": 27300, "db2": 27301, "db3": 27302}
 RW, RO = 27310, 27311
@@ -337,7 +337,7 @@ def test_new_rw_connections_wait_for_the_new_primary_during_a_switchover(
         ("db1", State.ACTIVE, 0),
         ("db2", State.STANDBY, 0),
         ("db3", State.STANDBY, 0),
-        switching=Request("switchover", "db2", 0.0, 10.0),
+        switching=Request(RequestKind.SWITCHOVER, "db2", 0.0, 10.0),
         draining=("db1",),
     )
     h = harness(switching, switchover_wait="5s")
@@ -363,7 +363,7 @@ def test_the_wait_for_a_primary_is_bounded(harness: Callable[..., Harness]) -> N
     switching = state(
         ("db1", State.ACTIVE, 0),
         ("db2", State.STANDBY, 0),
-        switching=Request("switchover", "db2", 0.0, 10.0),
+        switching=Request(RequestKind.SWITCHOVER, "db2", 0.0, 10.0),
         draining=("db1",),
     )
     harness(switching, switchover_wait="300ms")

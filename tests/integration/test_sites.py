@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mpp.model import EventKind
 from mpp.sandbox_etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
 from tests.conftest import Cluster
@@ -128,8 +129,10 @@ def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
     store = EtcdStore([etcd_server.endpoint], prefix)
     try:
         events = store.history("main", limit=500)
-        assert any(e.kind == "state" and e.node == new and e.new == "ACTIVE" for e in events)
-        terms = [(e.old, e.new) for e in events if e.kind == "leader"]
+        assert any(
+            e.kind is EventKind.STATE and e.node == new and e.new == "ACTIVE" for e in events
+        )
+        terms = [(e.old, e.new) for e in events if e.kind is EventKind.LEADER]
         assert terms == [("none", leader), (leader, b.health()["leader"])], terms
     finally:
         store.close()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mpp.logic.failover import decide, initial_state
-from mpp.model import Event
+from mpp.model import Event, EventKind
 from mpp.sandbox_etcd import EtcdServer
 from mpp.store import NotLeader, SqliteStore, Store, StoreError, new_owner
 from mpp.store.etcd import EtcdStore
@@ -57,7 +57,7 @@ def test_save_is_compare_and_set(store: Store) -> None:
     v2 = store.save(second.state, second.events, v1)
     assert v2 is not None and v2 != v1
     assert store.save(second.state, second.events, v1) is None, "stale version must lose"
-    assert [e.new for e in store.history("main") if e.kind == "state"] == [
+    assert [e.new for e in store.history("main") if e.kind is EventKind.STATE] == [
         "ACTIVE",
         "STANDBY",
         "STANDBY",

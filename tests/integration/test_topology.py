@@ -15,10 +15,10 @@ import pymysql
 import pytest
 
 from mpp import sandbox
-from mpp.daemon import transact
-from mpp.executor import Executor
-from mpp.logic import Switchover, Takeover, logic_for
-from mpp.model import Fence, PoolState, State
+from mpp.act.executor import Executor
+from mpp.logic import logic_for
+from mpp.model import ActionKind, Fence, PoolState, State, Switchover, Takeover
+from mpp.run.transact import transact
 from tests.conftest import Cluster
 from tests.driver import Driver
 
@@ -116,7 +116,7 @@ def test_kill_primary_promotes_one_repoints_others_fences_and_rejoins_old(
         app_write(cluster, new, 2)
         wait_row(cluster, other, 2)
         history = drive.store.history("main", limit=1000)
-        assert [e for e in history if e.kind == "action" and e.new == "ok" and "promote" in e.old]
+        assert [e for e in history if e.action is ActionKind.PROMOTE and e.new == "ok"]
 
         cluster.start("db1")  # comes back writable (it was a primary)
         state = drive.until(lambda s: s.node("db1").state is State.STANDBY, cycles=40)
@@ -127,7 +127,7 @@ def test_kill_primary_promotes_one_repoints_others_fences_and_rejoins_old(
         fences = [
             e
             for e in drive.store.history("main", limit=1000)
-            if e.kind == "action" and e.old == "fence db1" and e.new == "ok"
+            if e.action is ActionKind.FENCE and e.node == "db1" and e.new == "ok"
         ]
         assert fences, "the returning old primary was fenced before it was rejoined"
     finally:
@@ -284,7 +284,9 @@ def test_replica_blip_does_not_fail_the_primary_over(make_cluster: Make) -> None
         cluster.sql("db2", "START SLAVE IO_THREAD")
         state = drive.until(lambda s: s.node("db2").req == 0)
         assert active(state) == ["db1"]
-        promotes = [e for e in drive.store.history("main", limit=1000) if "promote" in e.old]
+        promotes = [
+            e for e in drive.store.history("main", limit=1000) if e.action is ActionKind.PROMOTE
+        ]
         assert promotes == []
     finally:
         drive.close()

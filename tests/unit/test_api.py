@@ -8,6 +8,7 @@ import logging
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +17,17 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from mpp.api import create_app
-from mpp.api.app import _FastChecks, load_token
-from mpp.checks import Role, check_node
 from mpp.config import Config, ConfigError, parse
-from mpp.daemon import transact
-from mpp.hub import Hub
 from mpp.logic.failover import decide
-from mpp.metrics import Metrics
 from mpp.model import NodeState, PoolState, State
+from mpp.publish.api import create_app
+from mpp.publish.api.app import _FastChecks, load_token
+from mpp.publish.hub import Hub
+from mpp.publish.metrics import Metrics
+from mpp.publish.roles import Role, check_node
+from mpp.publish.view import document
+from mpp.run.transact import command_in_own_store, transact
 from mpp.store import SqliteStore
-from mpp.view import document
 from tests.builders import observe
 
 TOKEN = "s3cret-token-" + "x" * 20
@@ -83,7 +84,8 @@ class Api:
         self.hub = Hub(self.config, {"main": HEALTHY})
         self.metrics = Metrics(self.config, self.hub.states)
         self.hub.listeners.append(self.metrics.listener)
-        self.app = create_app(self.config, self.hub, self.metrics)
+        commands = partial(command_in_own_store, self.config)
+        self.app = create_app(self.config, self.hub, self.metrics, commands)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         async def go() -> httpx.Response:

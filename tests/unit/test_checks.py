@@ -1,4 +1,4 @@
-"""The role rules (mpp.checks) on plain values, and their invariants under hypothesis."""
+"""The role rules (mpp.publish.roles) on plain values, and their invariants under hypothesis."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpp.checks import Role, check_node, check_pool
-from mpp.logic.failover import Activate, CommandRefused, Fail, Recover, apply_command, decide
+from mpp.logic import BaseLogic, registry
+from mpp.logic.failover import apply_command, decide
 from mpp.logic.failover import initial_state as first_state
-from mpp.model import NodeState, PoolSpec, PoolState, State
+from mpp.model import Activate, CommandRefused, Fail, NodeState, PoolSpec, PoolState, Recover, State
+from mpp.publish.roles import Role, check_node, check_pool, healthy
 from tests.builders import observe, ring_spec
 
 SPEC = ring_spec(3)
@@ -109,8 +110,18 @@ def test_pool_level_roles() -> None:
     assert check_pool(SPEC, empty, Role.OK) == (False, "pool main: no node is UP for ok")
 
 
-def test_a_cluster_pool_writes_on_every_healthy_node() -> None:
-    spec = replace(SPEC, logic="cluster")
+class EveryHealthyNodeWrites(BaseLogic):
+    """A stand-in for a cluster logic: the rw role is whatever the pool's logic says."""
+
+    name = "test-every-healthy-node"
+
+    def writer(self, spec: PoolSpec, state: PoolState, node: NodeState) -> tuple[bool, str]:
+        return healthy(node), node.name
+
+
+def test_the_rw_role_is_the_pools_logics_answer() -> None:
+    registry.register(EveryHealthyNodeWrites())
+    spec = replace(SPEC, logic=EveryHealthyNodeWrites.name)
     state = pool(n("db1", State.ACTIVE), n("db2", State.STANDBY), n("db3", State.STANDBY, req=2))
     assert [check_node(spec, state, x, Role.RW)[0] for x in ("db1", "db2", "db3")] == [
         True,

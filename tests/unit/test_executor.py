@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpp.executor import _batches, kill_order
+from mpp.act.executor import _batches, kill_order
 from mpp.model import Detach, Fence, Promote, Repoint
 from mpp.probe.flavor import detect
 

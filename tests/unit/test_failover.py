@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from mpp.logic.failover import (
+from mpp.logic.failover import apply_command, decide, initial_state
+from mpp.logic.ladder import status_of
+from mpp.model import (
     Activate,
     CommandRefused,
+    EventKind,
     Fail,
+    PoolSpec,
+    PoolState,
     Recover,
-    apply_command,
-    decide,
-    initial_state,
+    State,
+    Status,
 )
-from mpp.logic.ladder import status_of
-from mpp.model import PoolSpec, PoolState, State, Status
 from mpp.store import codec
 from tests.builders import observe, ring_spec
 
@@ -60,7 +62,7 @@ def test_dead_active_climbs_the_ladder_and_hands_over_in_the_same_cycle() -> Non
     ]
     assert state.node("db2").state is State.ACTIVE
     assert state.node("db2").req == 0, "db2's IO thread to the dead db1 is not held against it"
-    reasons = [e.reason for e in decision.events if e.kind == "state"]
+    reasons = [e.reason for e in decision.events if e.kind is EventKind.STATE]
     assert any("FAILOVER" in r for r in reasons)
 
 
@@ -211,7 +213,7 @@ def test_recover_refuses_a_node_that_is_not_failed() -> None:
 def test_every_state_change_is_an_event_with_a_reason() -> None:
     spec = ring_spec()
     decision = decide(spec, initial_state(spec), observe(spec, {}), 0.0)
-    changes = [(e.node, e.old, e.new) for e in decision.events if e.kind == "state"]
+    changes = [(e.node, e.old, e.new) for e in decision.events if e.kind is EventKind.STATE]
     assert changes == [
         ("db1", "UNKNOWN", "ACTIVE"),
         ("db2", "UNKNOWN", "STANDBY"),

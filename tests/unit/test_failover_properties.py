@@ -11,16 +11,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpp.logic.failover import (
-    Activate,
-    CommandRefused,
-    Fail,
-    Recover,
-    apply_command,
-    decide,
-    initial_state,
-)
-from mpp.model import PoolSpec, State
+from mpp.logic.failover import apply_command, decide, initial_state
+from mpp.model import Activate, CommandRefused, Fail, PoolSpec, Recover, State
 from mpp.store import codec
 from tests.builders import observe, ring_spec
 

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpp.gtid import Gtids, beyond, contains, parse, union
+from mpp.logic.gtid import Gtids, beyond, contains, parse, union
 
 
 def test_mariadb_positions() -> None:
@@ -45,7 +45,7 @@ def test_mysql_subtraction_matches_set_semantics(
 
 
 def test_errant_on_mariadb_uses_the_promotion_point_and_the_writer() -> None:
-    from mpp.gtid import errant
+    from mpp.logic.gtid import errant
 
     promoted = parse("0-1-3")
     assert str(errant(parse("0-1-4"), promoted, parse("0-2-9"))) == "0-1-4"

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mpp import agent as agent_module
-from mpp.agent import Agent, bind
 from mpp.config import ConfigError, parse
-from mpp.hub import Hub
-from mpp.integrations import Integrations
 from mpp.model import NodeState, PoolState, State
+from mpp.publish import haproxy_agent as agent_module
+from mpp.publish.haproxy_agent import Agent
+from mpp.publish.hub import Hub
+from mpp.publish.listen import bind
+from mpp.run.services import Integrations
 
 RAW = {
     "agent": {"listen": "127.0.0.1:26560"},

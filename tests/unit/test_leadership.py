@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from mpp.config import Config, parse
-from mpp.daemon import PoolWorker
-from mpp.leadership import Leadership
-from mpp.model import Event, PoolState
+from mpp.model import Event, EventKind, PoolState
+from mpp.run.daemon import PoolWorker
+from mpp.run.leadership import Leadership
 from mpp.store import NotLeader, SqliteStore
 
 
@@ -76,10 +76,12 @@ def test_a_deposed_leader_commits_nothing_and_then_follows(
         assert a.renew()
         first = asyncio.run(worker.cycle())
         assert first is not None and first.events, "the leader decides and records"
-        took = [e for e in store.history("main") if e.kind == "leader"]
+        took = [e for e in store.history("main") if e.kind is EventKind.LEADER]
         assert [(e.old, e.new) for e in took] == [("none", a.owner)], "its term is in history"
         assert asyncio.run(worker.cycle()) is not None
-        assert len([e for e in store.history("main") if e.kind == "leader"]) == 1, "once a term"
+        assert len([e for e in store.history("main") if e.kind is EventKind.LEADER]) == 1, (
+            "once a term"
+        )
         saved = store.load("main")
         assert saved is not None
         store.resign(a.owner)  # a's lease is taken behind its back; a still believes it leads
@@ -141,7 +143,7 @@ def test_a_stall_longer_than_the_lease_neither_loses_it_nor_stops_the_loop(
         decision = asyncio.run(cycle_while_ticking())
         assert decision is not None and lead.held, "committed, still the leader"
         assert max(gaps) < 0.5, f"the event loop stalled {max(gaps):.2f} s"
-        assert len([e for e in store.history("main") if e.kind == "leader"]) == 1
+        assert len([e for e in store.history("main") if e.kind is EventKind.LEADER]) == 1
     finally:
         halt()
         worker.close()
@@ -189,7 +191,7 @@ def test_a_follower_publishes_the_leaders_new_history(
 def test_the_status_table_names_the_leader_readably(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from mpp.view import document, table
+    from mpp.publish.view import document, table
 
     config = _config(tmp_path)
     console = Console(width=200, record=True)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from mpp.config import parse
 from mpp.model import NodeState, PoolState, State
-from mpp.nagios import CRITICAL, OK, UNKNOWN, WARNING, Limits, evaluate
+from mpp.publish.nagios import CRITICAL, OK, UNKNOWN, WARNING, Limits, evaluate
+from mpp.publish.view import pool_document
 from mpp.store import SqliteStore
-from mpp.view import pool_document
 
 RAW = {
     "pool": [

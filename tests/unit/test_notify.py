@@ -16,11 +16,11 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from mpp import notify
-from mpp.changes import OUTSIDE, ChangeTracker, is_failover
 from mpp.config import Config, parse
-from mpp.model import Event, NodeState, PoolState, State
-from mpp.notify import BURST, Notice, Notifier, Throttle, redact
+from mpp.model import Event, EventKind, NodeState, PoolState, State
+from mpp.publish import notify
+from mpp.publish.changes import OUTSIDE, ChangeTracker, is_failover
+from mpp.publish.notify import BURST, Notice, Notifier, Throttle, redact
 
 SECRET_PATH = "/hooks/T000/B000/very-secret-path"
 
@@ -86,8 +86,10 @@ def test_the_writers_events_are_kept_and_gaps_filled_in_order() -> None:
         updated_at=120.0,
     )
     mine = (
-        Event(120.0, "main", "db1", "state", "FAILED_ONLINE", "FAILED_OFFLINE", "unreachable"),
-        Event(120.0, "main", "db1", "status", "OK", "OK INFO", "2003 refused"),
+        Event(
+            120.0, "main", "db1", EventKind.STATE, "FAILED_ONLINE", "FAILED_OFFLINE", "unreachable"
+        ),
+        Event(120.0, "main", "db1", EventKind.STATUS, "OK", "OK INFO", "2003 refused"),
     )
     changes = tracker.feed(offline, mine)
     assert [(e.node, e.old, e.new) for e in changes] == [
@@ -101,7 +103,7 @@ def test_the_writers_events_are_kept_and_gaps_filled_in_order() -> None:
 
 def test_first_sight_passes_the_events_through() -> None:
     tracker = ChangeTracker({"main": 4})
-    events = (Event(1.0, "main", "db1", "state", "UNKNOWN", "ACTIVE", "Elected ACTIVE"),)
+    events = (Event(1.0, "main", "db1", EventKind.STATE, "UNKNOWN", "ACTIVE", "Elected ACTIVE"),)
     assert tracker.feed(HEALTHY, events) == list(events)
 
 
@@ -333,8 +335,8 @@ def test_held_digests_are_sent_at_shutdown() -> None:
 def test_a_failing_listener_costs_a_log_line_not_a_cycle(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from mpp.hub import Hub
-    from mpp.integrations import guarded
+    from mpp.publish.hub import Hub
+    from mpp.run.services import guarded
 
     def broken(state: PoolState, events: tuple[Event, ...]) -> None:
         raise RuntimeError("bug")

@@ -8,20 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpp.logic import topology
-from mpp.logic.failover import (
+from mpp.logic.failover import apply_command, complete, decide, initial_state
+from mpp.logic.failover import converge as topology
+from mpp.model import (
     Acknowledge,
     Activate,
-    CommandRefused,
-    Switchover,
-    Takeover,
-    apply_command,
-    complete,
-    decide,
-    initial_state,
-)
-from mpp.model import (
     CatchUp,
+    Change,
+    ChangeKind,
+    CommandRefused,
     Decision,
     Detach,
     Fence,
@@ -31,6 +26,8 @@ from mpp.model import (
     Promote,
     Repoint,
     State,
+    Switchover,
+    Takeover,
     Unfence,
 )
 from mpp.store import codec
@@ -66,12 +63,12 @@ def test_dead_primary_confirmed_by_replicas_fails_over_in_one_cycle() -> None:
     }
     assert decision.actions == (
         Fence("db1", best_effort=True),
-        Detach("db2", timeout=spec.catchup_timeout),
-        Detach("db3", timeout=spec.catchup_timeout),
-        Promote("db2", timeout=spec.catchup_timeout),
+        Detach("db2", timeout=spec.replication.catchup_timeout),
+        Detach("db3", timeout=spec.replication.catchup_timeout),
+        Promote("db2", timeout=spec.replication.catchup_timeout),
         Repoint("db3", source="db2"),
     )
-    assert decision.change == ("failover", "db1", "db2")
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
     assert "confirmed dead" in decision.state.node("db1").message
 
 
@@ -132,7 +129,7 @@ def test_auto_failover_off_waits_for_the_operator() -> None:
     state = apply_command(spec, state, Takeover("db2"), 2.0).state
     decision = decide(spec, state, obs, 3.0)
     assert states(decision.state)["db2"] is State.ACTIVE
-    assert decision.change == ("takeover", "db1", "db2")
+    assert decision.change == Change(ChangeKind.TAKEOVER, "db1", "db2")
     assert any(isinstance(a, Promote) and a.node == "db2" for a in decision.actions)
 
 
@@ -226,7 +223,7 @@ def test_interrupted_switchover_is_resolved_from_what_the_servers_say() -> None:
     before = star(spec, {"db1": "fenced"})
     resolved = decide(spec, state, before, 5.0)
     assert states(resolved.state)["db1"] is State.ACTIVE
-    assert Promote("db1", timeout=spec.catchup_timeout) in resolved.actions
+    assert Promote("db1", timeout=spec.replication.catchup_timeout) in resolved.actions
 
 
 def test_takeover_refuses_a_behind_target_unless_forced() -> None:
@@ -268,7 +265,7 @@ def test_restart_mid_failover_promotes_the_recorded_node_not_another() -> None:
     )
     again = decide(spec, stored, obs, 2.0)
     assert [a for a in again.actions if isinstance(a, Promote)] == [
-        Promote("db2", timeout=spec.catchup_timeout)
+        Promote("db2", timeout=spec.replication.catchup_timeout)
     ]
 
 
@@ -313,7 +310,7 @@ def test_never_two_active_and_only_the_active_is_promoted(
 
 
 def test_new_primary_takes_no_writes_until_promoted() -> None:
-    from mpp.checks import Role, check_node
+    from mpp.publish.roles import Role, check_node
 
     spec = star_spec()
     state = settled(spec)

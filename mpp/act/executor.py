@@ -1,0 +1,330 @@
+"""Carrying out the logic's actions on the servers, in order, each under a deadline.
+
+The executor decides nothing: it runs the list the pure logic returned, stops at the first
+failure (the logic sees the result next cycle and decides again), and reports an Outcome per
+action for the history. SQL comes from the flavor module.
+
+Best-effort actions (fencing a primary that may be hung rather than dead) run in the
+background with a long read timeout, so the promotion does not wait for them and a hung
+server that wakes up finds the fence already queued. That alone cannot order the fence
+before every queued client commit; the guarantee that no acknowledged write is lost comes
+from semi-sync (docs/topology.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pymysql
+
+from mpp.config import Config, PoolConfig
+from mpp.model import (
+    Action,
+    CatchUp,
+    Detach,
+    Fence,
+    Outcome,
+    Promote,
+    Repoint,
+    SetReadOnly,
+    Unfence,
+)
+from mpp.probe.connection import Target, open_connection, pool_targets
+from mpp.probe.flavor import Flavor, detect
+
+log = logging.getLogger("mpp.executor")
+
+_BACKGROUND_FENCE_SECONDS = 30.0
+_SETTLE_SECONDS = 0.05  # for commits in progress to reach their ACK wait (see _fence)
+
+
+class ActionFailed(Exception):
+    pass
+
+
+class Executor:
+    def __init__(self, config: Config, pool: PoolConfig) -> None:
+        self.pool = pool
+        self.config = config
+        self.targets = pool_targets(config, pool)
+        self.addresses = {n.name: (n.host, n.port) for n in pool.node}
+        self._late: deque[Outcome] = deque()
+
+    def run(self, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:
+        """Run in order; stop at the first failure of an action that is not best-effort.
+
+        Consecutive detaches, and consecutive repoints, run at once: each starts with STOP
+        SLAVE, which on a semi-sync replica of a hung primary waits about a second, and they
+        do not depend on each other.
+        """
+        outcomes: list[Outcome] = []
+        for batch in _batches(actions):
+            if batch[0].best_effort:
+                threading.Thread(
+                    target=self._background, args=(batch[0],), daemon=True, name="fence"
+                ).start()
+                continue
+            if len(batch) == 1:
+                done = [self.do(batch[0])]
+            else:
+                with ThreadPoolExecutor(len(batch), thread_name_prefix="repoint") as pool:
+                    done = list(pool.map(self.do, batch))
+            for outcome in done:
+                log.info(
+                    "action %s: %s %s",
+                    outcome.action.describe(),
+                    "ok" if outcome.ok else "FAILED",
+                    outcome.detail,
+                )
+            outcomes += done
+            if not all(o.ok for o in done):
+                break
+        return outcomes
+
+    def late_outcomes(self) -> list[Outcome]:
+        """Outcomes of background actions finished since the last call (for the history)."""
+        out = []
+        while self._late:
+            out.append(self._late.popleft())
+        return out
+
+    def _background(self, action: Action) -> None:
+        outcome = self.do(action, read_timeout=_BACKGROUND_FENCE_SECONDS)
+        log.info("background %s: %s %s", action.describe(), outcome.ok, outcome.detail)
+        self._late.append(outcome)
+
+    def do(self, action: Action, read_timeout: float | None = None) -> Outcome:
+        started = time.perf_counter()
+        # statements that wait (catch-up, STOP SLAVE on a replica of a hung primary) get their
+        # action's own timeout on top of the usual one
+        timeout = getattr(action, "timeout", 0.0) or self.pool.catchup_timeout
+        # a fence asks for read_only before anything else, in its own session (see _fence)
+        pending = _ReadOnlyRequest(self.targets[action.node]) if isinstance(action, Fence) else None
+        try:
+            conn = open_connection(
+                self.targets[action.node], read_timeout or self.config.query_timeout + timeout
+            )
+        except pymysql.MySQLError as err:
+            return Outcome(action, False, f"cannot connect: {_text(err)}", _since(started))
+        try:
+            flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
+            if pending is not None:
+                detail = self._fence(conn, flavor, pending)
+            else:
+                detail = self._dispatch(conn, flavor, action)
+            return Outcome(action, True, detail, _since(started))
+        except (pymysql.MySQLError, ActionFailed) as err:
+            return Outcome(action, False, _text(err), _since(started))
+        finally:
+            conn.close()
+
+    def _dispatch(self, conn: Any, flavor: Flavor, action: Action) -> str:
+        match action:
+            case Detach():
+                _stop_receiving(conn, flavor)
+                return "stopped receiving from the old primary"
+            case Unfence():
+                _execute(conn, flavor.unfence_sql())
+                return "writable again"
+            case SetReadOnly():
+                _execute(conn, flavor.fence_sql())
+                return "read_only on"
+            case CatchUp(source=source, timeout=timeout):
+                return self._catch_up(conn, flavor, source, timeout)
+            case Promote(timeout=timeout, semi_sync=semi):
+                return self._promote(conn, flavor, timeout, semi)
+            case Repoint(source=source, semi_sync=semi):
+                return self._repoint(conn, flavor, source, semi)
+        raise ActionFailed(f"unknown action {action!r}")
+
+    def _fence(self, conn: Any, flavor: Flavor, pending: _ReadOnlyRequest) -> str:
+        """Freeze writes with a pending read_only, then kill client sessions, those waiting
+        for a semi-sync acknowledgement last, until read_only is on.
+
+        Neither simple order is safe. read_only alone waits for commits in progress, and a
+        commit waiting for an acknowledgement that never comes returns OK when
+        semi_sync_timeout ends: a write only this node has. Killing sessions first lets a
+        killed group-commit leader stop waiting, and the group's other members, not yet
+        killed, get OK (the SIGSTOP bench caught both). While read_only is pending, every new
+        write waits behind it ("Waiting for backup lock"), so the set of commits in progress
+        is closed; after a short settle each group's leader is waiting for its ACK, and
+        killing everyone else before the waiters leaves no member to receive an OK.
+        """
+        killed = 0
+        pending.sent.wait(_BACKGROUND_FENCE_SECONDS)
+        if not pending.done.wait(_SETTLE_SECONDS):
+            while not pending.done.is_set():
+                killed += self._kill_clients(conn, flavor)
+                pending.done.wait(0.05)
+        if pending.failure is not None:
+            raise pending.failure
+        killed += self._kill_clients(conn, flavor)  # the rest reconnect elsewhere
+        return f"read_only on, {killed} client connection(s) killed"
+
+    def _kill_clients(self, conn: Any, flavor: Flavor) -> int:
+        killed = 0
+        with conn.cursor() as cur:
+            cur.execute(flavor.client_threads_sql)
+            for thread_id in kill_order(cur.fetchall(), flavor):
+                try:
+                    cur.execute(f"KILL CONNECTION {thread_id}")
+                    killed += 1
+                except pymysql.MySQLError:
+                    pass  # it ended on its own meanwhile
+        return killed
+
+    def _catch_up(self, conn: Any, flavor: Flavor, source: str, timeout: float) -> str:
+        """Wait until this node applied everything the (fenced) source has written."""
+        src = open_connection(self.targets[source])
+        try:
+            with src.cursor() as cur:
+                cur.execute(flavor.binlog_pos_sql)
+                row = cur.fetchone()
+                position = str(row[0] if row else "")
+        finally:
+            src.close()
+        return self._wait(conn, flavor, position, timeout, f"{source}'s {position}")
+
+    def _wait(self, conn: Any, flavor: Flavor, position: str, timeout: float, what: str) -> str:
+        if not position:
+            return "nothing to wait for"
+        sql, success = flavor.wait_sql()
+        t0 = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(sql, (position, max(0.0, timeout)))
+            row = cur.fetchone()
+        if row is None or row[0] != success:
+            raise ActionFailed(f"not caught up with {what} within {timeout:g}s")
+        return f"caught up with {what} in {(time.perf_counter() - t0) * 1000:.0f} ms"
+
+    def _promote(self, conn: Any, flavor: Flavor, timeout: float, semi_sync: bool) -> str:
+        steps = []
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(flavor.replica_status_sql)
+            row = cur.fetchone()
+        rep = flavor.replication(row)
+        if rep is not None:
+            # stop receiving first, so the position we wait for is final
+            _stop_receiving(conn, flavor)
+            with conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(flavor.replica_status_sql)
+                rep = flavor.replication(cur.fetchone())
+            received = rep.gtid_io_pos if rep else ""
+            steps.append(self._wait(conn, flavor, received, timeout, f"its relay log {received}"))
+        _execute(conn, flavor.promote_sql())
+        steps.append("replication reset, writable")
+        if semi_sync:
+            _execute(conn, flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000)))
+            steps.append("semi-sync primary on")
+        return "; ".join(steps)
+
+    def _repoint(self, conn: Any, flavor: Flavor, source: str, semi_sync: bool) -> str:
+        host, port = self.addresses[source]
+        prepare, change, start = flavor.repoint_sql()
+        _execute(conn, flavor.fence_sql())
+        _kill_receiver(conn, flavor)  # its STOP must not wait for a hung old source
+        repl_password = self.config.repl_password(self.pool).get_secret_value()
+        with conn.cursor() as cur:
+            for sql in prepare:
+                cur.execute(sql)
+            if semi_sync:
+                for sql in flavor.semi_sync_sql(False, 0):
+                    cur.execute(sql)
+            cur.execute(change, (host, port, self.pool.repl_user, repl_password))
+            cur.execute(start)
+        return f"replicating from {source} ({host}:{port}), read_only on"
+
+
+class _ReadOnlyRequest:
+    """SET GLOBAL read_only (super_read_only on MySQL) in a session of its own, started
+    before the fence's other session connects: on a hung server both connections queue, and
+    the request is among the first things the server runs when it wakes up."""
+
+    def __init__(self, target: Target) -> None:
+        self.sent = threading.Event()
+        self.done = threading.Event()
+        self.failure: BaseException | None = None
+        threading.Thread(target=self._run, args=(target,), daemon=True, name="read-only").start()
+
+    def _run(self, target: Target) -> None:
+        try:
+            conn = open_connection(target, _BACKGROUND_FENCE_SECONDS)
+            try:
+                flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
+                self.sent.set()
+                _execute(conn, flavor.fence_sql())
+            finally:
+                conn.close()
+        except BaseException as err:  # reported by the fence, in the executor's thread
+            self.failure = err
+        finally:
+            self.sent.set()
+            self.done.set()
+
+
+def kill_order(rows: Sequence[tuple[Any, Any]], flavor: Flavor) -> list[int]:
+    """Session ids to kill, those waiting for a semi-sync acknowledgement last.
+
+    With AFTER_SYNC and binlog group commit, one session (the group's leader) waits for the
+    acknowledgement on behalf of the whole group. Killed, it stops waiting and the group
+    commits: a member not yet killed gets OK for a write that no replica has, which is lost
+    with the failover (the bench saw this about once in 20 SIGSTOP runs). A group's members
+    are all in the processlist before its leader starts to wait, so killing everyone else
+    first, and the waiters of that same listing after, leaves no member to receive an OK.
+    """
+    waiting = [int(i) for i, state in rows if flavor.waits_for_ack(state)]
+    others = [int(i) for i, state in rows if not flavor.waits_for_ack(state)]
+    return others + waiting
+
+
+def _batches(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
+    """Group consecutive detaches or repoints so they can run at once; the rest runs alone."""
+    out: list[list[Action]] = []
+    for action in actions:
+        kind = type(action)
+        if out and kind in (Detach, Repoint) and all(type(a) is kind for a in out[-1]):
+            out[-1].append(action)
+        else:
+            out.append([action])
+    return out
+
+
+def _kill_receiver(conn: Any, flavor: Flavor) -> None:
+    """Interrupt the replication receiver where the flavor allows it, so that the STOP that
+    follows does not wait for a hung source (Flavor.io_thread_ids_sql: a second saved)."""
+    if not flavor.io_thread_ids_sql:
+        return
+    with conn.cursor() as cur:
+        cur.execute(flavor.io_thread_ids_sql)
+        for (thread_id,) in cur.fetchall():
+            with contextlib.suppress(pymysql.MySQLError):  # it stopped on its own meanwhile
+                cur.execute(f"KILL CONNECTION {int(thread_id)}")
+
+
+def _stop_receiving(conn: Any, flavor: Flavor) -> None:
+    _kill_receiver(conn, flavor)
+    with conn.cursor() as cur:
+        cur.execute(flavor.stop_io_sql)
+
+
+def _execute(conn: Any, statements: list[str]) -> None:
+    with conn.cursor() as cur:
+        for sql in statements:
+            cur.execute(sql)
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _text(err: BaseException) -> str:
+    if isinstance(err, pymysql.MySQLError) and len(err.args) > 1:
+        return f"{err.args[0]} {err.args[1]}"
+    return str(err) or type(err).__name__

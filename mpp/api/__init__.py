@@ -1,5 +1,0 @@
-"""The REST API and HTTP checks served by `mpp run` (see mpp.api.app)."""
-
-from mpp.api.app import create_app, load_token, serve
-
-__all__ = ["create_app", "load_token", "serve"]

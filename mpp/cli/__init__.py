@@ -1,0 +1,5 @@
+"""The operator's door: one click group (main), one module per group of commands."""
+
+from mpp.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,54 @@
+"""What every `mpp` command module shares: the context, the consoles, error handling."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from rich.console import Console
+
+from mpp.config import Config, ConfigError, default_path, load
+from mpp.model import CommandRefused
+from mpp.store import Store, StoreError, open_store
+
+# Piped output (cron mail, scripts, logs) gets wide lines instead of a wrapped 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 240)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]mpp:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Known failures become one readable line and an exit code, never a traceback."""
+    try:
+        yield
+    except ConfigError as err:
+        fail(str(err), 2)
+    except (StoreError, CommandRefused) as err:
+        fail(str(err), 1)
+
+
+class Ctx:
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load(self.config_path or default_path())
+        return self._config
+
+    def store(self) -> Store:
+        return open_store(self.config)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)

@@ -1,0 +1,135 @@
+"""A pool and its nodes as configured: what to poll, with which account, under which
+policies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from mpp.config.values import Duration, _Strict
+from mpp.logic import registry
+from mpp.model import PoolSpec
+
+
+class NodeConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    address: str
+    type: Literal["primary", "secondary"] = "secondary"
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306"')
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+
+class HooksConfig(_Strict):
+    """Operator commands run around topology changes; environment documented in docs."""
+
+    pre_failover: str | None = None
+    post_failover: str | None = None
+    pre_switchover: str | None = None
+    post_switchover: str | None = None
+    on_state_change: str | None = None
+    timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    abort_on_failure: bool = True  # a failing pre_* hook aborts the failover/switchover
+
+    def commands(self) -> tuple[tuple[str, str], ...]:
+        names = (
+            "pre_failover",
+            "post_failover",
+            "pre_switchover",
+            "post_switchover",
+            "on_state_change",
+        )
+        return tuple((n, c) for n in names if (c := getattr(self, n)))
+
+
+class PoolConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    logic: str = "failover"  # a registered logic (mpp.logic.registry)
+    topology: Literal["master-master", "primary-replica"] = "master-master"
+    fail_point: Annotated[int, Field(ge=1, le=1000)] = 4
+    max_lag: Duration = 10.0
+    hostile_takeover: bool = False
+    user: Annotated[str, Field(min_length=1)] = "mpp"
+    password_env: str | None = None
+    password_file: str | None = None
+    # primary-replica topology: what failover, switchover and rejoin may do
+    auto_failover: bool = True
+    auto_rejoin: bool = True
+    confirm_with_replicas: bool = True
+    fast_fail: bool = True
+    failover_block: Duration = 60.0
+    catchup_timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
+    semi_sync: bool = False
+    semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
+    repl_user: str = "repl"
+    repl_password_env: str | None = None
+    repl_password_file: str | None = None
+    hooks: HooksConfig = HooksConfig()
+    node: Annotated[list[NodeConfig], Field(min_length=1)]
+
+    @field_validator("logic")
+    @classmethod
+    def _known_logic(cls, value: str) -> str:
+        known = registry.names()
+        if value not in known:
+            raise ValueError(
+                f"no logic named {value!r}; registered: {', '.join(map(repr, known))} "
+                f'(a plug-in adds names through the "{registry.ENTRY_POINT_GROUP}" '
+                "entry-point group)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolConfig:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError(
+                "set exactly one of password_env (an environment variable's name) or "
+                "password_file (a file holding the password)"
+            )
+        names = [n.name for n in self.node]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")
+        addresses = [n.address for n in self.node]
+        dupes = sorted({a for a in addresses if addresses.count(a) > 1})
+        if dupes:
+            raise ValueError(f"node addresses must be unique; repeated: {', '.join(dupes)}")
+        if self.topology == "primary-replica" and (self.repl_password_env is None) == (
+            self.repl_password_file is None
+        ):
+            raise ValueError(
+                'topology "primary-replica" repoints replicas, so set exactly one of '
+                "repl_password_env or repl_password_file (the password of repl_user)"
+            )
+        primaries = [n.name for n in self.node if n.type == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(
+                f'a pool needs exactly one node with type = "primary"; found {len(primaries)}'
+                + (f" ({', '.join(primaries)})" if primaries else "")
+            )
+        return self
+
+    def spec(self) -> PoolSpec:
+        """The part of the pool the pure logic may see (no addresses' secrets, no I/O)."""
+        from mpp.config.spec import pool_spec  # spec.py reads PoolConfig: imported late
+
+        return pool_spec(self)

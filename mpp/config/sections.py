@@ -1,0 +1,153 @@
+"""The daemon-wide sections: [mpp], [etcd], [api], [agent], [notify], [router]."""
+
+from __future__ import annotations
+
+import re
+import socket
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    model_validator,
+)
+
+from mpp.config.values import Duration, Listen, _key_error, _Strict
+
+_ETCD_URL = re.compile(r"^etcd://([^/]+)(/.*)?$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
+
+
+def _state_url(value: str) -> str:
+    if value.startswith("sqlite://") and value != "sqlite://":
+        return value
+    match = _ETCD_URL.match(value)
+    if match and all(_HOST_PORT.match(h) for h in match.group(1).split(",")):
+        return value
+    raise ValueError(
+        f'{value!r} is not a supported store; use "sqlite://PATH" (e.g. '
+        '"sqlite:///var/lib/mpp/state.db", or "sqlite://state.db" beside the config file) '
+        'or "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]" (e.g. "etcd://10.0.0.1:2379,'
+        '10.0.0.2:2379,10.0.0.3:2379/mpp")'
+    )
+
+
+class MppSection(_Strict):
+    state: Annotated[str, BeforeValidator(lambda v: _state_url(str(v)))] = "sqlite://state.db"
+    interval: Annotated[Duration, Field(gt=0)] = 1.0
+    connect_timeout: Annotated[Duration, Field(gt=0)] = 1.0
+    query_timeout: Annotated[Duration, Field(gt=0)] | None = None
+    # several `mpp run` may share the store (sites on etcd, a standby instance): the one
+    # holding the leadership lease decides and acts, the others follow; `name` says who
+    name: str = Field(default_factory=socket.gethostname, min_length=1)
+    leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
+
+    @model_validator(mode="after")
+    def _ttl_covers_interval(self) -> MppSection:
+        if self.leader_ttl < 2 * self.interval:
+            raise _key_error(
+                "leader_ttl",
+                f"{self.leader_ttl:g}s is shorter than two poll intervals "
+                f"({2 * self.interval:g}s); raise it, e.g. leader_ttl = "
+                f'"{max(10.0, 3 * self.interval):g}s"',
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class EtcdLocation:
+    endpoints: tuple[str, ...]  # http://HOST:PORT
+    prefix: str
+
+
+class EtcdSection(_Strict):
+    """Credentials and TLS for an etcd:// store (etcd's own user and certificates)."""
+
+    user: str | None = None  # etcd authentication (`etcdctl auth enable`)
+    password_env: str | None = None
+    password_file: str | None = None
+    tls: bool | None = None  # https; on by default when a CA or a client certificate is set
+    ca_file: str | None = None  # verify etcd's certificate with this CA (else the system's)
+    cert_file: str | None = None  # client certificate, for etcd --client-cert-auth
+    key_file: str | None = None
+    timeout: Annotated[Duration, Field(gt=0)] = 2.0  # per request, then the next endpoint
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EtcdSection:
+        has_password = self.password_env is not None or self.password_file is not None
+        if self.user is not None and (self.password_env is None) == (self.password_file is None):
+            raise _key_error(
+                "password_file",
+                f"user {self.user!r} needs exactly one of password_env (an environment "
+                "variable's name) or password_file (a file holding the password)",
+            )
+        if self.user is None and has_password:
+            raise _key_error("user", 'a password is set but no user; set user = "..."')
+        if (self.cert_file is None) != (self.key_file is None):
+            raise _key_error("cert_file", "set both cert_file and key_file, or neither")
+        if self.tls is False and (self.ca_file or self.cert_file):
+            raise _key_error("tls", "tls = false with ca_file/cert_file set; remove one")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.tls) or (
+            self.tls is None and (self.ca_file is not None or self.cert_file is not None)
+        )
+
+
+class ApiSection(_Strict):
+    """The REST API and HTTP checks served by `mpp run`."""
+
+    listen: Listen = "127.0.0.1:8080"
+    token_file: str | None = None  # bearer token for mutations; without it they answer 401
+    open_reads: bool = True  # read and check endpoints need no token
+
+
+class AgentSection(_Strict):
+    """HAProxy agent-check listener served by `mpp run`."""
+
+    listen: Listen = "127.0.0.1:9800"
+
+
+class WebhookTarget(_Strict):
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    timeout: Duration = 2.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+
+class EmailTarget(_Strict):
+    smtp: Listen = "127.0.0.1:25"
+    sender: str = "mpp@localhost"
+    to: Annotated[list[str], Field(min_length=1)]
+    timeout: Duration = 5.0
+
+
+class NotifySection(_Strict):
+    """Where state/status changes are sent; throttled per node so flapping cannot flood."""
+
+    throttle: Duration = 60.0
+    webhook: list[WebhookTarget] = Field(default_factory=list)
+    email: list[EmailTarget] = Field(default_factory=list)
+
+
+class RouterSection(_Strict):
+    """The built-in layer-4 router served by `mpp run` (docs/router.md)."""
+
+    rw: Listen | None = None  # each new connection goes to the pool's ACTIVE node
+    ro: Listen | None = None  # least connections over readable STANDBYs, else the ACTIVE node
+    pool: Annotated[str, Field(min_length=1)] | None = None  # resolved by Config: never None
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 1000  # per port
+    connect_timeout: Annotated[Duration, Field(gt=0)] = 1.0  # router -> server TCP connect
+    # how long a new rw connection waits for a primary during a switchover or failover;
+    # None: the pool's switchover_timeout (resolved by Config)
+    switchover_wait: Duration | None = None
+
+    @model_validator(mode="after")
+    def _ports(self) -> RouterSection:
+        if self.rw is None and self.ro is None:
+            raise ValueError('set rw and/or ro, e.g. rw = "127.0.0.1:6446"')
+        if self.rw is not None and self.rw == self.ro:
+            raise ValueError(f"rw and ro must be different addresses; both are {self.rw!r}")
+        return self

@@ -1,0 +1,43 @@
+"""Config -> spec: the logic's view of a pool, grouped into the policy objects of mpp.model.
+
+Kept apart from the schema so that adding a policy (a new logic's or topology's keys) is one
+function here and one dataclass in mpp.model.spec, and the logic never sees pydantic.
+Hooks are not in the spec: running them is the loop's business (mpp.run), not the logic's.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mpp.model import (
+    FailoverPolicy,
+    NodeSpec,
+    NodeType,
+    PoolSpec,
+    ReplicationPolicy,
+    Topology,
+)
+
+if TYPE_CHECKING:
+    from mpp.config.pools import PoolConfig
+
+
+def pool_spec(pool: PoolConfig) -> PoolSpec:
+    return PoolSpec(
+        name=pool.name,
+        nodes=tuple(NodeSpec(n.name, NodeType(n.type), n.address) for n in pool.node),
+        fail_point=pool.fail_point,
+        max_lag=pool.max_lag,
+        topology=Topology(pool.topology),
+        logic=pool.logic,
+        failover=FailoverPolicy(hostile_takeover=pool.hostile_takeover),
+        replication=ReplicationPolicy(
+            auto_failover=pool.auto_failover,
+            auto_rejoin=pool.auto_rejoin,
+            confirm_with_replicas=pool.confirm_with_replicas,
+            fast_fail=pool.fast_fail,
+            failover_block=pool.failover_block,
+            catchup_timeout=pool.catchup_timeout,
+            semi_sync=pool.semi_sync,
+        ),
+    )

@@ -1,0 +1,372 @@
+"""The failover logic's rules for primary-replica pools (pure, no I/O).
+
+MPP's ladder and states stay as in cycle.py; what changes when the ACTIVE node is the one
+writable primary and mpp rewires replication itself:
+- Detection asks the replicas (as orchestrator does): a primary that only mpp cannot reach
+  while replicas still stream from it is not failed over; one that every replica lost as
+  well is confirmed dead and fails at once instead of climbing the whole ladder.
+- The successor is the candidate that received the most (GTID), then priority; a candidate
+  lacking transactions another reachable node has is refused (operator: takeover --force).
+- No automatic failback: handing ACTIVE back to a higher-priority node is a switchover,
+  which only the operator starts. auto_failover = false and the failover_block
+  (anti-flapping) leave a failing primary in place with an alert for the operator.
+- Switchovers and takeovers are operator requests carried out here as explicit plans; the
+  rest of the topology converges every cycle (mpp.logic.failover.converge.plan).
+- A FAILED old primary that returns is fenced, then rejoined automatically when it holds no
+  errant transactions (auto_rejoin), else quarantined with the errant GTIDs in its message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from mpp.logic.failover import converge
+from mpp.logic.failover.cycle import Cycle
+from mpp.model import (
+    CatchUp,
+    Change,
+    ChangeKind,
+    Decision,
+    EventKind,
+    Fence,
+    NodeState,
+    Outcome,
+    PoolState,
+    Promote,
+    Repoint,
+    Request,
+    RequestKind,
+    State,
+    Unfence,
+    Verdict,
+)
+
+
+class PrimaryReplicaCycle(Cycle):
+    def run(self) -> None:
+        verdicts = self.health(self.obs)
+        self.confirm_active(verdicts)
+        self.fail_standbys(verdicts)
+        self.settle_failed(verdicts)
+        if self.pool.switching is not None:
+            self.resolve_interrupted_switchover()
+        if self.pool.request is not None:
+            self.handle_request(verdicts)
+        self.choose_active(verdicts)
+        self.standby_unknowns(verdicts)
+        self.rejoin_or_quarantine(verdicts)
+        self.settle_promotion()
+
+    def settle_promotion(self) -> None:
+        """The new ACTIVE node is writable as soon as a poll sees it as a primary (or it
+        is no longer ACTIVE): clients may be sent to it from then on."""
+        name = self.pool.promoting
+        if name is None:
+            return
+        if self.nodes[name].state is not State.ACTIVE or converge.is_primary(self.obs.get(name)):
+            self.set_pool(promoting=None)
+
+    def promoted(self, name: str) -> None:
+        """The executor promoted `name`: writable now."""
+        if self.pool.promoting == name:
+            self.set_pool(promoting=None)
+
+    def outcomes_done(self, prev: PoolState, outcomes: Sequence[Outcome]) -> None:
+        """A successful Promote makes its node writable; a switchover in flight is
+        finished or rolled back by what its plan came to."""
+        for o in outcomes:
+            if isinstance(o.action, Promote) and o.ok:
+                self.promoted(o.action.node)
+        if prev.switching is not None:
+            self.finish_switchover(outcomes)
+
+    # -- detection -------------------------------------------------------------------------
+
+    def confirm_active(self, verdicts: Mapping[str, Verdict]) -> None:
+        for name, node in self.nodes.items():
+            if node.state is not State.ACTIVE or verdicts.get(name) is not Verdict.OFFLINE:
+                continue
+            replicas = converge.replicas_of(self.spec, name, self.obs)
+            streaming = [
+                n for n, o in replicas if o.replication and o.replication.io_running == "Yes"
+            ]
+            limit = self.spec.fail_point
+            if streaming and self.spec.replication.confirm_with_replicas:
+                self.nodes[name] = replace(
+                    node,
+                    req=min(node.req, limit - 1),
+                    message=f"{node.message}; not failing over: {', '.join(streaming)} "
+                    "still replicate from it",
+                )
+            elif replicas and self.spec.replication.fast_fail and node.req < limit:
+                self.nodes[name] = replace(
+                    node,
+                    req=limit,
+                    message=f"confirmed dead: {node.message}; every replica lost it too",
+                )
+
+    # -- choosing the ACTIVE node ----------------------------------------------------------
+
+    def candidates(self, verdicts: Mapping[str, Verdict]) -> list[NodeState]:
+        names = [
+            n.name
+            for n in self.nodes.values()
+            if n.state in (State.STANDBY, State.UNKNOWN) and verdicts.get(n.name) is Verdict.GOOD
+        ]
+        return [self.nodes[n] for n in converge.order(self.spec, names, self.obs)]
+
+    def contenders(self, exclude: str | None) -> list[str]:
+        """Reachable, non-failed nodes whose data a successor must not lack."""
+        return [
+            n.name
+            for n in self.nodes.values()
+            if n.name != exclude and not n.state.failed and n.reachable
+        ]
+
+    def choose_active(self, verdicts: Mapping[str, Verdict]) -> None:
+        actives = [n for n in self.by_priority() if n.state is State.ACTIVE]
+        for extra in actives[1:]:
+            self.move(extra.name, State.STANDBY, f"two ACTIVE nodes found; {actives[0].name} kept")
+        current = actives[0] if actives else None
+        candidates = self.candidates(verdicts)
+        if current is None:
+            if candidates and self.safe(candidates[0].name, None):
+                first = self.base.cycle == 0
+                reason = (
+                    "Elected ACTIVE: the running primary, else the most advanced healthy node."
+                    if first
+                    else "FAILOVER: Taking over ACTIVE state (the pool had no ACTIVE node)."
+                )
+                self.elect(candidates[0].name, reason, None if first else ChangeKind.FAILOVER)
+                if not first:
+                    self.note_failover("", candidates[0].name)
+            return
+        if not self.failing(current.name):
+            return
+        if not candidates:
+            self.fail_active(current, candidates, verdicts)  # keeps it, says why
+            return
+        blocked = self.blocked_reason()
+        if blocked:
+            self.alert(current.name, blocked)
+            return
+        if not self.safe(candidates[0].name, current.name):
+            return
+        self.fail_active(current, candidates, verdicts)
+        self.note_failover(current.name, candidates[0].name)
+
+    def blocked_reason(self) -> str:
+        if not self.spec.replication.auto_failover:
+            return (
+                "automatic failover is off (auto_failover = false): "
+                f"run `mpp takeover {self.spec.name} --to NODE`"
+            )
+        last = self.pool.last_failover_at
+        if (
+            last is not None
+            and not self.pool.failover_acknowledged
+            and self.now < last + self.spec.replication.failover_block
+        ):
+            # the same words every cycle: an alert event is recorded when the text changes
+            return (
+                f"automatic failover blocked for {self.spec.replication.failover_block:g}s after "
+                f"the last one (failover_block); `mpp acknowledge {self.spec.name}` lifts it"
+            )
+        return ""
+
+    def alert(self, node: str, text: str) -> None:
+        self.say(node, f"{self.nodes[node].message}; {text}")
+        if self.pool.alert != text:
+            self.pool_event(self.pool.alert or "-", "ALERT", text, node)
+        self.set_pool(alert=text)
+
+    def safe(self, candidate: str, failing: str | None) -> bool:
+        """Refuse a successor that lacks transactions another reachable node has."""
+        gap = converge.missing(candidate, self.contenders(failing), self.obs)
+        if gap is None:
+            return True
+        holder, extra = gap
+        text = (
+            f"refusing to promote {candidate}: {holder} has {extra} that it lacks; "
+            f"`mpp takeover {self.spec.name} --to {holder}` or --force"
+        )
+        self.alert(failing or candidate, text)
+        return False
+
+    def note_failover(self, old: str, new: str) -> None:
+        self.set_pool(
+            last_failover_at=self.now,
+            failover_acknowledged=False,
+            promoted_at=str(converge.received(self.obs.get(new))),
+            alert="",
+            pinned=None,
+            promoting=None if converge.is_primary(self.obs.get(new)) else new,
+        )
+        self.change = Change(ChangeKind.FAILOVER, old, new)
+
+    # -- operator requests -----------------------------------------------------------------
+
+    def handle_request(self, verdicts: Mapping[str, Verdict]) -> None:
+        request = self.pool.request
+        assert request is not None
+        self.set_pool(request=None)
+        if request.kind is RequestKind.TAKEOVER:
+            self.takeover(request, verdicts)
+        else:
+            self.switchover(request, verdicts)
+
+    def refuse(self, request: Request, why: str) -> None:
+        self.pool_event(request.kind, "refused", why, request.to or "-")
+
+    def takeover(self, request: Request, verdicts: Mapping[str, Verdict]) -> None:
+        target = request.to
+        if target is None or target not in self.nodes:
+            self.refuse(request, f"no node {target!r} in pool {self.spec.name}")
+            return
+        if self.nodes[target].state.failed or verdicts.get(target) is not Verdict.GOOD:
+            self.refuse(request, f"{target} is not healthy ({self.nodes[target].message})")
+            return
+        current = next((n for n in self.nodes.values() if n.state is State.ACTIVE), None)
+        others = [n for n in self.contenders(target) if current is None or n != current.name]
+        gap = converge.missing(target, others, self.obs)
+        if gap is not None and not request.force:
+            holder, extra = gap
+            self.refuse(request, f"{holder} has {extra} that {target} lacks; use --force")
+            return
+        loss = f"; may lose {gap[1]} (only on {gap[0]})" if gap else ""
+        if current is not None and current.name != target:
+            failed = State.FAILED_ONLINE if current.reachable else State.FAILED_OFFLINE
+            why = f"taken over by operator: {target} is ACTIVE{loss}"
+            self.move(current.name, failed, why, change=ChangeKind.TAKEOVER)
+        self.move(target, State.ACTIVE, f"TAKEOVER by operator{loss}", change=ChangeKind.TAKEOVER)
+        self.set_pool(
+            last_failover_at=self.now,
+            failover_acknowledged=True,
+            promoted_at=str(converge.received(self.obs.get(target))),
+            alert="",
+            pinned=None,
+            promoting=None if converge.is_primary(self.obs.get(target)) else target,
+        )
+        self.change = Change(ChangeKind.TAKEOVER, current.name if current else "", target)
+
+    def switchover(self, request: Request, verdicts: Mapping[str, Verdict]) -> None:
+        current = next((n for n in self.nodes.values() if n.state is State.ACTIVE), None)
+        if current is None or verdicts.get(current.name) is not Verdict.GOOD:
+            self.refuse(request, "no healthy ACTIVE node to switch over from; use takeover")
+            return
+        ready = [
+            n.name
+            for n in self.candidates(verdicts)
+            if n.state is State.STANDBY
+            and converge.source_of(self.spec, self.obs.get(n.name)) == current.name
+        ]
+        target = request.to or (ready[0] if ready else None)
+        if target is None or target not in ready:
+            why = (
+                f"{target} is not a healthy STANDBY replicating from {current.name} "
+                f"({self.nodes[target].message})"
+                if target in self.nodes
+                else f"no node {target!r}"
+                if target
+                else "no healthy STANDBY to switch over to"
+            )
+            self.refuse(request, why)
+            return
+        old = current.name
+        others = [n for n in self.nodes.values() if n.name not in (old, target)]
+        self.actions = [
+            Fence(old),
+            CatchUp(target, source=old, timeout=request.timeout),
+            Promote(target, timeout=request.timeout, semi_sync=self.spec.replication.semi_sync),
+            *[
+                Repoint(n.name, source=target, semi_sync=self.spec.replication.semi_sync)
+                for n in others
+                if not n.state.failed and n.reachable
+            ],
+            Repoint(old, source=target, rejoin=True, semi_sync=self.spec.replication.semi_sync),
+        ]
+        self.set_pool(
+            switching=Request(
+                RequestKind.SWITCHOVER, target, request.at, request.timeout, id=request.id
+            ),
+            draining=(old,),
+        )
+        self.change = Change(ChangeKind.SWITCHOVER, old, target)
+
+    def finish_switchover(self, outcomes: Sequence[Outcome]) -> None:
+        """After the executor ran the plan: commit the new ACTIVE, or roll back."""
+        switching = self.pool.switching
+        assert switching is not None and switching.to is not None
+        target = switching.to
+        old = next((n.name for n in self.nodes.values() if n.state is State.ACTIVE), "")
+        promoted = any(
+            isinstance(o.action, Promote) and o.action.node == target and o.ok for o in outcomes
+        )
+        self.set_pool(switching=None, draining=())
+        if promoted:
+            switch = ChangeKind.SWITCHOVER
+            self.move(old, State.STANDBY, f"SWITCHOVER: {target} is ACTIVE", change=switch)
+            self.move(target, State.ACTIVE, f"SWITCHOVER from {old}", change=switch)
+            self.set_pool(promoted_at="", pinned=None, alert="")
+            self.change = Change(ChangeKind.SWITCHOVER, old, target)
+            return
+        failure = next((o for o in outcomes if not o.ok), None)
+        why = f"{failure.action.describe()}: {failure.detail}" if failure else "not promoted"
+        self.pool_event("switchover", "rolled back", f"{why}; {old} stays ACTIVE", target)
+        self.actions = [Unfence(old)]
+
+    def resolve_interrupted_switchover(self) -> None:
+        """A switchover that an mpp crash interrupted: finish it or roll it back, by what
+        the servers say, never by guessing."""
+        switching = self.pool.switching
+        assert switching is not None and switching.to is not None
+        target = switching.to
+        old = next((n.name for n in self.nodes.values() if n.state is State.ACTIVE), "")
+        self.set_pool(switching=None, draining=())
+        if converge.is_primary(self.obs.get(target)):
+            if old:
+                why = f"interrupted SWITCHOVER completed: {target} ACTIVE"
+                self.move(old, State.STANDBY, why, change=ChangeKind.SWITCHOVER)
+            why = f"interrupted SWITCHOVER from {old} completed"
+            self.move(target, State.ACTIVE, why, change=ChangeKind.SWITCHOVER)
+            return
+        self.pool_event(
+            "switchover", "rolled back", f"interrupted before {target} was promoted", target
+        )
+
+    # -- returning nodes -------------------------------------------------------------------
+
+    def rejoin_or_quarantine(self, verdicts: Mapping[str, Verdict]) -> None:
+        active = next((n.name for n in self.nodes.values() if n.state is State.ACTIVE), None)
+        if active is None:
+            return
+        for name, node in list(self.nodes.items()):
+            obs = self.obs.get(name)
+            if node.state is not State.FAILED_ONLINE or obs is None or not obs.reachable:
+                continue
+            extra = converge.errant(self.pool, active, obs, self.obs)
+            if not extra.empty:
+                fenced = "quarantined read-only" if obs.read_only else "being fenced"
+                self.say(
+                    name,
+                    f"errant transactions {extra} (not on {active}): {fenced}; "
+                    "inspect, then rebuild or `mpp recover` it",
+                )
+                continue
+            replicating = converge.source_of(self.spec, obs) == active
+            if (
+                self.spec.replication.auto_rejoin
+                and replicating
+                and verdicts.get(name) is Verdict.GOOD
+            ):
+                self.move(name, State.STANDBY, f"auto-rejoined as a replica of {active}")
+
+    # -- result ----------------------------------------------------------------------------
+
+    def finish(self, prev: PoolState) -> Decision:
+        decision = super().finish(prev)
+        if self.kind is not EventKind.STATE or self.actions:
+            return decision
+        actions = converge.plan(self.spec, self.base, decision.state, self.obs)
+        return Decision(decision.state, tuple(actions), decision.events, decision.change)

@@ -1,0 +1,87 @@
+"""The values that flow between the stages: observations in, pool state and events out.
+
+Everything here is an immutable value (frozen dataclasses, enums) with no behaviour that
+touches the outside world, so the pure logic, the store and the publishers can share it
+without owning each other. This package imports nothing else of mpp (checked by
+import-linter in `make test`). One module per kind of value:
+
+- kinds: every enum that names a kind (event, change, request, topology, action)
+- node: MPP's states, status ladder and verdicts; a node's remembered state
+- observation: what the probes saw
+- pool: the pool's remembered state (the store's unit) and operator requests in it
+- event: a history line
+- plan: actions, outcomes, the change of writer, the decision
+- spec: the logic's view of the configuration, with its policy objects
+- command: operator commands
+"""
+
+from mpp.model.command import (
+    Acknowledge,
+    Activate,
+    Command,
+    CommandRefused,
+    Fail,
+    Recover,
+    Switchover,
+    Takeover,
+)
+from mpp.model.event import Event
+from mpp.model.kinds import ActionKind, ChangeKind, EventKind, RequestKind, Topology
+from mpp.model.node import NodeState, NodeType, State, Status, Verdict
+from mpp.model.observation import Observation, Replication
+from mpp.model.plan import (
+    Action,
+    CatchUp,
+    Change,
+    Decision,
+    Detach,
+    Fence,
+    Outcome,
+    Promote,
+    Repoint,
+    SetReadOnly,
+    Unfence,
+)
+from mpp.model.pool import PoolState, Request
+from mpp.model.spec import FailoverPolicy, NodeSpec, PoolSpec, ReplicationPolicy
+
+__all__ = [
+    "Acknowledge",
+    "Action",
+    "ActionKind",
+    "Activate",
+    "CatchUp",
+    "Change",
+    "ChangeKind",
+    "Command",
+    "CommandRefused",
+    "Decision",
+    "Detach",
+    "Event",
+    "EventKind",
+    "Fail",
+    "FailoverPolicy",
+    "Fence",
+    "NodeSpec",
+    "NodeState",
+    "NodeType",
+    "Observation",
+    "Outcome",
+    "PoolSpec",
+    "PoolState",
+    "Promote",
+    "Recover",
+    "Replication",
+    "ReplicationPolicy",
+    "Repoint",
+    "Request",
+    "RequestKind",
+    "SetReadOnly",
+    "State",
+    "Status",
+    "Switchover",
+    "Takeover",
+    "Topology",
+    "Unfence",
+    "Verdict",
+]

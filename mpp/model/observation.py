@@ -1,0 +1,52 @@
+"""What the probes report: one Observation per node per cycle, replication already
+normalised by the flavor module, so nothing past mpp.probe knows MySQL from MariaDB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Replication:
+    """One row of SHOW SLAVE/REPLICA STATUS, already normalised by the flavor module."""
+
+    source_host: str
+    source_port: int
+    io_running: str  # "Yes", "No" or "Connecting"
+    sql_running: bool
+    last_io_errno: int = 0
+    last_io_error: str = ""
+    last_sql_errno: int = 0
+    last_sql_error: str = ""
+    seconds_behind: int | None = None
+    relay_pending_bytes: int | None = 0  # read but unexecuted bytes; None: not comparable
+    using_gtid: str = ""
+    gtid_io_pos: str = ""
+
+    @property
+    def source_address(self) -> str:
+        return f"{self.source_host}:{self.source_port}"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one probe saw on one node in one cycle."""
+
+    node: str
+    at: float
+    reachable: bool
+    error: str = ""  # connect error when unreachable, query error when reachable
+    latency_ms: float | None = None
+    version: str = ""
+    flavor: str = ""
+    read_only: bool | None = None
+    gtid_executed: str = ""  # everything applied (MariaDB gtid_current_pos, MySQL gtid_executed)
+    gtid_binlog: str = ""  # what its own binlog holds (MariaDB gtid_binlog_pos): errant checks
+    semi_sync_primary: bool | None = None
+    semi_sync_replica: bool | None = None
+    replication: Replication | None = None
+
+    @property
+    def writable(self) -> bool:
+        """A primary as far as clients can tell: reachable, answering, read_only off."""
+        return self.reachable and not self.error and self.read_only is False

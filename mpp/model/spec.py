@@ -1,0 +1,85 @@
+"""The logic's view of the configuration: names, priorities and policies, no addresses'
+secrets. Built by mpp.config from the TOML; each policy object groups the keys one part of
+the logic reads, so a new logic or topology adds its own object instead of more flat fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from mpp.model.kinds import Topology
+from mpp.model.node import NodeType
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """The logic's view of a configured node: no addresses or credentials, only what decides."""
+
+    name: str
+    type: NodeType
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class FailoverPolicy:
+    """What the failover logic may do with the ACTIVE node, in every topology."""
+
+    hostile_takeover: bool = False  # a recovered higher-priority node takes over at once
+
+
+@dataclass(frozen=True)
+class ReplicationPolicy:
+    """What mpp may do to replication in a primary-replica pool (failover, rejoin, waits)."""
+
+    auto_failover: bool = True
+    auto_rejoin: bool = True
+    confirm_with_replicas: bool = True  # no failover while replicas still stream from it
+    fast_fail: bool = True  # a primary every replica lost fails at once
+    failover_block: float = 60.0  # anti-flapping: seconds after a failover
+    catchup_timeout: float = 10.0
+    semi_sync: bool = False
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """The logic's view of a configured pool; nodes are in priority order.
+
+    `fail_point` and `max_lag` are read by every logic (the ladder and health); the policies
+    only by the logic or topology they belong to. `logic` names a registered logic
+    (mpp.logic.registry): plug-ins add names, so it is not an enum."""
+
+    name: str
+    nodes: tuple[NodeSpec, ...]
+    fail_point: int = 4
+    max_lag: float = 10.0
+    topology: Topology = Topology.MASTER_MASTER
+    logic: str = "failover"
+    failover: FailoverPolicy = field(default_factory=FailoverPolicy)
+    replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
+
+    @property
+    def primary_replica(self) -> bool:
+        return self.topology is Topology.PRIMARY_REPLICA
+
+    def spec(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def priority(self, name: str) -> int:
+        """Lower is preferred: the primary first, then secondaries as listed."""
+        return self._ranks[name]
+
+    def name_at(self, address: str) -> str | None:
+        """The node configured at HOST:PORT, if any (to map a replica's source to a node)."""
+        return self._addresses.get(address)
+
+    @cached_property
+    def _addresses(self) -> dict[str, str]:
+        return {n.address: n.name for n in self.nodes}
+
+    @cached_property
+    def _ranks(self) -> dict[str, int]:
+        ordered = sorted(self.nodes, key=lambda n: n.type is not NodeType.PRIMARY)
+        return {n.name: i for i, n in enumerate(ordered)}

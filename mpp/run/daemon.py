@@ -1,0 +1,328 @@
+"""The loop that joins the stages: probe -> logic -> store -> publish, one task per pool.
+
+Probes run in threads (PyMySQL blocks) under an asyncio deadline, all nodes of all pools at
+once, so one hung server costs its own probe a timeout and delays nobody else. The decision
+is committed with compare-and-set: if the CLI or another mpp changed the pool meanwhile,
+the logic runs again on the fresh state with the same observations.
+
+Several `mpp run` may share one store: only the holder of the store's leadership lease
+decides and acts; the others follow (they publish the stored state, so their API, checks and
+router tell the leader's truth) and take over when the lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from mpp.act.executor import Executor
+from mpp.act.hooks import run_hook, run_hook_later
+from mpp.config import Config, PoolConfig
+from mpp.logic import logic_for
+from mpp.model import Decision, Event, EventKind, Observation, PoolState
+from mpp.probe.connection import pool_targets
+from mpp.probe.mysql import NodeProber
+from mpp.publish.log import log_event
+from mpp.run.leadership import Leadership
+from mpp.run.transact import transact
+from mpp.store import NotLeader, Store, StoreError
+
+log = logging.getLogger("mpp")
+
+Publisher = Callable[[PoolState, tuple[Event, ...]], None]
+
+
+class PoolWorker:
+    """Everything mpp does for one pool each cycle."""
+
+    def __init__(
+        self,
+        config: Config,
+        pool: PoolConfig,
+        store: Store,
+        probe_threads: ThreadPoolExecutor,
+        publishers: tuple[Publisher, ...] = (),
+        leadership: Leadership | None = None,
+        store_threads: ThreadPoolExecutor | None = None,
+        lock: asyncio.Lock | None = None,
+    ) -> None:
+        self.config = config
+        self.leadership = leadership
+        # store calls (a remote etcd may take seconds) and pre_* hooks run in these threads,
+        # never in the event loop that also serves the router, the checks and the API
+        self.store_threads = store_threads or probe_threads
+        # commit + publish of this pool, shared with the API's operator commands, so the
+        # Hub never ends up with an older state than the store
+        self.lock = lock or asyncio.Lock()
+        self.seen_at = time.time()  # follower: newest history event already published
+        self.pool = pool
+        self.spec = pool.spec()
+        self.hooks = dict(pool.hooks.commands())  # hook name -> command
+        self.logic = logic_for(self.spec.logic)
+        self.store = store
+        self.probe_threads = probe_threads
+        self.publishers = publishers
+        self.probers = [NodeProber(t) for t in pool_targets(config, pool).values()]
+        self.prober = {p.target.node: p for p in self.probers}
+        # carries out whatever actions the logic decides (a ring's logic decides none)
+        self.executor = Executor(config, pool)
+        # connect, then two queries: anything slower is a hung server. A node that has not
+        # answered within the poll interval counts as a bad poll for this cycle, so one hung
+        # server never stretches the cycle of the pool (its probe may finish in the background
+        # and is then skipped while still running).
+        self.deadline = min(
+            config.mpp.connect_timeout + 2 * config.query_timeout + 0.1,
+            max(config.mpp.interval, config.mpp.connect_timeout),
+        )
+        self.last_cycle_seconds = 0.0
+        self.recorded_term = 0  # the leadership term already recorded in this pool's history
+
+    async def observe(self) -> dict[str, Observation]:
+        loop = asyncio.get_running_loop()
+
+        async def one(prober: NodeProber) -> Observation:
+            started = time.time()
+            try:
+                return await asyncio.wait_for(
+                    loop.run_in_executor(self.probe_threads, prober.probe), self.deadline
+                )
+            except TimeoutError:
+                return Observation(
+                    prober.target.node,
+                    started,
+                    reachable=False,
+                    error=f"no answer within {self.deadline:.1f}s (server hung?)",
+                )
+
+        results = {o.node: o for o in await asyncio.gather(*(one(p) for p in self.probers))}
+        again = self.logic.recheck(self.spec, results)
+        if again:
+            fresh = await asyncio.gather(*(one(self.prober[n]) for n in again))
+            results.update((o.node, o) for o in fresh)
+        return results
+
+    def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
+        leadership = self.leadership
+        term = leadership.term if leadership else 0
+
+        def step(prev: PoolState) -> Decision:
+            decision = self.logic.decide(self.spec, prev, observations, now)
+            why = self.pre_hook(decision)
+            decision = self.logic.veto(self.spec, prev, decision, why, now) if why else decision
+            took = leadership.event(self.spec.name, now) if leadership else None
+            if took is not None and term != self.recorded_term:
+                decision = replace(decision, events=(took, *decision.events))
+            return decision
+
+        done = transact(self.store, self.spec, step, self.owner)
+        self.recorded_term = term
+        return done
+
+    @property
+    def owner(self) -> str | None:
+        return self.leadership.owner if self.leadership else None
+
+    @property
+    def leading(self) -> bool:
+        return self.leadership is None or self.leadership.held
+
+    def pre_hook(self, decision: Decision) -> str:
+        """Run pre_failover/pre_switchover; the reason to veto, or "" to go ahead."""
+        if decision.change is None:
+            return ""
+        name = f"pre_{decision.change.kind.hook_family}"
+        command = self.hooks.get(name)
+        if command is None:
+            return ""
+        ok, detail = run_hook(name, command, self.hook_env(decision), self.pool.hooks.timeout)
+        if ok or not self.pool.hooks.abort_on_failure:
+            return ""
+        return f"{decision.change.kind} aborted: {detail}"
+
+    def hook_env(self, decision: Decision) -> dict[str, str]:
+        change = decision.change
+        return {
+            "MPP_POOL": self.spec.name,
+            "MPP_EVENT": change.kind.value if change else "",
+            "MPP_OLD": change.old if change else "",
+            "MPP_NEW": change.new if change else "",
+            "MPP_REASON": "; ".join(
+                e.reason for e in decision.events if e.kind is not EventKind.STATUS
+            ),
+        }
+
+    async def execute(self, decision: Decision) -> Decision:
+        """Carry out the decision's actions, then record their outcomes (and finish or roll
+        back a switchover), publishing each commit. Returns the last committed decision."""
+        loop = asyncio.get_running_loop()
+        outcomes = []
+        if decision.actions:
+            if not self.leading:  # deposed since the commit: the new leader converges on it
+                log.warning(
+                    "pool=%s %d action(s) not carried out: no longer the leader",
+                    self.pool.name,
+                    len(decision.actions),
+                )
+                return decision
+            outcomes = await loop.run_in_executor(
+                self.probe_threads, self.executor.run, decision.actions
+            )
+        outcomes += self.executor.late_outcomes()
+        if not outcomes and decision.state.switching is None:
+            return decision
+        async with self.lock:
+            done = await loop.run_in_executor(
+                self.store_threads,
+                transact,
+                self.store,
+                self.spec,
+                lambda prev: self.logic.complete(self.spec, prev, outcomes, time.time()),
+                self.owner,
+            )
+            self.publish(done)
+        if done.actions:  # a rollback
+            return await self.execute(done)
+        return done
+
+    def publish(self, decision: Decision) -> None:
+        for event in decision.events:
+            log_event(event)
+            self.seen_at = max(self.seen_at, event.at)
+        for publish in self.publishers:
+            publish(decision.state, decision.events)
+        self.after_hooks(decision)
+
+    def after_hooks(self, decision: Decision) -> None:
+        """post_* once a change is done (a switchover: when its plan completed), and
+        on_state_change for every state change."""
+        hooks = self.pool.hooks
+        if decision.change and decision.state.switching is None:
+            name = f"post_{decision.change.kind.hook_family}"
+            if command := self.hooks.get(name):
+                run_hook_later(name, command, self.hook_env(decision), hooks.timeout)
+        command = self.hooks.get("on_state_change")
+        for e in decision.events:
+            if command and e.kind not in (EventKind.STATUS, EventKind.ACTION):
+                env = {
+                    "MPP_POOL": e.pool,
+                    "MPP_NODE": e.node,
+                    "MPP_OLD": e.old,
+                    "MPP_NEW": e.new,
+                    "MPP_REASON": e.reason,
+                    "MPP_EVENT": e.kind,
+                }
+                run_hook_later("on_state_change", command, env, hooks.timeout)
+
+    async def cycle(self) -> Decision | None:
+        """One poll, decision and execution; a follower only publishes the stored state."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        if not self.leading:
+            await loop.run_in_executor(self.store_threads, self.follow)
+            self.last_cycle_seconds = time.perf_counter() - started
+            return None
+        observations = await self.observe()
+        async with self.lock:
+            decision = await loop.run_in_executor(
+                self.store_threads, self.commit, observations, time.time()
+            )
+            self.publish(decision)
+        done = await self.execute(decision)
+        self.last_cycle_seconds = time.perf_counter() - started
+        return done
+
+    def follow(self) -> None:
+        """The stored state and the history events committed since the last look (the
+        leader's), for this instance's publishers (blocking: runs in a store thread)."""
+        snapshot = self.store.load(self.spec.name)
+        if snapshot is None:
+            return
+        fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+        if fresh:
+            self.seen_at = fresh[-1].at
+        for publish in self.publishers:
+            publish(snapshot.state, fresh)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        interval = self.config.mpp.interval
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await self.cycle()
+            except NotLeader as err:  # deposed between two renewals: follow from now on
+                if self.leadership is not None:
+                    self.leadership.lost()
+                log.warning("pool=%s not committed: %s", self.pool.name, err)
+            except StoreError as err:  # keep polling: the next cycle may find the store back
+                log.error("pool=%s store error: %s", self.pool.name, err)
+            delay = max(0.0, interval - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+    def close(self) -> None:
+        for prober in self.probers:
+            prober.close()
+
+
+class Threads:
+    """The probe threads and the store threads of a set of workers, shut down together."""
+
+    def __init__(self, probes: int) -> None:
+        self.probes = ThreadPoolExecutor(max_workers=probes, thread_name_prefix="probe")
+        self.store = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store")
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.probes.shutdown(wait=wait, cancel_futures=cancel_futures)
+        self.store.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def make_workers(
+    config: Config,
+    store: Store,
+    pools: list[str] | None = None,
+    publishers: tuple[Publisher, ...] = (),
+    leadership: Leadership | None = None,
+    locks: Callable[[str], asyncio.Lock] | None = None,
+) -> tuple[list[PoolWorker], Threads]:
+    chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
+    threads = Threads(max(4, 2 * sum(len(p.node) for p in chosen)))
+    workers = [
+        PoolWorker(
+            config,
+            p,
+            store,
+            threads.probes,
+            publishers,
+            leadership,
+            threads.store,
+            locks(p.name) if locks else None,
+        )
+        for p in chosen
+    ]
+    return workers, threads
+
+
+async def poll_once(workers: list[PoolWorker]) -> list[Decision | None]:
+    """MPP's cron mode: one cycle of every pool, concurrently."""
+    return list(await asyncio.gather(*(w.cycle() for w in workers)))
+
+
+async def run_forever(
+    workers: list[PoolWorker], stop: asyncio.Event, leadership: Leadership | None = None
+) -> None:
+    """Every pool's loop, and the lease renewal when several instances may share the store.
+    The first renewal happens before the loops start, so a lone instance acts at once."""
+    halt = None
+    if leadership is not None:
+        await asyncio.to_thread(leadership.renew)
+        halt = leadership.start()
+    try:
+        await asyncio.gather(*(w.run(stop) for w in workers))
+    finally:
+        if halt is not None:
+            await asyncio.to_thread(halt)

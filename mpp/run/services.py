@@ -1,0 +1,112 @@
+"""What `mpp run` starts beside the poll loop: API, agent-check port, metrics, notifications,
+the router.
+
+Everything that can fail for a configuration reason (a port in use, an unreadable token
+file) fails here, before the loop starts, as a ConfigError naming the key; once running,
+all of it shares the daemon's event loop and its one stop event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from mpp.config import Config, ConfigError
+from mpp.model import Command, Decision, Event, PoolSpec, PoolState
+from mpp.publish.api import create_app, serve
+from mpp.publish.haproxy_agent import Agent
+from mpp.publish.hub import Hub, guarded
+from mpp.publish.listen import bind
+from mpp.publish.metrics import Metrics
+from mpp.publish.notify import Notifier
+from mpp.publish.router import Router
+from mpp.run.transact import command_in_own_store
+
+log = logging.getLogger("mpp")
+
+
+class Integrations:
+    def __init__(self, config: Config, hub: Hub, workers: Sequence[Any] = ()) -> None:
+        self.config = config
+        self.hub = hub
+        self.workers = {w.pool.name: w for w in workers}
+        self.sockets: list[socket.socket] = []
+        self.metrics: Metrics | None = None
+        self.app: Any = None
+        self.agent: Agent | None = None
+        self.notifier = Notifier(config, hub.states)
+        if self.notifier.enabled:
+            hub.listeners.append(guarded(self._notify, "notifications"))
+        if config.api is not None:
+            self.metrics = Metrics(config, hub.states, cycle_seconds=self._cycle_seconds)
+            hub.listeners.append(guarded(self.metrics.listener, "metrics"))
+            # reads the token: may raise
+            self.app = create_app(config, hub, self.metrics, self._command)
+        if config.agent is not None:
+            self.agent = Agent(config, hub)
+        self.router: Router | None = None
+        if config.router is not None:
+            self.router = Router(config, hub)
+            hub.listeners.append(guarded(self.router.listener, "router"))
+            if self.metrics is not None:
+                self.metrics.add_router(self.router.stats)
+        hub.listeners.append(guarded(self._cycle_listener, "cycle timing"))
+        try:
+            if config.api is not None:
+                self.api_socket = self._bind(config.api.listen, "[api]")
+            if config.agent is not None:
+                self.agent_socket = self._bind(config.agent.listen, "[agent]")
+            if self.router is not None:
+                self.sockets += self.router.bind()
+        except ConfigError:
+            self.close()
+            raise
+
+    def _command(self, spec: PoolSpec, order: Command) -> Decision:
+        """The API's operator commands: the same transaction as the CLI's."""
+        return command_in_own_store(self.config, spec, order)
+
+    def _notify(self, state: PoolState, events: tuple[Event, ...]) -> None:
+        """Only the leader notifies: every follower mirrors the same changes, and a change
+        must reach the operator once, not once per site. A follower keeps its baseline so
+        that, once it leads, it reports only what changes from then on."""
+        if self.hub.leading():
+            self.notifier.listener(state, events)
+        else:
+            self.notifier.tracker.feed(state, events)
+
+    def _bind(self, listen: str, section: str) -> socket.socket:
+        try:
+            sock = bind(listen, section)
+        except OSError as err:
+            raise ConfigError(f"{self.config.path}: {err.strerror}") from None
+        self.sockets.append(sock)
+        return sock
+
+    def _cycle_seconds(self) -> dict[str, float]:
+        """Each pool's last completed cycle (0 before the first one)."""
+        seconds = {name: w.last_cycle_seconds for name, w in self.workers.items()}
+        self.hub.cycle_seconds.update({k: v for k, v in seconds.items() if v > 0})
+        return seconds
+
+    def _cycle_listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
+        # at publish time the worker has not finished this cycle: this is the last one's
+        self._cycle_seconds()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tasks: list[Awaitable[None]] = [self.notifier.run(stop)]
+        if self.app is not None:
+            tasks.append(serve(self.app, self.api_socket, stop))
+        if self.agent is not None:
+            tasks.append(self.agent.serve(self.agent_socket, stop))
+        if self.router is not None:
+            tasks.append(self.router.serve(stop))
+        await asyncio.gather(*tasks)
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.sockets.clear()
