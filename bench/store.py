@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from mpp.logic.failover import decide, initial_state  # noqa: E402
 from mpp.model import Event, NodeSpec, NodeType, Observation, PoolSpec  # noqa: E402
-from mpp.sandbox_etcd import EtcdServer  # noqa: E402
+from mpp.sandbox.etcd import EtcdServer  # noqa: E402
 from mpp.store import SqliteStore, Store  # noqa: E402
 from mpp.store.etcd import EtcdStore  # noqa: E402
 

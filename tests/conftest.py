@@ -14,7 +14,7 @@ import pytest
 
 from mpp import sandbox
 from mpp.config import Config, load
-from mpp.sandbox_etcd import EtcdServer
+from mpp.sandbox.etcd import EtcdServer
 
 
 @dataclass

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from mpp.model import EventKind
-from mpp.sandbox_etcd import EtcdServer
+from mpp.sandbox.etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
 from tests.conftest import Cluster
 from tests.integration.test_topology import Make, pr_cluster, role

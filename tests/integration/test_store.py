@@ -15,7 +15,7 @@ import pytest
 
 from mpp.logic.failover import decide, initial_state
 from mpp.model import Event, EventKind
-from mpp.sandbox_etcd import EtcdServer
+from mpp.sandbox.etcd import EtcdServer
 from mpp.store import NotLeader, SqliteStore, Store, StoreError, new_owner
 from mpp.store.etcd import EtcdStore
 from tests.builders import observe, ring_spec

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from mpp.config import load
 from mpp.logic.failover import initial_state
-from mpp.sandbox_etcd import Certificates, EtcdServer, make_certificates
+from mpp.sandbox.etcd import Certificates, EtcdServer, make_certificates
 from mpp.store import StoreError, open_store
 from mpp.store.etcd import EtcdAccess, EtcdStore
 from tests.builders import ring_spec

@@ -16,6 +16,7 @@ import httpx
 
 
 def etcd_binary() -> str:
+    """The etcd program; Debian's etcd-server puts it in /usr/bin, which a bare PATH may lack."""
     found = shutil.which("etcd") or ("/usr/bin/etcd" if Path("/usr/bin/etcd").exists() else None)
     if found is None:
         raise RuntimeError("etcd is not installed: run `make setup` (it installs etcd-server)")
@@ -24,6 +25,8 @@ def etcd_binary() -> str:
 
 @dataclass(frozen=True)
 class Certificates:
+    """The files of make_certificates, named for the etcd flags and client options they feed."""
+
     ca: Path
     server_cert: Path
     server_key: Path
@@ -84,6 +87,7 @@ class EtcdServer:
         return f"127.0.0.1:{self.client_port}"
 
     def start(self, timeout: float = 15.0) -> None:
+        """Start etcd and return once /health answers, so a test never races its startup."""
         peer = f"http://127.0.0.1:{self.peer_port}"
         self.directory.mkdir(parents=True, exist_ok=True)
         log = (self.directory / "etcd.log").open("ab")
@@ -169,6 +173,7 @@ class EtcdServer:
                     raise RuntimeError(f"etcd {path}: {response.status_code} {response.text}")
 
     def stop(self) -> None:
+        """Stop etcd cleanly (SIGTERM, SIGKILL after 10 s); safe to call when not running."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
