@@ -1,6 +1,6 @@
 """Two `mpp run` sharing one etcd store: one leads and acts, the other follows and takes over.
 
-Real parts only: a MariaDB primary-replica sandbox, a real etcd (mpp/sandbox_etcd.py), and
+Real parts only: a MariaDB primary-replica sandbox, a real etcd (mpp/sandbox/etcd.py), and
 two `mpp run` processes, as two sites would run them.
 """
 

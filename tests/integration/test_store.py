@@ -1,5 +1,5 @@
 """The store contract, held by both backends: SQLite (embedded) and etcd (a real etcd server
-started by mpp/sandbox_etcd.py). Compare-and-set, atomic events, history, leadership."""
+started by mpp/sandbox/etcd.py). Compare-and-set, atomic events, history, leadership."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The etcd store behind etcd's own authentication and behind TLS with client certificates,
-each against a real etcd configured so (mpp/sandbox_etcd.py), and the config that leads there."""
+each against a real etcd configured so (mpp/sandbox/etcd.py), and the config that leads there."""
 
 from __future__ import annotations
 
