@@ -97,6 +97,9 @@ class Broadcast:
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                # Clear, then take the events, with no await in between (deliver runs in this
+                # loop): a publication landing at any later point sets wake again, none is
+                # lost (tests/unit/test_stream.py).
                 sub.wake.clear()
                 if self.closed:
                     break
