@@ -88,8 +88,16 @@ def _failover_state() -> tuple[PoolState, tuple[Event, ...]]:
     )
     state = replace(HEALTHY, nodes=nodes, cycle=HEALTHY.cycle + 1)
     events = (
-        Event(time.time(), "main", "db1", "state", "ACTIVE", "FAILED_OFFLINE", "confirmed dead"),
-        Event(time.time(), "main", "db2", "state", "STANDBY", "ACTIVE", "FAILOVER: test"),
+        Event(
+            time.time(),
+            "main",
+            "db1",
+            EventKind.STATE,
+            "ACTIVE",
+            "FAILED_OFFLINE",
+            "confirmed dead",
+        ),
+        Event(time.time(), "main", "db2", EventKind.STATE, "STANDBY", "ACTIVE", "FAILOVER: test"),
     )
     return state, events
 
@@ -129,7 +137,7 @@ def test_publications_from_other_threads_reach_a_stream_in_order(server: Server)
 
     def publish_many(tag: str) -> None:
         for i in range(batches):
-            event = Event(float(i), "main", "db2", "status", "OK", "OK INFO", f"{tag}{i}")
+            event = Event(float(i), "main", "db2", EventKind.STATUS, "OK", "OK INFO", f"{tag}{i}")
             server.hub.publish(HEALTHY, (event,))
 
     with httpx.stream("GET", server.url + "/v1/stream", timeout=10) as response:
@@ -146,7 +154,9 @@ def test_publications_from_other_threads_reach_a_stream_in_order(server: Server)
         # this test under load (tests/unit/test_stream.py forces that interleaving). What the
         # stream promises is the newest events and the latest document.
         final = replace(HEALTHY, cycle=HEALTHY.cycle + 1)
-        server.hub.publish(final, (Event(time.time(), "main", "db2", "status", "", "", "end"),))
+        server.hub.publish(
+            final, (Event(time.time(), "main", "db2", EventKind.STATUS, "", "", "end"),)
+        )
         seen: list[str] = []
         while "end" not in seen:
             kind, data = next(messages)

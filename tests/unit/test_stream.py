@@ -11,9 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mpp.api.stream import _PENDING_EVENTS, Broadcast
-from mpp.hub import Hub
-from mpp.model import Event, PoolState
+from mpp.model import Event, EventKind, PoolState
+from mpp.publish.api.stream import _PENDING_EVENTS, Broadcast
+from mpp.publish.hub import Hub
 from tests.unit.test_api import HEALTHY, make_config
 
 
@@ -47,7 +47,7 @@ class Rig:
 
 
 def _event(reason: str) -> Event:
-    return Event(1.0, "main", "db2", "status", "OK", "OK INFO", reason)
+    return Event(1.0, "main", "db2", EventKind.STATUS, "OK", "OK INFO", reason)
 
 
 async def _next(stream: AsyncIterator[str]) -> tuple[str, Any]:
