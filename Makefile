@@ -23,6 +23,7 @@ demo-down: setup
 lint: setup
 	$(VENV)/bin/ruff check mpp tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(VENV)/bin/pytest -q

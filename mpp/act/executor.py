@@ -25,17 +25,10 @@ from typing import Any
 import pymysql
 
 from mpp.config import Config, PoolConfig
-from mpp.model import (
-    Action,
-    CatchUp,
-    Detach,
-    Fence,
-    Outcome,
-    Promote,
-    Repoint,
-    SetReadOnly,
-    Unfence,
-)
+
+# the actions are named as plan.Fence, plan.Promote...: the plan is the executor's vocabulary
+from mpp.model import plan
+from mpp.model.plan import Action, Outcome
 from mpp.probe.connection import Target, open_connection, pool_targets
 from mpp.probe.flavor import Flavor, detect
 
@@ -106,7 +99,9 @@ class Executor:
         # action's own timeout on top of the usual one
         timeout = getattr(action, "timeout", 0.0) or self.pool.catchup_timeout
         # a fence asks for read_only before anything else, in its own session (see _fence)
-        pending = _ReadOnlyRequest(self.targets[action.node]) if isinstance(action, Fence) else None
+        pending = (
+            _ReadOnlyRequest(self.targets[action.node]) if isinstance(action, plan.Fence) else None
+        )
         try:
             conn = open_connection(
                 self.targets[action.node], read_timeout or self.config.query_timeout + timeout
@@ -127,20 +122,20 @@ class Executor:
 
     def _dispatch(self, conn: Any, flavor: Flavor, action: Action) -> str:
         match action:
-            case Detach():
+            case plan.Detach():
                 _stop_receiving(conn, flavor)
                 return "stopped receiving from the old primary"
-            case Unfence():
+            case plan.Unfence():
                 _execute(conn, flavor.unfence_sql())
                 return "writable again"
-            case SetReadOnly():
+            case plan.SetReadOnly():
                 _execute(conn, flavor.fence_sql())
                 return "read_only on"
-            case CatchUp(source=source, timeout=timeout):
+            case plan.CatchUp(source=source, timeout=timeout):
                 return self._catch_up(conn, flavor, source, timeout)
-            case Promote(timeout=timeout, semi_sync=semi):
+            case plan.Promote(timeout=timeout, semi_sync=semi):
                 return self._promote(conn, flavor, timeout, semi)
-            case Repoint(source=source, semi_sync=semi):
+            case plan.Repoint(source=source, semi_sync=semi):
                 return self._repoint(conn, flavor, source, semi)
         raise ActionFailed(f"unknown action {action!r}")
 
@@ -289,7 +284,7 @@ def _batches(actions: tuple[Action, ...] | list[Action]) -> list[list[Action]]:
     out: list[list[Action]] = []
     for action in actions:
         kind = type(action)
-        if out and kind in (Detach, Repoint) and all(type(a) is kind for a in out[-1]):
+        if out and kind in (plan.Detach, plan.Repoint) and all(type(a) is kind for a in out[-1]):
             out[-1].append(action)
         else:
             out.append([action])

@@ -39,7 +39,7 @@ def classify(
 def _must_replicate(spec: PoolSpec, prev: PoolState, name: str) -> bool:
     """Every node of MPP's ring replicates. In primary-replica the ACTIVE node does not, nor
     does a node not yet placed (UNKNOWN): it may be the running primary mpp is meeting."""
-    if spec.topology == "master-master":
+    if not spec.primary_replica:
         return True
     state = prev.node(name).state if prev.has(name) else State.UNKNOWN
     return state not in (State.ACTIVE, State.UNKNOWN)

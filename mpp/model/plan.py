@@ -25,10 +25,15 @@ class Action:
 
     @property
     def action_kind(self) -> ActionKind:
+        """The kind this action records in history (Repoint: REJOIN for an old primary)."""
         return self.kind
 
     def describe(self) -> str:
-        return f"{self.action_kind.value} {self.node}"
+        return f"{self.action_kind.value} {self.node}{self.towards}"
+
+    @property
+    def towards(self) -> str:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -86,10 +91,11 @@ class Repoint(Action):
 
     @property
     def action_kind(self) -> ActionKind:
-        return ActionKind.REJOIN if self.rejoin else ActionKind.REPOINT
+        return ActionKind.REJOIN if self.rejoin else self.kind
 
-    def describe(self) -> str:
-        return f"{self.action_kind.value} {self.node} to {self.source}"
+    @property
+    def towards(self) -> str:
+        return f" to {self.source}"
 
 
 @dataclass(frozen=True)

@@ -61,12 +61,12 @@ def event_values(e: Event) -> tuple[Any, ...]:
         e.at,
         e.pool,
         e.node,
-        e.kind.value,
+        str(e.kind),  # StrEnum: its word; a plain str from a caller stays itself
         e.old,
         e.new,
         e.reason,
-        e.change.value if e.change else None,
-        e.action.value if e.action else None,
+        str(e.change) if e.change else None,
+        str(e.action) if e.action else None,
     )
 
 

@@ -41,7 +41,7 @@ def _ttl(store: Store) -> float:
 
 
 def _event(at: float, node: str = "db1", reason: str = "", pool: str = "main") -> Event:
-    return Event(at, pool, node, "status", "OK", "OK INFO", reason)
+    return Event(at, pool, node, EventKind.STATUS, "OK", "OK INFO", reason)
 
 
 def test_save_is_compare_and_set(store: Store) -> None:

@@ -12,22 +12,14 @@ from typing import Any
 
 from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
-from mpp.model import (
-    Action,
-    Change,
-    ChangeKind,
-    CommandRefused,
-    Decision,
-    Event,
-    EventKind,
-    NodeState,
-    Observation,
-    Outcome,
-    PoolSpec,
-    PoolState,
-    State,
-    Verdict,
-)
+from mpp.model.command import CommandRefused
+from mpp.model.event import Event
+from mpp.model.kinds import ChangeKind, EventKind
+from mpp.model.node import NodeState, State, Verdict
+from mpp.model.observation import Observation
+from mpp.model.plan import Action, Change, Decision, Outcome
+from mpp.model.pool import PoolState
+from mpp.model.spec import PoolSpec
 
 FAILOVER = ChangeKind.FAILOVER
 
@@ -59,22 +51,6 @@ class Cycle:
         self.pool_events: list[Event] = []
         self.actions: list[Action] = []
         self.change: Change | None = None
-
-    @property
-    def pinned(self) -> str | None:
-        return self.pool.pinned
-
-    @pinned.setter
-    def pinned(self, value: str | None) -> None:
-        self.pool = replace(self.pool, pinned=value)
-
-    @property
-    def relinquish_to(self) -> str | None:
-        return self.pool.relinquish_to
-
-    @relinquish_to.setter
-    def relinquish_to(self, value: str | None) -> None:
-        self.pool = replace(self.pool, relinquish_to=value)
 
     def set_pool(self, **changes: Any) -> None:
         self.pool = replace(self.pool, **changes)
@@ -215,8 +191,8 @@ class Cycle:
 
     def elect(self, name: str, reason: str, change: ChangeKind | None = None) -> None:
         self.move(name, State.ACTIVE, reason, change=change)
-        if self.pinned is not None and self.pinned != name:
-            self.pinned = None
+        if self.pool.pinned is not None and self.pool.pinned != name:
+            self.set_pool(pinned=None)
 
     def fail_active(
         self, current: NodeState, candidates: list[NodeState], verdicts: Mapping[str, Verdict]
@@ -238,7 +214,7 @@ class Cycle:
 
     def maybe_yield(self, current: NodeState, candidates: list[NodeState]) -> None:
         """A lower-priority ACTIVE gives way to a healthy higher-priority STANDBY."""
-        if self.pinned == current.name:
+        if self.pool.pinned == current.name:
             return
         rank = self.spec.priority(current.name)
         better = [
@@ -255,7 +231,7 @@ class Cycle:
             )
             self.elect(target, f"Reinstated to ACTIVE (higher priority than {current.name}).")
             return
-        self.relinquish_to = target
+        self.set_pool(relinquish_to=target)
         self.say(current.name, f"Ready to relinquish ACTIVE state to {target}.")
         self.say(target, f"Waiting for {current.name} to stand down before instatement to ACTIVE.")
 
@@ -310,7 +286,7 @@ class Cycle:
                 "only a node with status OK can be made ACTIVE"
             )
         top = self.by_priority()[0].name
-        self.pinned = None if name == top else name
+        self.set_pool(pinned=None if name == top else name)
         for other in self.nodes.values():
             if other.state is State.ACTIVE and other.name != name:
                 self.move(other.name, State.STANDBY, f"Operator made {name} ACTIVE.")
