@@ -23,6 +23,10 @@ INSERT per second, 60 s timeout) and a "patient writer" started before the stop 
 it can, 60 s timeouts: an application without a short read timeout). Their acknowledged ids
 missing from the new primary are reported as lost too (lost_any_client).
 
+The fault, the writer, the pinned clients and the watchers are the fault harness's
+(mpp.faults), shared with tests/faults; what is here is the bench: running mpp, reading its
+history, timing and reporting.
+
 The orchestrator / MHA / MPP figures printed for comparison are reference numbers from
 issue 3, measured elsewhere on the same machine kind; they are not measured by this script.
 
@@ -34,7 +38,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import itertools
 import json
 import os
 import re
@@ -45,23 +48,36 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pymysql
-import pymysql.cursors
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mpp import sandbox  # noqa: E402
+from mpp.faults import (  # noqa: E402
+    IoWatch,
+    PatientClient,
+    ReadOnlyWatch,
+    StaleClient,
+    Writer,
+    create_table,
+    err_text,
+    gtid_binlog_pos,
+    inject,
+    lost_ids,
+    now,
+    ports,
+    present_ids,
+    resume,
+    root_sql,
+    wait_caught_up,
+)
 from mpp.model import ActionKind, EventKind  # noqa: E402
-
-HOST = "127.0.0.1"
 
 PROFILES = {
     "fast": {"interval": "250ms", "connect_timeout": "250ms"},
@@ -79,7 +95,6 @@ REFERENCE_RTO_S = {
 TARGET_RTO_S = {("kill", "fast"): 1.0, ("kill", "default"): 3.0}
 TARGET_RTO_STOP_S = 3.0
 
-WRITE_TIMEOUT = 0.5  # connect/read/write timeout of the writer: a hung server cannot block it
 STALE_BASE_ID = 1_000_000_000  # ids of the stale clients (stop mode), apart from the writer's
 PATIENT_BASE_ID = 2_000_000_000
 PATIENT_WRITER_BASE_ID = 1_500_000_000
@@ -88,10 +103,6 @@ PATIENT_TIMEOUT = 60.0  # longer than mpp's semi_sync_timeout (30 s by default)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def now() -> float:
-    return time.time()  # wall clock: mpp stamps its history events with time.time() too
 
 
 def p50(values: list[float]) -> float | None:
@@ -108,392 +119,6 @@ def summary(values: list[float]) -> dict[str, float | None]:
 
 def fmt(value: float | None, unit: str = "s") -> str:
     return "n/a" if value is None else f"{value:.2f} {unit}"
-
-
-def app_connect(port: int, timeout: float = WRITE_TIMEOUT) -> pymysql.connections.Connection[Any]:
-    return pymysql.connect(
-        host=HOST,
-        port=port,
-        user=sandbox.APP_USER,
-        password=sandbox.APP_PASSWORD,
-        database=sandbox.APP_DATABASE,
-        autocommit=True,
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        write_timeout=timeout,
-        ssl_disabled=True,
-    )
-
-
-def root_sql(d: Path, node: str, sql: str, timeout: float = 2.0) -> list[Any]:
-    conn = sandbox.admin_connect(d, node, connect_timeout=timeout, read_timeout=timeout)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
-
-
-def ports(d: Path) -> dict[str, int]:
-    return {n.name: n.port for n in sandbox.status(d)}
-
-
-def err_text(err: BaseException) -> str:
-    if isinstance(err, pymysql.MySQLError) and len(err.args) > 1:
-        return f"{err.args[0]} {err.args[1]}"
-    return f"{type(err).__name__}: {err}"
-
-
-# --------------------------------------------------------------------------- the writer
-
-
-@dataclass
-class Ack:
-    id: int
-    at: float
-    node: str
-
-
-class Writer(threading.Thread):
-    """Small autocommit INSERTs as fast as possible; finds the writable node by itself.
-
-    After any error it drops its connection and probes every node concurrently (short
-    timeouts; a node still being probed is not probed twice), and takes the first one that
-    answers @@read_only = 0. An INSERT that got an OK packet is acknowledged; one that got
-    no answer is ambiguous (it may or may not have committed) and is never counted as lost.
-    """
-
-    def __init__(self, nodes: dict[str, int], first_id: int = 1) -> None:
-        super().__init__(daemon=True, name="writer")
-        self.nodes = nodes
-        self.next_id = first_id
-        self.acks: list[Ack] = []
-        self.ambiguous: list[int] = []
-        self.errors: list[tuple[float, str, str]] = []
-        self.connects: list[tuple[float, str]] = []
-        self.stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=2 * len(nodes), thread_name_prefix="find")
-        self._inflight: dict[str, Future[tuple[str, Any, int]]] = {}
-
-    # probing ---------------------------------------------------------------------------
-
-    def _probe(self, name: str) -> tuple[str, Any, int]:
-        conn = app_connect(self.nodes[name])
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT @@global.read_only")
-                row = cur.fetchone()
-            return name, conn, int(row[0]) if row else 1
-        except BaseException:
-            conn.close()
-            raise
-
-    @staticmethod
-    def _discard(f: Future[tuple[str, Any, int]]) -> None:
-        with contextlib.suppress(Exception):
-            f.result()[1].close()
-
-    def find_primary(self, round_seconds: float = 0.05) -> tuple[str, Any] | None:
-        for name in self.nodes:
-            if name not in self._inflight:
-                self._inflight[name] = self._pool.submit(self._probe, name)
-        deadline = time.monotonic() + round_seconds
-        while True:
-            chosen: tuple[str, Any] | None = None
-            for name, f in list(self._inflight.items()):
-                if not f.done():
-                    continue
-                del self._inflight[name]
-                try:
-                    _, conn, read_only = f.result()
-                except Exception:
-                    continue
-                if read_only == 0 and chosen is None:
-                    chosen = (name, conn)
-                else:
-                    conn.close()
-            if chosen is not None:
-                return chosen
-            left = deadline - time.monotonic()
-            if not self._inflight or left <= 0:
-                return None
-            wait(list(self._inflight.values()), timeout=left, return_when=FIRST_COMPLETED)
-
-    # writing ---------------------------------------------------------------------------
-
-    def run(self) -> None:
-        conn: Any = None
-        node = ""
-        while not self.stop.is_set():
-            if conn is None:
-                found = self.find_primary()
-                if found is None:
-                    time.sleep(0.005)
-                    continue
-                node, conn = found
-                self.connects.append((now(), node))
-            i = self.next_id
-            self.next_id += 1
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO bench (id) VALUES (%s)", (i,))
-                self.acks.append(Ack(i, now(), node))
-            except Exception as err:
-                code = err.args[0] if isinstance(err, pymysql.MySQLError) and err.args else 0
-                if code not in (1290, 1836):  # refused by read_only: certainly not written
-                    self.ambiguous.append(i)
-                if len(self.errors) < 200:
-                    self.errors.append((now(), node, err_text(err)))
-                with contextlib.suppress(Exception):
-                    conn.close()
-                conn = None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=10)
-        for f in self._inflight.values():
-            f.add_done_callback(self._discard)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    # reading the record ----------------------------------------------------------------
-
-    def snapshot(self) -> list[Ack]:
-        return list(self.acks)
-
-    def first_ack(self, after: float, exclude: str = "", only: str = "") -> Ack | None:
-        for a in self.snapshot():
-            if a.at > after and a.node != exclude and (not only or a.node == only):
-                return a
-        return None
-
-    def longest_gap(self, start: float, end: float) -> tuple[float, float, float]:
-        """Longest interval in [start, end] with no acknowledged write: (gap, from, to)."""
-        times = [start, *[a.at for a in self.snapshot() if start < a.at < end], end]
-        best = (0.0, start, start)
-        for a, b in itertools.pairwise(times):
-            if b - a > best[0]:
-                best = (b - a, a, b)
-        return best
-
-
-# --------------------------------------------------------------------------- observers
-
-
-class IoWatch(threading.Thread):
-    """Polls Slave_IO_Running on the replicas; records every change with its time."""
-
-    def __init__(self, d: Path, replicas: list[str], period: float = 0.02) -> None:
-        super().__init__(daemon=True, name="io-watch")
-        self.d = d
-        self.replicas = replicas
-        self.period = period
-        self.changes: list[tuple[float, str, str]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        conns: dict[str, Any] = {}
-        last: dict[str, str] = {}
-        while not self.stop.is_set():
-            for name in self.replicas:
-                try:
-                    if name not in conns:
-                        conns[name] = sandbox.admin_connect(
-                            self.d, name, connect_timeout=1, read_timeout=1, write_timeout=1
-                        )
-                    with conns[name].cursor(pymysql.cursors.DictCursor) as cur:
-                        cur.execute("SHOW SLAVE STATUS")
-                        row = cur.fetchone()
-                    state = str(row["Slave_IO_Running"]) if row else "(none)"
-                except Exception as err:
-                    state = f"(error {err_text(err)})"
-                    with contextlib.suppress(Exception):
-                        conns.pop(name).close()
-                if last.get(name) != state:
-                    last[name] = state
-                    self.changes.append((now(), name, state))
-            self.stop.wait(self.period)
-        for c in conns.values():
-            with contextlib.suppress(Exception):
-                c.close()
-
-    def first_loss(self, after: float) -> tuple[float, str, str] | None:
-        for t, name, state in list(self.changes):
-            if t > after and state != "Yes":
-                return t, name, state
-        return None
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=5)
-
-
-class StaleClient(threading.Thread):
-    """A client that keeps writing to one address (the old primary) whatever happens.
-
-    With the defaults it tries every 10 ms with 0.5 s timeouts. As a "patient writer"
-    (timeout=60, pause=0) it is an application writing as fast as it can to db1 with no
-    short read timeout, as most applications are configured: one of its INSERTs is in
-    flight when the primary hangs, and it waits for the answer however late it comes.
-    """
-
-    def __init__(
-        self,
-        node: str,
-        port: int,
-        first_id: int,
-        timeout: float = WRITE_TIMEOUT,
-        pause: float = 0.01,
-        name: str = "stale",
-    ) -> None:
-        super().__init__(daemon=True, name=name)
-        self.node = node
-        self.port = port
-        self.timeout = timeout
-        self.pause = pause
-        self.next_id = first_id
-        self.acks: list[Ack] = []
-        self.refused = 0
-        self.ambiguous: list[int] = []
-        self.first_error = ""
-        self.errors: list[tuple[float, str]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        conn: Any = None
-        while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = app_connect(self.port, timeout=self.timeout)
-                i = self.next_id
-                self.next_id += 1
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("INSERT INTO bench (id) VALUES (%s)", (i,))
-                    self.acks.append(Ack(i, now(), self.node))
-                except pymysql.MySQLError as err:
-                    if err.args and err.args[0] in (1290, 1836):
-                        self.refused += 1
-                    else:
-                        self.ambiguous.append(i)
-                    raise
-            except Exception as err:
-                self.first_error = self.first_error or err_text(err)
-                self.errors.append((now(), err_text(err)[:100]))
-                with contextlib.suppress(Exception):
-                    if conn is not None:
-                        conn.close()
-                conn = None
-                self.stop.wait(max(self.pause, 0.05))
-                continue
-            if self.pause:
-                self.stop.wait(self.pause)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=5)
-
-
-class PatientClient(threading.Thread):
-    """One INSERT per second to one address, each with a long timeout (60 s), each in its
-    own connection: a client without a read timeout, as most applications are."""
-
-    def __init__(self, port: int, first_id: int, timeout: float = 60.0) -> None:
-        super().__init__(daemon=True, name="patient")
-        self.port = port
-        self.next_id = first_id
-        self.timeout = timeout
-        self.tries = 0
-        self.acks: list[tuple[int, float, float]] = []
-        self.errors: list[str] = []
-        self.threads: list[threading.Thread] = []
-        self.stop = threading.Event()
-
-    def _one(self, i: int) -> None:
-        sent = now()
-        try:
-            conn = app_connect(self.port, timeout=self.timeout)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("INSERT INTO bench (id) VALUES (%s)", (i,))
-                self.acks.append((i, sent, now()))
-            finally:
-                conn.close()
-        except Exception as err:
-            self.errors.append(err_text(err)[:100])
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.tries += 1
-            t = threading.Thread(target=self._one, args=(self.next_id,), daemon=True)
-            self.next_id += 1
-            t.start()
-            self.threads.append(t)
-            self.stop.wait(1.0)
-
-    def close(self, wait_seconds: float = 5.0) -> None:
-        """Stop trying; give the tries in flight a few seconds to end (they are daemons)."""
-        self.stop.set()
-        self.join(timeout=5)
-        deadline = time.monotonic() + wait_seconds
-        for t in self.threads:
-            t.join(timeout=max(0.0, deadline - time.monotonic()))
-
-    def outcomes(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for e in self.errors:
-            counts[e[:60]] = counts.get(e[:60], 0) + 1
-        counts["acknowledged"] = len(self.acks)
-        counts["still waiting"] = self.tries - len(self.acks) - len(self.errors)
-        return counts
-
-
-class ReadOnlyWatch(threading.Thread):
-    """Polls @@read_only on one node (as root, short timeouts) and records each value."""
-
-    def __init__(self, d: Path, node: str) -> None:
-        super().__init__(daemon=True, name="ro-watch")
-        self.d = d
-        self.node = node
-        self.values: list[tuple[float, str]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        conn: Any = None
-        last = None
-        while not self.stop.is_set():
-            try:
-                if conn is None:
-                    conn = sandbox.admin_connect(
-                        self.d, self.node, connect_timeout=0.5, read_timeout=0.5, write_timeout=0.5
-                    )
-                with conn.cursor() as cur:
-                    cur.execute("SELECT @@global.read_only")
-                    row = cur.fetchone()
-                value = str(int(row[0])) if row else "?"
-            except Exception as err:
-                value = f"(error {err_text(err)})"
-                with contextlib.suppress(Exception):
-                    if conn is not None:
-                        conn.close()
-                conn = None
-            if value != last:
-                self.values.append((now(), value))
-                last = value
-            self.stop.wait(0.01)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=5)
 
 
 # --------------------------------------------------------------------------- mpp
@@ -728,10 +353,6 @@ def keep_server_logs(d: Path, logs: Path, tag: str) -> None:
             shutil.copy(d / node / "error.log", logs / f"{tag}.{node}.error.log")
 
 
-def create_table(d: Path) -> None:
-    root_sql(d, "db1", "CREATE TABLE IF NOT EXISTS app.bench (id INT PRIMARY KEY)")
-
-
 # --------------------------------------------------------------------------- one run
 
 
@@ -790,9 +411,8 @@ def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
         row["writes_before_kill"] = len(writer.acks)
         row["write_rate_per_s"] = round(len(writer.acks) / (now() - t_start), 1)
 
-        sig = signal.SIGKILL if ctx.sig == "kill" else signal.SIGSTOP
         t_kill = now()
-        sandbox.stop_node(d, "db1", sig)
+        inject(d, "db1", "kill" if ctx.sig == "kill" else "stop")
         row["kill_call_s"] = round(now() - t_kill, 4)
 
         state_db = d / "state.db"
@@ -856,7 +476,7 @@ def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
         row["writer_errors_sample"] = [
             f"+{t - t_kill:.3f}s {n}: {e}" for t, n, e in writer.errors[:3]
         ]
-        # the kill time is taken just before sandbox.stop_node, a few ms before the signal:
+        # the kill time is taken just before the injection, a few ms before the signal:
         # the writer's last acknowledged write on db1 tells how late the signal really was
         last_db1 = [a.at for a in writer.acks if a.node == "db1"]
         if last_db1:
@@ -946,7 +566,7 @@ def observe_sigcont(
     stale = StaleClient("db1", node_ports["db1"], STALE_BASE_ID)
     patient = PatientClient(node_ports["db1"], PATIENT_BASE_ID)
     t_cont = now()
-    sandbox.start_node(d, "db1")  # SIGCONT
+    resume(d, "db1")  # SIGCONT
     ro.start()
     stale.start()
     patient.start()
@@ -991,9 +611,7 @@ def observe_sigcont(
         "read_only_soon_after_sigcont": first_ro is not None and first_ro - t_cont <= FENCE_SOON_S,
     }
     try:
-        out["db1_gtid_binlog_pos"] = str(
-            root_sql(d, "db1", "SELECT @@global.gtid_binlog_pos")[0][0]
-        )
+        out["db1_gtid_binlog_pos"] = gtid_binlog_pos(d, "db1")
         out["db1_semi_sync_after"] = {
             str(k): str(v)
             for k, v in root_sql(
@@ -1015,17 +633,14 @@ def observe_sigcont(
 def check_lost(d: Path, new: str, writer: Writer) -> dict[str, Any]:
     """Acknowledged ids missing on the new primary (and, after catch-up, on the other)."""
     acked = {a.id for a in writer.acks}
-    present = {int(r[0]) for r in root_sql(d, new, "SELECT id FROM app.bench", timeout=10)}
-    lost = sorted(acked - present)
+    lost = lost_ids(d, new, acked)
     out: dict[str, Any] = {"lost": len(lost), "lost_ids_sample": lost[:20]}
     other = ({"db2", "db3"} - {new}).pop()
     try:
-        pos = str(root_sql(d, new, "SELECT @@global.gtid_binlog_pos")[0][0])
-        waited = root_sql(d, other, f"SELECT MASTER_GTID_WAIT('{pos}', 10)", timeout=15)[0][0]
-        there = {int(r[0]) for r in root_sql(d, other, "SELECT id FROM app.bench", timeout=10)}
+        caught_up = wait_caught_up(d, other, gtid_binlog_pos(d, new), timeout=10)
         out["other_replica"] = other
-        out["other_replica_caught_up"] = int(waited) == 0
-        out["missing_on_other_replica"] = len(acked - there)
+        out["other_replica_caught_up"] = caught_up
+        out["missing_on_other_replica"] = len(lost_ids(d, other, acked))
     except Exception as err:
         out["other_replica_check"] = err_text(err)
     return out
@@ -1036,20 +651,13 @@ def check_patient_writer(
 ) -> dict[str, Any]:
     """The patient writer's acknowledged ids that the new primary lacks: lost writes."""
     acked = {a.id for a in pw.acks}
-    present = {
-        int(r[0])
-        for r in root_sql(
-            d, new, f"SELECT id FROM app.bench WHERE id >= {PATIENT_WRITER_BASE_ID}", timeout=10
-        )
-    }
-    lost = sorted(acked - present)
+    lost = lost_ids(d, new, acked)
     late = [a for a in pw.acks if a.at > t_kill]
     on_old = ""
     if lost:
         try:  # where did they go? (db1 is awake again in stop mode)
-            ids = ", ".join(str(i) for i in lost[:10])
-            rows = root_sql(d, "db1", f"SELECT COUNT(*) FROM app.bench WHERE id IN ({ids})")
-            on_old = f"{rows[0][0]} of {min(len(lost), 10)} present on db1 (the old primary)"
+            there = present_ids(d, "db1", lost[:10], timeout=2.0)
+            on_old = f"{len(there)} of {min(len(lost), 10)} present on db1 (the old primary)"
         except Exception as err:
             on_old = f"db1 not checked: {err_text(err)}"
     return {
@@ -1071,9 +679,7 @@ def check_other_clients(d: Path, new: str, acked: list[int]) -> dict[str, Any]:
     write to db1, after SIGCONT): any the new primary lacks is a lost acknowledged write."""
     if not acked:
         return {"other_clients_lost": 0}
-    ids = ", ".join(str(i) for i in acked[:1000])
-    present = {int(r[0]) for r in root_sql(d, new, f"SELECT id FROM app.bench WHERE id IN ({ids})")}
-    lost = sorted(set(acked) - present)
+    lost = lost_ids(d, new, acked, timeout=2.0)
     return {"other_clients_lost": len(lost), "other_clients_lost_ids": lost[:10]}
 
 

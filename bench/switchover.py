@@ -1,11 +1,11 @@
 """Planned switchover under write load: how long writes are blocked, and what is lost.
 
 One 3-node primary-replica sandbox with semi-sync (`semi_sync = true`, mpp's default
-interval of 1 s), `mpp run --no-live` as a subprocess, and the writer of bench/failover.py
-(small autocommit INSERTs as the `app` user, finding the writable node by itself). Each run
-waits until the pool is settled, then runs `mpp switchover main --to dbX --timeout 10s` (the
-CLI records the request and follows the daemon until the outcome), alternating between db2
-and db1. Measured per run:
+interval of 1 s), `mpp run --no-live` as a subprocess, and the fault harness's writer
+(mpp.faults.Writer: small autocommit INSERTs as the `app` user, finding the writable node
+by itself). Each run waits until the pool is settled, then runs `mpp switchover main --to
+dbX --timeout 10s` (the CLI records the request and follows the daemon until the outcome),
+alternating between db2 and db1. Measured per run:
 
 - the write-blocked window: the longest gap between consecutive acknowledged writes from
   the request until writes flow on the new primary (target p50 <= 1 s);
@@ -33,32 +33,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from failover import (
     PROFILES,
     Daemon,
-    Writer,
     compact,
-    create_table,
-    err_text,
     executor_done,
     mpp_cli,
     new_sandbox,
     node_states,
-    now,
-    ports,
     read_events,
-    root_sql,
     summary,
     wait_settled,
     write_config,
 )
 
-from mpp import sandbox
+from mpp import sandbox  # on the path since the failover import
+from mpp.faults import (
+    Writer,
+    create_table,
+    err_text,
+    gtid_binlog_pos,
+    lost_ids,
+    now,
+    ports,
+    wait_caught_up,
+)
 
 TARGET_BLOCKED_P50_S = 1.0
 
 
 def lost_on(d: Path, node: str, writer: Writer) -> tuple[int, list[int]]:
-    acked = {a.id for a in writer.snapshot()}  # before the SELECT: all of them committed
-    present = {int(r[0]) for r in root_sql(d, node, "SELECT id FROM app.bench", timeout=10)}
-    missing = sorted(acked - present)
+    acked = writer.acked_ids()  # before the SELECT: all of them committed
+    missing = lost_ids(d, node, acked)
     return len(missing), missing[:20]
 
 
@@ -181,11 +184,11 @@ def main() -> None:
             final["writes_ambiguous"] = len(writer.ambiguous)
             final["write_rate_per_s"] = round(len(writer.acks) / (now() - started), 1)
             final["lost_on_final_primary"] = lost_on(d, current, writer)[0]
-            pos = str(root_sql(d, current, "SELECT @@global.gtid_binlog_pos")[0][0])
+            pos = gtid_binlog_pos(d, current)
             for other in ("db1", "db2", "db3"):
                 if other == current:
                     continue
-                root_sql(d, other, f"SELECT MASTER_GTID_WAIT('{pos}', 10)", timeout=15)
+                wait_caught_up(d, other, pos, timeout=10)
                 final[f"missing_on_{other}"] = lost_on(d, other, writer)[0]
         except Exception as err:
             final["final_check_error"] = err_text(err)

@@ -1,0 +1,67 @@
+"""The fault harness: real failures put into a real sandbox, judged from outside mpp.
+
+Why it exists: unit tests prove that the logic decides well on the observations it is
+given; only a scenario proves that the pool stays safe when a server really crashes or
+hangs under load. A scenario has three parts, one module each:
+
+- `injectors`: the fault itself. kill -9 (a crash), SIGSTOP (a hang, which the kernel
+  hides by still accepting connections), SIGCONT / restart, and two SQL faults that
+  produce the states a manager exists to prevent: a second writable node, and a node
+  lacking acknowledged writes.
+- `workload`: clients writing through the fault as the non-SUPER `app` user, each keeping
+  the exact record of what the server acknowledged (a writer that finds the primary by
+  itself, and clients pinned to a stale address).
+- `watchers`: the verdict, taken on the servers, never from mpp's own view: the most nodes
+  ever writable at once (must be 1), the acknowledged ids missing on the final primary
+  (must be none), and the timings in between.
+
+The harness knows nothing of mpp's daemon or logic (it imports only mpp.sandbox), so the
+tests and the benches measure mpp the way an application and an operator would see it.
+"""
+
+from ._sql import TABLE, WRITE_TIMEOUT, app_connect, err_text, now, ports, root_sql
+from .injectors import Fault, delete_unlogged, hang, inject, kill, resume, set_read_only
+from .watchers import (
+    IoWatch,
+    ReadOnlySampler,
+    ReadOnlyWatch,
+    Round,
+    gtid_binlog_pos,
+    lost_ids,
+    present_ids,
+    wait_caught_up,
+    wait_for,
+)
+from .workload import REFUSED_BY_READ_ONLY, Ack, PatientClient, StaleClient, Writer, create_table
+
+__all__ = [
+    "REFUSED_BY_READ_ONLY",
+    "TABLE",
+    "WRITE_TIMEOUT",
+    "Ack",
+    "Fault",
+    "IoWatch",
+    "PatientClient",
+    "ReadOnlySampler",
+    "ReadOnlyWatch",
+    "Round",
+    "StaleClient",
+    "Writer",
+    "app_connect",
+    "create_table",
+    "delete_unlogged",
+    "err_text",
+    "gtid_binlog_pos",
+    "hang",
+    "inject",
+    "kill",
+    "lost_ids",
+    "now",
+    "ports",
+    "present_ids",
+    "resume",
+    "root_sql",
+    "set_read_only",
+    "wait_caught_up",
+    "wait_for",
+]
