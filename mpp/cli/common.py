@@ -21,6 +21,7 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
+    """One red line on stderr, then the exit code scripts test: no traceback to read."""
     err_console.print(f"[bold red]mpp:[/] {message}", highlight=False)
     sys.exit(code)
 
@@ -37,6 +38,9 @@ def errors() -> Iterator[None]:
 
 
 class Ctx:
+    """The group's --config, loaded on first use: `mpp sandbox` and `--help` need no
+    config file, and a broken one is reported inside the command's `errors()`."""
+
     def __init__(self, config_path: Path | None) -> None:
         self.config_path = config_path
         self._config: Config | None = None

@@ -11,17 +11,15 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from contextlib import closing
 from dataclasses import replace
 
 import click
 
-from mpp.cli.common import Ctx as _Ctx
-from mpp.cli.common import console, pass_ctx
-from mpp.cli.common import errors as _errors
+from mpp.cli.common import Ctx, console, errors, pass_ctx
 from mpp.config import parse_duration
-from mpp.logic import logic_for
 from mpp.model import Acknowledge, Command, Event, PoolState, Switchover, Takeover
-from mpp.run.transact import transact
+from mpp.run.transact import command
 
 
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
@@ -33,26 +31,20 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
         raise click.BadParameter(str(err)) from None
 
 
-def _submit(c: _Ctx, pool_name: str, command: Command) -> int:
+def _submit(c: Ctx, pool_name: str, order: Command) -> int:
     """Record the command; returns how many history events existed, to follow from there."""
-    pool = c.config.get_pool(pool_name)
-    spec = pool.spec()
-    logic = logic_for(pool.logic)
-    store = c.store()
-    try:
-        transact(store, spec, lambda prev: logic.apply_command(spec, prev, command, time.time()))
+    spec = c.config.get_pool(pool_name).spec()
+    with closing(c.store()) as store:
+        command(store, spec, order)
         return len(store.history(pool_name, limit=1_000_000))
-    finally:
-        store.close()
 
 
-def _follow(c: _Ctx, pool_name: str, request_id: str, seen: int, wait: float) -> bool:
+def _follow(c: Ctx, pool_name: str, request_id: str, seen: int, wait: float) -> bool:
     """Wait for the daemon to carry the request out; print what happened. True on success."""
     interval = c.config.mpp.interval
     pickup = 3 * interval + 5.0
     started = time.monotonic()
-    store = c.store()
-    try:
+    with closing(c.store()) as store:
         while True:
             snap = store.load(pool_name)
             state = snap.state if snap else None
@@ -69,22 +61,17 @@ def _follow(c: _Ctx, pool_name: str, request_id: str, seen: int, wait: float) ->
                     f"`mpp run` running for pool {pool_name}? The request was withdrawn."
                 )
             time.sleep(0.05)
-    finally:
-        store.close()
 
 
 def _pending(state: PoolState, request_id: str) -> bool:
     return any(r is not None and r.id == request_id for r in (state.request, state.switching))
 
 
-def _withdraw(c: _Ctx, pool_name: str, request_id: str) -> None:
-    store = c.store()
-    try:
+def _withdraw(c: Ctx, pool_name: str, request_id: str) -> None:
+    with closing(c.store()) as store:
         snap = store.load(pool_name)
         if snap and snap.state.request and snap.state.request.id == request_id:
             store.save(replace(snap.state, request=None), (), snap.version)
-    finally:
-        store.close()
 
 
 def _report(events: list[Event]) -> bool:
@@ -110,10 +97,10 @@ def _report(events: list[Event]) -> bool:
     "(default: the pool's switchover_timeout).",
 )
 @pass_ctx
-def switchover(c: _Ctx, pool: str, target: str | None, timeout: float | None) -> None:
+def switchover(c: Ctx, pool: str, target: str | None, timeout: float | None) -> None:
     """Planned role swap: writes stop, the target catches up, roles swap, old primary
     becomes a replica. Rolled back (old primary writable again) if the target is too slow."""
-    with _errors():
+    with errors():
         request_id = uuid.uuid4().hex
         timeout = timeout or c.config.get_pool(pool).switchover_timeout
         seen = _submit(c, pool, Switchover(target, timeout, request_id))
@@ -129,9 +116,9 @@ def switchover(c: _Ctx, pool: str, target: str | None, timeout: float | None) ->
     "--force", is_flag=True, help="Promote even if another node has transactions it lacks."
 )
 @pass_ctx
-def takeover(c: _Ctx, pool: str, target: str, force: bool) -> None:
+def takeover(c: Ctx, pool: str, target: str, force: bool) -> None:
     """Promote TARGET without the old primary (dead or cut off: the geographic case)."""
-    with _errors():
+    with errors():
         request_id = uuid.uuid4().hex
         seen = _submit(c, pool, Takeover(target, force, request_id))
         console.print(f"takeover of {pool} by {target} requested; waiting for the daemon...")
@@ -142,8 +129,8 @@ def takeover(c: _Ctx, pool: str, target: str, force: bool) -> None:
 @click.command()
 @click.argument("pool")
 @pass_ctx
-def acknowledge(c: _Ctx, pool: str) -> None:
+def acknowledge(c: Ctx, pool: str) -> None:
     """Acknowledge the last failover: lifts the anti-flapping block and clears the alert."""
-    with _errors():
+    with errors():
         _submit(c, pool, Acknowledge())
     console.print(f"{pool}: acknowledged")

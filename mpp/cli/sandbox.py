@@ -10,12 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from mpp import sandbox as sb
-
-console = Console(width=None if sys.stdout.isatty() else 240)
+from mpp.cli.common import console
 
 _dir_option = click.option(
     "--dir",
