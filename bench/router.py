@@ -18,7 +18,7 @@ the new primary would see.
 
 `--forwarding` instead compares ways of forwarding bytes in Python (asyncio Protocol pair
 vs a sock_recv_into/sock_sendall loop, on asyncio's loop and on uvloop) against an echo
-server: the measurement behind mpp/publish/router.py's design.
+server: the measurement behind mpp/publish/router/forwarding.py's design.
 
 sysbench comes from Debian (`apt-get install sysbench`); installed here when missing.
 Prints one JSON document (stdout) and one human line per case (stderr).
