@@ -13,22 +13,17 @@ log, a response or an exception.
 """
 
 import asyncio
-import contextlib
 import hmac
 import logging
 import re
-import socket
-import stat
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-import uvicorn
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     HTMLResponse,
@@ -37,27 +32,43 @@ from fastapi.responses import (
     Response,
     StreamingResponse,
 )
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, SecretStr
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mpp import __version__
-from mpp.config import Config, ConfigError, PoolConfig, parse_duration
+from mpp.config import Config, PoolConfig, parse_duration
 from mpp.model import (
     Acknowledge,
     Activate,
     Command,
     CommandRefused,
-    Decision,
     Event,
     Fail,
     PoolSpec,
-    PoolState,
     Recover,
     Switchover,
     Takeover,
 )
+from mpp.publish.api import errors
+from mpp.publish.api.context import Commands, Liveness
+from mpp.publish.api.documents import AUTH as _AUTH
+from mpp.publish.api.documents import CHECK as _CHECK
+from mpp.publish.api.documents import NOT_FOUND as _ERR
+from mpp.publish.api.documents import TEXT as _TEXT
+from mpp.publish.api.documents import (
+    CommandDoc,
+    ErrorDoc,
+    EventDoc,
+    HealthDoc,
+    NodeDoc,
+    PoolDoc,
+    PoolsDoc,
+)
+from mpp.publish.api.documents import error_response as _error
+from mpp.publish.api.security import bearer, load_token
+from mpp.publish.api.security import open_reads as reads_open
+from mpp.publish.api.server import serve
 from mpp.publish.api.stream import Broadcast, StreamsFull
 from mpp.publish.hub import Hub, guarded
 from mpp.publish.log import log_event
@@ -72,85 +83,6 @@ DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
 _DURATION = re.compile(DURATION_PATTERN)
 HISTORY_MAX = 10000
 DASHBOARD_HTML = (Path(__file__).parent / "dashboard.html").read_text(encoding="utf-8")
-
-
-# -- documents (for the OpenAPI description; the bodies come from mpp.publish.view as they are) ---
-
-
-class _Open(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class NodeDoc(_Open):
-    name: str
-    address: str
-    type: str
-    state: str
-    status: str
-    level: int
-    requests: int
-    last_request: str | None
-    message: str
-    reachable: bool | None
-    lag: int | None
-    gtid: str
-
-
-class PoolDoc(_Open):
-    name: str
-    status: str
-    logic: str
-    topology: str
-    cycle: int
-    updated_at: str | None
-    pinned: str | None
-    nodes: list[NodeDoc]
-
-
-class PoolsDoc(_Open):
-    leader: str | None  # owner id of the `mpp run` that decides and acts
-    pools: list[PoolDoc]
-
-
-class EventDoc(BaseModel):
-    at: float
-    pool: str
-    node: str
-    kind: str
-    old: str
-    new: str
-    reason: str
-    change: str | None = None  # failover | switchover | takeover: the line is part of one
-    action: str | None = None  # on "action" lines: fence, promote, repoint, rejoin, ...
-
-
-class RequestDoc(BaseModel):
-    id: str
-    kind: str
-    to: str | None
-
-
-class CommandDoc(BaseModel):
-    pool: PoolDoc
-    events: list[EventDoc]
-    request: RequestDoc | None = None  # switchover/takeover: what the daemon will carry out
-
-
-class PoolHealth(BaseModel):
-    cycle: int | None
-    seconds_since_cycle: float | None
-
-
-class HealthDoc(BaseModel):
-    status: str
-    version: str
-    role: str | None  # "leader": this mpp decides and acts; "follower": publishes the leader's
-    leader: str | None
-    pools: dict[str, PoolHealth]
-
-
-class ErrorDoc(BaseModel):
-    error: str
 
 
 class FailBody(BaseModel):
@@ -170,31 +102,6 @@ class TakeoverBody(BaseModel):
     force: bool = False
 
 
-_TEXT = {"text/plain": {"schema": {"type": "string"}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    """A JSON error response, spelt out: on the plain-text check routes FastAPI would
-    otherwise document a `model` under text/plain."""
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": ErrorDoc.model_json_schema()}},
-    }
-
-
-_ERR: dict[int | str, dict[str, Any]] = {404: _error("no such pool or node")}
-_AUTH: dict[int | str, dict[str, Any]] = {
-    401: _error("no token sent, or mutations disabled"),
-    403: _error("wrong token"),
-}
-_CHECK: dict[int | str, dict[str, Any]] = {
-    200: {"description": "UP <reason>", "content": _TEXT},
-    503: {"description": "DOWN <reason>", "content": _TEXT},
-    **_ERR,
-}
-
-bearer = HTTPBearer(auto_error=False, description="the token in [api] token_file")
-
 MaxLag = Annotated[
     str | None,
     Query(
@@ -204,47 +111,7 @@ MaxLag = Annotated[
 ]
 
 
-# -- token -----------------------------------------------------------------------------------
-
-
-def load_token(config: Config) -> SecretStr | None:
-    """The mutations' bearer token, or None when `[api] token_file` is not set."""
-    if config.api is None or config.api.token_file is None:
-        return None
-    path = config.resolve(config.api.token_file)
-    try:
-        text = path.read_text().strip()
-        mode = path.stat().st_mode
-    except OSError as err:
-        raise ConfigError(
-            f"{config.path}: [api] token_file: cannot read {path} ({err.strerror}); create it "
-            "with a long random token, e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`"
-        ) from None
-    if not text:
-        raise ConfigError(f"{config.path}: [api] token_file: {path} is empty; put a token in it")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("[api] token_file %s is readable by others; chmod 600 it", path)
-    return SecretStr(text)
-
-
 # -- the app ---------------------------------------------------------------------------------
-
-
-class _Liveness:
-    """When each pool's poll loop last completed a cycle (operator commands do not count)."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, tuple[int, float]] = {}
-
-    def listener(self, state: PoolState, events: tuple[Event, ...]) -> None:
-        last = self.seen.get(state.name)
-        if last is None or last[0] != state.cycle:
-            self.seen[state.name] = (state.cycle, time.monotonic())
-
-
-# How the API's operator commands reach the store: handed in by mpp.run (a publisher never
-# imports the loop); blocking, so it runs in a worker thread.
-Commands = Callable[[PoolSpec, Command], Decision]
 
 
 def create_app(
@@ -256,13 +123,13 @@ def create_app(
     """`commands`: runs an operator command through the pool's logic and the store; without
     it (a read-only API) every command answers 503."""
     token = load_token(config)
-    open_reads = config.api.open_reads if config.api is not None else True
+    open_reads = reads_open(config)
     pools: dict[str, PoolConfig] = {p.name: p for p in config.pool}
     specs: dict[str, PoolSpec] = {p.name: p.spec() for p in config.pool}
     nodes: dict[str, frozenset[str]] = {
         p.name: frozenset(n.name for n in p.node) for p in pools.values()
     }
-    liveness = _Liveness()
+    liveness = Liveness()
     hub.listeners.append(liveness.listener)
     broadcast = Broadcast(lambda: document(config, hub.states, hub.leader()))
     hub.listeners.append(guarded(broadcast.listener, "dashboard stream"))
@@ -293,6 +160,7 @@ def create_app(
 
     if open_reads:
         app.add_middleware(_FastChecks, pools=nodes, answer=check_text)
+    errors.install(app)
 
     def require_token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -334,20 +202,6 @@ def create_app(
             raise RequestValidationError(
                 [{"loc": ("query", "max_lag"), "msg": str(err), "type": "value_error"}]
             ) from None
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        problems = [
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {_message(e)}" for e in exc.errors()
-        ]
-        return JSONResponse(
-            {"error": "invalid request: " + "; ".join(problems), "detail": _plain(exc.errors())},
-            422,
-        )
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -642,21 +496,6 @@ def _history(config: Config, pool: str | None, node: str | None, limit: int) -> 
         store.close()
 
 
-def _message(error: Any) -> str:
-    if error.get("type") == "string_pattern_mismatch" and error.get("loc", ())[-1:] == ("max_lag",):
-        return f'{error.get("input")!r} is not a duration; write it like "5s" or "500ms"'
-    return str(error.get("msg", "invalid"))
-
-
-def _plain(errors: Any) -> Any:
-    """Validation details as JSON (pydantic may put exception objects in `ctx`), without
-    the rejected input: it is the caller's own data, and may be a secret sent by mistake."""
-    errors = [{k: v for k, v in e.items() if k != "input"} for e in errors]
-    return jsonable_encoder(
-        errors, custom_encoder={Exception: str, bytes: lambda b: b.decode("utf-8", "replace")}
-    )
-
-
 class _FastChecks:
     """Answers well-formed check requests before FastAPI's routing and validation.
 
@@ -719,43 +558,6 @@ class _FastChecks:
                 except ValueError:
                     return None
         return self.answer(parts[0], parts[1] if len(parts) == 3 else None, role, max_lag)
-
-
-# -- serving inside `mpp run` ------------------------------------------------------------------
-
-
-class _Server(uvicorn.Server):
-    """uvicorn inside mpp's own loop: mpp owns SIGINT/SIGTERM and one stop event for all."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve(app: Any, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve `app` on an already bound socket until `stop` is set."""
-    server = _Server(
-        uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,  # load balancers poll every second: that is not news
-            lifespan="off",
-            ws="none",
-            timeout_graceful_shutdown=2,
-            server_header=False,
-        )
-    )
-    host, port = sock.getsockname()[:2]
-    log.info("API listening on http://%s:%s", host, port)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    server.should_exit = True
-    broadcast = getattr(app.state, "broadcast", None) if hasattr(app, "state") else None
-    if broadcast is not None:
-        broadcast.close()  # else open dashboards would hold the graceful shutdown
-    waiter.cancel()
-    await task
 
 
 __all__ = ["create_app", "load_token", "serve"]
