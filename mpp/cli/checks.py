@@ -54,7 +54,7 @@ def _via_api(config: Config, pool: str, node: str, role: Role, max_lag: str | No
         path += "?" + urllib.parse.urlencode({"max_lag": max_lag})
     headers = {}
     if not config.api.open_reads:
-        from mpp.publish.api.app import load_token  # only then: it imports the web stack
+        from mpp.publish.api.security import load_token  # only then: it imports the web stack
 
         try:
             token = load_token(config)

@@ -21,7 +21,8 @@ from mpp.config import Config, ConfigError, parse
 from mpp.logic.failover import decide
 from mpp.model import NodeState, PoolState, State
 from mpp.publish.api import create_app
-from mpp.publish.api.app import _FastChecks, load_token
+from mpp.publish.api.checks import FastChecks
+from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
 from mpp.publish.metrics import Metrics
 from mpp.publish.roles import Role, check_node
@@ -149,7 +150,7 @@ def test_checks_answer_up_or_down_in_plain_text(api: Api) -> None:
 
 
 def test_the_fast_path_and_the_routes_give_the_same_answers(api: Api) -> None:
-    fast = _FastChecks(api.app, {"main": frozenset({"db1", "db2", "db3"})}, lambda *a: (0, ""))
+    fast = FastChecks(api.app, {"main": frozenset({"db1", "db2", "db3"})}, lambda *a: (0, ""))
     # what the fast path leaves to the validated routes
     for path, query in [
         ("/v1/check/main/db1/rx", b""),

@@ -21,11 +21,8 @@ from mpp.publish.api import commands as operator_commands  # `commands` is creat
 from mpp.publish.api.checks import FastChecks, check_text
 from mpp.publish.api.context import Commands, Context
 from mpp.publish.api.security import load_token, open_reads
-from mpp.publish.api.server import serve
 from mpp.publish.hub import Hub, guarded
 from mpp.publish.metrics import Metrics
-
-_FastChecks = FastChecks  # the name tests/unit/test_api.py knows it by
 
 
 def create_app(
@@ -61,4 +58,4 @@ def create_app(
     return app
 
 
-__all__ = ["create_app", "load_token", "serve"]
+__all__ = ["create_app"]
