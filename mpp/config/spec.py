@@ -7,6 +7,7 @@ Hooks are not in the spec: running them is the loop's business (mpp.run), not th
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from mpp.model import (
@@ -31,13 +32,8 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         topology=Topology(pool.topology),
         logic=pool.logic,
         failover=FailoverPolicy(hostile_takeover=pool.hostile_takeover),
+        # every ReplicationPolicy field is the pool key of the same name
         replication=ReplicationPolicy(
-            auto_failover=pool.auto_failover,
-            auto_rejoin=pool.auto_rejoin,
-            confirm_with_replicas=pool.confirm_with_replicas,
-            fast_fail=pool.fast_fail,
-            failover_block=pool.failover_block,
-            catchup_timeout=pool.catchup_timeout,
-            semi_sync=pool.semi_sync,
+            **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
         ),
     )

@@ -6,7 +6,9 @@ import another just to open a session.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -85,3 +87,23 @@ def root_sql(d: Path, node: str, sql: str, timeout: float = 2.0) -> list[Any]:
 def ports(d: Path) -> dict[str, int]:
     """Node name -> port, as the workloads address nodes (by port, like a client would)."""
     return {n.name: n.port for n in sandbox.status(d)}
+
+
+class Background(threading.Thread):
+    """A harness thread (workload or watcher) that runs until `close`: a daemon, so a
+    scenario that fails half-way never leaves the test process waiting on it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(daemon=True, name=name)
+        self.stop = threading.Event()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(timeout=5)
+
+
+def drop(conn: Conn | None) -> None:
+    """Close a session that may already be broken (a killed or hung server)."""
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()

@@ -17,7 +17,6 @@ connections and then never answers.
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ import pymysql.cursors
 
 from mpp import sandbox
 
-from ._sql import TABLE, Conn, err_text, now, root_sql, table_name
+from ._sql import TABLE, Background, Conn, drop, err_text, now, root_sql, table_name
 
 __all__ = [
     "IoWatch",
@@ -98,7 +97,7 @@ class _Probe:
         self.conn = None
 
 
-class ReadOnlySampler(threading.Thread):
+class ReadOnlySampler(Background):
     """Samples @@read_only on every node every `every` seconds and keeps each round.
 
     The nodes of a round are probed at the same time (one thread each, reused connections),
@@ -111,11 +110,10 @@ class ReadOnlySampler(threading.Thread):
     def __init__(
         self, d: Path, nodes: list[str] | None = None, every: float = 0.05, timeout: float = 0.5
     ) -> None:
-        super().__init__(daemon=True, name="read-only-sampler")
+        super().__init__("read-only-sampler")
         names = nodes if nodes is not None else [n.name for n in sandbox.status(d)]
         self.every = every
         self.rounds: list[Round] = []
-        self.stop = threading.Event()
         self._probes = [_Probe(d, n, timeout) for n in names]
         self._pool = ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="ro-sample")
 
@@ -160,15 +158,14 @@ class ReadOnlySampler(threading.Thread):
         return wait_for(lambda: len(self.rounds) >= target or None, timeout) is not None
 
 
-class ReadOnlyWatch(threading.Thread):
+class ReadOnlyWatch(Background):
     """Polls @@read_only on one node (as root, short timeouts) and records each value."""
 
     def __init__(self, d: Path, node: str) -> None:
-        super().__init__(daemon=True, name="ro-watch")
+        super().__init__("ro-watch")
         self.d = d
         self.node = node
         self.values: list[tuple[float, str]] = []
-        self.stop = threading.Event()
 
     def run(self) -> None:
         conn: Conn | None = None
@@ -193,19 +190,13 @@ class ReadOnlyWatch(threading.Thread):
                 self.values.append((now(), value))
                 last = value
             self.stop.wait(0.01)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=5)
+        drop(conn)
 
 
 # --------------------------------------------------------------------------- replication
 
 
-class IoWatch(threading.Thread):
+class IoWatch(Background):
     """Polls Slave_IO_Running on the replicas; records every change with its time.
 
     The first change after a primary fails is the floor of any failover: a manager that
@@ -213,12 +204,11 @@ class IoWatch(threading.Thread):
     """
 
     def __init__(self, d: Path, replicas: list[str], period: float = 0.02) -> None:
-        super().__init__(daemon=True, name="io-watch")
+        super().__init__("io-watch")
         self.d = d
         self.replicas = replicas
         self.period = period
         self.changes: list[tuple[float, str, str]] = []
-        self.stop = threading.Event()
 
     def run(self) -> None:
         conns: dict[str, Conn] = {}
@@ -251,10 +241,6 @@ class IoWatch(threading.Thread):
             if t > after and state != "Yes":
                 return t, name, state
         return None
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=5)
 
 
 def gtid_binlog_pos(d: Path, node: str) -> str:

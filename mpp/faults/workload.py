@@ -29,7 +29,18 @@ from pathlib import Path
 
 import pymysql
 
-from ._sql import TABLE, WRITE_TIMEOUT, Conn, app_connect, err_text, now, root_sql, table_name
+from ._sql import (
+    TABLE,
+    WRITE_TIMEOUT,
+    Background,
+    Conn,
+    app_connect,
+    drop,
+    err_text,
+    now,
+    root_sql,
+    table_name,
+)
 
 __all__ = [
     "REFUSED_BY_READ_ONLY",
@@ -66,7 +77,7 @@ def _insert_sql(table: str) -> str:
     return f"INSERT INTO {table_name(table)} (id) VALUES (%s)"
 
 
-class Writer(threading.Thread):
+class Writer(Background):
     """Small autocommit INSERTs as fast as possible; finds the writable node by itself.
 
     After any error it drops its connection and probes every node concurrently (short
@@ -76,14 +87,13 @@ class Writer(threading.Thread):
     """
 
     def __init__(self, nodes: dict[str, int], first_id: int = 1, table: str = TABLE) -> None:
-        super().__init__(daemon=True, name="writer")
+        super().__init__("writer")
         self.nodes = nodes
         self.next_id = first_id
         self.acks: list[Ack] = []
         self.ambiguous: list[int] = []
         self.errors: list[tuple[float, str, str]] = []
         self.connects: list[tuple[float, str]] = []
-        self.stop = threading.Event()
         self._sql = _insert_sql(table)
         self._pool = ThreadPoolExecutor(max_workers=2 * len(nodes), thread_name_prefix="find")
         self._inflight: dict[str, Future[tuple[str, Conn, int]]] = {}
@@ -162,9 +172,7 @@ class Writer(threading.Thread):
                 with contextlib.suppress(Exception):
                     conn.close()
                 conn = None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
+        drop(conn)
 
     def close(self) -> None:
         """Stop writing and let go of the probe pool without waiting for probes stuck on a
@@ -199,7 +207,7 @@ class Writer(threading.Thread):
         return best
 
 
-class StaleClient(threading.Thread):
+class StaleClient(Background):
     """A client that keeps writing to one address (the old primary) whatever happens.
 
     With the defaults it tries every 10 ms with 0.5 s timeouts. As a "patient writer"
@@ -218,7 +226,7 @@ class StaleClient(threading.Thread):
         name: str = "stale",
         table: str = TABLE,
     ) -> None:
-        super().__init__(daemon=True, name=name)
+        super().__init__(name)
         self.node = node
         self.port = port
         self.timeout = timeout
@@ -229,7 +237,6 @@ class StaleClient(threading.Thread):
         self.ambiguous: list[int] = []
         self.first_error = ""
         self.errors: list[tuple[float, str]] = []
-        self.stop = threading.Event()
         self._sql = _insert_sql(table)
 
     def run(self) -> None:
@@ -261,21 +268,15 @@ class StaleClient(threading.Thread):
                 continue
             if self.pause:
                 self.stop.wait(self.pause)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.join(timeout=5)
+        drop(conn)
 
 
-class PatientClient(threading.Thread):
+class PatientClient(Background):
     """One INSERT per second to one address, each with a long timeout (60 s), each in its
     own connection: a client without a read timeout, as most applications are."""
 
     def __init__(self, port: int, first_id: int, timeout: float = 60.0, table: str = TABLE) -> None:
-        super().__init__(daemon=True, name="patient")
+        super().__init__("patient")
         self.port = port
         self.next_id = first_id
         self.timeout = timeout
@@ -283,7 +284,6 @@ class PatientClient(threading.Thread):
         self.acks: list[tuple[int, float, float]] = []  # (id, sent, acknowledged)
         self.errors: list[str] = []
         self.threads: list[threading.Thread] = []
-        self.stop = threading.Event()
         self._sql = _insert_sql(table)
 
     def _one(self, i: int) -> None:

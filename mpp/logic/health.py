@@ -16,12 +16,11 @@ from collections.abc import Mapping
 
 from mpp.model import Observation, PoolSpec, PoolState, Replication, State, Verdict
 
+Observations = Mapping[str, Observation]  # this cycle's, by node name
+
 
 def classify(
-    spec: PoolSpec,
-    prev: PoolState,
-    name: str,
-    observations: Mapping[str, Observation],
+    spec: PoolSpec, prev: PoolState, name: str, observations: Observations
 ) -> tuple[Verdict, str]:
     """The verdict for node `name` this cycle and the message that explains it."""
     obs = observations[name]
@@ -51,10 +50,7 @@ def _serving_message(obs: Observation) -> str:
 
 
 def _replication_verdict(
-    spec: PoolSpec,
-    prev: PoolState,
-    rep: Replication,
-    observations: Mapping[str, Observation],
+    spec: PoolSpec, prev: PoolState, rep: Replication, observations: Observations
 ) -> tuple[Verdict, str]:
     source = _source_name(spec, rep)
     label = source or rep.source_address

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError, new_owner
+from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError
+from mpp.store.owners import new_owner
 from mpp.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:

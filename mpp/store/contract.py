@@ -13,15 +13,16 @@ lease is no longer its own, so a deposed leader that has not noticed yet cannot 
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from mpp.model import Event, PoolState
+
+# the save's signature in words every backend repeats: what to write, the version it must
+# find (None: the pool must not exist yet); with `leader`, the lease holder it must find
+Events = Sequence[Event]
+Version = int | None
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,9 @@ class Store(ABC):
 
     @abstractmethod
     def save(
-        self,
-        state: PoolState,
-        events: Sequence[Event],
-        expected_version: int | None,
-        leader: str | None = None,
-    ) -> int | None:
-        """Compare-and-set: write if the stored version is still `expected_version` (None:
+        self, state: PoolState, events: Events, expect: Version, leader: str | None = None
+    ) -> Version:
+        """Compare-and-set: write if the stored version is still `expect` (None:
         the pool must not exist yet). Returns the new version, or None on conflict. With
         `leader`, the write also requires that owner to hold the lease (else NotLeader)."""
 
@@ -90,43 +87,3 @@ class Store(ABC):
     @abstractmethod
     def close(self) -> None:
         """Release connections."""
-
-
-def _scope() -> str:
-    """What makes "this host" precise: the boot and the pid namespace. Two containers with
-    the host's name but their own pid namespaces (or a cloned VM with the same hostname)
-    must not read each other's pids as their own."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-        pid_ns = os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return "unknown"
-    return f"{boot}.{pid_ns}"
-
-
-def new_owner(name: str) -> str:
-    """A leadership owner id unique to this process: a restarted mpp is a new owner, so two
-    processes never both believe they hold the same lease."""
-    return f"{name}@{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:{_scope()}"
-
-
-def vanished_here(owner: str) -> bool:
-    """True when `owner` was a process of this very host (same hostname, same boot, same pid
-    namespace) that no longer exists. Lets a restarted mpp take its dead predecessor's lease
-    at once instead of waiting for it to expire (the SQLite case, and etcd sites restarted
-    in place); anything else waits for the TTL."""
-    try:
-        _, where = owner.rsplit("@", 1)
-        host, pid_text, _token, scope = where.rsplit(":", 3)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname() or scope != _scope() or scope == "unknown":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False

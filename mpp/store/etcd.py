@@ -36,7 +36,8 @@ from pydantic import SecretStr
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
-from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
+from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
+from mpp.store.owners import vanished_here
 
 
 class _TokenExpired(Exception):
@@ -202,17 +203,11 @@ class EtcdStore(Store):
             raise StoreError(f"{self}: stored state of pool {pool!r} is unreadable: {err}") from err
 
     def save(
-        self,
-        state: PoolState,
-        events: Sequence[Event],
-        expected_version: int | None,
-        leader: str | None = None,
-    ) -> int | None:
+        self, state: PoolState, events: Events, expect: Version, leader: str | None = None
+    ) -> Version:
         key = _b64(self._key("pools", state.name))
         compare = [
-            _compare(key, "VERSION", "0")
-            if expected_version is None
-            else _compare(key, "MOD", str(expected_version))
+            _compare(key, "VERSION", "0") if expect is None else _compare(key, "MOD", str(expect))
         ]
         leader_key = _b64(self._key("leader"))
         if leader is not None:

@@ -11,13 +11,14 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from mpp.model import Event, PoolState
 from mpp.store import codec
-from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError, vanished_here
+from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
+from mpp.store.owners import vanished_here
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pool_state (
@@ -115,12 +116,8 @@ class SqliteStore(Store):
 
     @_locked
     def save(
-        self,
-        state: PoolState,
-        events: Sequence[Event],
-        expected_version: int | None,
-        leader: str | None = None,
-    ) -> int | None:
+        self, state: PoolState, events: Events, expect: Version, leader: str | None = None
+    ) -> Version:
         with self._write() as db:
             if leader is not None and not self._holds(leader, time.time()):
                 raise NotLeader(f"{self.path}: {leader} no longer holds the leadership")
@@ -128,7 +125,7 @@ class SqliteStore(Store):
                 "SELECT version FROM pool_state WHERE pool = ?", (state.name,)
             ).fetchone()
             current = None if row is None else int(row[0])
-            if current != expected_version:
+            if current != expect:
                 return None  # nothing written: committing the empty transaction is harmless
             version = (current or 0) + 1
             db.execute(

@@ -195,15 +195,21 @@ class PrimaryReplicaCycle(Cycle):
         return False
 
     def note_failover(self, old: str, new: str) -> None:
+        self.took_writes(new, acknowledged=False)
+        self.change = Change(ChangeKind.FAILOVER, old, new)
+
+    def took_writes(self, new: str, acknowledged: bool) -> None:
+        """`new` takes the writes without a switchover's plan: the anti-flapping clock
+        starts (an operator's takeover counts as acknowledged), the errant-check base is
+        its position now, and rw waits until it is writable."""
         self.set_pool(
             last_failover_at=self.now,
-            failover_acknowledged=False,
+            failover_acknowledged=acknowledged,
             promoted_at=str(converge.received(self.obs.get(new))),
             alert="",
             pinned=None,
             promoting=None if converge.is_primary(self.obs.get(new)) else new,
         )
-        self.change = Change(ChangeKind.FAILOVER, old, new)
 
     # -- operator requests -----------------------------------------------------------------
 
@@ -240,14 +246,7 @@ class PrimaryReplicaCycle(Cycle):
             why = f"taken over by operator: {target} is ACTIVE{loss}"
             self.move(current.name, failed, why, change=ChangeKind.TAKEOVER)
         self.move(target, State.ACTIVE, f"TAKEOVER by operator{loss}", change=ChangeKind.TAKEOVER)
-        self.set_pool(
-            last_failover_at=self.now,
-            failover_acknowledged=True,
-            promoted_at=str(converge.received(self.obs.get(target))),
-            alert="",
-            pinned=None,
-            promoting=None if converge.is_primary(self.obs.get(target)) else target,
-        )
+        self.took_writes(target, acknowledged=True)
         self.change = Change(ChangeKind.TAKEOVER, current.name if current else "", target)
 
     def switchover(self, request: Request, verdicts: Mapping[str, Verdict]) -> None:

@@ -13,16 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
 from mpp.config import parse_duration
-from mpp.model import (
-    Acknowledge,
-    Activate,
-    Command,
-    CommandRefused,
-    Fail,
-    Recover,
-    Switchover,
-    Takeover,
-)
+from mpp.model import command as order  # the commands, as order.Recover(...) etc.
+from mpp.model.command import Command, CommandRefused
 from mpp.publish.api.context import Context, Ctx, Endpoint
 from mpp.publish.api.documents import (
     AUTH,
@@ -95,17 +87,17 @@ async def mutate(
 
 async def recover(pool: str, node: str, ctx: Ctx) -> Response:
     """FAILED_* -> UNKNOWN; STANDBY once it polls healthy (as `mpp recover`)."""
-    return await mutate(ctx, pool, node, Recover(node))
+    return await mutate(ctx, pool, node, order.Recover(node))
 
 
 async def activate(pool: str, node: str, ctx: Ctx) -> Response:
     """Make a healthy node ACTIVE, pinned (as `mpp activate`)."""
-    return await mutate(ctx, pool, node, Activate(node))
+    return await mutate(ctx, pool, node, order.Activate(node))
 
 
 async def fail(pool: str, node: str, ctx: Ctx, body: FailBody | None = None) -> Response:
     """Mark FAILED; an ACTIVE node hands over at once (as `mpp fail [--force]`)."""
-    return await mutate(ctx, pool, node, Fail(node, body.force if body else False))
+    return await mutate(ctx, pool, node, order.Fail(node, body.force if body else False))
 
 
 async def switchover(pool: str, ctx: Ctx, body: SwitchoverBody | None = None) -> Response:
@@ -118,7 +110,7 @@ async def switchover(pool: str, ctx: Ctx, body: SwitchoverBody | None = None) ->
         timeout = parse_duration(body.timeout) if body.timeout else None
     except ValueError as err:
         raise HTTPException(422, f"timeout: {err}") from None
-    command = Switchover(body.to, timeout or pool_config.switchover_timeout, uuid.uuid4().hex)
+    command = order.Switchover(body.to, timeout or pool_config.switchover_timeout, uuid.uuid4().hex)
     return await mutate(ctx, pool, None, command, 202)
 
 
@@ -126,12 +118,12 @@ async def takeover(pool: str, body: TakeoverBody, ctx: Ctx) -> Response:
     """Promote a node without the old primary (as `mpp takeover`)."""
     ctx.pool_or_404(pool)
     ctx.node_or_404(pool, body.to)
-    return await mutate(ctx, pool, None, Takeover(body.to, body.force, uuid.uuid4().hex), 202)
+    return await mutate(ctx, pool, None, order.Takeover(body.to, body.force, uuid.uuid4().hex), 202)
 
 
 async def acknowledge(pool: str, ctx: Ctx) -> Response:
     """Lift the anti-flapping block and clear the pool's alert (as `mpp acknowledge`)."""
-    return await mutate(ctx, pool, None, Acknowledge())
+    return await mutate(ctx, pool, None, order.Acknowledge())
 
 
 APPLIED: Responses = {
