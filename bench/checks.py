@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.responses import PlainTextResponse  # noqa: E402
 
+from bench.stats import pct  # noqa: E402
 from mpp.config import Config, parse  # noqa: E402
 from mpp.model import NodeState, PoolState, State  # noqa: E402
 from mpp.publish.api import create_app, serve  # noqa: E402
@@ -215,11 +216,6 @@ def _cpu_seconds(pid: int | None) -> float:
     """The server process's user + system CPU time, to tell a busy server from a slow client."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def load(

@@ -27,17 +27,13 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
 from mpp import sandbox  # noqa: E402
 from mpp.config import load, parse_duration  # noqa: E402
 from mpp.logic.failover import decide, initial_state  # noqa: E402
 from mpp.model import NodeSpec, NodeType, Observation, PoolSpec, Replication  # noqa: E402
 from mpp.run.daemon import make_workers, poll_once  # noqa: E402
 from mpp.store import SqliteStore  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def real(nodes: int, seconds: float, interval: float, base_port: int) -> dict[str, object]:

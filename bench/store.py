@@ -23,16 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import pct  # noqa: E402
 from mpp.logic.failover import decide, initial_state  # noqa: E402
 from mpp.model import Event, NodeSpec, NodeType, Observation, PoolSpec  # noqa: E402
 from mpp.sandbox.etcd import EtcdServer  # noqa: E402
 from mpp.store import SqliteStore, Store  # noqa: E402
 from mpp.store.etcd import EtcdStore  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _spec() -> PoolSpec:
