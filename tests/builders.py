@@ -158,8 +158,9 @@ def nodes(count: int = 3, ports: Sequence[int] | None = None) -> list[Doc]:
 def pool(
     name: str = "main", count: int = 3, *, ports: Sequence[int] | None = None, **keys: Any
 ) -> Doc:
-    """A [[pool]] of `count` nodes (see `nodes`) whose password nobody needs."""
-    return {"name": name, "password_env": "UNUSED", **keys, "node": nodes(count, ports)}
+    """A [[pool]] of `count` nodes (see `nodes`) whose password nobody needs; `keys` are
+    the pool's other keys (or `node=[...]`, its own nodes)."""
+    return {"name": name, "password_env": "UNUSED", "node": nodes(count, ports), **keys}
 
 
 def config_doc(*pools: Doc, **sections: Any) -> Doc:

@@ -14,28 +14,22 @@ from typing import Any
 
 import pytest
 
-from mpp.config import Config, parse
+from mpp.config import Config
 from mpp.daemon import PoolWorker
 from mpp.leadership import Leadership
 from mpp.model import Event, PoolState
 from mpp.store import NotLeader, SqliteStore
+from tests import builders
+from tests.builders import config_doc, pool
 
 
 def _config(tmp_path: Path) -> Config:
-    raw: dict[str, Any] = {
-        "mpp": {"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "50ms"},
-        "pool": [
-            {
-                "name": "main",
-                "password_env": "MPP_UNUSED_PASSWORD",
-                "node": [  # nothing listens on these ports: every probe is refused at once
-                    {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
-                    {"name": "db2", "address": "127.0.0.1:2"},
-                ],
-            }
-        ],
-    }
-    return parse(raw, tmp_path / "mpp.toml")
+    # nothing listens on the nodes' ports: every probe is refused at once
+    doc = config_doc(
+        pool(count=2, password_env="MPP_UNUSED_PASSWORD"),
+        mpp={"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "50ms"},
+    )
+    return builders.config(doc, tmp_path / "mpp.toml")
 
 
 def _worker(
