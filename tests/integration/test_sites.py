@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,39 +59,47 @@ def _active(site: Site) -> list[str]:
     return [n["name"] for n in nodes if n["state"] == "ACTIVE"]
 
 
+@dataclass
+class Pair:
+    cluster: Cluster
+    prefix: str  # the etcd prefix the two sites share
+    a: Site
+    b: Site
+
+
 @pytest.fixture
-def sites() -> Iterator[list[Site]]:
+def two_sites(
+    make_cluster: Make, etcd_server: EtcdServer, ports: Ports, tmp_path: Path
+) -> Iterator[Callable[[int], Pair]]:
+    """Factory: a primary-replica sandbox of N nodes, site-a started first and leading, then
+    site-b following (each with its own API); both stopped after the test."""
     made: list[Site] = []
-    yield made
-    for site in made:
-        site.run.stop()
 
+    def start(nodes: int) -> Pair:
+        cluster = pr_cluster(make_cluster, nodes=nodes)
+        prefix = f"/sites-{uuid.uuid4().hex[:8]}"
 
-def _two_sites(
-    cluster: Cluster, etcd: EtcdServer, prefix: str, ports: Ports, sites: list[Site], logs: Path
-) -> tuple[Site, Site]:
-    """site-a started first and leading, then site-b following (each with its own API)."""
-    api = ports.port()
-    a = Site(_site_config(cluster, etcd, prefix, "site-a", api), api, logs)
-    sites.append(a)
-    wait_for("site-a to lead", lambda: a.health().get("role") == "leader", 15)
-    api = ports.port()
-    b = Site(_site_config(cluster, etcd, prefix, "site-b", api), api, logs)
-    sites.append(b)
-    wait_for("site-b to answer as follower", lambda: b.health().get("role") == "follower", 15)
-    return a, b
+        def site(name: str) -> Site:
+            api = ports.port()
+            made.append(Site(_site_config(cluster, etcd_server, prefix, name, api), api, tmp_path))
+            return made[-1]
+
+        a = site("site-a")
+        wait_for("site-a to lead", lambda: a.health().get("role") == "leader", 15)
+        b = site("site-b")
+        wait_for("site-b to answer as follower", lambda: b.health().get("role") == "follower", 15)
+        return Pair(cluster, prefix, a, b)
+
+    yield start
+    for s in made:
+        s.run.stop()
 
 
 def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
-    make_cluster: Make,
-    etcd_server: EtcdServer,
-    sites: list[Site],
-    tmp_path: Path,
-    ports: Ports,
+    two_sites: Callable[[int], Pair], etcd_server: EtcdServer
 ) -> None:
-    cluster = pr_cluster(make_cluster)
-    prefix = f"/sites-{uuid.uuid4().hex[:8]}"
-    a, b = _two_sites(cluster, etcd_server, prefix, ports, sites, tmp_path)
+    pair = two_sites(3)
+    cluster, prefix, a, b = pair.cluster, pair.prefix, pair.a, pair.b
     leader = a.health()["leader"]
     assert leader.startswith("site-a@") and b.health()["leader"] == leader
     wait_for("the follower to publish the leader's state", lambda: _active(b) == ["db1"], 10)
@@ -118,15 +127,10 @@ def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
 
 
 def test_a_clean_stop_hands_the_lease_over_at_once(
-    make_cluster: Make,
-    etcd_server: EtcdServer,
-    sites: list[Site],
-    tmp_path: Path,
-    ports: Ports,
+    two_sites: Callable[[int], Pair], etcd_server: EtcdServer
 ) -> None:
-    cluster = pr_cluster(make_cluster, nodes=2)
-    prefix = f"/sites-{uuid.uuid4().hex[:8]}"
-    a, b = _two_sites(cluster, etcd_server, prefix, ports, sites, tmp_path)
+    pair = two_sites(2)
+    cluster, prefix, a, b = pair.cluster, pair.prefix, pair.a, pair.b
     a.run.stop()
     store = EtcdStore([etcd_server.endpoint], prefix)
     try:
