@@ -1,18 +1,26 @@
-"""Plain-value builders for logic tests: specs and observations without any server."""
+"""Plain-value builders for tests: specs, observations and pool states without any server,
+and the configs tests give mpp (as a document, parsed, or written as a TOML file)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import Any
 
+from mpp.config import Config, parse
 from mpp.model import (
     FailoverPolicy,
     NodeSpec,
+    NodeState,
     NodeType,
     Observation,
     PoolSpec,
+    PoolState,
     Replication,
     ReplicationPolicy,
+    State,
     Topology,
 )
 
@@ -137,3 +145,97 @@ def star(
             replication=rep,
         )
     return out
+
+
+def pool_state(
+    *nodes: tuple[str, State, int | None], name: str = "main", cycle: int = 6, **pool: Any
+) -> PoolState:
+    """A pool's state from (node, state, lag) triples."""
+    return PoolState(name, tuple(NodeState(n, s, lag=lag) for n, s, lag in nodes), cycle, **pool)
+
+
+# -- configs ----------------------------------------------------------------------------------
+
+Doc = dict[str, Any]
+
+
+def nodes(count: int = 3, ports: Sequence[int] | None = None) -> list[Doc]:
+    """[[pool.node]] entries db1..dbN on 127.0.0.1, db1 the primary; ports default to 1..N
+    (nothing listens there: for configs that are only parsed)."""
+    ports = list(ports) if ports is not None else list(range(1, count + 1))
+    return [
+        {"name": f"db{i + 1}", "address": f"127.0.0.1:{p}", "type": "secondary" if i else "primary"}
+        for i, p in enumerate(ports)
+    ]
+
+
+def pool(
+    name: str = "main", count: int = 3, *, ports: Sequence[int] | None = None, **keys: Any
+) -> Doc:
+    """A [[pool]] of `count` nodes (see `nodes`) whose password nobody needs; `keys` are
+    the pool's other keys (or `node=[...]`, its own nodes)."""
+    return {"name": name, "password_env": "UNUSED", "node": nodes(count, ports), **keys}
+
+
+def config_doc(*pools: Doc, **sections: Any) -> Doc:
+    """A whole config: the sections given ([mpp], [api], [router], ...) and the pools (one
+    3-node pool "main" when none is given)."""
+    return {**sections, "pool": list(pools) or [pool()]}
+
+
+def config(doc: Doc, path: Path = Path("/tmp/mpp-test.toml")) -> Config:
+    """The doc parsed as mpp parses a file; `path` is only what messages name."""
+    return parse(doc, path)
+
+
+def merged(doc: Mapping[str, Any], changes: Mapping[str, Any]) -> Doc:
+    """doc with changes laid over it: tables merge key by key, anything else is replaced."""
+    out = dict(doc)
+    for key, value in changes.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON's escapes are all valid in a TOML basic string
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _is_tables(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, Mapping) for v in value)
+
+
+def _table(doc: Mapping[str, Any], prefix: str) -> list[str]:
+    lines = [f"{k} = {_value(v)}" for k, v in doc.items() if not _is_table(v)]
+    for key, value in doc.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            lines += ["", f"[{name}]", *_table(value, name + ".")]
+        elif _is_tables(value):
+            for item in value:
+                lines += ["", f"[[{name}]]", *_table(item, name + ".")]
+    return lines
+
+
+def _is_table(value: Any) -> bool:
+    return isinstance(value, Mapping) or _is_tables(value)
+
+
+def config_text(doc: Mapping[str, Any]) -> str:
+    """The doc as a TOML file: `key = value` lines, then its tables and arrays of tables."""
+    return "\n".join(_table(doc, "")).lstrip("\n") + "\n"
+
+
+def write_config(path: Path, doc: Mapping[str, Any]) -> Path:
+    path.write_text(config_text(doc))
+    return path

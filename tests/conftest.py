@@ -1,29 +1,38 @@
-"""Shared fixtures: a real MariaDB sandbox (mpp.sandbox) and an mpp config for it."""
+"""Shared fixtures: free ports, a real MariaDB sandbox (mpp.sandbox) with an mpp config for
+it, and a real etcd."""
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mpp import sandbox
 from mpp.config import Config, load
 from mpp.sandbox.etcd import EtcdServer
+from tests.builders import Doc, merged, write_config
+from tests.daemons import mpp_command
+from tests.ports import Ports, session_ports
 
 
 @dataclass
 class Cluster:
     dir: Path
     config_path: Path
+    doc: Doc  # what config_path holds
 
     def config(self) -> Config:
         return load(self.config_path)
+
+    def variant(self, name: str, changes: Mapping[str, Any]) -> Path:
+        """Another config file for this sandbox, NAME.toml: this one with `changes` over it."""
+        return write_config(self.dir / f"{name}.toml", merged(self.doc, changes))
 
     def kill(self, node: str, sig: int | None = None) -> None:
         if sig is None:
@@ -37,10 +46,7 @@ class Cluster:
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`mpp --config <this cluster's config> ARGS` as a separate process."""
         return subprocess.run(
-            [sys.executable, "-m", "mpp", "--config", str(self.config_path), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
+            mpp_command(self.config_path, *args), capture_output=True, text=True, timeout=60
         )
 
     def sql(self, node: str, statement: str) -> list[tuple[object, ...]]:
@@ -53,42 +59,47 @@ class Cluster:
             conn.close()
 
 
-def _write_config(d: Path, interval: str, hostile: bool, extra: str = "") -> Path:
-    """The sandbox's own mpp.toml, made quicker for tests (short interval and timeouts)."""
-    text = (d / "mpp.toml").read_text()
-    for line in filter(None, extra.splitlines()):  # pool keys: replace, or add before nodes
-        key = line.split("=")[0].strip()
-        if re.search(rf"^{key} = ", text, re.M):
-            text = re.sub(rf"^{key} = .*$", line, text, count=1, flags=re.M)
-        else:
-            text = text.replace("\n[[pool.node]]", f"\n{line}\n\n[[pool.node]]", 1)
-    text = text.replace('interval = "1s"', f'interval = "{interval}"')
-    text = text.replace('connect_timeout = "1s"', 'connect_timeout = "500ms"')
-    text = text.replace("hostile_takeover = false", f"hostile_takeover = {str(hostile).lower()}")
-    path = d / "test.toml"
-    path.write_text(text)
-    return path
+def quick_config(
+    d: Path, interval: str, hostile: bool, pool: Mapping[str, Any], sections: Mapping[str, Any]
+) -> Doc:
+    """The sandbox's own mpp.toml, made quicker for tests (short interval and timeouts), with
+    `pool` keys over its pool's and `sections` ([api], [router], ...) added."""
+    doc = tomllib.loads((d / "mpp.toml").read_text())
+    doc = merged(doc, {"mpp": {"interval": interval, "connect_timeout": "500ms"}, **sections})
+    doc["pool"] = [merged(doc["pool"][0], {"hostile_takeover": hostile, **pool})]
+    return doc
+
+
+@pytest.fixture(scope="session")
+def ports() -> Ports:
+    """Free ports for this session's servers: `ports.port()`, or `ports.block(n)` for n
+    consecutive ones (tests/ports.py)."""
+    return session_ports()
 
 
 @pytest.fixture
-def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Factory: a fresh 3-node master-master sandbox per call, destroyed after the test."""
+def make_cluster(tmp_path_factory: pytest.TempPathFactory, ports: Ports) -> Iterator[object]:
+    """Factory: a fresh 3-node master-master sandbox per call, destroyed after the test.
+    Its config is test.toml: `pool` keys over the pool's, `sections` added ([api], ...)."""
     if shutil.which("mariadbd") is None and not Path("/usr/sbin/mariadbd").exists():
         pytest.fail("mariadbd is not installed: run `make test`, which installs it")
     made: list[Path] = []
 
     def make(
-        base_port: int,
         nodes: int = 3,
         hostile: bool = False,
         interval: str = "200ms",
         topology: sandbox.Topology = "master-master",
-        extra: str = "",
+        pool: Mapping[str, Any] | None = None,
+        base_port: int | None = None,
+        **sections: Any,
     ) -> Cluster:
         d = tmp_path_factory.mktemp("sandbox")
         made.append(d)
-        sandbox.up(d, nodes=nodes, base_port=base_port, topology=topology)
-        return Cluster(d, _write_config(d, interval, hostile, extra))
+        base = ports.block(nodes) if base_port is None else base_port
+        sandbox.up(d, nodes=nodes, base_port=base, topology=topology)
+        doc = quick_config(d, interval, hostile, pool or {}, sections)
+        return Cluster(d, write_config(d / "test.toml", doc), doc)
 
     yield make
     for d in made:
@@ -96,9 +107,9 @@ def make_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+def etcd_server(tmp_path_factory: pytest.TempPathFactory, ports: Ports) -> Iterator[EtcdServer]:
     """One real etcd for the whole run; each test takes a prefix of its own."""
-    server = EtcdServer(tmp_path_factory.mktemp("etcd"), 26710, 26711)
+    server = EtcdServer(tmp_path_factory.mktemp("etcd"), ports.port(), ports.port())
     server.start()
     yield server
     server.stop()

@@ -33,6 +33,12 @@ class Driver:
             time.sleep(0.1)
         raise AssertionError(f"condition not reached in {cycles} cycles: {state}")
 
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for w in self.workers:
             w.close()

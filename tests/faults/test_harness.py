@@ -12,16 +12,13 @@ import pytest
 
 from mpp import faults
 from tests.conftest import Cluster
+from tests.integration.test_topology import pr_cluster
 
 Make = Callable[..., Cluster]
 
 
-def pr_cluster(make: Make, port: int) -> Cluster:
-    return make(port, topology="primary-replica")
-
-
 def test_writer_records_every_ack_and_lost_ids_sees_only_real_losses(make_cluster: Make) -> None:
-    d = pr_cluster(make_cluster, 28000).dir
+    d = pr_cluster(make_cluster).dir
     faults.create_table(d)
     writer = faults.Writer(faults.ports(d))
     writer.start()
@@ -53,7 +50,7 @@ def test_writer_records_every_ack_and_lost_ids_sees_only_real_losses(make_cluste
 def test_sampler_sees_one_writable_node_and_two_when_a_replica_is_made_writable(
     make_cluster: Make,
 ) -> None:
-    d = pr_cluster(make_cluster, 28010).dir
+    d = pr_cluster(make_cluster).dir
     sampler = faults.ReadOnlySampler(d, every=0.02, timeout=0.5)
     sampler.start()
     try:
@@ -81,7 +78,7 @@ def test_sampler_sees_one_writable_node_and_two_when_a_replica_is_made_writable(
 def test_hang_silences_the_primary_without_stalling_the_harness_and_resume_wakes_it(
     make_cluster: Make,
 ) -> None:
-    d = pr_cluster(make_cluster, 28020).dir
+    d = pr_cluster(make_cluster).dir
     faults.create_table(d)
     sampler = faults.ReadOnlySampler(d, every=0.02, timeout=0.3)
     writer = faults.Writer(faults.ports(d))
@@ -114,7 +111,7 @@ def test_hang_silences_the_primary_without_stalling_the_harness_and_resume_wakes
 def test_kill_closes_the_port_and_a_restart_keeps_every_acknowledged_write(
     make_cluster: Make,
 ) -> None:
-    d = pr_cluster(make_cluster, 28030).dir
+    d = pr_cluster(make_cluster).dir
     faults.create_table(d)
     port = faults.ports(d)["db1"]
     watch = faults.IoWatch(d, ["db2", "db3"])
@@ -141,7 +138,7 @@ def test_kill_closes_the_port_and_a_restart_keeps_every_acknowledged_write(
 
 
 def test_pinned_clients_tell_refused_writes_from_acknowledged_ones(make_cluster: Make) -> None:
-    d = pr_cluster(make_cluster, 28040).dir
+    d = pr_cluster(make_cluster).dir
     faults.create_table(d)
     ports = faults.ports(d)
     on_replica = faults.StaleClient("db2", ports["db2"], 1_000_000)

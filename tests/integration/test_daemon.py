@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from mpp.model import EventKind, PoolState, Recover, State, Status
 from mpp.run.transact import transact
 from mpp.store import SqliteStore
 from tests.conftest import Cluster
+from tests.daemons import mpp_command
 from tests.driver import Driver
 
 pytestmark = pytest.mark.integration
@@ -40,9 +40,8 @@ def mpp(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
 def test_kill_active_climbs_ladder_fails_over_and_recovers(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(24200)
-    drive = Driver(cluster.config())
-    try:
+    cluster = make_cluster()
+    with Driver(cluster.config()) as drive:
         state = drive.cycle()
         assert [n.state for n in state.nodes] == [State.ACTIVE, State.STANDBY, State.STANDBY]
         assert mpp(cluster, "is-active", "db1").stdout.strip() == "OK"
@@ -86,17 +85,14 @@ def test_kill_active_climbs_ladder_fails_over_and_recovers(
         assert ("db2", "STANDBY", "ACTIVE") in history
         assert ("db1", "FAILED_ONLINE", "UNKNOWN") in history
         assert history[-2:] == [("db1", "STANDBY", "ACTIVE"), ("db2", "ACTIVE", "STANDBY")]
-    finally:
-        drive.close()
 
 
 def test_hostile_takeover_reinstates_the_primary_at_once(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(24210, nodes=2, hostile=True)
+    cluster = make_cluster(nodes=2, hostile=True)
     config = cluster.config()
-    drive = Driver(config)
-    try:
+    with Driver(config) as drive:
         drive.cycle()
         cluster.kill("db1")
         state = drive.until(lambda s: s.node("db1").state is State.FAILED_OFFLINE, cycles=6)
@@ -113,16 +109,13 @@ def test_hostile_takeover_reinstates_the_primary_at_once(
         state = drive.cycle()  # hostile: no announcement cycle
         assert state.node("db1").state is State.ACTIVE
         assert state.node("db2").state is State.STANDBY
-    finally:
-        drive.close()
 
 
 def test_stopped_sql_thread_fails_a_standby_and_warns_on_the_active(
     make_cluster: Callable[..., Cluster],
 ) -> None:
-    cluster = make_cluster(24220)
-    drive = Driver(cluster.config())
-    try:
+    cluster = make_cluster()
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.sql("db3", "STOP SLAVE SQL_THREAD")
         cluster.sql("db1", "STOP SLAVE SQL_THREAD")
@@ -133,14 +126,11 @@ def test_stopped_sql_thread_fails_a_standby_and_warns_on_the_active(
             state = drive.cycle()
         assert label(state, "db1") == ("OK WARN", "ACTIVE")
         assert "ACTIVE node keeps serving" in state.node("db1").message
-    finally:
-        drive.close()
 
 
 def test_hung_node_does_not_hold_up_the_others(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(24230)
-    drive = Driver(cluster.config())
-    try:
+    cluster = make_cluster()
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.kill("db3", signal.SIGSTOP)
         try:
@@ -154,13 +144,11 @@ def test_hung_node_does_not_hold_up_the_others(make_cluster: Callable[..., Clust
         finally:
             cluster.kill("db3", signal.SIGCONT)
         drive.until(lambda s: s.node("db3").req == 0)
-    finally:
-        drive.close()
 
 
 def _run_daemon(cluster: Cluster, seconds: float) -> str:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mpp", "--config", str(cluster.config_path), "run", "--no-live"],
+        mpp_command(cluster.config_path, "run", "--no-live"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -176,7 +164,7 @@ def _run_daemon(cluster: Cluster, seconds: float) -> str:
 
 
 def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(24240)
+    cluster = make_cluster()
     _run_daemon(cluster, 2.0)
     cluster.kill("db1")
     first = _run_daemon(cluster, 0.5)  # killed mid-way up the ladder
@@ -215,7 +203,7 @@ def test_restarting_mpp_run_changes_no_state(make_cluster: Callable[..., Cluster
 
 
 def test_status_json_and_table(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(24250)
+    cluster = make_cluster()
     out = mpp(cluster, "poll")
     assert out.returncode == 0, out.stderr
     doc = json.loads(mpp(cluster, "status", "--json").stdout)
@@ -249,7 +237,7 @@ def test_status_json_and_table(make_cluster: Callable[..., Cluster]) -> None:
 
 
 def test_operator_commands_through_the_cli(make_cluster: Callable[..., Cluster]) -> None:
-    cluster = make_cluster(24260)
+    cluster = make_cluster()
     assert mpp(cluster, "poll").returncode == 0
     out = mpp(cluster, "activate", "db3")
     assert out.returncode == 0, out.stderr
@@ -268,17 +256,10 @@ def test_operator_commands_through_the_cli(make_cluster: Callable[..., Cluster])
 def test_wrong_password_is_failed_online_not_offline(
     make_cluster: Callable[..., Cluster], tmp_path: Path
 ) -> None:
-    cluster = make_cluster(24270, nodes=2)
-    text = cluster.config_path.read_text().replace(
-        'password_file = "mpp.password"', f'password_file = "{tmp_path / "wrong"}"'
-    )
     (tmp_path / "wrong").write_text("not-the-password")
-    cluster.config_path.write_text(text)
-    drive = Driver(cluster.config())
-    try:
+    cluster = make_cluster(nodes=2, pool={"password_file": str(tmp_path / "wrong")})
+    with Driver(cluster.config()) as drive:
         state = drive.until(lambda s: s.node("db2").state.failed, cycles=6)
         assert state.node("db2").state is State.FAILED_ONLINE
         assert "1045" in state.node("db2").message
         assert "not-the-password" not in state.node("db2").message
-    finally:
-        drive.close()

@@ -5,8 +5,6 @@ with its name ("db2\\n") and then echoes, so a test reads where a connection wen
 first line. The router runs in its own event loop thread, on asyncio's loop and on uvloop
 (what `mpp run` uses when it is installed). Real MariaDB behind the router is in
 tests/integration/test_router.py.
-
-Ports: fake nodes 27300-27303, router 27310 (rw) and 27311 (ro).
 """
 
 from __future__ import annotations
@@ -27,30 +25,22 @@ from typing import Any
 import pymysql
 import pytest
 
-from mpp.config import ConfigError, parse
-from mpp.model import NodeState, PoolState, Request, RequestKind, State
+from mpp.config import ConfigError
+from mpp.model import PoolState, Request, RequestKind, State
 from mpp.publish.hub import Hub
 from mpp.publish.metrics import Metrics
 from mpp.publish.router import HIGH_WATER, Router, err_packet
 from mpp.run.services import Integrations
+from tests.builders import config, config_doc, pool, pool_state
+from tests.ports import Ports
+from tests.waiting import wait_for
 
-NODES = {"db1": 27300, "db2": 27301, "db3": 27302}
-RW, RO = 27310, 27311
 BLAST = 200 * 1024 * 1024
 
-HEALTHY = PoolState(
-    "main",
-    (
-        NodeState("db1", State.ACTIVE, lag=0),
-        NodeState("db2", State.STANDBY, lag=0),
-        NodeState("db3", State.STANDBY, lag=0),
-    ),
-    cycle=5,
+HEALTHY = pool_state(
+    ("db1", State.ACTIVE, 0), ("db2", State.STANDBY, 0), ("db3", State.STANDBY, 0), cycle=5
 )
-
-
-def state(*nodes: tuple[str, State, int | None], **pool: Any) -> PoolState:
-    return PoolState("main", tuple(NodeState(n, s, lag=lag) for n, s, lag in nodes), 6, **pool)
+state = pool_state
 
 
 class FakeNode:
@@ -111,26 +101,22 @@ class Harness:
         self,
         first: PoolState | None,
         loop_kind: str,
+        ports: Ports,
         blast: str = "",
         tls: ssl.SSLContext | None = None,
         **router: Any,
     ) -> None:
-        raw = {
-            "pool": [
-                {
-                    "name": "main",
-                    "password_env": "UNUSED",
-                    "node": [
-                        {"name": n, "address": f"127.0.0.1:{p}", "type": "secondary"}
-                        for n, p in NODES.items()
-                    ],
-                }
-            ],
-            "router": {"rw": f"127.0.0.1:{RW}", "ro": f"127.0.0.1:{RO}", **router},
+        base = ports.block(3)  # db1, db2, db3
+        self.rw, self.ro = ports.port(), ports.port()
+        self.node_ports = {f"db{i + 1}": base + i for i in range(3)}
+        doc = config_doc(
+            pool(ports=list(self.node_ports.values())),
+            router={"rw": f"127.0.0.1:{self.rw}", "ro": f"127.0.0.1:{self.ro}", **router},
+        )
+        self.config = config(doc, Path("/tmp/mpp-router-test.toml"))
+        self.nodes = {
+            n: FakeNode(n, p, blast=n == blast, tls=tls) for n, p in self.node_ports.items()
         }
-        raw["pool"][0]["node"][0]["type"] = "primary"  # type: ignore[index]
-        self.config = parse(raw, Path("/tmp/mpp-router-test.toml"))
-        self.nodes = {n: FakeNode(n, p, blast=n == blast, tls=tls) for n, p in NODES.items()}
         self.hub = Hub(self.config, {"main": first})
         self.router = Router(self.config, self.hub)
         self.hub.listeners.append(self.router.listener)
@@ -173,11 +159,11 @@ def loop_kind(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def harness(loop_kind: str) -> Iterator[Callable[..., Harness]]:
+def harness(loop_kind: str, ports: Ports) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def make(first: PoolState | None = HEALTHY, **kw: Any) -> Harness:
-        h = Harness(first, loop_kind, **kw)
+        h = Harness(first, loop_kind, ports, **kw)
         made.append(h)
         return h
 
@@ -244,8 +230,8 @@ def test_rw_goes_to_the_active_node_and_ro_spreads_by_least_connections(
     harness: Callable[..., Harness],
 ) -> None:
     h = harness()
-    assert where(RW) == "db1"
-    held = [connect(RO) for _ in range(4)]
+    assert where(h.rw) == "db1"
+    held = [connect(h.ro) for _ in range(4)]
     names = sorted(greeting(s).decode().strip() for s in held)
     assert names == ["db2", "db2", "db3", "db3"], "least connections: two each"
     assert h.router.stats()[1].backends == {"db2": 2, "db3": 2}
@@ -255,7 +241,7 @@ def test_rw_goes_to_the_active_node_and_ro_spreads_by_least_connections(
     h.publish(
         state(("db1", State.ACTIVE, 0), ("db2", State.STANDBY, 0), ("db3", State.STANDBY, 60))
     )
-    assert {where(RO) for _ in range(4)} == {"db2"}
+    assert {where(h.ro) for _ in range(4)} == {"db2"}
     h.publish(
         state(
             ("db1", State.ACTIVE, 0),
@@ -263,7 +249,7 @@ def test_rw_goes_to_the_active_node_and_ro_spreads_by_least_connections(
             ("db3", State.STANDBY, None),
         )
     )
-    assert {where(RO) for _ in range(3)} == {"db1"}, "fallback to the ACTIVE node"
+    assert {where(h.ro) for _ in range(3)} == {"db1"}, "fallback to the ACTIVE node"
     for s in held[2:]:
         s.close()
 
@@ -272,9 +258,9 @@ def test_a_role_change_closes_rw_connections_to_the_old_primary_only(
     harness: Callable[..., Harness],
 ) -> None:
     h = harness()
-    rw = connect(RW)
+    rw = connect(h.rw)
     assert greeting(rw) == b"db1\n"
-    readers = [connect(RO) for _ in range(2)]
+    readers = [connect(h.ro) for _ in range(2)]
     node_of = {s: greeting(s).decode().strip() for s in readers}
     assert sorted(node_of.values()) == ["db2", "db3"]
     h.publish(
@@ -284,7 +270,7 @@ def test_a_role_change_closes_rw_connections_to_the_old_primary_only(
     )
     assert rw.recv(16) == b"", "the old primary's rw connection is closed"
     assert all(alive(s) for s in readers), "readers of still-valid nodes are kept"
-    assert where(RW) == "db2"
+    assert where(h.rw) == "db2"
     assert h.router.stats()[0].closed_on_role_change == 1
     # a reader whose node mpp fails is closed too
     h.publish(
@@ -310,15 +296,15 @@ def test_no_active_node_answers_at_once_with_a_readable_error(
         )
     )
     started = time.monotonic()
-    seq, code, message = refused(RW)
+    seq, code, message = refused(h.rw)
     assert time.monotonic() - started < 1.0, "at once, not after a wait"
     assert (seq, code, message) == (0, 1053, "mpp: pool main has no ACTIVE node")
     with pytest.raises(pymysql.OperationalError) as info:
-        pymysql.connect(host="127.0.0.1", port=RW, user="app", password="app", connect_timeout=5)
+        pymysql.connect(host="127.0.0.1", port=h.rw, user="app", password="app", connect_timeout=5)
     assert info.value.args == (1053, "mpp: pool main has no ACTIVE node")
     client = shutil.which("mariadb")
     assert client is not None, "the mariadb client is installed by `make test`"
-    command = [client, "-h127.0.0.1", f"-P{RW}", "-uapp", "-papp", "-e", "select 1"]
+    command = [client, "-h127.0.0.1", f"-P{h.rw}", "-uapp", "-papp", "-e", "select 1"]
     out = subprocess.run(command, capture_output=True, text=True, timeout=10)
     # MariaDB's client asks for TLS by default and says so about any error that comes
     # before it (as it would of a real server's): the message is still there, readable
@@ -345,13 +331,13 @@ def test_new_rw_connections_wait_for_the_new_primary_during_a_switchover(
 
     def client() -> None:
         started = time.monotonic()
-        result.append((where(RW), time.monotonic() - started))
+        result.append((where(h.rw), time.monotonic() - started))
 
     t = threading.Thread(target=client)
     t.start()
     time.sleep(0.5)
     assert not result, "still waiting while the switchover runs"
-    assert where(RO) in ("db2", "db3"), "reads are not held up"
+    assert where(h.ro) in ("db2", "db3"), "reads are not held up"
     h.publish(state(("db1", State.STANDBY, 0), ("db2", State.ACTIVE, 0), ("db3", State.STANDBY, 0)))
     t.join(5)
     ((name, waited),) = result
@@ -366,9 +352,9 @@ def test_the_wait_for_a_primary_is_bounded(harness: Callable[..., Harness]) -> N
         switching=Request(RequestKind.SWITCHOVER, "db2", 0.0, 10.0),
         draining=("db1",),
     )
-    harness(switching, switchover_wait="300ms")
+    h = harness(switching, switchover_wait="300ms")
     started = time.monotonic()
-    _, code, message = refused(RW)
+    _, code, message = refused(h.rw)
     assert 0.25 <= time.monotonic() - started < 2
     assert code == 1053
     assert message == "mpp: pool main is still switching over (waited 0.3s)"
@@ -379,8 +365,10 @@ def test_an_unreachable_primary_is_waited_for_then_reported(
 ) -> None:
     h = harness(switchover_wait="400ms")
     h.nodes["db1"].close()  # the primary died; mpp has not noticed yet
-    _, code, message = refused(RW)
-    assert code == 1053 and "cannot connect to db1 (127.0.0.1:27300)" in message, message
+    _, code, message = refused(h.rw)
+    assert code == 1053 and f"cannot connect to db1 (127.0.0.1:{h.node_ports['db1']})" in message, (
+        message
+    )
     assert "waited 0.4s" in message
 
 
@@ -388,17 +376,15 @@ def test_over_max_connections_is_refused_with_too_many_connections(
     harness: Callable[..., Harness],
 ) -> None:
     h = harness(max_connections=2)
-    held = [connect(RW) for _ in range(2)]
+    held = [connect(h.rw) for _ in range(2)]
     assert [greeting(s) for s in held] == [b"db1\n", b"db1\n"]
-    _, code, message = refused(RW)
+    _, code, message = refused(h.rw)
     assert code == 1040
-    assert message == "mpp: router rw port 127.0.0.1:27310 has 2 connections (max_connections)"
-    assert where(RO) in ("db2", "db3"), "the cap is per port"
+    assert message == f"mpp: router rw port 127.0.0.1:{h.rw} has 2 connections (max_connections)"
+    assert where(h.ro) in ("db2", "db3"), "the cap is per port"
     held[0].close()
-    deadline = time.monotonic() + 3
-    while h.router.stats()[0].active > 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert where(RW) == "db1", "a freed slot is usable again"
+    wait_for("the router to see the close", lambda: h.router.stats()[0].active <= 1, 3, 0.02)
+    assert where(h.rw) == "db1", "a freed slot is usable again"
     held[1].close()
     assert h.router.stats()[0].refused == {"max_connections": 1}
 
@@ -407,7 +393,7 @@ def test_a_client_that_stops_reading_does_not_grow_the_routers_buffers(
     harness: Callable[..., Harness],
 ) -> None:
     h = harness(blast="db1")
-    sock = connect(RW)
+    sock = connect(h.rw)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     peak = 0
     sent: list[int] = []
@@ -434,8 +420,8 @@ def test_router_metrics(harness: Callable[..., Harness]) -> None:
     )
     metrics = Metrics(h.config, h.hub.states)
     metrics.add_router(h.router.stats)
-    refused(RW)
-    with connect(RO) as sock:
+    refused(h.rw)
+    with connect(h.ro) as sock:
         assert greeting(sock) in (b"db2\n", b"db3\n")
         assert alive(sock)
         text = metrics.render().decode()
@@ -446,27 +432,19 @@ def test_router_metrics(harness: Callable[..., Harness]) -> None:
     assert 'mpp_router_bytes_total{direction="to_clients",pool="main",port="ro"} 9.0' in text
 
 
-def test_a_router_port_in_use_stops_mpp_run_at_start_naming_the_key() -> None:
-    raw = {
-        "pool": [
-            {
-                "name": "main",
-                "password_env": "UNUSED",
-                "node": [{"name": "db1", "address": "127.0.0.1:1", "type": "primary"}],
-            }
-        ],
-        "router": {"rw": "127.0.0.1:27312", "ro": "127.0.0.1:27313"},
-    }
-    config = parse(raw, Path("/tmp/mpp-router-test.toml"))
+def test_a_router_port_in_use_stops_mpp_run_at_start_naming_the_key(ports: Ports) -> None:
+    rw, ro = ports.port(), ports.port()
+    doc = config_doc(pool(count=1), router={"rw": f"127.0.0.1:{rw}", "ro": f"127.0.0.1:{ro}"})
+    cfg = config(doc, Path("/tmp/mpp-router-test.toml"))
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 27313))
+        taken.bind(("127.0.0.1", ro))
         taken.listen(1)
         with pytest.raises(ConfigError) as info:
-            Integrations(config, Hub(config))
+            Integrations(cfg, Hub(cfg))
     assert str(info.value) == (
-        "/tmp/mpp-router-test.toml: [router] ro = '127.0.0.1:27313': Address already in use"
+        f"/tmp/mpp-router-test.toml: [router] ro = '127.0.0.1:{ro}': Address already in use"
     )
-    Integrations(config, Hub(config)).close()  # rw was released: both bind now
+    Integrations(cfg, Hub(cfg)).close()  # rw was released: both bind now
 
 
 def test_tls_passes_through_untouched(harness: Callable[..., Harness], tmp_path: Path) -> None:
@@ -482,10 +460,10 @@ def test_tls_passes_through_untouched(harness: Callable[..., Harness], tmp_path:
     )
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert, key)
-    harness(tls=server)
+    h = harness(tls=server)
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.load_verify_locations(cert)  # trusts the node's certificate, nothing else
-    with connect(RW) as sock:
+    with connect(h.rw) as sock:
         assert greeting(sock) == b"db1\n"
         with client.wrap_socket(sock, server_hostname="db-node") as tls:
             assert tls.getpeercert(binary_form=True) == ssl.PEM_cert_to_DER_cert(cert.read_text())

@@ -1,7 +1,7 @@
 """Integration tests of mpp.sandbox against real mariadbd processes.
 
-Ports 24100-24149 belong to this file (below the kernel's ephemeral range, so no client
-socket can hold them) so it can run next to the other integration tests.
+Ports come from the session's allocator (tests/ports.py), so it can run next to the other
+integration tests.
 Every sandbox is destroyed in a finalizer, so a failing assertion leaves no mariadbd behind.
 """
 
@@ -16,7 +16,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,9 @@ import pytest
 
 from mpp import sandbox
 from mpp.sandbox import SandboxError
+from tests.ports import Ports
+from tests.probes import app_connect, query_one
+from tests.waiting import wait_for
 
 _HAVE_MARIADBD = (
     shutil.which("mariadbd", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))
@@ -34,19 +37,6 @@ _HAVE_MARIADBD = (
 needs_mariadbd = pytest.mark.skipif(not _HAVE_MARIADBD, reason="mariadbd is not installed")
 
 pytestmark = pytest.mark.integration
-
-MM_PORT = 24100
-PR_PORT = 24110
-DOWN_PORT = 24120
-BUSY_PORT = 24130
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def pid_gone(pid: int) -> bool:
@@ -73,25 +63,10 @@ def slave_status(directory: Path, name: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-def app_connect(port: int) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
-    return pymysql.connect(
-        host="127.0.0.1",
-        port=port,
-        user=sandbox.APP_USER,
-        password=sandbox.APP_PASSWORD,
-        database="app",
-        autocommit=True,
-        connect_timeout=2,
-        read_timeout=10,
-        ssl_disabled=True,
-    )
-
-
 def app_execute(port: int, sql: str, args: Any = None) -> None:
-    conn = app_connect(port)
+    conn = app_connect(port, timeout=10)
     try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
+        query_one(conn, sql, args)
     finally:
         conn.close()
 
@@ -105,14 +80,20 @@ def has_row(directory: Path, name: str, table: str, row_id: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def mm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def mm_port(ports: Ports) -> int:
+    """The base port of the shared ring (db1; db2 and db3 on the next two)."""
+    return ports.block(3)
+
+
+@pytest.fixture(scope="module")
+def mm(tmp_path_factory: pytest.TempPathFactory, mm_port: int) -> Iterator[Path]:
     """One 3-node ring shared by the tests that only read it or restore what they break."""
     if not _HAVE_MARIADBD:
         pytest.skip("mariadbd is not installed")
     directory = tmp_path_factory.mktemp("mm") / "sandbox"
     try:
         started = time.monotonic()
-        sandbox.up(directory, nodes=3, base_port=MM_PORT, topology="master-master")
+        sandbox.up(directory, nodes=3, base_port=mm_port, topology="master-master")
         print(f"cold up of 3 nodes: {time.monotonic() - started:.2f} s")
         yield directory
     finally:
@@ -129,9 +110,9 @@ def fresh_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 @needs_mariadbd
-def test_master_master_ring_replicates(mm: Path) -> None:
+def test_master_master_ring_replicates(mm: Path, mm_port: int) -> None:
     ports = {n.name: n.port for n in sandbox.status(mm)}
-    assert ports == {"db1": MM_PORT, "db2": MM_PORT + 1, "db3": MM_PORT + 2}
+    assert ports == {"db1": mm_port, "db2": mm_port + 1, "db3": mm_port + 2}
     for name, source in (("db1", "db3"), ("db2", "db1"), ("db3", "db2")):
         st = slave_status(mm, name)
         assert st is not None, name
@@ -142,20 +123,20 @@ def test_master_master_ring_replicates(mm: Path) -> None:
         {"s": 0, "r": 0}
     ]
 
-    app_execute(MM_PORT, "CREATE TABLE ring (id INT PRIMARY KEY)")
-    app_execute(MM_PORT, "INSERT INTO ring VALUES (1)")
-    wait_for(lambda: has_row(mm, "db3", "ring", 1), what="row from db1 on db3")
+    app_execute(mm_port, "CREATE TABLE ring (id INT PRIMARY KEY)")
+    app_execute(mm_port, "INSERT INTO ring VALUES (1)")
+    wait_for("row from db1 on db3", lambda: has_row(mm, "db3", "ring", 1), 10)
 
 
 @needs_mariadbd
-def test_config_and_password_files(mm: Path) -> None:
+def test_config_and_password_files(mm: Path, mm_port: int) -> None:
     password_file = mm / "mpp.password"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     password = password_file.read_text()
     assert password and not password.endswith("\n")
 
     conn = pymysql.connect(
-        host="127.0.0.1", port=MM_PORT + 2, user=sandbox.MPP_USER, password=password,
+        host="127.0.0.1", port=mm_port + 2, user=sandbox.MPP_USER, password=password,
         ssl_disabled=True, connect_timeout=2,
     )  # fmt: skip
     conn.close()
@@ -165,21 +146,21 @@ def test_config_and_password_files(mm: Path) -> None:
     assert 'topology = "master-master"' in toml
     assert 'password_file = "mpp.password"' in toml
     assert toml.count("[[pool.node]]") == 3
-    assert f'name = "db1"\naddress = "127.0.0.1:{MM_PORT}"\ntype = "primary"' in toml
-    assert f'name = "db3"\naddress = "127.0.0.1:{MM_PORT + 2}"\ntype = "secondary"' in toml
+    assert f'name = "db1"\naddress = "127.0.0.1:{mm_port}"\ntype = "primary"' in toml
+    assert f'name = "db3"\naddress = "127.0.0.1:{mm_port + 2}"\ntype = "secondary"' in toml
 
     # A user's edits survive later `up`s, and so does the password.
     (mm / "mpp.toml").write_text(toml + "# edited\n")
-    sandbox.up(mm, nodes=3, base_port=MM_PORT)
+    sandbox.up(mm, nodes=3, base_port=mm_port)
     assert (mm / "mpp.toml").read_text().endswith("# edited\n")
     assert password_file.read_text() == password
 
 
 @needs_mariadbd
-def test_up_is_idempotent_and_layout_is_checked(mm: Path) -> None:
+def test_up_is_idempotent_and_layout_is_checked(mm: Path, mm_port: int) -> None:
     before = sandbox.status(mm)
     started = time.monotonic()
-    again = sandbox.up(mm, nodes=3, base_port=MM_PORT, topology="master-master")
+    again = sandbox.up(mm, nodes=3, base_port=mm_port, topology="master-master")
     elapsed = time.monotonic() - started
     print(f"warm up of 3 nodes: {elapsed:.3f} s")
     assert [n.pid for n in again] == [n.pid for n in before]
@@ -187,11 +168,11 @@ def test_up_is_idempotent_and_layout_is_checked(mm: Path) -> None:
     assert elapsed < 1.0
 
     with pytest.raises(SandboxError, match="destroy"):
-        sandbox.up(mm, nodes=2, base_port=MM_PORT)
+        sandbox.up(mm, nodes=2, base_port=mm_port)
 
 
 @needs_mariadbd
-def test_killed_node_restarts_and_catches_up(mm: Path) -> None:
+def test_killed_node_restarts_and_catches_up(mm: Path, mm_port: int) -> None:
     old = {n.name: n for n in sandbox.status(mm)}["db2"]
     assert old.pid is not None
     sandbox.stop_node(mm, "db2", signal.SIGKILL)
@@ -202,42 +183,45 @@ def test_killed_node_restarts_and_catches_up(mm: Path) -> None:
         sandbox.stop_node(mm, "db2")
 
     # db3 hears from db1 only through db2, so this row waits for db2 to come back.
-    app_execute(MM_PORT, "CREATE TABLE IF NOT EXISTS crash (id INT PRIMARY KEY)")
-    app_execute(MM_PORT, "INSERT INTO crash VALUES (7)")
+    app_execute(mm_port, "CREATE TABLE IF NOT EXISTS crash (id INT PRIMARY KEY)")
+    app_execute(mm_port, "INSERT INTO crash VALUES (7)")
     time.sleep(0.3)
     assert not has_row(mm, "db3", "crash", 7)
 
     node = sandbox.start_node(mm, "db2")
     assert node.running and node.pid not in (None, old.pid)
-    wait_for(lambda: has_row(mm, "db3", "crash", 7), what="row through restarted db2")
+    wait_for("row through restarted db2", lambda: has_row(mm, "db3", "crash", 7), 10)
     st = slave_status(mm, "db2")
-    assert st is not None and st["Master_Port"] == MM_PORT
+    assert st is not None and st["Master_Port"] == mm_port
     assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "Yes")
     # Restarting a running node is a no-op.
     assert sandbox.start_node(mm, "db2").pid == node.pid
 
 
 @needs_mariadbd
-def test_primary_replica(fresh_dir: Path) -> None:
+def test_primary_replica(fresh_dir: Path, ports: Ports) -> None:
+    base = ports.block(2)
     lines: list[str] = []
     nodes = sandbox.up(
-        fresh_dir, nodes=2, base_port=PR_PORT, topology="primary-replica", progress=lines.append
+        fresh_dir, nodes=2, base_port=base, topology="primary-replica", progress=lines.append
     )
     assert [n.name for n in nodes] == ["db1", "db2"]
     assert "replication: db1 -> db2 (replicas read_only)" in lines
 
     assert slave_status(fresh_dir, "db1") is None
     st = slave_status(fresh_dir, "db2")
-    assert st is not None and st["Master_Port"] == PR_PORT
+    assert st is not None and st["Master_Port"] == base
     assert (st["Slave_IO_Running"], st["Slave_SQL_Running"]) == ("Yes", "Yes")
     flags = "SELECT @@read_only AS ro, @@gtid_strict_mode AS strict"
     assert query(fresh_dir, "db2", flags) == [{"ro": 1, "strict": 1}]
     assert query(fresh_dir, "db1", flags) == [{"ro": 0, "strict": 1}]
 
-    app_execute(PR_PORT, "CREATE TABLE t (id INT PRIMARY KEY)")
-    wait_for(lambda: bool(query(fresh_dir, "db2", "SHOW TABLES FROM app LIKE 't'")))
+    app_execute(base, "CREATE TABLE t (id INT PRIMARY KEY)")
+    wait_for(
+        "table t on db2", lambda: bool(query(fresh_dir, "db2", "SHOW TABLES FROM app LIKE 't'")), 10
+    )
     with pytest.raises(pymysql.err.OperationalError) as refused:
-        app_execute(PR_PORT + 1, "INSERT INTO t VALUES (1)")
+        app_execute(base + 1, "INSERT INTO t VALUES (1)")
     assert refused.value.args[0] == 1290  # --read-only
 
     # A frozen node is still "running" (the process exists) and thaws with SIGCONT.
@@ -248,12 +232,13 @@ def test_primary_replica(fresh_dir: Path) -> None:
 
 
 @needs_mariadbd
-def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path) -> None:
-    nodes = sandbox.up(fresh_dir, nodes=2, base_port=DOWN_PORT)
+def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path, ports: Ports) -> None:
+    base = ports.block(2)
+    nodes = sandbox.up(fresh_dir, nodes=2, base_port=base)
     pids = [n.pid for n in nodes]
     assert all(pids)
     st = slave_status(fresh_dir, "db1")
-    assert st is not None and st["Master_Port"] == DOWN_PORT + 1  # db1 <-> db2
+    assert st is not None and st["Master_Port"] == base + 1  # db1 <-> db2
 
     # Pretend db1's PID was reused by an unrelated program; db1 itself is still found
     # through its PID file. db2 is frozen, which a plain SIGTERM would not get through.
@@ -277,7 +262,7 @@ def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path) -> None:
         foreign.wait()
 
     # Data stays on disk; the next `up` resumes the same cluster.
-    resumed = sandbox.up(fresh_dir, nodes=2, base_port=DOWN_PORT)
+    resumed = sandbox.up(fresh_dir, nodes=2, base_port=base)
     assert all(n.running for n in resumed)
     assert query(fresh_dir, "db2", "SHOW DATABASES LIKE 'app'")
     st = slave_status(fresh_dir, "db2")
@@ -285,30 +270,33 @@ def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path) -> None:
 
 
 @needs_mariadbd
-def test_port_held_by_foreign_process(fresh_dir: Path) -> None:
+def test_port_held_by_foreign_process(fresh_dir: Path, ports: Ports) -> None:
+    base = ports.block(3)
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", BUSY_PORT + 1))
+        squatter.bind(("127.0.0.1", base + 1))
         squatter.listen()
-        with pytest.raises(SandboxError, match=rf"port {BUSY_PORT + 1}.*--base-port") as err:
-            sandbox.up(fresh_dir, nodes=2, base_port=BUSY_PORT)
+        with pytest.raises(SandboxError, match=rf"port {base + 1}.*--base-port") as err:
+            sandbox.up(fresh_dir, nodes=2, base_port=base)
     assert f"pid {os.getpid()}" in str(err.value)
     assert all(not n.running for n in sandbox.status(fresh_dir))
     assert not (fresh_dir / "db1").exists()
 
     # Following the advice works in the same directory: nothing was built yet.
     lines: list[str] = []
-    [node] = sandbox.up(fresh_dir, nodes=1, base_port=BUSY_PORT + 2, progress=lines.append)
-    assert node.running and node.port == BUSY_PORT + 2
+    [node] = sandbox.up(fresh_dir, nodes=1, base_port=base + 2, progress=lines.append)
+    assert node.running and node.port == base + 2
     assert "replication: none (single node)" in lines
     assert slave_status(fresh_dir, "db1") is None
     assert query(fresh_dir, "db1", "SHOW DATABASES LIKE 'app'")
 
 
-def test_missing_mariadbd_is_explained(fresh_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_mariadbd_is_explained(
+    fresh_dir: Path, monkeypatch: pytest.MonkeyPatch, ports: Ports
+) -> None:
     monkeypatch.setattr(shutil, "which", lambda *_a, **_k: None)
     with pytest.raises(SandboxError, match="apt-get install mariadb-server-core"):
-        sandbox.up(fresh_dir, nodes=1, base_port=BUSY_PORT)
+        sandbox.up(fresh_dir, nodes=1, base_port=ports.port())
 
 
 def test_destroy_refuses_foreign_directory(tmp_path: Path) -> None:
@@ -319,7 +307,7 @@ def test_destroy_refuses_foreign_directory(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_sandbox_cli_up_status_kill_start_down(tmp_path: Path) -> None:
+def test_sandbox_cli_up_status_kill_start_down(tmp_path: Path, ports: Ports) -> None:
     """The `mpp sandbox` commands the demo and README use, end to end."""
     d = tmp_path / "cli"
 
@@ -332,7 +320,7 @@ def test_sandbox_cli_up_status_kill_start_down(tmp_path: Path) -> None:
         )
 
     try:
-        out = mpp("up", "--nodes", "2", "--base-port", "24140")
+        out = mpp("up", "--nodes", "2", "--base-port", str(ports.block(2)))
         assert out.returncode == 0, out.stdout + out.stderr
         assert (d / "mpp.toml").exists()
         status = json.loads(mpp("status", "--json").stdout)

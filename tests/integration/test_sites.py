@@ -6,12 +6,10 @@ two `mpp run` processes, as two sites would run them.
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +20,28 @@ from mpp.model import EventKind
 from mpp.sandbox.etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
 from tests.conftest import Cluster
+from tests.daemons import MppRun, mpp_command
 from tests.integration.test_topology import Make, pr_cluster, role
+from tests.ports import Ports
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def _site_config(cluster: Cluster, etcd: EtcdServer, prefix: str, name: str, api: int) -> Path:
-    text = cluster.config_path.read_text()
-    text = text.replace('state = "sqlite://state.db"', f'state = "etcd://{etcd.host_port}{prefix}"')
-    text = text.replace("[mpp]\n", f'[mpp]\nname = "{name}"\nleader_ttl = "3s"\n', 1)
-    text += f'\n[api]\nlisten = "127.0.0.1:{api}"\n'
-    path = cluster.dir / f"{name}.toml"
-    path.write_text(text)
-    return path
+    state = f"etcd://{etcd.host_port}{prefix}"
+    changes = {
+        "mpp": {"state": state, "name": name, "leader_ttl": "3s"},
+        "api": {"listen": f"127.0.0.1:{api}"},
+    }
+    return cluster.variant(name, changes)
 
 
 class Site:
     def __init__(self, config: Path, api: int, logs: Path) -> None:
         self.api = f"http://127.0.0.1:{api}"
-        self.log = logs / config.with_suffix(".log").name
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mpp", "--config", str(config), "run", "--no-live"],
-            stdout=subprocess.DEVNULL,
-            stderr=self.log.open("w"),
-        )
+        self.run = MppRun(config, logs / config.with_suffix(".log").name)
+        self.log = self.run.log
 
     def health(self) -> dict[str, Any]:
         try:
@@ -58,70 +54,65 @@ class Site:
         doc: dict[str, Any] = httpx.get(self.api + "/v1/pools", timeout=1).json()
         return doc
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def _until(check: Callable[[], bool], seconds: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not reached within {seconds} s: {what}")
-        time.sleep(0.1)
-    return time.monotonic() - started
-
 
 def _active(site: Site) -> list[str]:
     nodes = site.pools()["pools"][0]["nodes"]
     return [n["name"] for n in nodes if n["state"] == "ACTIVE"]
 
 
+@dataclass
+class Pair:
+    cluster: Cluster
+    prefix: str  # the etcd prefix the two sites share
+    a: Site
+    b: Site
+
+
 @pytest.fixture
-def sites() -> Iterator[list[Site]]:
+def two_sites(
+    make_cluster: Make, etcd_server: EtcdServer, ports: Ports, tmp_path: Path
+) -> Iterator[Callable[[int], Pair]]:
+    """Factory: a primary-replica sandbox of N nodes, site-a started first and leading, then
+    site-b following (each with its own API); both stopped after the test."""
     made: list[Site] = []
-    yield made
-    for site in made:
-        site.stop()
 
+    def start(nodes: int) -> Pair:
+        cluster = pr_cluster(make_cluster, nodes=nodes)
+        prefix = f"/sites-{uuid.uuid4().hex[:8]}"
 
-def _two_sites(
-    cluster: Cluster, etcd: EtcdServer, prefix: str, api: int, sites: list[Site], logs: Path
-) -> tuple[Site, Site]:
-    """site-a started first and leading, then site-b following (APIs on api and api + 1)."""
-    a = Site(_site_config(cluster, etcd, prefix, "site-a", api), api, logs)
-    sites.append(a)
-    _until(lambda: a.health().get("role") == "leader", 15, "site-a leads")
-    b = Site(_site_config(cluster, etcd, prefix, "site-b", api + 1), api + 1, logs)
-    sites.append(b)
-    _until(lambda: b.health().get("role") == "follower", 15, "site-b answers as follower")
-    return a, b
+        def site(name: str) -> Site:
+            api = ports.port()
+            made.append(Site(_site_config(cluster, etcd_server, prefix, name, api), api, tmp_path))
+            return made[-1]
+
+        a = site("site-a")
+        wait_for("site-a to lead", lambda: a.health().get("role") == "leader", 15)
+        b = site("site-b")
+        wait_for("site-b to answer as follower", lambda: b.health().get("role") == "follower", 15)
+        return Pair(cluster, prefix, a, b)
+
+    yield start
+    for s in made:
+        s.run.stop()
 
 
 def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
-    make_cluster: Make, etcd_server: EtcdServer, sites: list[Site], tmp_path: Path
+    two_sites: Callable[[int], Pair], etcd_server: EtcdServer
 ) -> None:
-    cluster = pr_cluster(make_cluster, 24420)
-    prefix = f"/sites-{uuid.uuid4().hex[:8]}"
-    a, b = _two_sites(cluster, etcd_server, prefix, 26721, sites, tmp_path)
+    pair = two_sites(3)
+    cluster, prefix, a, b = pair.cluster, pair.prefix, pair.a, pair.b
     leader = a.health()["leader"]
     assert leader.startswith("site-a@") and b.health()["leader"] == leader
-    _until(lambda: _active(b) == ["db1"], 10, "the follower publishes the leader's state")
+    wait_for("the follower to publish the leader's state", lambda: _active(b) == ["db1"], 10)
     assert b.pools()["leader"] == leader
 
-    a.process.send_signal(signal.SIGKILL)  # no resignation: the lease is left behind
-    a.process.wait()
-    took = _until(lambda: b.health().get("role") == "leader", 10, "site-b takes over")
+    a.run.kill()  # no resignation: the lease is left behind
+    took = wait_for("site-b to take over", lambda: b.health().get("role") == "leader", 10)
     # same host: site-b sees site-a's process is gone and need not wait for the 3 s TTL
     assert took < 3.0, f"takeover took {took:.1f} s"
 
     cluster.kill("db1")
-    _until(lambda: _active(b) in (["db2"], ["db3"]), 20, "the new leader fails over")
+    wait_for("the new leader to fail over", lambda: _active(b) in (["db2"], ["db3"]), 20)
     new = _active(b)[0]
     assert role(cluster, new) == (0, None), "the new primary is writable, replicates from nobody"
     assert "is now the leader" in b.log.read_text()
@@ -139,23 +130,19 @@ def test_one_site_leads_the_other_follows_then_takes_over_and_fails_over(
 
 
 def test_a_clean_stop_hands_the_lease_over_at_once(
-    make_cluster: Make, etcd_server: EtcdServer, sites: list[Site], tmp_path: Path
+    two_sites: Callable[[int], Pair], etcd_server: EtcdServer
 ) -> None:
-    cluster = pr_cluster(make_cluster, 24430, nodes=2)
-    prefix = f"/sites-{uuid.uuid4().hex[:8]}"
-    a, b = _two_sites(cluster, etcd_server, prefix, 26723, sites, tmp_path)
-    a.stop()
+    pair = two_sites(2)
+    cluster, prefix, a, b = pair.cluster, pair.prefix, pair.a, pair.b
+    a.run.stop()
     store = EtcdStore([etcd_server.endpoint], prefix)
     try:
         found = store.leader()  # a killed site's key would still be there until its TTL
         assert found is None or found.owner.startswith("site-b@"), found
     finally:
         store.close()
-    _until(lambda: b.health().get("role") == "leader", 3, "site-b leads after a clean stop")
+    wait_for("site-b to lead after a clean stop", lambda: b.health().get("role") == "leader", 3)
     out = subprocess.run(
-        [sys.executable, "-m", "mpp", "--config", str(cluster.dir / "site-a.toml"), "poll"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        mpp_command(cluster.dir / "site-a.toml", "poll"), capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 1 and "holds the leadership" in out.stderr, out.stderr

@@ -14,14 +14,15 @@ from mpp.logic.failover import initial_state
 from mpp.sandbox.etcd import Certificates, EtcdServer, make_certificates
 from mpp.store import StoreError, open_store
 from mpp.store.etcd import EtcdAccess, EtcdStore
-from tests.builders import ring_spec
+from tests.builders import config_doc, pool, ring_spec, write_config
+from tests.ports import Ports
 
 PASSWORD = "etcd-pass-" + "y" * 12
 
 
 @pytest.fixture(scope="module")
-def auth_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    server = EtcdServer(tmp_path_factory.mktemp("etcd-auth"), 26712, 26713)
+def auth_etcd(tmp_path_factory: pytest.TempPathFactory, ports: Ports) -> Iterator[EtcdServer]:
+    server = EtcdServer(tmp_path_factory.mktemp("etcd-auth"), ports.port(), ports.port())
     server.start()
     server.enable_auth("mpp", PASSWORD, "/mpp/")
     yield server
@@ -34,8 +35,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 
 @pytest.fixture(scope="module")
-def tls_etcd(tmp_path_factory: pytest.TempPathFactory, certs: Certificates) -> Iterator[EtcdServer]:
-    server = EtcdServer(tmp_path_factory.mktemp("etcd-tls"), 26714, 26715, tls=certs)
+def tls_etcd(
+    tmp_path_factory: pytest.TempPathFactory, certs: Certificates, ports: Ports
+) -> Iterator[EtcdServer]:
+    server = EtcdServer(tmp_path_factory.mktemp("etcd-tls"), ports.port(), ports.port(), tls=certs)
     server.start()
     yield server
     server.stop()
@@ -119,28 +122,16 @@ def test_config_to_a_tls_and_auth_store(
     tmp_path: Path, tls_etcd: EtcdServer, certs: Certificates
 ) -> None:
     (tmp_path / "etcd.password").write_text("unused\n")
-    (tmp_path / "mpp.toml").write_text(
-        f"""
-[mpp]
-state = "etcd://127.0.0.1:{tls_etcd.client_port}/mpp/cfg"
-
-[etcd]
-ca_file = "{certs.ca}"
-cert_file = "{certs.client_cert}"
-key_file = "{certs.client_key}"
-timeout = "1s"
-
-[[pool]]
-name = "main"
-password_env = "UNUSED"
-
-[[pool.node]]
-name = "db1"
-address = "127.0.0.1:1"
-type = "primary"
-"""
+    etcd = {
+        "ca_file": str(certs.ca),
+        "cert_file": str(certs.client_cert),
+        "key_file": str(certs.client_key),
+        "timeout": "1s",
+    }
+    doc = config_doc(
+        pool(count=1), mpp={"state": f"etcd://127.0.0.1:{tls_etcd.client_port}/mpp/cfg"}, etcd=etcd
     )
-    config = load(tmp_path / "mpp.toml")
+    config = load(write_config(tmp_path / "mpp.toml", doc))
     location = config.etcd_location
     assert location is not None and location.endpoints[0].startswith("https://")
     store = open_store(config)

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
 
-from mpp import sandbox
 from mpp.act.executor import Executor
 from mpp.logic import logic_for
 from mpp.model import ActionKind, Fence, PoolState, State, Switchover, Takeover
 from mpp.run.transact import transact
+from tests import probes
 from tests.conftest import Cluster
+from tests.daemons import MppRun
 from tests.driver import Driver
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 Make = Callable[..., Cluster]
 
 
-def pr_cluster(make: Make, port: int, extra: str = "", nodes: int = 3) -> Cluster:
-    return make(port, nodes=nodes, topology="primary-replica", extra=extra)
+def pr_cluster(make: Make, nodes: int = 3, **pool: Any) -> Cluster:
+    """A primary-replica sandbox; `pool` keys over its pool's (max_lag="1h", ...)."""
+    return make(nodes=nodes, topology="primary-replica", pool=pool)
 
 
 def active(state: PoolState) -> list[str]:
@@ -36,55 +38,32 @@ def active(state: PoolState) -> list[str]:
 
 
 def role(cluster: Cluster, node: str) -> tuple[int, int | None]:
-    """(read_only, source port or None) as the server itself reports it."""
-    read_only = int(cluster.sql(node, "SELECT @@global.read_only")[0][0])  # type: ignore[call-overload]
-    conn = sandbox.admin_connect(cluster.dir, node)
-    try:
-        with conn.cursor(pymysql.cursors.DictCursor) as cur:
-            cur.execute("SHOW SLAVE STATUS")
-            row: Any = cur.fetchone()
-    finally:
-        conn.close()
-    return read_only, (int(row["Master_Port"]) if row else None)
+    return probes.role(cluster.dir, node)
 
 
 def port(cluster: Cluster, node: str) -> int:
-    return next(n.port for n in sandbox.status(cluster.dir) if n.name == node)
+    return probes.node_port(cluster.dir, node)
 
 
 def app_write(cluster: Cluster, node: str, value: int) -> None:
-    conn = pymysql.connect(
-        host="127.0.0.1",
-        port=port(cluster, node),
-        user=sandbox.APP_USER,
-        password=sandbox.APP_PASSWORD,
-        database=sandbox.APP_DATABASE,
-        autocommit=True,
-        ssl_disabled=True,
-    )
+    conn = probes.app_connect(port(cluster, node))
     try:
-        with conn.cursor() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)")
-            cur.execute("INSERT INTO t VALUES (%s)", (value,))
+        probes.query_one(conn, "CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)")
+        probes.query_one(conn, "INSERT INTO t VALUES (%s)", (value,))
     finally:
         conn.close()
 
 
 def has_row(cluster: Cluster, node: str, value: int) -> bool:
-    rows = cluster.sql(node, f"SELECT COUNT(*) FROM app.t WHERE id = {int(value)}")
+    try:
+        rows = cluster.sql(node, f"SELECT COUNT(*) FROM app.t WHERE id = {int(value)}")
+    except pymysql.MySQLError:  # not there yet (the table, or the server)
+        return False
     return bool(rows and rows[0][0])
 
 
 def wait_row(cluster: Cluster, node: str, value: int, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if has_row(cluster, node, value):
-                return
-        except pymysql.MySQLError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"row {value} never reached {node}")
+    wait_for(f"row {value} to reach {node}", lambda: has_row(cluster, node, value), seconds)
 
 
 def request(driver: Driver, command: Any) -> None:
@@ -100,9 +79,8 @@ def request(driver: Driver, command: Any) -> None:
 def test_kill_primary_promotes_one_repoints_others_fences_and_rejoins_old(
     make_cluster: Make,
 ) -> None:
-    cluster = pr_cluster(make_cluster, 24300)
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster)
+    with Driver(cluster.config()) as drive:
         assert active(drive.cycle()) == ["db1"]
         app_write(cluster, "db1", 1)
         wait_row(cluster, "db3", 1)
@@ -130,14 +108,11 @@ def test_kill_primary_promotes_one_repoints_others_fences_and_rejoins_old(
             if e.action is ActionKind.FENCE and e.node == "db1" and e.new == "ok"
         ]
         assert fences, "the returning old primary was fenced before it was rejoined"
-    finally:
-        drive.close()
 
 
 def test_errant_transaction_on_returning_primary_is_quarantined(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24310)
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         app_write(cluster, "db1", 1)
         wait_row(cluster, "db2", 1)
@@ -154,14 +129,11 @@ def test_errant_transaction_on_returning_primary_is_quarantined(make_cluster: Ma
         assert role(cluster, "db1") == (1, None), "fenced read-only, not rejoined"
         assert state.node("db1").state is State.FAILED_ONLINE
         assert active(state) == [new]
-    finally:
-        drive.close()
 
 
 def test_switchover_there_and_back(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24320)
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         app_write(cluster, "db1", 1)
         request(drive, Switchover("db2", timeout=5.0, id="a"))
@@ -184,14 +156,11 @@ def test_switchover_there_and_back(make_cluster: Make) -> None:
         app_write(cluster, "db1", 3)
         wait_row(cluster, "db2", 3)
         wait_row(cluster, "db3", 3)
-    finally:
-        drive.close()
 
 
 def test_switchover_to_a_lagging_replica_rolls_back(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24330, extra='max_lag = "1h"')
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster, max_lag="1h")
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.sql("db2", "STOP SLAVE")
         cluster.sql("db2", "CHANGE MASTER TO MASTER_DELAY = 60")
@@ -206,14 +175,11 @@ def test_switchover_to_a_lagging_replica_rolls_back(make_cluster: Make) -> None:
         app_write(cluster, "db1", 2)
         reasons = [e.new for e in drive.store.history("main", limit=1000)]
         assert "rolled back" in reasons
-    finally:
-        drive.close()
 
 
 def test_takeover_with_a_dead_primary_when_auto_failover_is_off(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24340, extra="auto_failover = false")
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster, auto_failover=False)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.kill("db1")
         for _ in range(6):
@@ -224,14 +190,11 @@ def test_takeover_with_a_dead_primary_when_auto_failover_is_off(make_cluster: Ma
         assert active(state) == ["db3"]
         state = drive.until(lambda s: role(cluster, "db2")[1] == port(cluster, "db3"), cycles=10)
         assert role(cluster, "db3") == (0, None)
-    finally:
-        drive.close()
 
 
 def test_mpp_killed_mid_failover_restarts_to_one_primary(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24350)
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.kill("db1")
         worker = drive.workers[0]
@@ -242,24 +205,18 @@ def test_mpp_killed_mid_failover_restarts_to_one_primary(make_cluster: Make) -> 
                 break
         recorded = active(decision.state)
         assert len(recorded) == 1 and recorded != ["db1"]
-    finally:
-        drive.close()
-    restarted = Driver(cluster.config())
-    try:
+    with Driver(cluster.config()) as restarted:
         state = restarted.until(lambda s: role(cluster, recorded[0]) == (0, None), cycles=10)
         assert active(state) == recorded, "the recorded node, not another"
         other = ({"db2", "db3"} - set(recorded)).pop()
         restarted.until(lambda s: role(cluster, other)[1] == port(cluster, recorded[0]))
         writable = [n for n in ("db2", "db3") if role(cluster, n)[0] == 0]
         assert writable == recorded
-    finally:
-        restarted.close()
 
 
 def test_hung_primary_fails_over_and_is_fenced_when_it_wakes(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24360)
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.kill("db1", signal.SIGSTOP)
         try:
@@ -269,14 +226,11 @@ def test_hung_primary_fails_over_and_is_fenced_when_it_wakes(make_cluster: Make)
         (new,) = active(state)
         state = drive.until(lambda s: s.node("db1").state is State.STANDBY, cycles=60)
         assert role(cluster, "db1") == (1, port(cluster, new))
-    finally:
-        drive.close()
 
 
 def test_replica_blip_does_not_fail_the_primary_over(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24370)
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         cluster.sql("db2", "STOP SLAVE IO_THREAD")
         for _ in range(2):
@@ -288,17 +242,13 @@ def test_replica_blip_does_not_fail_the_primary_over(make_cluster: Make) -> None
             e for e in drive.store.history("main", limit=1000) if e.action is ActionKind.PROMOTE
         ]
         assert promotes == []
-    finally:
-        drive.close()
 
 
-def test_switchover_through_the_cli_with_a_running_daemon(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24380)
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "mpp", "--config", str(cluster.config_path), "run", "--no-live"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def test_switchover_through_the_cli_with_a_running_daemon(
+    make_cluster: Make, tmp_path: Path
+) -> None:
+    cluster = pr_cluster(make_cluster)
+    daemon = MppRun(cluster.config_path, tmp_path / "mpp-run.log")
     try:
         time.sleep(1.0)
         out = cluster.cli("switchover", "main", "--to", "db3", "--timeout", "5s")
@@ -311,8 +261,7 @@ def test_switchover_through_the_cli_with_a_running_daemon(make_cluster: Make) ->
         refused = cluster.cli("switchover", "main", "--to", "nosuch")
         assert refused.returncode == 1 and "no node 'nosuch'" in refused.stderr
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=20)
+        daemon.stop()
 
 
 def _var(cluster: Cluster, node: str, name: str) -> int:
@@ -328,9 +277,8 @@ def semi(cluster: Cluster, node: str) -> tuple[int, int]:
 
 
 def test_semi_sync_is_configured_and_follows_a_failover(make_cluster: Make) -> None:
-    cluster = pr_cluster(make_cluster, 24390, extra="semi_sync = true")
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster, semi_sync=True)
+    with Driver(cluster.config()) as drive:
         drive.until(
             lambda s: (
                 semi(cluster, "db1") == (1, 0)
@@ -356,27 +304,21 @@ def test_semi_sync_is_configured_and_follows_a_failover(make_cluster: Make) -> N
         acked = _var(cluster, new, "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'")
         app_write(cluster, new, 2)
         assert _var(cluster, new, "STATUS LIKE 'Rpl_semi_sync_master_yes_tx'") > acked
-    finally:
-        drive.close()
 
 
 def test_hooks_run_with_their_environment_and_a_failing_pre_hook_vetoes(
     make_cluster: Make, tmp_path: Any
 ) -> None:
     log = tmp_path / "hooks.log"
-    extra = "\n".join(
-        [
-            "[pool.hooks]",
-            f"pre_failover = 'echo pre $MPP_EVENT $MPP_OLD $MPP_NEW >> {log}'",
-            f"post_failover = 'echo post $MPP_OLD $MPP_NEW >> {log}'",
-            "pre_switchover = 'echo refusing >&2; exit 3'",
-            f"on_state_change = 'echo change $MPP_NODE $MPP_OLD $MPP_NEW >> {log}'",
-            'timeout = "5s"',
-        ]
-    )
-    cluster = pr_cluster(make_cluster, 24395, extra=extra)
-    drive = Driver(cluster.config())
-    try:
+    hooks = {
+        "pre_failover": f"echo pre $MPP_EVENT $MPP_OLD $MPP_NEW >> {log}",
+        "post_failover": f"echo post $MPP_OLD $MPP_NEW >> {log}",
+        "pre_switchover": "echo refusing >&2; exit 3",
+        "on_state_change": f"echo change $MPP_NODE $MPP_OLD $MPP_NEW >> {log}",
+        "timeout": "5s",
+    }
+    cluster = pr_cluster(make_cluster, hooks=hooks)
+    with Driver(cluster.config()) as drive:
         drive.cycle()
         request(drive, Switchover("db2", id="veto"))
         state = drive.cycle()
@@ -387,24 +329,19 @@ def test_hooks_run_with_their_environment_and_a_failing_pre_hook_vetoes(
         cluster.kill("db1")
         state = drive.until(lambda s: active(s) not in ([], ["db1"]), cycles=10)
         (new,) = active(state)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "post" not in log.read_text():
-            time.sleep(0.1)
+        wait_for("the post_failover hook", lambda: "post" in log.read_text(), 10)
         lines = log.read_text().splitlines()
         assert f"pre failover db1 {new}" in lines
         assert f"post db1 {new}" in lines
         assert "change db1 ACTIVE FAILED_OFFLINE" in lines
-    finally:
-        drive.close()
 
 
 def test_fence_never_acknowledges_a_commit_no_replica_has(make_cluster: Make) -> None:
     """Semi-sync primary whose replicas stopped acknowledging: writers wait for an ACK that
     never comes. The fence must leave it read-only with every waiting writer refused (an
     error, never an OK), including writers that arrive while it works."""
-    cluster = pr_cluster(make_cluster, 24410, extra="semi_sync = true")
-    drive = Driver(cluster.config())
-    try:
+    cluster = pr_cluster(make_cluster, semi_sync=True)
+    with Driver(cluster.config()) as drive:
         drive.until(
             lambda s: _var(cluster, "db1", "STATUS LIKE 'Rpl_semi_sync_master_clients'") == 2
         )
@@ -446,5 +383,3 @@ def test_fence_never_acknowledges_a_commit_no_replica_has(make_cluster: Make) ->
         assert role(cluster, "db1")[0] == 1
         assert sorted(outcomes) == [1, 2, 3, 4, 5, 6]
         assert "OK" not in outcomes.values(), outcomes
-    finally:
-        drive.close()

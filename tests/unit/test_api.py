@@ -17,7 +17,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from mpp.config import Config, ConfigError, parse
+from mpp.config import Config, ConfigError
 from mpp.logic.failover import decide
 from mpp.model import NodeState, PoolState, State
 from mpp.publish.api import create_app
@@ -29,7 +29,8 @@ from mpp.publish.roles import Role, check_node
 from mpp.publish.view import document
 from mpp.run.transact import command_in_own_store, transact
 from mpp.store import SqliteStore
-from tests.builders import observe
+from tests import builders
+from tests.builders import config_doc, observe, pool
 
 TOKEN = "s3cret-token-" + "x" * 20
 
@@ -46,32 +47,19 @@ HEALTHY = PoolState(
 
 
 def make_config(tmp_path: Path, token: bool = True, **api: Any) -> Config:
-    section: dict[str, Any] = {"listen": "127.0.0.1:26570", **api}
+    # never bound here: the app is called in-process (test_dashboard.py gives a real port)
+    section: dict[str, Any] = {"listen": "127.0.0.1:1", **api}
     if token:
         (tmp_path / "token").write_text(TOKEN + "\n")
         (tmp_path / "token").chmod(0o600)
         section["token_file"] = "token"
-    raw = {
-        "mpp": {"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "10ms"},
-        "api": section,
-        "pool": [
-            {
-                "name": "main",
-                "password_env": "UNUSED",
-                "node": [
-                    {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
-                    {"name": "db2", "address": "127.0.0.1:2"},
-                    {"name": "db3", "address": "127.0.0.1:3"},
-                ],
-            },
-            {
-                "name": "other",
-                "password_env": "UNUSED",
-                "node": [{"name": "x1", "address": "127.0.0.1:9", "type": "primary"}],
-            },
-        ],
-    }
-    return parse(raw, tmp_path / "mpp.toml")
+    doc = config_doc(
+        pool(),
+        pool("other", node=[{"name": "x1", "address": "127.0.0.1:9", "type": "primary"}]),
+        mpp={"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "10ms"},
+        api=section,
+    )
+    return builders.config(doc, tmp_path / "mpp.toml")
 
 
 class Api:

@@ -4,36 +4,27 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mpp.config import ConfigError, load, parse_duration
+from tests.builders import config_doc, config_text, pool
+from tests.daemons import mpp_command
 
-GOOD = """
-[mpp]
-state = "sqlite://state/mpp.db"
-interval = "500ms"
-connect_timeout = "1s"
-
-[[pool]]
-name = "main"
-fail_point = 4
-max_lag = "10s"
-user = "mpp"
-password_env = "MPP_TEST_PASSWORD"
-
-[[pool.node]]
-name = "db1"
-address = "127.0.0.1:33061"
-type = "primary"
-
-[[pool.node]]
-name = "db2"
-address = "127.0.0.1:33062"
-type = "secondary"
-"""
+GOOD = config_text(
+    config_doc(
+        pool(
+            count=2,
+            ports=[33061, 33062],
+            fail_point=4,
+            max_lag="10s",
+            user="mpp",
+            password_env="MPP_TEST_PASSWORD",
+        ),
+        mpp={"state": "sqlite://state/mpp.db", "interval": "500ms", "connect_timeout": "1s"},
+    )
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -225,7 +216,7 @@ def test_durations() -> None:
 def test_cli_prints_the_error_not_a_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("fail_point = 4", "fail_point = -1"))
     out = subprocess.run(
-        [sys.executable, "-m", "mpp", "--config", str(path), "status"],
+        mpp_command(path, "status"),
         capture_output=True,
         text=True,
     )
@@ -234,16 +225,17 @@ def test_cli_prints_the_error_not_a_traceback(tmp_path: Path) -> None:
     assert "fail_point" in out.stderr and str(path) in out.stderr.replace("\n", "")
 
 
-SECOND_POOL = """
-[[pool]]
-name = "other"
-password_env = "MPP_TEST_PASSWORD"
-
-[[pool.node]]
-name = "db9"
-address = "127.0.0.1:33069"
-type = "primary"
-"""
+SECOND_POOL = "\n" + config_text(
+    {
+        "pool": [
+            pool(
+                "other",
+                node=[{"name": "db9", "address": "127.0.0.1:33069", "type": "primary"}],
+                password_env="MPP_TEST_PASSWORD",
+            )
+        ]
+    }
+)
 
 
 def test_router_defaults_to_the_only_pool_and_its_switchover_timeout(tmp_path: Path) -> None:

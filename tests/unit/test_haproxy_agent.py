@@ -8,37 +8,25 @@ from pathlib import Path
 
 import pytest
 
-from mpp.config import ConfigError, parse
+from mpp.config import Config, ConfigError
 from mpp.model import NodeState, PoolState, State
 from mpp.publish import haproxy_agent as agent_module
 from mpp.publish.haproxy_agent import Agent
 from mpp.publish.hub import Hub
 from mpp.publish.listen import bind
 from mpp.run.services import Integrations
+from tests.builders import config, config_doc, pool_state
+from tests.ports import Ports
 
-RAW = {
-    "agent": {"listen": "127.0.0.1:26560"},
-    "pool": [
-        {
-            "name": "main",
-            "password_env": "UNUSED",
-            "node": [
-                {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
-                {"name": "db2", "address": "127.0.0.1:2"},
-                {"name": "db3", "address": "127.0.0.1:3"},
-            ],
-        }
-    ],
-}
-CONFIG = parse(RAW, Path("/tmp/mpp-agent-test.toml"))
-STATE = PoolState(
-    "main",
-    (
-        NodeState("db1", State.ACTIVE, lag=0),
-        NodeState("db2", State.STANDBY, lag=0),
-        NodeState("db3", State.STANDBY, lag=30),
-    ),
-    cycle=4,
+
+def agent_config(listen: str) -> Config:
+    doc = config_doc(agent={"listen": listen})
+    return config(doc, Path("/tmp/mpp-agent-test.toml"))
+
+
+CONFIG = agent_config("127.0.0.1:1")  # never bound: the tests that listen bind their own
+STATE = pool_state(
+    ("db1", State.ACTIVE, 0), ("db2", State.STANDBY, 0), ("db3", State.STANDBY, 30), cycle=4
 )
 
 
@@ -96,12 +84,13 @@ async def _exchange(port: int, send: bytes | None) -> bytes:
     return data
 
 
-@pytest.mark.parametrize(("loop", "port"), [("asyncio", 26561), ("uvloop", 26562)])
-def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch, loop: str, port: int) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch, loop: str, ports: Ports) -> None:
     """On both event loops: `mpp run` uses uvloop when the router is configured (its
     transports are not asyncio.Transport subclasses; an isinstance check once failed every
     agent connection there)."""
     monkeypatch.setattr(agent_module, "READ_TIMEOUT", 0.2)
+    port = ports.port()
     hub = Hub(CONFIG, {"main": STATE})
     a = Agent(CONFIG, hub)
 
@@ -151,12 +140,14 @@ def test_real_tcp_exchanges(monkeypatch: pytest.MonkeyPatch, loop: str, port: in
     assert answers[5] == b"down #pool main has no ACTIVE node\n"
 
 
-def test_port_in_use_is_a_config_error_naming_the_key() -> None:
+def test_port_in_use_is_a_config_error_naming_the_key(ports: Ports) -> None:
+    port = ports.port()
+    cfg = agent_config(f"127.0.0.1:{port}")
     taken = socket.socket()
-    taken.bind(("127.0.0.1", 26560))
+    taken.bind(("127.0.0.1", port))
     taken.listen()
     try:
-        with pytest.raises(ConfigError, match=r"\[agent\] listen = '127.0.0.1:26560'"):
-            Integrations(CONFIG, Hub(CONFIG))
+        with pytest.raises(ConfigError, match=rf"\[agent\] listen = '127.0.0.1:{port}'"):
+            Integrations(cfg, Hub(cfg))
     finally:
         taken.close()

@@ -7,35 +7,41 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mpp.config import Config, parse
+from mpp.config import Config
 from mpp.model import Event, EventKind, PoolState
 from mpp.run.daemon import PoolWorker
 from mpp.run.leadership import Leadership
 from mpp.store import NotLeader, SqliteStore
+from tests import builders
+from tests.builders import config_doc, pool
 
 
 def _config(tmp_path: Path) -> Config:
-    raw: dict[str, Any] = {
-        "mpp": {"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "50ms"},
-        "pool": [
-            {
-                "name": "main",
-                "password_env": "MPP_UNUSED_PASSWORD",
-                "node": [  # nothing listens on these ports: every probe is refused at once
-                    {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
-                    {"name": "db2", "address": "127.0.0.1:2"},
-                ],
-            }
-        ],
-    }
-    return parse(raw, tmp_path / "mpp.toml")
+    # nothing listens on the nodes' ports: every probe is refused at once
+    doc = config_doc(
+        pool(count=2, password_env="MPP_UNUSED_PASSWORD"),
+        mpp={"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "50ms"},
+    )
+    return builders.config(doc, tmp_path / "mpp.toml")
+
+
+@pytest.fixture
+def config_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Config, SqliteStore]]:
+    """A 2-node config whose nodes nobody listens on, and its SQLite store."""
+    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
+    config = _config(tmp_path)
+    store = SqliteStore(config.state_path)
+    yield config, store
+    store.close()
 
 
 def _worker(
@@ -64,11 +70,9 @@ def test_one_leader_the_others_see_who_it_is(tmp_path: Path, caplog: Any) -> Non
 
 
 def test_a_deposed_leader_commits_nothing_and_then_follows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config_store: tuple[Config, SqliteStore],
 ) -> None:
-    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
-    config = _config(tmp_path)
-    store = SqliteStore(config.state_path)
+    config, store = config_store
     a, b = Leadership(store, "a", 5), Leadership(store, "b", 5)
     published: list[tuple[PoolState, tuple[Event, ...]]] = []
     worker = _worker(config, store, a, lambda s, e: published.append((s, e)))
@@ -107,17 +111,14 @@ def test_a_deposed_leader_commits_nothing_and_then_follows(
         assert published == [(after.state, ())], "a follower publishes the stored state"
     finally:
         worker.close()
-        store.close()
 
 
 def test_a_stall_longer_than_the_lease_neither_loses_it_nor_stops_the_loop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config_store: tuple[Config, SqliteStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A pre_* hook (or a slow store) that takes longer than the TTL: the lease is renewed
     from its own thread meanwhile, and the event loop (router, checks, API) keeps running."""
-    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
-    config = _config(tmp_path)
-    store = SqliteStore(config.state_path)
+    config, store = config_store
     lead = Leadership(store, "a", 2)
     worker = _worker(config, store, lead)
     monkeypatch.setattr(worker, "pre_hook", lambda decision: time.sleep(2.6) or "")
@@ -147,7 +148,6 @@ def test_a_stall_longer_than_the_lease_neither_loses_it_nor_stops_the_loop(
     finally:
         halt()
         worker.close()
-        store.close()
 
 
 def test_terms_are_recorded_once_and_not_by_mpp_poll(tmp_path: Path) -> None:
@@ -164,11 +164,9 @@ def test_terms_are_recorded_once_and_not_by_mpp_poll(tmp_path: Path) -> None:
 
 
 def test_a_follower_publishes_the_leaders_new_history(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    config_store: tuple[Config, SqliteStore],
 ) -> None:
-    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
-    config = _config(tmp_path)
-    store = SqliteStore(config.state_path)
+    config, store = config_store
     leader, follower = Leadership(store, "a", 5), Leadership(store, "b", 5)
     assert leader.renew() and not follower.renew()
     published: list[tuple[Event, ...]] = []
@@ -185,7 +183,6 @@ def test_a_follower_publishes_the_leaders_new_history(
     finally:
         mirror.close()
         acting.close()
-        store.close()
 
 
 def test_the_status_table_names_the_leader_readably(tmp_path: Path) -> None:

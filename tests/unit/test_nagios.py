@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from mpp.config import parse
 from mpp.model import NodeState, PoolState, State
 from mpp.publish.nagios import CRITICAL, OK, UNKNOWN, WARNING, Limits, evaluate
 from mpp.publish.view import pool_document
 from mpp.store import SqliteStore
+from tests.builders import config, config_doc, pool, write_config
+from tests.daemons import mpp_command
 
-RAW = {
-    "pool": [
-        {
-            "name": "main",
-            "password_env": "UNUSED",
-            "max_lag": "20s",
-            "node": [
-                {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
-                {"name": "db2", "address": "127.0.0.1:2"},
-                {"name": "db3", "address": "127.0.0.1:3"},
-            ],
-        }
-    ]
-}
-CONFIG = parse(RAW, Path("/tmp/mpp-nagios-test.toml"))
+CONFIG = config(config_doc(pool(max_lag="20s")), Path("/tmp/mpp-nagios-test.toml"))
 NOW = 1_800_000_000.0
 
 
@@ -92,7 +78,7 @@ def test_unknown_before_the_first_poll_and_worst_wins() -> None:
 
 def _mpp(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mpp", "--config", str(config), *args],
+        mpp_command(config, *args),
         capture_output=True,
         text=True,
         timeout=30,
@@ -100,29 +86,25 @@ def _mpp(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_command_exit_codes(tmp_path: Path) -> None:
-    config = tmp_path / "mpp.toml"
-    config.write_text(
-        '[mpp]\nstate = "sqlite://state.db"\n[[pool]]\nname = "main"\npassword_env = "X"\n'
-        '[[pool.node]]\nname = "db1"\naddress = "127.0.0.1:1"\ntype = "primary"\n'
-        '[[pool.node]]\nname = "db2"\naddress = "127.0.0.1:2"\n'
-    )
-    out = _mpp(config, "nagios")
+    doc = config_doc(pool(count=2), mpp={"state": "sqlite://state.db"})
+    path = write_config(tmp_path / "mpp.toml", doc)
+    out = _mpp(path, "nagios")
     assert (out.returncode, out.stdout.split(" - ")[0]) == (UNKNOWN, "MPP UNKNOWN"), out
     store = SqliteStore(tmp_path / "state.db")
     try:
         nodes = (NodeState("db1", State.ACTIVE, lag=0), NodeState("db2", State.STANDBY, lag=0))
         store.save(PoolState("main", nodes, cycle=3, updated_at=time.time()), (), None)
-        out = _mpp(config, "nagios", "main")
+        out = _mpp(path, "nagios", "main")
         assert out.returncode == OK, out
         assert out.stdout.count("\n") == 1 and out.stdout.startswith("MPP OK - main:")
         snap = store.load("main")
         assert snap is not None
         failed = (NodeState("db1", State.ACTIVE), NodeState("db2", State.FAILED_ONLINE, req=4))
         store.save(PoolState("main", failed, cycle=4, updated_at=time.time()), (), snap.version)
-        assert _mpp(config, "nagios").returncode == CRITICAL
+        assert _mpp(path, "nagios").returncode == CRITICAL
     finally:
         store.close()
-    out = _mpp(config, "nagios", "nosuch")
+    out = _mpp(path, "nagios", "nosuch")
     assert out.returncode == UNKNOWN and "no pool named 'nosuch'" in out.stdout
     out = _mpp(tmp_path / "missing.toml", "nagios")
     assert out.returncode == UNKNOWN and out.stdout.startswith("MPP UNKNOWN - ")

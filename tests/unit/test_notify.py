@@ -16,11 +16,14 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
-from mpp.config import Config, parse
+from mpp.config import Config
 from mpp.model import Event, EventKind, NodeState, PoolState, State
 from mpp.publish import notify
 from mpp.publish.changes import OUTSIDE, ChangeTracker, is_failover
 from mpp.publish.notify import BURST, Notice, Notifier, Throttle, redact
+from tests import builders
+from tests.builders import config_doc, pool
+from tests.ports import Ports
 
 SECRET_PATH = "/hooks/T000/B000/very-secret-path"
 
@@ -45,20 +48,8 @@ FAILED_OVER = PoolState(
 
 
 def config(notify: dict[str, Any]) -> Config:
-    raw = {
-        "notify": notify,
-        "pool": [
-            {
-                "name": "main",
-                "password_env": "UNUSED",
-                "node": [
-                    {"name": "db1", "address": "127.0.0.1:1", "type": "primary"},
-                    {"name": "db2", "address": "127.0.0.1:2"},
-                ],
-            }
-        ],
-    }
-    return parse(raw, Path("/tmp/mpp-notify-test.toml"))
+    doc = config_doc(pool(count=2), notify=notify)
+    return builders.config(doc, Path("/tmp/mpp-notify-test.toml"))
 
 
 # -- change detection -------------------------------------------------------------------------
@@ -268,12 +259,13 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_real_webhook_on_loopback() -> None:
-    server = HTTPServer(("127.0.0.1", 26563), _Hook)
+def test_a_real_webhook_on_loopback(ports: Ports) -> None:
+    port = ports.port()
+    server = HTTPServer(("127.0.0.1", port), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        cfg = config({"webhook": [{"url": "http://127.0.0.1:26563/mpp"}]})
+        cfg = config({"webhook": [{"url": f"http://127.0.0.1:{port}/mpp"}]})
         n = Notifier(cfg, {"main": HEALTHY})
         run_notifier(n, [(FAILED_OVER, ())])
     finally:
@@ -294,13 +286,14 @@ class _Mailbox:
         return "250 OK"
 
 
-def test_email_through_a_real_smtp_server() -> None:
+def test_email_through_a_real_smtp_server(ports: Ports) -> None:
+    port = ports.port()
     box = _Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=26564)
+    controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         cfg = config(
-            {"email": [{"smtp": "127.0.0.1:26564", "to": ["dba@example.com"], "timeout": "2s"}]}
+            {"email": [{"smtp": f"127.0.0.1:{port}", "to": ["dba@example.com"], "timeout": "2s"}]}
         )
         n = Notifier(cfg, {"main": HEALTHY})
         run_notifier(n, [(FAILED_OVER, ())])
@@ -315,11 +308,14 @@ def test_email_through_a_real_smtp_server() -> None:
     assert "STANDBY -> ACTIVE" in str(body) and box.messages[0]["To"] == "dba@example.com"
 
 
-def test_an_unreachable_smtp_server_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    cfg = config({"email": [{"smtp": "127.0.0.1:26565", "to": ["dba@example.com"]}]})
+def test_an_unreachable_smtp_server_is_logged(
+    caplog: pytest.LogCaptureFixture, ports: Ports
+) -> None:
+    port = ports.port()  # nothing listens there
+    cfg = config({"email": [{"smtp": f"127.0.0.1:{port}", "to": ["dba@example.com"]}]})
     n = Notifier(cfg, {"main": HEALTHY}, retry_delay=0.001)
     run_notifier(n, [(FAILED_OVER, ())])
-    assert n.failed == 2 and "e-mail via 127.0.0.1:26565" in caplog.text
+    assert n.failed == 2 and f"e-mail via 127.0.0.1:{port}" in caplog.text
 
 
 def test_held_digests_are_sent_at_shutdown() -> None:
