@@ -23,6 +23,7 @@ from mpp.publish.api.stream import MAX_SUBSCRIBERS
 from mpp.publish.hub import Hub
 from mpp.publish.listen import bind
 from mpp.store import SqliteStore
+from tests.ports import session_ports
 from tests.unit.test_api import HEALTHY, TOKEN, make_config
 
 EVIL = "<img src=x onerror=\"document.title='pwned'\">"
@@ -75,7 +76,7 @@ class Server:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    made = Server(tmp_path, 26750)
+    made = Server(tmp_path, session_ports().port())
     yield made
     made.stop()
 
@@ -186,7 +187,7 @@ def test_the_stream_cap_holds_under_a_burst(server: Server) -> None:
 
 
 def test_stream_is_closed_when_reads_need_a_token(tmp_path: Path) -> None:
-    closed = Server(tmp_path, 26751, open_reads=False)
+    closed = Server(tmp_path, session_ports().port(), open_reads=False)
     try:
         assert httpx.get(closed.url + "/v1/stream", timeout=5).status_code == 401
         with httpx.stream(
@@ -203,7 +204,7 @@ def test_stream_is_closed_when_reads_need_a_token(tmp_path: Path) -> None:
 
 
 def test_stopping_the_server_ends_open_streams_at_once(tmp_path: Path) -> None:
-    srv = Server(tmp_path, 26752)
+    srv = Server(tmp_path, session_ports().port())
     ended = threading.Event()
 
     def read() -> None:
@@ -273,7 +274,7 @@ def test_page_shows_the_pools_and_follows_a_failover_live(server: Server, browse
 
 
 def test_page_asks_for_the_token_when_reads_are_closed(tmp_path: Path, browser: Any) -> None:
-    closed = Server(tmp_path, 26753, open_reads=False)
+    closed = Server(tmp_path, session_ports().port(), open_reads=False)
     try:
         page = browser.new_page()
         page.goto(closed.url + "/")
@@ -291,14 +292,15 @@ def test_page_asks_for_the_token_when_reads_are_closed(tmp_path: Path, browser: 
 
 
 def test_page_reconnects_after_the_server_comes_back(tmp_path: Path, browser: Any) -> None:
-    first = Server(tmp_path, 26754)
+    port = session_ports().port()
+    first = Server(tmp_path, port)
     page = browser.new_page()
     try:
         page.goto(first.url + "/")
         page.wait_for_selector('tr[data-node="main/db1"]')
         first.stop()
         page.wait_for_function("document.getElementById('conn').innerText !== 'live'")
-        second = Server(tmp_path, 26754)
+        second = Server(tmp_path, port)
         try:
             down = NodeState("db1", State.FAILED_OFFLINE, reachable=False, req=4)
             second.hub.publish(HEALTHY.with_node(down), ())
