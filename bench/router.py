@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mpp import sandbox  # noqa: E402
+from mpp.faults import wait_for  # noqa: E402
 
 HOST = "127.0.0.1"
 BASE = 27500  # sandbox 27500-27502; router 27510/27511, API 27512, HAProxy 27520
@@ -113,7 +114,7 @@ class Stack:
         command = [sys.executable, "-m", "mpp", "--config", str(self.config), "run", "--no-live"]
         self.daemon = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.loop = loop
-        wait_for("mpp to route rw to db1", lambda: sandbox.server_id_at(RW) == 1)
+        wait_for("mpp to route rw to db1", lambda: sandbox.server_id_at(RW) == 1, 30)
 
     def stop_mpp(self) -> None:
         if self.daemon is not None and self.daemon.poll() is None:
@@ -134,7 +135,7 @@ class Stack:
         self.haproxy = subprocess.Popen(
             [HAPROXY, "-db", "-f", str(cfg)], stdout=log_file, stderr=log_file
         )
-        wait_for("haproxy", lambda: sandbox.server_id_at(HAPROXY_PORT) == 1)
+        wait_for("haproxy", lambda: sandbox.server_id_at(HAPROXY_PORT) == 1, 30)
 
     def close(self) -> None:
         self.stop_mpp()
@@ -142,15 +143,6 @@ class Stack:
             self.haproxy.kill()
             self.haproxy.wait(10)
         sandbox.destroy(self.dir)
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"bench: timed out waiting for {what}")
 
 
 def mysql(port: int, timeout: float = 2.0, user: str = sandbox.APP_USER) -> Any:
@@ -361,7 +353,7 @@ def failover_once(d: Path) -> dict[str, Any]:
         replicas = [stack.ports["db2"], stack.ports["db3"]]
         through = Writer("router", lambda: [RW], 1)
         direct = Writer("direct", lambda: replicas, 1_000_000_000)
-        wait_for("the table on the replicas", lambda: all(has_table(p) for p in replicas))
+        wait_for("the table on the replicas", lambda: all(has_table(p) for p in replicas), 30)
         through.start()
         time.sleep(1.0)
         killed = time.monotonic()

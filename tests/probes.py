@@ -13,7 +13,7 @@ from typing import Any, TypeAlias
 import pymysql
 
 from mpp import sandbox
-from tests.waiting import wait_for
+from mpp.faults import wait_for
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 

@@ -38,6 +38,7 @@ __all__ = [
     "Round",
     "gtid_binlog_pos",
     "lost_ids",
+    "poll_until",
     "present_ids",
     "wait_caught_up",
     "wait_for",
@@ -155,7 +156,7 @@ class ReadOnlySampler(Background):
     def wait_rounds(self, count: int, timeout: float = 10.0) -> bool:
         """Until `count` more rounds have been taken, so a verdict rests on fresh samples."""
         target = len(self.rounds) + count
-        return wait_for(lambda: len(self.rounds) >= target or None, timeout) is not None
+        return poll_until(lambda: len(self.rounds) >= target or None, timeout) is not None
 
 
 class ReadOnlyWatch(Background):
@@ -288,7 +289,7 @@ def lost_ids(
 # --------------------------------------------------------------------------- waiting
 
 
-def wait_for(check: Callable[[], T | None], timeout: float, period: float = 0.02) -> T | None:
+def poll_until(check: Callable[[], T | None], timeout: float, period: float = 0.02) -> T | None:
     """Poll `check` until it returns a true value, or `timeout` seconds pass; returns its
     last value. Scenarios wait on conditions, never on sleeps
     alone, so they stay quick on an idle machine and patient on a loaded one."""
@@ -298,3 +299,17 @@ def wait_for(check: Callable[[], T | None], timeout: float, period: float = 0.02
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(period)
+
+
+def wait_for(
+    what: str, check: Callable[[], bool], timeout: float = 15.0, every: float = 0.1
+) -> float:
+    """Call `check` every `every` seconds until it is true; the seconds that took. After
+    `timeout` seconds: TimeoutError naming `what` (a test fails, a bench stops, saying why)."""
+    started = time.monotonic()
+    while not check():
+        waited = time.monotonic() - started
+        if waited > timeout:
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+    return time.monotonic() - started

@@ -23,7 +23,7 @@ def test_writer_records_every_ack_and_lost_ids_sees_only_real_losses(make_cluste
     writer = faults.Writer(faults.ports(d))
     writer.start()
     try:
-        assert faults.wait_for(lambda: len(writer.acks) >= 200, 10), writer.errors[-3:]
+        assert faults.poll_until(lambda: len(writer.acks) >= 200, 10), writer.errors[-3:]
     finally:
         writer.close()
     acks = writer.snapshot()
@@ -85,7 +85,7 @@ def test_hang_silences_the_primary_without_stalling_the_harness_and_resume_wakes
     sampler.start()
     writer.start()
     try:
-        assert faults.wait_for(lambda: len(writer.acks) >= 50, 10), writer.errors[-3:]
+        assert faults.poll_until(lambda: len(writer.acks) >= 50, 10), writer.errors[-3:]
         hung = faults.now()
         faults.hang(d, "db1")
         # the sampler goes on (a hung node is a timeout, counted as not writable) ...
@@ -94,12 +94,12 @@ def test_hang_silences_the_primary_without_stalling_the_harness_and_resume_wakes
         assert after and all(r.read_only["db1"] is None for r in after)
         assert sampler.max_writable(since=hung + 0.05) == 0
         # ... and the writer's INSERT sent to the frozen server is ambiguous, not lost
-        assert faults.wait_for(lambda: writer.ambiguous, 5)
+        assert faults.poll_until(lambda: writer.ambiguous, 5)
         assert writer.first_ack(hung + 0.6) is None
 
         woken = faults.now()
         faults.resume(d, "db1")  # SIGCONT
-        assert faults.wait_for(lambda: writer.first_ack(woken, only="db1"), 10)
+        assert faults.poll_until(lambda: writer.first_ack(woken, only="db1"), 10)
         assert sampler.wait_rounds(3)
         assert sampler.snapshot()[-1].writable == ["db1"]
     finally:
@@ -119,18 +119,18 @@ def test_kill_closes_the_port_and_a_restart_keeps_every_acknowledged_write(
     watch.start()
     writer.start()
     try:
-        assert faults.wait_for(lambda: len(writer.acks) >= 50, 10), writer.errors[-3:]
+        assert faults.poll_until(lambda: len(writer.acks) >= 50, 10), writer.errors[-3:]
         killed = faults.now()
         faults.inject(d, "db1", "kill")
         # a crash, unlike a hang, refuses connections at once
         with pytest.raises(pymysql.MySQLError):
             faults.app_connect(port, timeout=2).close()
-        loss = faults.wait_for(lambda: watch.first_loss(killed), 5)
+        loss = faults.poll_until(lambda: watch.first_loss(killed), 5)
         assert loss is not None and loss[1] in ("db2", "db3")
 
         restarted = faults.now()
         faults.resume(d, "db1")  # a restart with its data, writable as its config says
-        assert faults.wait_for(lambda: writer.first_ack(restarted, only="db1"), 15)
+        assert faults.poll_until(lambda: writer.first_ack(restarted, only="db1"), 15)
     finally:
         writer.close()
         watch.close()
@@ -147,8 +147,8 @@ def test_pinned_clients_tell_refused_writes_from_acknowledged_ones(make_cluster:
     for client in (on_replica, on_primary, patient):
         client.start()
     try:
-        assert faults.wait_for(lambda: on_replica.refused >= 3 and patient.acks, 10)
-        assert faults.wait_for(lambda: len(on_primary.acks) >= 10, 10)
+        assert faults.poll_until(lambda: on_replica.refused >= 3 and patient.acks, 10)
+        assert faults.poll_until(lambda: len(on_primary.acks) >= 10, 10)
     finally:
         on_replica.close()
         on_primary.close()

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from mpp import sandbox
+from mpp.faults import wait_for
 from tests.conftest import Cluster
 from tests.daemons import MppRun
 from tests.ports import Ports
 from tests.probes import http, metric, routes_to
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -20,11 +20,11 @@ import pytest
 from pymysql.constants import COMMAND
 
 from mpp import sandbox
+from mpp.faults import wait_for
 from tests.conftest import Cluster
 from tests.daemons import MppRun, mpp_command
 from tests.ports import Ports
 from tests.probes import app_connect, http, metric, query_one, routes_to
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

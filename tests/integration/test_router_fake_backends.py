@@ -26,6 +26,7 @@ import pymysql
 import pytest
 
 from mpp.config import ConfigError
+from mpp.faults import wait_for
 from mpp.model import PoolState, Request, RequestKind, State
 from mpp.publish.hub import Hub
 from mpp.publish.metrics import Metrics
@@ -33,7 +34,6 @@ from mpp.publish.router import HIGH_WATER, Router, err_packet
 from mpp.run.services import Integrations
 from tests.builders import config, config_doc, pool, pool_state
 from tests.ports import Ports
-from tests.waiting import wait_for
 
 BLAST = 200 * 1024 * 1024
 

@@ -24,10 +24,10 @@ import pymysql
 import pytest
 
 from mpp import sandbox
+from mpp.faults import wait_for
 from mpp.sandbox import SandboxError
 from tests.ports import Ports
 from tests.probes import app_connect, query_one
-from tests.waiting import wait_for
 
 _HAVE_MARIADBD = (
     shutil.which("mariadbd", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"]))

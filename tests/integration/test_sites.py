@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mpp.faults import wait_for
 from mpp.model import EventKind
 from mpp.sandbox.etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
@@ -23,7 +24,6 @@ from tests.conftest import Cluster
 from tests.daemons import MppRun, mpp_command
 from tests.integration.test_topology import Make, pr_cluster, role
 from tests.ports import Ports
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from mpp.faults import wait_for
 from mpp.logic.failover import decide, initial_state
 from mpp.model import Event, EventKind
 from mpp.sandbox.etcd import EtcdServer
@@ -19,7 +20,6 @@ from mpp.store import NotLeader, SqliteStore, Store, StoreError, new_owner
 from mpp.store.etcd import EtcdStore
 from tests.builders import observe, ring_spec
 from tests.ports import Ports
-from tests.waiting import wait_for
 
 # the shortest lease each backend honours: etcd rounds a lease up to about 2 s
 _TTL = {"sqlite": 0.5, "etcd": 2.0}

@@ -14,6 +14,7 @@ import pymysql
 import pytest
 
 from mpp.act.executor import Executor
+from mpp.faults import wait_for
 from mpp.logic import logic_for
 from mpp.model import ActionKind, Fence, PoolState, State, Switchover, Takeover
 from mpp.run.transact import transact
@@ -21,7 +22,6 @@ from tests import probes
 from tests.conftest import Cluster
 from tests.daemons import MppRun
 from tests.driver import Driver
-from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
