@@ -466,6 +466,35 @@ def test_primary_replica_invariants_hold_over_random_histories(
     history(spec, steps)
 
 
+def test_takeover_to_the_active_node_is_refused_and_keeps_the_errant_check_base() -> None:
+    """Found by the history test: a takeover to the node already ACTIVE was carried out as
+    a change and moved promoted_at to its current position, so an old primary returning
+    with a transaction written after the failover was rejoined instead of quarantined."""
+    spec = star_spec(3)
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    lost = {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}
+    state = decide(spec, state, star(spec, lost), 1.0).state
+    assert active(state) == "db2" and state.promoted_at == "0-1-10"
+    writing = star(spec, {"db1": "offline"}, source="db2", gtids={"db2": "0-2-12", "db3": "0-2-12"})
+    state = decide(spec, state, writing, 2.0).state
+    state = apply_command(spec, state, Takeover("db2"), 3.0).state
+    decision = decide(spec, state, writing, 4.0)
+    assert decision.change is None
+    assert [(e.old, e.new) for e in decision.events] == [("takeover", "refused")]
+    assert "already the ACTIVE node" in decision.events[0].reason
+    assert decision.state.promoted_at == "0-1-10"
+    # db1 wrote 0-1-11 after the failover (errant): it must be quarantined, not rejoined
+    back = star(
+        spec,
+        {"db1": "fenced"},
+        source="db2",
+        gtids={"db1": "0-1-11", "db2": "0-2-12", "db3": "0-2-12"},
+    )
+    returned = decide(spec, decision.state, back, 5.0)
+    assert "errant transactions 0-1-11" in returned.state.node("db1").message
+    assert not [a for a in returned.actions if a.node == "db1"]
+
+
 def test_a_busy_primary_is_fenced_or_kept_not_failed_over_unfenced() -> None:
     """A real bug the history test found (invariant 3), left for the logic's owner to fix:
     a primary that still answers, with an error ("Too many connections": it is busy with
