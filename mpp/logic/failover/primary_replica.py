@@ -234,6 +234,11 @@ class PrimaryReplicaCycle(Cycle):
             self.refuse(request, f"{target} is not healthy ({self.nodes[target].message})")
             return
         current = next((n for n in self.nodes.values() if n.state is State.ACTIVE), None)
+        if current is not None and current.name == target:
+            # not a change: recording one would move promoted_at, the errant-check base,
+            # and let a returning old primary's errant transactions rejoin unnoticed
+            self.refuse(request, f"{target} is already the ACTIVE node")
+            return
         others = [n for n in self.contenders(target) if current is None or n != current.name]
         gap = converge.missing(target, others, self.obs)
         if gap is not None and not request.force:
