@@ -20,6 +20,7 @@ from mpp.model import (
     Decision,
     Detach,
     Fence,
+    Observation,
     Outcome,
     PoolSpec,
     PoolState,
@@ -80,6 +81,48 @@ def test_primary_only_mpp_cannot_reach_is_not_failed_over() -> None:
     assert states(state)["db1"] is State.ACTIVE
     assert state.node("db1").req == spec.fail_point - 1
     assert "still replicate from it" in state.node("db1").message
+
+
+def test_a_primary_answering_only_errors_is_not_failed_over_while_replicas_stream() -> None:
+    """1040 Too many connections: busy with its clients, not dead. Failing it over would
+    leave it writable (its read_only is unknown, so nothing fences it)."""
+    spec = star_spec()
+    state = settled(spec)
+    busy = Observation("db1", 0.0, reachable=True, error="1040 Too many connections")
+    for t in range(10):
+        decision = decide(spec, state, {**star(spec, {}), "db1": busy}, float(t))
+        state = decision.state
+        assert decision.change is None and not decision.actions
+    assert states(state)["db1"] is State.ACTIVE
+    assert state.node("db1").req == spec.fail_point - 1
+    assert "still replicate from it" in state.node("db1").message
+
+
+def test_without_confirmation_fast_fail_still_needs_every_replica_to_have_lost_it() -> None:
+    """confirm_with_replicas = false: the ladder decides; fast_fail does not turn replicas
+    that still stream from the primary into "every replica lost it too"."""
+    spec = star_spec(confirm_with_replicas=False)
+    state = settled(spec)
+    obs = star(spec, {"db1": "offline"})
+    for t in range(spec.fail_point - 1):
+        state = decide(spec, state, obs, float(t)).state
+        assert states(state)["db1"] is State.ACTIVE, t
+        assert "confirmed dead" not in state.node("db1").message
+    decision = decide(spec, state, obs, 10.0)
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
+
+
+def test_without_confirmation_a_busy_primary_is_failed_over_and_fenced_in_the_background() -> None:
+    """Its read_only is unknown: the fence is tried in the background until it answers."""
+    spec = star_spec(confirm_with_replicas=False)
+    state = settled(spec)
+    busy = Observation("db1", 0.0, reachable=True, error="1040 Too many connections")
+    obs = {**star(spec, {}), "db1": busy}
+    for t in range(spec.fail_point):
+        decision = decide(spec, state, obs, float(t))
+        state = decision.state
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
+    assert decision.actions[0] == Fence("db1", best_effort=True)
 
 
 def test_replicas_still_streaming_from_a_failed_node_get_a_second_look() -> None:

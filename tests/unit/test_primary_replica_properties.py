@@ -42,34 +42,38 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpp import gtid
-from mpp.logic import topology
+from mpp.logic import gtid
 from mpp.logic.failover import (
-    Acknowledge,
-    Command,
-    CommandRefused,
-    Fail,
-    Recover,
-    Switchover,
-    Takeover,
     apply_command,
     complete,
     decide,
     initial_state,
 )
+from mpp.logic.failover import converge as topology
 from mpp.logic.health import classify
 from mpp.model import (
+    Acknowledge,
     Action,
     CatchUp,
+    Change,
+    ChangeKind,
+    Command,
+    CommandRefused,
     Decision,
+    EventKind,
+    Fail,
     Fence,
     Observation,
     Outcome,
     PoolSpec,
     PoolState,
     Promote,
+    Recover,
     Replication,
+    RequestKind,
     State,
+    Switchover,
+    Takeover,
     Verdict,
 )
 from mpp.store import codec
@@ -211,7 +215,7 @@ def scenario(draw: Any) -> tuple[PoolSpec, list[Step]]:
 
 
 def execute(actions: Sequence[Action], flags: Sequence[bool]) -> list[Outcome]:
-    """The executor's report (mpp/executor.py): in order, stop at the first failure;
+    """The executor's report (mpp/act/executor.py): in order, stop at the first failure;
     best-effort actions run in the background and are not reported here."""
     out: list[Outcome] = []
     results = iter(flags)
@@ -298,7 +302,7 @@ def active(state: PoolState) -> str | None:
     return next((n.name for n in state.nodes if n.state is State.ACTIVE), None)
 
 
-def check_common(prev: PoolState, decision: Decision, kind: str) -> None:
+def check_common(prev: PoolState, decision: Decision, kind: EventKind) -> None:
     state = decision.state
     # 1. never two ACTIVE nodes
     assert len(state.active) <= 1, states(state)
@@ -313,27 +317,28 @@ def check_common(prev: PoolState, decision: Decision, kind: str) -> None:
 def check_cycle(
     spec: PoolSpec, prev: PoolState, decision: Decision, obs: Mapping[str, Observation]
 ) -> None:
-    check_common(prev, decision, "state")
+    check_common(prev, decision, EventKind.STATE)
     state, actions = decision.state, decision.actions
     old = active(prev)
     # the change a decision announces (hooks, notifications) is the one its state holds
     if decision.change is not None:
-        kind, was, new = decision.change
-        if kind == "switchover":  # planned: carried out by the executor, then complete()
+        kind, was, new = decision.change.kind, decision.change.old, decision.change.new
+        if kind is ChangeKind.SWITCHOVER:  # planned: carried out by the executor, then complete()
             assert state.switching is not None and state.switching.to == new
             assert active(state) == was == old
         else:
-            assert kind in ("failover", "takeover") and active(state) == new != old
+            assert kind in (ChangeKind.FAILOVER, ChangeKind.TAKEOVER)
+            assert active(state) == new != old
             assert was == (old or "")
     request = prev.request
-    forced = request is not None and request.kind == "takeover" and request.force
+    forced = request is not None and request.kind is RequestKind.TAKEOVER and request.force
     # 2. a node newly ACTIVE has every transaction of the reachable, non-failed nodes
     #    (the old ACTIVE aside: it is what is being replaced). Exempt: the target of a
     #    forced takeover, and an interrupted switchover found completed on the servers.
     for name in (m for m, s in states(state).items() if s is State.ACTIVE):
         if states(prev)[name] is State.ACTIVE:
             continue
-        if forced and decision.change == ("takeover", old or "", name):
+        if forced and decision.change == Change(ChangeKind.TAKEOVER, old or "", name):
             continue
         if prev.switching is not None and prev.switching.to == name:
             assert topology.is_primary(obs[name]), "switchover completed by guess"
@@ -370,8 +375,9 @@ def check_cycle(
     # 3. a failover promotes only once the old ACTIVE is fenced (a Fence that must succeed
     #    before the Promote runs) or confirmed unreachable, by every replica too when
     #    confirm_with_replicas is on
-    if decision.change is not None and decision.change[0] == "failover" and decision.change[1]:
-        gone, new = decision.change[1], decision.change[2]
+    change = decision.change
+    if change is not None and change.kind is ChangeKind.FAILOVER and change.old:
+        gone, new = change.old, change.new
         promote = next(
             (i for i, a in enumerate(actions) if isinstance(a, Promote) and a.node == new),
             len(actions),
@@ -386,7 +392,10 @@ def check_cycle(
             and o.replication.io_running == "Yes"
             and topology.source_of(spec, o) == gone
         ]
-        confirmed = not obs[gone].reachable and not (spec.confirm_with_replicas and streaming)
+        # an ACTIVE that answers mpp only with errors serves no better than one it cannot
+        # reach; what confirms either is that no replica streams from it any more
+        silent = not obs[gone].reachable or bool(obs[gone].error)
+        confirmed = silent and not (spec.replication.confirm_with_replicas and streaming)
         assert fenced or confirmed, (gone, obs[gone], streaming, actions)
     # 4. FAILED_* is left in a cycle only by the automatic rejoin, and only as a STANDBY
     #    replicating without errors from the ACTIVE node with no errant transactions
@@ -395,10 +404,12 @@ def check_cycle(
         if not was.failed or now.failed:
             continue
         head = active(state)
-        reasons = [e.reason for e in decision.events if e.node == name and e.kind == "state"]
+        reasons = [
+            e.reason for e in decision.events if e.node == name and e.kind is EventKind.STATE
+        ]
         assert now is State.STANDBY and head is not None, (name, was, now)
         assert reasons == [f"auto-rejoined as a replica of {head}"], reasons
-        assert spec.auto_rejoin
+        assert spec.replication.auto_rejoin
         o = obs[name]
         assert o.reachable and not o.error and topology.source_of(spec, o) == head
         assert classify(spec, prev, name, obs)[0] is Verdict.GOOD
@@ -408,12 +419,12 @@ def check_cycle(
 def check_completion(
     spec: PoolSpec, prev: PoolState, decision: Decision, outcomes: Sequence[Outcome]
 ) -> None:
-    check_common(prev, decision, "switchover")
+    check_common(prev, decision, EventKind.SWITCHOVER)
     state = decision.state
     assert not decision.actions or prev.switching is not None
     if decision.change is not None:
-        kind, was, new = decision.change
-        assert kind == "switchover" and prev.switching is not None
+        kind, was, new = decision.change.kind, decision.change.old, decision.change.new
+        assert kind is ChangeKind.SWITCHOVER and prev.switching is not None
         assert active(state) == new == prev.switching.to and was == active(prev)
         assert states(state)[was] is State.STANDBY
     for name, was in states(prev).items():

@@ -188,9 +188,10 @@ def _fence_failed(node: NodeState, obs: Observation | None, just_demoted: bool) 
     reachable = obs is not None and obs.reachable
     if reachable and obs is not None and obs.read_only is False:
         return [Fence(node.name)]
-    if just_demoted and not reachable:
-        # It may be hung rather than dead: try, in the background, so that it is fenced the
-        # moment it wakes up; the promotion does not wait for this.
+    if just_demoted and (not reachable or (obs is not None and obs.read_only is None)):
+        # It may be hung rather than dead, or answer only errors (its read_only unknown):
+        # try, in the background, so that it is fenced the moment it answers again; the
+        # promotion does not wait for this (every replica confirmed it lost this node).
         return [Fence(node.name, best_effort=True)]
     return []
 

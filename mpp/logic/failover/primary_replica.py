@@ -84,22 +84,41 @@ class PrimaryReplicaCycle(Cycle):
     # -- detection -------------------------------------------------------------------------
 
     def confirm_active(self, verdicts: Mapping[str, Verdict]) -> None:
+        """Ask the replicas before failing the ACTIVE node over.
+
+        An ACTIVE node that mpp cannot reach (OFFLINE) or that answers mpp only with errors
+        (SERVICE: "Too many connections", a failing query) is alive as long as a replica
+        still streams from it: with confirm_with_replicas it is not failed over then (its
+        clients may still be writing to it, and mpp could not fence it), only held one step
+        below the fail point with the reason. One that every replica lost as well is
+        confirmed dead when it is OFFLINE (fast_fail: at once, not after the whole ladder);
+        a SERVICE one climbs the ladder. Without confirm_with_replicas the ladder alone
+        decides, and fast_fail still needs every replica to have lost it.
+        """
         for name, node in self.nodes.items():
-            if node.state is not State.ACTIVE or verdicts.get(name) is not Verdict.OFFLINE:
+            verdict = verdicts.get(name)
+            if node.state is not State.ACTIVE or verdict not in (Verdict.OFFLINE, Verdict.SERVICE):
                 continue
             replicas = converge.replicas_of(self.spec, name, self.obs)
             streaming = [
                 n for n, o in replicas if o.replication and o.replication.io_running == "Yes"
             ]
             limit = self.spec.fail_point
-            if streaming and self.spec.replication.confirm_with_replicas:
+            policy = self.spec.replication
+            if streaming and policy.confirm_with_replicas:
                 self.nodes[name] = replace(
                     node,
                     req=min(node.req, limit - 1),
                     message=f"{node.message}; not failing over: {', '.join(streaming)} "
                     "still replicate from it",
                 )
-            elif replicas and self.spec.replication.fast_fail and node.req < limit:
+            elif (
+                verdict is Verdict.OFFLINE
+                and replicas
+                and not streaming
+                and policy.fast_fail
+                and node.req < limit
+            ):
                 self.nodes[name] = replace(
                     node,
                     req=limit,
