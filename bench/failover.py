@@ -77,7 +77,8 @@ from mpp.faults import (  # noqa: E402
     root_sql,
     wait_caught_up,
 )
-from mpp.model import ActionKind, EventKind  # noqa: E402
+from mpp.model import ActionKind, Event, EventKind  # noqa: E402
+from mpp.store import codec  # noqa: E402
 
 PROFILES = {
     "fast": {"interval": "250ms", "connect_timeout": "250ms"},
@@ -282,33 +283,27 @@ def wait_settled(
     raise RuntimeError(f"pool not settled within {timeout:.0f}s: {last}")
 
 
-@dataclass
-class Ev:
-    at: float
-    node: str
-    kind: str
-    old: str
-    new: str
-    reason: str
-
-
-def read_events(state_db: Path, since: float) -> list[Ev]:
+def read_events(state_db: Path, since: float) -> list[Event]:
+    """The history mpp run committed since `since`, read while it runs (read-only SQL on
+    the state file; the store's own codec turns rows into events)."""
     if not state_db.exists():
         return []
     db = sqlite3.connect(state_db, timeout=5.0)
     try:
         rows = db.execute(
-            "SELECT at, node, kind, old, new, reason FROM event WHERE at >= ? ORDER BY id",
-            (since,),
+            f"SELECT {', '.join(_COLUMNS)} FROM event WHERE at >= ? ORDER BY id", (since,)
         ).fetchall()
     except sqlite3.Error:
         return []
     finally:
         db.close()
-    return [Ev(*r) for r in rows]
+    return [codec.event_from(r) for r in rows]
 
 
-def compact(events: list[Ev], origin: float, with_status: bool = False) -> list[str]:
+_COLUMNS = ("at", "pool", "node", "kind", "old", "new", "reason", "change_kind", "action_kind")
+
+
+def compact(events: list[Event], origin: float, with_status: bool = False) -> list[str]:
     """One line per event, times relative to `origin`; a run of identical events (same
     node, kind, change and reason but for durations) becomes one line with a count."""
     out: list[str] = []
@@ -647,7 +642,7 @@ def check_lost(d: Path, new: str, writer: Writer) -> dict[str, Any]:
 
 
 def check_patient_writer(
-    d: Path, new: str, pw: StaleClient, t_kill: float, promote: Ev
+    d: Path, new: str, pw: StaleClient, t_kill: float, promote: Event
 ) -> dict[str, Any]:
     """The patient writer's acknowledged ids that the new primary lacks: lost writes."""
     acked = {a.id for a in pw.acks}

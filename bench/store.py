@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stats import pct  # noqa: E402
 from mpp.logic.failover import decide, initial_state  # noqa: E402
-from mpp.model import Event, NodeSpec, NodeType, Observation, PoolSpec  # noqa: E402
+from mpp.model import Event, EventKind, NodeSpec, NodeType, Observation, PoolSpec  # noqa: E402
 from mpp.sandbox.etcd import EtcdServer  # noqa: E402
 from mpp.store import SqliteStore, Store  # noqa: E402
 from mpp.store.etcd import EtcdStore  # noqa: E402
@@ -58,7 +58,7 @@ def measure(store: Store, count: int) -> dict[str, float]:
     assert version is not None
     cycle_ms: list[float] = []
     for i in range(count):  # one poll cycle's store work: load, then compare-and-set save
-        events = (Event(float(i), "main", "db2", "status", "OK", "OK INFO", "bench"),) * (i % 2)
+        events = (Event(float(i), "main", "db2", EventKind.STATUS, "OK", "OK INFO", "bench"),) * (i % 2)
         started = time.perf_counter()
         snap = store.load("main")
         assert snap is not None
