@@ -210,7 +210,7 @@ def executor_done(log: Path, verb: str, since: float) -> tuple[float, str] | Non
     """When the executor logged `action <verb> ...: ok` (it logs each action as it ends;
     the history records a cycle's actions together, after the last one)."""
     for line in log.read_text(errors="replace").splitlines():
-        if f" mpp.act.executor action {verb} " not in line or ": ok" not in line:
+        if f" mpp.executor action {verb} " not in line or ": ok" not in line:
             continue
         t = log_time(line)
         if t is not None and t >= since - 0.001:

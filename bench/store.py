@@ -58,7 +58,8 @@ def measure(store: Store, count: int) -> dict[str, float]:
     assert version is not None
     cycle_ms: list[float] = []
     for i in range(count):  # one poll cycle's store work: load, then compare-and-set save
-        events = (Event(float(i), "main", "db2", EventKind.STATUS, "OK", "OK INFO", "bench"),) * (i % 2)
+        event = Event(float(i), "main", "db2", EventKind.STATUS, "OK", "OK INFO", "bench")
+        events = (event,) * (i % 2)
         started = time.perf_counter()
         snap = store.load("main")
         assert snap is not None

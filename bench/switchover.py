@@ -28,9 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from failover import (
+from bench.failover import (
     PROFILES,
     Daemon,
     compact,
@@ -43,8 +43,7 @@ from failover import (
     wait_settled,
     write_config,
 )
-
-from mpp import sandbox  # on the path since the failover import
+from mpp import sandbox
 from mpp.faults import (
     Writer,
     create_table,

@@ -121,6 +121,7 @@ class Harness:
         self.router = Router(self.config, self.hub)
         self.hub.listeners.append(self.router.listener)
         self.router.bind()
+        self.loop: asyncio.AbstractEventLoop
         if loop_kind == "uvloop":
             import uvloop
 

@@ -323,7 +323,7 @@ def test_metrics_names_and_values_follow_a_failover(api: Api) -> None:
     store = SqliteStore(api.config.state_path)
     for t in range(101, 105):
         obs = observe(spec, {"db1": "offline"}, t)
-        decision = transact(store, spec, lambda prev, o=obs, t=t: decide(spec, prev, o, t))
+        decision = transact(store, spec, partial(decide, spec, observations=obs, now=float(t)))
         api.hub.publish(decision.state, decision.events)
     store.close()
     api.metrics.cycle_finished("main", 0.012)

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpp.logic import BaseLogic, registry
-from mpp.logic.failover import apply_command, decide
+from mpp.logic import registry
+from mpp.logic.failover import FailoverLogic, apply_command, decide
 from mpp.logic.failover import initial_state as first_state
 from mpp.model import Activate, CommandRefused, Fail, NodeState, PoolSpec, PoolState, Recover, State
 from mpp.publish.roles import Role, check_node, check_pool, healthy
@@ -110,7 +110,7 @@ def test_pool_level_roles() -> None:
     assert check_pool(SPEC, empty, Role.OK) == (False, "pool main: no node is UP for ok")
 
 
-class EveryHealthyNodeWrites(BaseLogic):
+class EveryHealthyNodeWrites(FailoverLogic):
     """A stand-in for a cluster logic: the rw role is whatever the pool's logic says."""
 
     name = "test-every-healthy-node"

@@ -121,7 +121,12 @@ def test_a_stall_longer_than_the_lease_neither_loses_it_nor_stops_the_loop(
     config, store = config_store
     lead = Leadership(store, "a", 2)
     worker = _worker(config, store, lead)
-    monkeypatch.setattr(worker, "pre_hook", lambda decision: time.sleep(2.6) or "")
+
+    def stalling_hook(decision: object) -> str:
+        time.sleep(2.6)
+        return ""
+
+    monkeypatch.setattr(worker, "pre_hook", stalling_hook)
     assert lead.renew()
     halt = lead.start()
     gaps: list[float] = []

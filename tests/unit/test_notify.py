@@ -102,7 +102,7 @@ def test_first_sight_passes_the_events_through() -> None:
 
 
 def notice(i: int, node: str = "db1") -> Notice:
-    event = Event(float(i), "main", node, "status", "OK", "OK INFO", f"change {i}")
+    event = Event(float(i), "main", node, EventKind.STATUS, "OK", "OK INFO", f"change {i}")
     return Notice("main", node, float(i), "ACTIVE", "OK INFO", f"m{i}", (event,))
 
 
@@ -321,7 +321,7 @@ def test_an_unreachable_smtp_server_is_logged(
 def test_held_digests_are_sent_at_shutdown() -> None:
     recorder = Recorder()
     n = webhook_notifier(recorder)
-    flapping = [(FAILED_OVER, ()), (HEALTHY, ())] * 6
+    flapping: list[tuple[PoolState, tuple[Event, ...]]] = [(FAILED_OVER, ()), (HEALTHY, ())] * 6
     run_notifier(n, flapping)
     db1 = [b for b in recorder.bodies if b["node"] == "db1"]
     assert len(db1) == BURST + 1 and db1[-1]["digest"] is True
@@ -331,8 +331,7 @@ def test_held_digests_are_sent_at_shutdown() -> None:
 def test_a_failing_listener_costs_a_log_line_not_a_cycle(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from mpp.publish.hub import Hub
-    from mpp.run.services import guarded
+    from mpp.publish.hub import Hub, guarded
 
     def broken(state: PoolState, events: tuple[Event, ...]) -> None:
         raise RuntimeError("bug")

@@ -438,7 +438,7 @@ def check_completion(
 
 
 def check_command(spec: PoolSpec, prev: PoolState, decision: Decision, command: Command) -> None:
-    check_common(prev, decision, "operator")
+    check_common(prev, decision, EventKind.OPERATOR)
     assert decision.actions == ()
     for name, was in states(prev).items():
         now = states(decision.state)[name]
