@@ -37,23 +37,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pymysql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,6 +71,13 @@ from mpp.faults import (  # noqa: E402
     resume,
     root_sql,
     wait_caught_up,
+)
+from mpp.faults.cluster import (  # noqa: E402
+    Daemon,
+    log_time,
+    node_states,
+    wait_settled,
+    write_config,
 )
 from mpp.model import ActionKind, Event, EventKind  # noqa: E402
 from mpp.store import codec  # noqa: E402
@@ -125,87 +127,6 @@ def fmt(value: float | None, unit: str = "s") -> str:
 # --------------------------------------------------------------------------- mpp
 
 
-def write_config(d: Path, interval: str, connect_timeout: str) -> Path:
-    text = (d / "mpp.toml").read_text()
-    text = text.replace('interval = "1s"', f'interval = "{interval}"')
-    text = text.replace('connect_timeout = "1s"', f'connect_timeout = "{connect_timeout}"')
-    # a pool key: before the first [[pool.node]] table
-    text = text.replace("\n[[pool.node]]", "\nsemi_sync = true\n\n[[pool.node]]", 1)
-    path = d / "bench.toml"
-    path.write_text(text)
-    return path
-
-
-def mpp_cli(config: Path, *args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mpp", "--config", str(config), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-class Daemon:
-    """`mpp run --no-live` as a subprocess, its log in a file."""
-
-    def __init__(self, config: Path, log: Path) -> None:
-        self.log = log
-        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mpp", "--config", str(config), "run", "--no-live"],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._out.close()
-        return self.proc.returncode
-
-    def problems(self, limit: int = 20) -> list[str]:
-        """Log lines that look like trouble (tracebacks, errors, failed actions): the first
-        of each kind with its time and how often that kind occurred."""
-        seen: dict[str, list[Any]] = {}
-        for ln in self.log.read_text(errors="replace").splitlines():
-            if not (
-                "Traceback" in ln
-                or " ERROR " in ln
-                or " CRITICAL " in ln
-                or ("mpp.executor" in ln and ": FAILED" in ln)
-                or ("background " in ln and " False " in ln)
-            ):
-                continue
-            key = re.sub(r"\(\d+ ms\)", "", ln[24:])
-            if key in seen:
-                seen[key][1] += 1
-            else:
-                seen[key] = [ln, 1]
-        return [f"{first} [x{n}]" for first, n in list(seen.values())[:limit]]
-
-
-def log_time(line: str) -> float | None:
-    """The time of an mpp log line ("2026-11-22 01:35:55,974 INFO ..."; local time)."""
-    try:
-        stamp = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
-    except ValueError:
-        return None
-    return stamp.timestamp()
-
-
 def executor_done(log: Path, verb: str, since: float) -> tuple[float, str] | None:
     """When the executor logged `action <verb> ...: ok` (it logs each action as it ends;
     the history records a cycle's actions together, after the last one)."""
@@ -216,71 +137,6 @@ def executor_done(log: Path, verb: str, since: float) -> tuple[float, str] | Non
         if t is not None and t >= since - 0.001:
             return t, line[24:].strip()
     return None
-
-
-def status_doc(config: Path) -> dict[str, Any]:
-    result = mpp_cli(config, "status", "--json", timeout=20)
-    if result.returncode != 0:
-        raise RuntimeError(f"mpp status failed: {result.stderr.strip()[-300:]}")
-    doc: dict[str, Any] = json.loads(result.stdout)
-    return doc
-
-
-def node_states(config: Path) -> dict[str, dict[str, Any]]:
-    pool = status_doc(config)["pools"][0]
-    return {n["name"]: n for n in pool["nodes"]}
-
-
-def semi_sync_primary(d: Path, node: str) -> tuple[int, int, str]:
-    """(@@rpl_semi_sync_master_enabled, semi-sync clients, Rpl_semi_sync_master_status)."""
-    enabled = int(root_sql(d, node, "SELECT @@global.rpl_semi_sync_master_enabled")[0][0])
-    rows = dict(
-        root_sql(
-            d,
-            node,
-            "SHOW GLOBAL STATUS WHERE Variable_name IN "
-            "('Rpl_semi_sync_master_clients', 'Rpl_semi_sync_master_status')",
-        )
-    )
-    return (
-        enabled,
-        int(rows.get("Rpl_semi_sync_master_clients", 0)),
-        str(rows.get("Rpl_semi_sync_master_status", "?")),
-    )
-
-
-def wait_settled(
-    d: Path, config: Path, daemon: Daemon, primary: str, timeout: float = 30.0
-) -> dict[str, Any]:
-    """Until mpp shows PRIMARY ACTIVE, the others STANDBY replicating from it, and semi-sync
-    is on at the primary with every replica connected as a semi-sync client."""
-    deadline = time.monotonic() + timeout
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        if not daemon.alive():
-            raise RuntimeError(f"mpp exited early (rc {daemon.proc.returncode}); see {daemon.log}")
-        try:
-            states = node_states(config)
-            others = [n for n in states if n != primary]
-            ok_states = states[primary]["state"] == "ACTIVE" and all(
-                states[n]["state"] == "STANDBY"
-                and states[n]["requests"] == 0
-                and f"replicating from {primary}" in states[n]["message"]
-                for n in others
-            )
-            enabled, clients, status = semi_sync_primary(d, primary)
-            last = {
-                "states": {n: (s["state"], s["message"]) for n, s in states.items()},
-                "semi_sync_enabled": enabled,
-                "semi_sync_clients": clients,
-                "semi_sync_status": status,
-            }
-            if ok_states and enabled == 1 and clients == len(others) and status == "ON":
-                return last
-        except (RuntimeError, pymysql.MySQLError, subprocess.TimeoutExpired, KeyError) as err:
-            last = {"error": str(err)}
-        time.sleep(0.25)
-    raise RuntimeError(f"pool not settled within {timeout:.0f}s: {last}")
 
 
 def read_events(state_db: Path, since: float) -> list[Event]:

@@ -32,16 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.failover import (
     PROFILES,
-    Daemon,
     compact,
     executor_done,
-    mpp_cli,
     new_sandbox,
-    node_states,
     read_events,
     summary,
-    wait_settled,
-    write_config,
 )
 from mpp import sandbox
 from mpp.faults import (
@@ -54,6 +49,7 @@ from mpp.faults import (
     ports,
     wait_caught_up,
 )
+from mpp.faults.cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
 
 TARGET_BLOCKED_P50_S = 1.0
 

@@ -73,6 +73,10 @@ def configure_replication(
     _wait_replicating(targets)
     if targets:
         say("replication: all IO and SQL threads running")
+    if whole_topology and state.topology == "primary-replica":
+        # the one writable node, once: later restarts of it start read-only (see server.py)
+        with root_connect(state.nodes[0].port, ROOT_PASSWORD) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL read_only = OFF")
 
 
 def _slave_status(rec: NodeRecord) -> dict[str, Any] | None:

@@ -55,7 +55,6 @@ def find_program(name: str) -> str:
 
 
 def _node_cnf(d: Path, state: State, rec: NodeRecord) -> str:
-    replica_of_primary = state.topology == "primary-replica" and rec.server_id != 1
     # A master-master ring hands every event back to its origin; strict mode would treat
     # that as an out-of-order GTID and stop replication, so it is only on for primary-replica.
     strict = "ON" if state.topology == "primary-replica" else "OFF"
@@ -92,7 +91,11 @@ def _node_cnf(d: Path, state: State, rec: NodeRecord) -> str:
         "performance_schema = OFF",
         _INNODB_SETTINGS.rstrip("\n"),
     ]
-    if replica_of_primary:
+    if state.topology == "primary-replica":
+        # Every node of a primary-replica pool starts read-only, the primary too (set
+        # writable once at set-up, then by mpp): a primary that restarts after a crash must
+        # not take writes before mpp has decided whether it is still the primary, else a
+        # failover in the meantime leaves two writable nodes. A production best practice.
         lines.append("read_only = ON")
     lines += [
         "",
