@@ -5,7 +5,7 @@ MPP := $(VENV)/bin/mpp
 SANDBOX ?= sandbox
 DEMO_API ?= 127.0.0.1:8080
 
-.PHONY: setup demo demo-down test lint unit bench clean
+.PHONY: setup demo demo-down test lint unit faults bench clean
 
 setup:
 	@./scripts/bootstrap.sh
@@ -30,6 +30,10 @@ test: lint
 
 unit: setup
 	$(VENV)/bin/pytest -q -m "not integration"
+
+# the fault matrix alone (tests/faults/scenarios.toml), with its table; make test runs it too
+faults: setup
+	$(VENV)/bin/pytest -q tests/faults
 
 bench: setup
 	$(VENV)/bin/python bench/poll.py

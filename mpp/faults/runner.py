@@ -1,0 +1,328 @@
+"""Runs one fault scenario against a fresh sandbox and mpp, and judges it from outside.
+
+Per scenario: a 3-node primary-replica sandbox with semi-sync, `mpp run` as a process,
+a writer recording every acknowledged id and a read_only sampler on every node; then the
+scenario's faults at their times, the heals, and a settling period. The verdict comes from
+the servers and from mpp's own record (`mpp status`/`history --json`), never from mpp's
+internals: acknowledged ids missing on the final primary (lost), the most nodes writable at
+one instant, the failovers mpp recorded, the first acknowledged write on the new primary
+(RTO), the end states, and the final topology (one writable primary, every other healthy
+node replicating from it without errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from mpp import sandbox
+
+from . import injectors
+from ._sql import now, ports
+from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
+from .scenario import Scenario, Step
+from .watchers import ReadOnlySampler, lost_ids
+from .workload import Writer, create_table
+
+Heal = Callable[[], object]
+
+
+@dataclass
+class Run:
+    """What an injector may touch: the sandbox, and the mpp process under test."""
+
+    d: Path
+    config: Path
+    daemon: Daemon
+
+
+Injector = Callable[..., Heal | None]
+
+
+def _kill(run: Run, node: str) -> Heal:
+    injectors.kill(run.d, node)
+    return partial(injectors.resume, run.d, node)
+
+
+def _hang(run: Run, node: str) -> Heal:
+    injectors.hang(run.d, node)
+    return partial(injectors.resume, run.d, node)
+
+
+def _writable(run: Run, node: str) -> Heal:
+    """A second writable node (what a careless operator or a broken fence leaves)."""
+    injectors.set_read_only(run.d, node, False)
+    return partial(injectors.set_read_only, run.d, node, True)
+
+
+def _pause_mpp(run: Run, node: str) -> Heal:
+    """mpp itself hung (SIGSTOP): nothing decides or fences until it resumes."""
+    run.daemon.proc.send_signal(signal.SIGSTOP)
+    return partial(run.daemon.proc.send_signal, signal.SIGCONT)
+
+
+INJECTORS: dict[str, Injector] = {
+    "kill": _kill,
+    "hang": _hang,
+    "writable": _writable,
+    "pause_mpp": _pause_mpp,
+}
+
+
+@dataclass
+class Row:
+    """One line of the matrix."""
+
+    name: str
+    passed: bool = False
+    rto: float | None = None
+    lost: int | None = None
+    max_writable: int | None = None
+    failovers: int = 0
+    recorded: str = ""
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    gap: str = ""
+
+
+def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
+    """Build, break, heal and judge; the sandbox and mpp are gone when it returns."""
+    row = Row(scenario.name, gap=scenario.gap)
+    started = time.monotonic()
+    d = root / scenario.name
+    daemon: Daemon | None = None
+    writer: Writer | None = None
+    sampler: ReadOnlySampler | None = None
+    try:
+        sandbox.up(d, nodes=3, base_port=base_port, topology="primary-replica")
+        config = write_config(d, scenario.interval, "1s", scenario.pool, "scenario.toml")
+        daemon = Daemon(config, d / "mpp.log")
+        wait_settled(d, config, daemon, "db1")
+        create_table(d, "db1")
+        roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
+        writer = Writer(ports(d))
+        sampler = ReadOnlySampler(d)
+        writer.start()
+        sampler.start()
+        t0 = now()
+        run = Run(d, config, daemon)
+        first_fault = _inject_all(run, scenario, roles, t0)
+        _settle(run, scenario, roles, row)
+        writer.close()
+        sampler.close()
+        _judge(run, scenario, roles, row, writer, sampler, t0, first_fault)
+    except Exception as err:  # a scenario that cannot even run is a failed row, with why
+        row.problems.append(f"{type(err).__name__}: {err}")
+    finally:
+        for thread in (writer, sampler):
+            if thread is not None:
+                with contextlib.suppress(Exception):
+                    thread.close()
+        if daemon is not None:
+            with contextlib.suppress(Exception):
+                daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
+            daemon.stop()
+        with contextlib.suppress(Exception):
+            sandbox.destroy(d)
+    row.passed = not row.problems
+    row.seconds = round(time.monotonic() - started, 1)
+    return row
+
+
+def _resolve(run: Run, ref: str, roles: dict[str, str]) -> str:
+    if ref == "active":
+        active = [n for n, s in node_states(run.config).items() if s["state"] == "ACTIVE"]
+        if not active:
+            raise RuntimeError("step wants the ACTIVE node, and the pool has none")
+        return active[0]
+    return roles.get(ref, ref)
+
+
+def _inject_all(run: Run, scenario: Scenario, roles: dict[str, str], t0: float) -> float:
+    """Every fault (and its timed heal) at its time, then the remaining heals at the end of
+    the observation, latest fault healed first. Returns when the first fault went in."""
+    plan: list[tuple[float, int, Step | Heal]] = [
+        (t, i, step) for i, step in enumerate(scenario.steps) for t in step.times()
+    ]
+    pending: list[Heal] = []
+    first: float | None = None
+    seq = len(plan)
+    while plan:
+        plan.sort(key=lambda item: (item[0], item[1]))
+        at, _, what = plan.pop(0)
+        time.sleep(max(0.0, t0 + at - now()))
+        if isinstance(what, Step):
+            heal = INJECTORS[what.fault](run, _resolve(run, what.node, roles), **what.options)
+            first = now() if first is None else first
+            if heal is None:
+                continue
+            if what.heal_after is not None:
+                seq += 1
+                plan.append((at + what.heal_after, seq, heal))
+            else:
+                pending.append(heal)
+        else:
+            what()
+    time.sleep(max(0.0, t0 + scenario.observe - now()))
+    for heal in reversed(pending):
+        heal()
+    return first if first is not None else t0
+
+
+def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
+    """Until mpp shows one ACTIVE node, the expected end states, and every other node
+    STANDBY and healthy; a pool that never gets there is a problem of the row."""
+    wanted = {
+        _resolve(run, ref, roles): [state] if isinstance(state, str) else state
+        for ref, state in scenario.expect.states.items()
+    }
+    deadline = time.monotonic() + scenario.settle
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            states = node_states(run.config)
+            last = {n: (s["state"], s["requests"]) for n, s in states.items()}
+            actives = [n for n, s in states.items() if s["state"] == "ACTIVE"]
+            rest_ok = all(
+                s["state"] in wanted[n]
+                if n in wanted
+                else s["state"] in ("ACTIVE", "STANDBY") and s["requests"] == 0
+                for n, s in states.items()
+            )
+            if len(actives) == 1 and rest_ok:
+                return
+        time.sleep(0.25)
+    row.problems.append(f"not settled within {scenario.settle:g} s: {last}")
+
+
+def _judge(
+    run: Run,
+    scenario: Scenario,
+    roles: dict[str, str],
+    row: Row,
+    writer: Writer,
+    sampler: ReadOnlySampler,
+    t0: float,
+    first_fault: float,
+) -> None:
+    expect = scenario.expect
+    states = node_states(run.config)
+    final = next((n for n, s in states.items() if s["state"] == "ACTIVE"), None)
+    history = _history(run.config, t0)
+    promotions = [e for e in history if e.get("change") == "failover" and e["new"] == "ACTIVE"]
+    row.failovers = len(promotions)
+    row.recorded = "; ".join(
+        f"{e['node']} {e['old']}>{e['new']}" for e in history if e["kind"] in _STATE_KINDS
+    )
+    row.max_writable = sampler.max_writable()
+    if final is not None:
+        row.lost = len(lost_ids(run.d, final, writer.acked_ids()))
+    moved = final is not None and final != roles["primary"]
+    if expect.failover:
+        ack = writer.first_ack(first_fault, exclude=roles["primary"])
+        row.rto = round(ack.at - first_fault, 3) if ack is not None else None
+    if promotions:
+        took = promotions[0]["at"]
+        late = [a for a in writer.snapshot() if a.node == roles["primary"] and a.at > took]
+        if len(late) > expect.old_primary_acks:
+            problems_late = f"{len(late)} writes acknowledged by {roles['primary']} after the"
+            row.problems.append(f"{problems_late} failover (at most {expect.old_primary_acks})")
+    problems = row.problems
+    if moved != expect.failover:
+        problems.append(f"failover expected: {expect.failover}; ACTIVE now {final}")
+    if expect.to is not None and final != _resolve(run, expect.to, roles):
+        problems.append(f"ACTIVE is {final}, expected {expect.to}")
+    if row.failovers > expect.failovers_allowed:
+        problems.append(f"{row.failovers} failovers recorded, at most {expect.failovers_allowed}")
+    if expect.rto is not None and (row.rto is None or row.rto > expect.rto):
+        problems.append(f"RTO {row.rto} s, bound {expect.rto:g} s")
+    if row.lost is None or row.lost > expect.lost:
+        problems.append(f"{row.lost} acknowledged writes lost (at most {expect.lost})")
+    if row.max_writable > expect.max_writable:
+        worst = sampler.worst()
+        problems.append(
+            f"{row.max_writable} nodes writable at once ({worst.writable if worst else ''})"
+        )
+    for ref, text in expect.message.items():
+        node = _resolve(run, ref, roles)
+        if text not in states[node]["message"]:
+            problems.append(f"{node}'s message lacks {text!r}: {states[node]['message']!r}")
+    if final is not None:
+        problems.extend(_topology(run.d, final, states))
+
+
+_STATE_KINDS = ("state", "operator", "switchover")
+
+
+def _history(config: Path, since: float) -> list[dict[str, Any]]:
+    done = mpp_cli(config, "history", "--json", "--limit", "1000")
+    if done.returncode != 0:
+        raise RuntimeError(f"mpp history failed: {done.stderr.strip()[-300:]}")
+    return [e for e in json.loads(done.stdout) if e["at"] >= since]
+
+
+def _topology(d: Path, final: str, states: dict[str, dict[str, Any]]) -> list[str]:
+    """One writable primary (the ACTIVE node), and every STANDBY a read-only replica of it
+    with both threads running and no error."""
+    problems: list[str] = []
+    final_port = {n.name: n.port for n in sandbox.status(d)}[final]
+    for name, state in states.items():
+        conn = sandbox.admin_connect(d, name)
+        with contextlib.closing(conn), conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SELECT @@read_only AS ro")
+            ro = int((cur.fetchone() or {"ro": -1})["ro"])
+            cur.execute("SHOW SLAVE STATUS")
+            rep = cur.fetchone()
+        if name == final:
+            if ro != 0 or rep is not None:
+                problems.append(f"final primary {final}: read_only={ro}, replicating={bool(rep)}")
+            continue
+        if state["state"] != "STANDBY":
+            continue
+        healthy = (
+            rep is not None
+            and int(rep["Master_Port"]) == final_port
+            and rep["Slave_IO_Running"] == "Yes"
+            and rep["Slave_SQL_Running"] == "Yes"
+            and not rep["Last_IO_Errno"]
+            and not rep["Last_SQL_Errno"]
+        )
+        if ro != 1 or not healthy:
+            problems.append(f"STANDBY {name} is not a read-only healthy replica of {final}")
+    return problems
+
+
+def table(rows: list[Row]) -> str:
+    """The matrix as a person reads it: one row per scenario."""
+    head = ("scenario", "result", "RTO", "lost", "max writable", "failovers", "seconds")
+    lines = [head]
+    for r in rows:
+        lines.append(
+            (
+                r.name,
+                "pass" if r.passed else "FAIL",
+                "-" if r.rto is None else f"{r.rto:.2f} s",
+                "?" if r.lost is None else str(r.lost),
+                "?" if r.max_writable is None else str(r.max_writable),
+                str(r.failovers),
+                f"{r.seconds:g}",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    for r in rows:
+        if r.gap:
+            out.append(f"{r.name}: known gap: {r.gap}")
+        out.append(f"{r.name}: mpp recorded: {r.recorded or 'nothing'}")
+        out.extend(f"{r.name}: PROBLEM {p}" for p in r.problems)
+    return "\n".join(out)

@@ -1,0 +1,158 @@
+"""A fault scenario as data: what to break, when, and what mpp must make of it.
+
+Scenarios live in a TOML file (tests/faults/scenarios.toml), one `[[scenario]]` table each,
+so that adding one is an entry there plus, at most, one injector (as orchestrator keeps its
+system tests as data). The runner (mpp.faults.runner) reads them through `load`, which
+refuses an unknown key, fault or node reference with the scenario's name in the message.
+
+```toml
+[[scenario]]
+name = "kill-9-primary"
+what = "kill -9 the primary under write load"
+pool = { failover_block = "0s" }          # pool keys for mpp (TOML values)
+observe = 8.0                              # seconds of fault before the heals run
+steps = [
+  { at = 1.0, fault = "kill", node = "primary" },          # healed at the end
+  { at = 1.0, fault = "hang", node = "replica", heal_after = 2.0, repeat = 3, every = 4.0 },
+]
+[scenario.expect]
+failover = true                            # the ACTIVE node changes
+to = "replica"                             # the new one is a replica of the start
+rto = 3.0                                  # first acknowledged write on it, from the first fault
+max_failovers = 1
+lost = 0                                   # acknowledged writes missing on the final primary
+max_writable = 1                           # nodes with read_only = 0 at one instant
+states = { replica = "FAILED_ONLINE" }     # end states (a node reference -> its state)
+```
+Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
+(the others, in order), `active` (ACTIVE when the step runs), or a node's name.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROLES = ("primary", "replica", "replica2", "active")
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be run as written; the message says where."""
+
+
+@dataclass(frozen=True)
+class Step:
+    at: float  # seconds after the workload started
+    fault: str  # an injector's name (mpp.faults.runner.INJECTORS)
+    node: str = "primary"  # a node reference (see the module text)
+    heal_after: float | None = None  # heal this fault so long after it; None: at the end
+    repeat: int = 1  # inject it this many times...
+    every: float = 0.0  # ...this many seconds apart
+    options: dict[str, Any] = field(default_factory=dict)  # the injector's keyword options
+
+    def times(self) -> list[float]:
+        return [self.at + i * self.every for i in range(self.repeat)]
+
+
+@dataclass(frozen=True)
+class Expect:
+    failover: bool
+    to: str | None = None  # a node reference the new ACTIVE must be; None: any other node
+    rto: float | None = None  # bound on the first acknowledged write on the new primary
+    max_failovers: int | None = None  # None: 1 when failover, else 0
+    lost: int = 0
+    max_writable: int = 1
+    # node reference -> its end state, or the end states it may have
+    states: dict[str, str | list[str]] = field(default_factory=dict)
+    message: dict[str, str] = field(default_factory=dict)  # node reference -> text in it
+    # acknowledged writes the first primary may give after the failover: what matters to
+    # a client even where a node was briefly writable (see Scenario.gap)
+    old_primary_acks: int = 0
+
+    @property
+    def failovers_allowed(self) -> int:
+        if self.max_failovers is not None:
+            return self.max_failovers
+        return 1 if self.failover else 0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    what: str
+    steps: tuple[Step, ...]
+    expect: Expect
+    observe: float = 8.0  # seconds from the workload's start until the heals
+    settle: float = 30.0  # after healing: how long the pool may take to converge
+    pool: dict[str, Any] = field(default_factory=dict)
+    interval: str = "1s"
+    gap: str = ""  # a known shortfall of mpp this scenario measures (printed in the table)
+
+    @property
+    def faults(self) -> set[str]:
+        return {s.fault for s in self.steps}
+
+
+_STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options"}
+_EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
+_EXPECT_KEYS |= {"message", "old_primary_acks"}
+_SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
+_SCENARIO_KEYS |= {"gap"}
+
+
+def load(path: Path, faults: set[str], nodes: set[str] | None = None) -> list[Scenario]:
+    """Every scenario of the file, checked against the known faults (and node names)."""
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ScenarioError(f"{path}: {err}") from None
+    out = [_scenario(path, raw, faults, nodes) for raw in doc.get("scenario", [])]
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{path}: scenario names must be unique: {names}")
+    return out
+
+
+def _scenario(
+    path: Path, raw: dict[str, Any], faults: set[str], nodes: set[str] | None
+) -> Scenario:
+    name = str(raw.get("name", "?"))
+    where = f"{path}: scenario {name!r}"
+    _only(where, raw, _SCENARIO_KEYS)
+    expect = raw.get("expect")
+    if not isinstance(expect, dict) or "failover" not in expect:
+        raise ScenarioError(f"{where}: needs [scenario.expect] with failover = true|false")
+    _only(f"{where} expect", expect, _EXPECT_KEYS)
+    steps = []
+    for i, step in enumerate(raw.get("steps", [])):
+        _only(f"{where} steps[{i}]", step, _STEP_KEYS)
+        if step.get("fault") not in faults:
+            known = ", ".join(sorted(faults))
+            raise ScenarioError(f"{where} steps[{i}]: fault {step.get('fault')!r}; known: {known}")
+        steps.append(Step(**step))
+    refs = (
+        [s.node for s in steps] + list(expect.get("states", {})) + list(expect.get("message", {}))
+    )
+    refs += [expect["to"]] if expect.get("to") else []
+    for ref in refs:
+        if ref not in ROLES and (nodes is None or ref not in nodes):
+            raise ScenarioError(f"{where}: node {ref!r} is neither a role {ROLES} nor a node")
+    return Scenario(
+        name=name,
+        what=str(raw.get("what", "")),
+        steps=tuple(steps),
+        expect=Expect(**expect),
+        observe=float(raw.get("observe", 8.0)),
+        settle=float(raw.get("settle", 30.0)),
+        pool=dict(raw.get("pool", {})),
+        interval=str(raw.get("interval", "1s")),
+        gap=str(raw.get("gap", "")),
+    )
+
+
+def _only(where: str, raw: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(raw) - allowed)
+    if extra:
+        raise ScenarioError(f"{where}: unknown key(s) {extra}; allowed: {sorted(allowed)}")
