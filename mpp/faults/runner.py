@@ -104,7 +104,11 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     writer: Writer | None = None
     sampler: ReadOnlySampler | None = None
     try:
-        sandbox.up(d, nodes=3, base_port=base_port, topology="primary-replica")
+        # every node starts read-only, as production servers should (a restarted old primary
+        # must not take writes before mpp decides); the primary is made writable once
+        sandbox.up(
+            d, nodes=3, base_port=base_port, topology="primary-replica", read_only_start=True
+        )
         config = write_config(d, scenario.interval, "1s", scenario.pool, "scenario.toml")
         daemon = Daemon(config, d / "mpp.log")
         wait_settled(d, config, daemon, "db1")

@@ -66,6 +66,7 @@ def up(
     topology: Topology = "master-master",
     progress: Callable[[str], None] | None = None,
     api: str | None = None,
+    read_only_start: bool = False,
 ) -> list[SandboxNode]:
     """Bring the sandbox to "all nodes running and replicating", doing only what is missing.
 
@@ -99,6 +100,7 @@ def up(
             state = None  # an earlier attempt failed before building anything; re-plan
         if state is None:
             state = new_state(nodes, base_port, topology)
+            state.read_only_start = read_only_start
 
         running = _resume_frozen(d, state, say)
         to_start = [rec for rec in state.nodes if rec.name not in running]

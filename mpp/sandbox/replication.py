@@ -73,7 +73,7 @@ def configure_replication(
     _wait_replicating(targets)
     if targets:
         say("replication: all IO and SQL threads running")
-    if whole_topology and state.topology == "primary-replica":
+    if whole_topology and state.topology == "primary-replica" and state.read_only_start:
         # the one writable node, once: later restarts of it start read-only (see server.py)
         with root_connect(state.nodes[0].port, ROOT_PASSWORD) as conn, conn.cursor() as cur:
             cur.execute("SET GLOBAL read_only = OFF")

@@ -91,11 +91,12 @@ def _node_cnf(d: Path, state: State, rec: NodeRecord) -> str:
         "performance_schema = OFF",
         _INNODB_SETTINGS.rstrip("\n"),
     ]
-    if state.topology == "primary-replica":
-        # Every node of a primary-replica pool starts read-only, the primary too (set
-        # writable once at set-up, then by mpp): a primary that restarts after a crash must
-        # not take writes before mpp has decided whether it is still the primary, else a
-        # failover in the meantime leaves two writable nodes. A production best practice.
+    primary = rec.server_id == 1
+    if state.topology == "primary-replica" and (not primary or state.read_only_start):
+        # Replicas start read-only. With read_only_start the primary does too (made
+        # writable once at set-up, then by mpp): a primary that restarts after a crash then
+        # takes no write before mpp has decided whether it is still the primary, which is
+        # how production servers should be configured (the fault matrix runs so).
         lines.append("read_only = ON")
     lines += [
         "",

@@ -42,6 +42,8 @@ class State:
     nodes: list[NodeRecord]
     replication_configured: bool = False
     app_database_created: bool = False
+    # primary-replica: every node starts read-only, the primary too (see server.py)
+    read_only_start: bool = False
 
 
 def new_state(count: int, base_port: int, topology: Topology) -> State:
@@ -89,6 +91,7 @@ def load_state(d: Path) -> State | None:
             nodes=records,
             replication_configured=bool(raw.get("replication_configured", False)),
             app_database_created=bool(raw.get("app_database_created", False)),
+            read_only_start=bool(raw.get("read_only_start", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SandboxError(f"{path} is damaged ({exc}); run `mpp sandbox destroy`") from exc
@@ -103,6 +106,7 @@ def save_state(d: Path, state: State) -> None:
         "base_port": state.base_port,
         "replication_configured": state.replication_configured,
         "app_database_created": state.app_database_created,
+        "read_only_start": state.read_only_start,
         "nodes": [
             {
                 "name": r.name,
