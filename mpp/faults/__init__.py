@@ -7,7 +7,11 @@ hangs under load. A scenario has three parts, one module each:
 - `injectors`: the fault itself. kill -9 (a crash), SIGSTOP (a hang, which the kernel
   hides by still accepting connections), SIGCONT / restart, and two SQL faults that
   produce the states a manager exists to prevent: a second writable node, and a node
-  lacking acknowledged writes.
+  lacking acknowledged writes. Then the faults a scenario runner calls by name, each
+  `name(d, node, **options)` returning an `Undo` that heals it: replication threads
+  stopped (`stop_io`, `stop_sql`) or failing (`break_io`), a lagging replica (`lag`), a
+  node out of connections (`exhaust_connections`) and an errant transaction
+  (`errant_write`).
 - `workload`: clients writing through the fault as the non-SUPER `app` user, each keeping
   the exact record of what the server acknowledged (a writer that finds the primary by
   itself, and clients pinned to a stale address).
@@ -20,7 +24,23 @@ tests and the benches measure mpp the way an application and an operator would s
 """
 
 from ._sql import TABLE, WRITE_TIMEOUT, app_connect, err_text, now, ports, root_sql
-from .injectors import Fault, delete_unlogged, hang, inject, kill, resume, set_read_only
+from .injectors import (
+    WRONG_REPL_PASSWORD,
+    Fault,
+    Undo,
+    break_io,
+    delete_unlogged,
+    errant_write,
+    exhaust_connections,
+    hang,
+    inject,
+    kill,
+    lag,
+    resume,
+    set_read_only,
+    stop_io,
+    stop_sql,
+)
 from .watchers import (
     IoWatch,
     ReadOnlySampler,
@@ -30,6 +50,7 @@ from .watchers import (
     lost_ids,
     poll_until,
     present_ids,
+    replica_status,
     wait_caught_up,
     wait_for,
 )
@@ -39,6 +60,7 @@ __all__ = [
     "REFUSED_BY_READ_ONLY",
     "TABLE",
     "WRITE_TIMEOUT",
+    "WRONG_REPL_PASSWORD",
     "Ack",
     "Fault",
     "IoWatch",
@@ -47,23 +69,31 @@ __all__ = [
     "ReadOnlyWatch",
     "Round",
     "StaleClient",
+    "Undo",
     "Writer",
     "app_connect",
+    "break_io",
     "create_table",
     "delete_unlogged",
     "err_text",
+    "errant_write",
+    "exhaust_connections",
     "gtid_binlog_pos",
     "hang",
     "inject",
     "kill",
+    "lag",
     "lost_ids",
     "now",
     "poll_until",
     "ports",
     "present_ids",
+    "replica_status",
     "resume",
     "root_sql",
     "set_read_only",
+    "stop_io",
+    "stop_sql",
     "wait_caught_up",
     "wait_for",
 ]

@@ -84,6 +84,19 @@ def root_sql(d: Path, node: str, sql: str, timeout: float = 2.0) -> list[Any]:
         conn.close()
 
 
+def slave_status(d: Path, node: str, timeout: float = 2.0) -> dict[str, Any]:
+    """SHOW SLAVE STATUS as column -> value ({} on a node that replicates from nobody): the
+    injectors read it to undo exactly what they changed, the watchers to judge a fault."""
+    conn = sandbox.admin_connect(d, node, connect_timeout=timeout, read_timeout=timeout)
+    try:
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            row: dict[str, Any] | None = cur.fetchone()
+        return dict(row) if row else {}
+    finally:
+        conn.close()
+
+
 def ports(d: Path) -> dict[str, int]:
     """Node name -> port, as the workloads address nodes (by port, like a client would)."""
     return {n.name: n.port for n in sandbox.status(d)}

@@ -4,20 +4,48 @@ Process faults go through mpp.sandbox (which only ever signals a mariadbd it sta
 waits for a killed one to be gone), so a scenario cannot hit another test's server. The SQL
 faults are the two states a manager exists to prevent or detect: a second writable node
 (split brain) and a primary that lacks writes it acknowledged.
+
+The replication and capacity faults (`stop_io` ... `errant_write`) share one calling
+convention, because a scenario runner calls them by name with options taken from data:
+`name(d, node, **options)` performs the fault and returns an `Undo`, a zero-argument
+callable that heals it (None when nothing can be healed). An Undo may be called more than
+once (a runner heals in a `finally` too); only the first call acts.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import pymysql
 
 from mpp import sandbox
 
-from ._sql import TABLE, table_name
+from ._sql import HOST, TABLE, Conn, drop, ports, root_sql, slave_status, table_name
 
-__all__ = ["Fault", "delete_unlogged", "hang", "inject", "kill", "resume", "set_read_only"]
+__all__ = [
+    "WRONG_REPL_PASSWORD",
+    "Fault",
+    "Undo",
+    "break_io",
+    "delete_unlogged",
+    "errant_write",
+    "exhaust_connections",
+    "hang",
+    "inject",
+    "kill",
+    "lag",
+    "resume",
+    "set_read_only",
+    "stop_io",
+    "stop_sql",
+]
+
+Undo = Callable[[], None]
 
 Fault = Literal["kill", "stop"]
 
@@ -78,5 +106,324 @@ def delete_unlogged(d: Path, node: str, ids: Iterable[int], table: str = TABLE) 
                     wanted,
                 )
             )
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- the Undo
+
+
+def _once(heal: Callable[[], None]) -> Undo:
+    """`heal` made safe to call twice: the scenario heals on purpose, then again in its
+    cleanup, and a second START SLAVE or SET GLOBAL must not undo what happened since."""
+    lock = threading.Lock()
+    done = False
+
+    def undo() -> None:
+        nonlocal done
+        with lock:
+            if done:
+                return
+            done = True
+        heal()
+
+    return undo
+
+
+def _replica_status(d: Path, node: str) -> dict[str, Any]:
+    row = slave_status(d, node)
+    if not row:
+        raise ValueError(f"{node} replicates from nobody: there is no replication to break")
+    return row
+
+
+# --------------------------------------------------------------------------- replication
+
+
+def stop_io(d: Path, node: str) -> Undo:
+    """An operator's STOP SLAVE IO_THREAD: Slave_IO_Running "No" with no error. The replica
+    stops fetching while its source is perfectly healthy, so a manager that reads "IO not
+    running" as "the primary is gone" fails over a live primary."""
+    root_sql(d, node, "STOP SLAVE IO_THREAD")
+
+    def heal() -> None:
+        root_sql(d, node, "START SLAVE IO_THREAD")
+
+    return _once(heal)
+
+
+def stop_sql(d: Path, node: str) -> Undo:
+    """STOP SLAVE SQL_THREAD: the replica keeps fetching (its Gtid_IO_Pos advances) but
+    applies nothing, so it falls behind while looking connected; what it has received is
+    not what it has, which matters when it is the candidate for promotion."""
+    root_sql(d, node, "STOP SLAVE SQL_THREAD")
+
+    def heal() -> None:
+        root_sql(d, node, "START SLAVE SQL_THREAD")
+
+    return _once(heal)
+
+
+WRONG_REPL_PASSWORD = "mpp-fault-wrong-password"
+
+
+def break_io(d: Path, node: str, password: str = sandbox.REPL_PASSWORD) -> Undo:
+    """The IO thread failing for real: a wrong replication password (CHANGE MASTER TO
+    MASTER_PASSWORD only, so host, port, user, retry and MASTER_USE_GTID stay as they were),
+    leaving Slave_IO_Running "Connecting" with Last_IO_Errno 1045 and Seconds_Behind_Master
+    NULL, retried every Connect_Retry seconds.
+
+    A wrong password rather than a dead port: it is what happens in production (the
+    replication password rotated on the primary and not in the replica's stored settings,
+    or the account's grant revoked), and it leaves Master_Host/Master_Port pointing at the
+    real primary, so a manager still sees the topology it knows and must judge a replica
+    that is attached to the right source but cannot read from it. A dead port would change
+    the topology instead (the replica following an unknown source) and needs a port that
+    is certainly unused, which nothing here can promise; an unreachable primary is a
+    partition, a different fault.
+
+    MariaDB refuses CHANGE MASTER while either thread runs (error 1198, unlike MySQL 8,
+    which allows it with only the IO thread stopped), so both are stopped for a moment and
+    restarted as they were. Heal: the password given (the sandbox's, which mpp's own
+    repl_password_file holds too: SHOW SLAVE STATUS never shows a password, so it cannot be
+    read back), the threads restarted as they were. If someone re-pointed the replica
+    meanwhile (mpp after a failover, with its own credentials), the heal leaves it alone.
+    """
+    before = _replica_status(d, node)
+    source = (before["Master_Host"], before["Master_Port"], before["Master_User"])
+    io_on = before["Slave_IO_Running"] != "No"
+    sql_on = before["Slave_SQL_Running"] == "Yes"
+    _change_password(d, node, WRONG_REPL_PASSWORD, io_on=True, sql_on=sql_on)
+
+    def heal() -> None:
+        now = slave_status(d, node)
+        if (now.get("Master_Host"), now.get("Master_Port"), now.get("Master_User")) != source:
+            return
+        _change_password(d, node, password, io_on=io_on, sql_on=sql_on)
+
+    return _once(heal)
+
+
+def _change_password(d: Path, node: str, password: str, *, io_on: bool, sql_on: bool) -> None:
+    conn = sandbox.admin_connect(d, node, connect_timeout=2, read_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("STOP SLAVE")
+            cur.execute("CHANGE MASTER TO MASTER_PASSWORD = %s", (password,))
+            if io_on and sql_on:
+                cur.execute("START SLAVE")
+            elif io_on:
+                cur.execute("START SLAVE IO_THREAD")
+            elif sql_on:
+                cur.execute("START SLAVE SQL_THREAD")
+    finally:
+        conn.close()
+
+
+def lag(d: Path, node: str, table: str = TABLE) -> Undo:
+    """A replica falling behind with both threads running: a root session on it holds
+    LOCK TABLES app.<table> WRITE, so the SQL thread waits on the first event for that
+    table ("Waiting for table metadata lock") and, applying serially, on everything after
+    it, while the IO thread keeps fetching. Seconds_Behind_Master then grows by a second a
+    second as long as the primary writes that table, as it does behind a long report or a
+    backup on the replica; a manager must neither promote such a replica nor count it as
+    caught up.
+
+    A table lock rather than a row lock: a row lock times the SQL thread out after
+    innodb_lock_wait_timeout (50 s) and slave_transaction_retries, turning the lag into a
+    stopped SQL thread with an error, another fault; a metadata lock waits lock_wait_timeout
+    (a day). Nor FLUSH TABLES WITH READ LOCK, which would freeze every table and the
+    node's own writes too, more than a lagging replica is.
+
+    Heal: UNLOCK TABLES and the session closed; the replica then catches up by itself.
+    """
+    conn = sandbox.admin_connect(d, node, connect_timeout=2, read_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"LOCK TABLES `{sandbox.APP_DATABASE}`.`{table_name(table)}` WRITE")
+    except BaseException:
+        drop(conn)
+        raise
+
+    def heal() -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("UNLOCK TABLES")  # at once, not whenever the server sees the quit
+        except (pymysql.MySQLError, OSError):
+            pass  # the node restarted or dropped the session: the lock went with it
+        finally:
+            drop(conn)
+
+    return _once(heal)
+
+
+# --------------------------------------------------------------------------- capacity
+
+ER_CON_COUNT_ERROR = 1040  # "Too many connections"
+_NO_SUCH_THREAD = 1094  # KILL of a session that has just gone
+_MAX_FILLERS = 1000  # a node still accepting after this many is not being filled
+
+
+def exhaust_connections(
+    d: Path,
+    node: str,
+    user: str = sandbox.APP_USER,
+    password: str = sandbox.APP_PASSWORD,
+    kill_user: str | None = sandbox.MPP_USER,
+    room: int = 1,
+) -> Undo:
+    """A node out of connections: every new session, of any user, gets 1040 (Too many
+    connections), while the sessions already open keep working. The state a connection
+    leak or a stampede of application threads puts a primary in: it still serves and
+    replicates, yet a monitor that has to reconnect cannot reach it.
+
+    max_connections is lowered (SET GLOBAL, as root) to the sessions open plus `room`, so
+    only a few connections have to be opened; MariaDB refuses values under 10. They are
+    opened as `user` until the server refuses one, then as root until even root is
+    refused: MariaDB lets a user with SUPER (CONNECTION ADMIN) in one connection beyond
+    max_connections, and the sandbox's `mpp` account has ALL PRIVILEGES, so without that
+    extra slot taken mpp would still get in. Then the sessions of `kill_user` (mpp's) are
+    killed, each freed slot taken again at once, until none is left: mpp reuses its probe
+    session, so without this it would never see the fault.
+
+    Heal: max_connections restored through a root session opened before the fault (the
+    only way back in), then every held connection closed.
+    """
+    port = ports(d)[node]
+    control = sandbox.admin_connect(d, node, connect_timeout=2, read_timeout=10)
+    try:
+        with control.cursor() as cur:
+            cur.execute("SELECT @@global.max_connections")
+            original = int(_first(cur.fetchone()))
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+            connected = int(_first(cur.fetchone(), 1))
+    except BaseException:
+        drop(control)
+        raise
+    held: list[Conn] = []
+
+    def heal() -> None:
+        try:
+            _restore_max_connections(d, node, control, original, held)
+        finally:
+            for c in held:
+                drop(c)
+            drop(control)
+
+    try:
+        with control.cursor() as cur:
+            cur.execute("SET GLOBAL max_connections = %s", (connected + room,))
+        _fill(port, user, password, held)
+        _fill(port, "root", sandbox.ROOT_PASSWORD, held)
+        if kill_user is not None:
+            _evict(control, port, kill_user, held)
+    except BaseException:
+        heal()
+        raise
+    return _once(heal)
+
+
+def _first(row: tuple[Any, ...] | None, index: int = 0) -> Any:
+    if row is None:
+        raise RuntimeError("the server returned no row")
+    return row[index]
+
+
+def _fill(port: int, user: str, password: str, held: list[Conn]) -> int:
+    """Open sessions as `user` until the server says 1040; how many it let in."""
+    opened = 0
+    while opened < _MAX_FILLERS:
+        try:
+            held.append(
+                pymysql.connect(
+                    host=HOST,
+                    port=port,
+                    user=user,
+                    password=password,
+                    connect_timeout=2,
+                    read_timeout=5,
+                    write_timeout=5,
+                    ssl_disabled=True,
+                )
+            )
+        except pymysql.MySQLError as err:
+            if err.args and err.args[0] == ER_CON_COUNT_ERROR:
+                return opened
+            raise
+        opened += 1
+    raise RuntimeError(f"port {port} still accepts new sessions after {_MAX_FILLERS}")
+
+
+def _evict(control: Conn, port: int, user: str, held: list[Conn], timeout: float = 5.0) -> None:
+    """Kill `user`'s sessions and take each slot they free before `user` can reconnect, until
+    a round finds none of them and no slot free."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with control.cursor() as cur:
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s", (user,))
+            victims = [int(r[0]) for r in cur.fetchall()]
+            for victim in victims:
+                try:
+                    cur.execute(f"KILL CONNECTION {victim}")
+                except pymysql.MySQLError as err:
+                    if not (err.args and err.args[0] == _NO_SUCH_THREAD):
+                        raise
+            # a killed session frees its slot only when its thread has ended
+            while victims and time.monotonic() < deadline:
+                marks = ", ".join(["%s"] * len(victims))
+                cur.execute(
+                    f"SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN ({marks})",
+                    victims,
+                )
+                if not cur.fetchall():
+                    break
+                time.sleep(0.01)
+        took = _fill(port, "root", sandbox.ROOT_PASSWORD, held)
+        if not victims and not took:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"sessions of {user!r} still come back after {timeout:g} s")
+
+
+def _restore_max_connections(
+    d: Path, node: str, control: Conn, value: int, held: list[Conn]
+) -> None:
+    try:
+        with control.cursor() as cur:
+            cur.execute("SET GLOBAL max_connections = %s", (value,))
+        return
+    except (pymysql.MySQLError, OSError):
+        pass  # the control session is gone (node restarted, session killed): open another
+    for c in held:
+        drop(c)  # which needs the slots they hold
+    held.clear()
+    root_sql(d, node, f"SET GLOBAL max_connections = {int(value)}")
+
+
+# --------------------------------------------------------------------------- divergence
+
+
+def errant_write(d: Path, node: str, table: str = TABLE, id: int | None = None) -> None:
+    """One row written on `node` as root with sql_log_bin = 1, so it is in that node's binlog
+    under its own server id (GTID 0-<server_id>-<next seq>): the errant transaction an old
+    primary brings back, or a stray root write on a replica (read_only does not stop root).
+    Under gtid_strict_mode the node's next replicated event then stops its SQL thread
+    (error 1950, "out-of-order sequence number"), and a diverged node asked to rejoin fails
+    with IO error 1236.
+
+    `id` None: one below the smallest id on the node (negative), so it never collides with
+    a workload's ids, which count up from 1. No heal: undoing it would take a rebuild.
+    """
+    name = f"`{sandbox.APP_DATABASE}`.`{table_name(table)}`"
+    conn = sandbox.admin_connect(d, node, connect_timeout=2, read_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION sql_log_bin = 1")
+            if id is None:
+                cur.execute(
+                    f"INSERT INTO {name} (id) SELECT LEAST(COALESCE(MIN(id), 0), 0) - 1 FROM {name}"
+                )
+            else:
+                cur.execute(f"INSERT INTO {name} (id) VALUES (%s)", (int(id),))
     finally:
         conn.close()

@@ -22,14 +22,24 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pymysql
 import pymysql.cursors
 
 from mpp import sandbox
 
-from ._sql import TABLE, Background, Conn, drop, err_text, now, root_sql, table_name
+from ._sql import (
+    TABLE,
+    Background,
+    Conn,
+    drop,
+    err_text,
+    now,
+    root_sql,
+    slave_status,
+    table_name,
+)
 
 __all__ = [
     "IoWatch",
@@ -40,6 +50,7 @@ __all__ = [
     "lost_ids",
     "poll_until",
     "present_ids",
+    "replica_status",
     "wait_caught_up",
     "wait_for",
 ]
@@ -242,6 +253,16 @@ class IoWatch(Background):
             if t > after and state != "Yes":
                 return t, name, state
         return None
+
+
+def replica_status(d: Path, node: str, timeout: float = 2.0) -> dict[str, Any]:
+    """One node's SHOW SLAVE STATUS, every column ({} when it replicates from nobody): what
+    the replication faults are judged on, read as root in a session of its own so that it
+    answers even while the node is out of connections for everyone else (root's session
+    is refused then too: call it before, or through a session held open). MariaDB 10.11
+    still names the columns Slave_IO_Running, Seconds_Behind_Master, Last_IO_Errno, ...
+    Seconds_Behind_Master is None while the IO thread is not connected."""
+    return slave_status(d, node, timeout)
 
 
 def gtid_binlog_pos(d: Path, node: str) -> str:
