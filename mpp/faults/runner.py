@@ -71,11 +71,25 @@ def _pause_mpp(run: Run, node: str) -> Heal:
     return partial(run.daemon.proc.send_signal, signal.SIGCONT)
 
 
+def _on_sandbox(fault: Callable[..., Heal | None]) -> Injector:
+    """An injector of mpp.faults.injectors (sandbox directory, node, options -> heal)."""
+
+    def inject(run: Run, node: str, **options: Any) -> Heal | None:
+        return fault(run.d, node, **options)
+
+    return inject
+
+
 INJECTORS: dict[str, Injector] = {
     "kill": _kill,
     "hang": _hang,
     "writable": _writable,
     "pause_mpp": _pause_mpp,
+    **{
+        name: _on_sandbox(getattr(injectors, name))
+        for name in ("stop_io", "stop_sql", "break_io", "lag", "exhaust_connections")
+    },
+    "errant_write": _on_sandbox(injectors.errant_write),
 }
 
 
@@ -120,7 +134,9 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         sampler.start()
         t0 = now()
         run = Run(d, config, daemon)
-        first_fault = _inject_all(run, scenario, roles, t0)
+        first_fault = _inject_all(
+            run, scenario, roles, t0, partial(_during, run, scenario, roles, row)
+        )
         _settle(run, scenario, roles, row)
         writer.close()
         sampler.close()
@@ -152,7 +168,9 @@ def _resolve(run: Run, ref: str, roles: dict[str, str]) -> str:
     return roles.get(ref, ref)
 
 
-def _inject_all(run: Run, scenario: Scenario, roles: dict[str, str], t0: float) -> float:
+def _inject_all(
+    run: Run, scenario: Scenario, roles: dict[str, str], t0: float, before_heals: Heal
+) -> float:
     """Every fault (and its timed heal) at its time, then the remaining heals at the end of
     the observation, latest fault healed first. Returns when the first fault went in."""
     plan: list[tuple[float, int, Step | Heal]] = [
@@ -178,9 +196,29 @@ def _inject_all(run: Run, scenario: Scenario, roles: dict[str, str], t0: float) 
         else:
             what()
     time.sleep(max(0.0, t0 + scenario.observe - now()))
+    before_heals()
     for heal in reversed(pending):
         heal()
     return first if first is not None else t0
+
+
+def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
+    """What must hold while the faults are still in: states, messages, ro checks."""
+    expect = scenario.expect
+    states = node_states(run.config)
+    for ref, state in expect.during_states.items():
+        node = _resolve(run, ref, roles)
+        if states[node]["state"] != state:
+            row.problems.append(f"during the fault {node} is {states[node]['state']}, not {state}")
+    for ref, text in expect.during_message.items():
+        node = _resolve(run, ref, roles)
+        if text not in states[node]["message"]:
+            row.problems.append(f"during the fault {node}'s message lacks {text!r}")
+    for ref in expect.ro_down:
+        node = _resolve(run, ref, roles)
+        done = mpp_cli(run.config, "check", node, "--role", "ro")
+        if done.returncode == 0:
+            row.problems.append(f"during the fault the ro check says {done.stdout.strip()!r}")
 
 
 def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:

@@ -70,6 +70,11 @@ class Expect:
     # acknowledged writes the first primary may give after the failover: what matters to
     # a client even where a node was briefly writable (see Scenario.gap)
     old_primary_acks: int = 0
+    # checked at the end of the observation, before the heals: states, message texts, and
+    # nodes whose ro check (`mpp check NODE --role ro`) must say DOWN
+    during_states: dict[str, str] = field(default_factory=dict)
+    during_message: dict[str, str] = field(default_factory=dict)
+    ro_down: list[str] = field(default_factory=list)
 
     @property
     def failovers_allowed(self) -> int:
@@ -97,7 +102,7 @@ class Scenario:
 
 _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options"}
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
-_EXPECT_KEYS |= {"message", "old_primary_acks"}
+_EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap"}
 
@@ -132,9 +137,9 @@ def _scenario(
             known = ", ".join(sorted(faults))
             raise ScenarioError(f"{where} steps[{i}]: fault {step.get('fault')!r}; known: {known}")
         steps.append(Step(**step))
-    refs = (
-        [s.node for s in steps] + list(expect.get("states", {})) + list(expect.get("message", {}))
-    )
+    refs = [s.node for s in steps] + list(expect.get("ro_down", []))
+    for key in ("states", "message", "during_states", "during_message"):
+        refs += list(expect.get(key, {}))
     refs += [expect["to"]] if expect.get("to") else []
     for ref in refs:
         if ref not in ROLES and (nodes is None or ref not in nodes):
