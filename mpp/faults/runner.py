@@ -124,7 +124,7 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             d, nodes=3, base_port=base_port, topology="primary-replica", read_only_start=True
         )
         config = write_config(d, scenario.interval, "1s", scenario.pool, "scenario.toml")
-        daemon = Daemon(config, d / "mpp.log")
+        daemon = Daemon(config, root / f"{scenario.name}.mpp.log")  # kept: d is destroyed
         wait_settled(d, config, daemon, "db1")
         create_table(d, "db1")
         roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
