@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,6 +72,18 @@ def _pause_mpp(run: Run, node: str) -> Heal:
     return partial(run.daemon.proc.send_signal, signal.SIGCONT)
 
 
+def _kill_mpp(run: Run, node: str) -> Heal:
+    """mpp killed -9 (mid-failover when timed so); healed by starting a new `mpp run` on the
+    same store, which must finish towards the recorded decision, never pick another."""
+    run.daemon.proc.send_signal(signal.SIGKILL)
+    run.daemon.stop()
+
+    def restart() -> None:
+        run.daemon = Daemon(run.config, run.daemon.log.with_suffix(".restarted.log"))
+
+    return restart
+
+
 def _on_sandbox(fault: Callable[..., Heal | None]) -> Injector:
     """An injector of mpp.faults.injectors (sandbox directory, node, options -> heal)."""
 
@@ -85,6 +98,7 @@ INJECTORS: dict[str, Injector] = {
     "hang": _hang,
     "writable": _writable,
     "pause_mpp": _pause_mpp,
+    "kill_mpp": _kill_mpp,
     **{
         name: _on_sandbox(getattr(injectors, name))
         for name in ("stop_io", "stop_sql", "break_io", "lag", "exhaust_connections")
@@ -114,7 +128,7 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     row = Row(scenario.name, gap=scenario.gap)
     started = time.monotonic()
     d = root / scenario.name
-    daemon: Daemon | None = None
+    run: Run | None = None
     writer: Writer | None = None
     sampler: ReadOnlySampler | None = None
     try:
@@ -124,8 +138,8 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             d, nodes=3, base_port=base_port, topology="primary-replica", read_only_start=True
         )
         config = write_config(d, scenario.interval, "1s", scenario.pool, "scenario.toml")
-        daemon = Daemon(config, root / f"{scenario.name}.mpp.log")  # kept: d is destroyed
-        wait_settled(d, config, daemon, "db1")
+        run = Run(d, config, Daemon(config, root / f"{scenario.name}.mpp.log"))  # d goes
+        wait_settled(d, config, run.daemon, "db1")
         create_table(d, "db1")
         roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
         writer = Writer(ports(d))
@@ -133,7 +147,6 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         writer.start()
         sampler.start()
         t0 = now()
-        run = Run(d, config, daemon)
         first_fault = _inject_all(
             run, scenario, roles, t0, partial(_during, run, scenario, roles, row)
         )
@@ -148,10 +161,10 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             if thread is not None:
                 with contextlib.suppress(Exception):
                     thread.close()
-        if daemon is not None:
+        if run is not None:
             with contextlib.suppress(Exception):
-                daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
-            daemon.stop()
+                run.daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
+            run.daemon.stop()
         with contextlib.suppress(Exception):
             sandbox.destroy(d)
     row.passed = not row.problems
@@ -172,15 +185,24 @@ def _inject_all(
     run: Run, scenario: Scenario, roles: dict[str, str], t0: float, before_heals: Heal
 ) -> float:
     """Every fault (and its timed heal) at its time, then the remaining heals at the end of
-    the observation, latest fault healed first. Returns when the first fault went in."""
+    the observation, latest fault healed first. Returns when the first fault went in.
+    Steps `on = "failover"` are timed from when mpp records the failover."""
     plan: list[tuple[float, int, Step | Heal]] = [
-        (t, i, step) for i, step in enumerate(scenario.steps) for t in step.times()
+        (t, i, step) for i, step in enumerate(scenario.steps) if not step.on for t in step.times()
     ]
+    waiting = [(i, step) for i, step in enumerate(scenario.steps) if step.on]
     pending: list[Heal] = []
     first: float | None = None
-    seq = len(plan)
-    while plan:
+    seq = len(scenario.steps)
+    end = t0 + scenario.observe
+    while (plan or waiting) and now() < end:
+        if waiting and (took := _failover_recorded(run.d)) is not None:
+            plan += [(took - t0 + t, i, step) for i, step in waiting for t in step.times()]
+            waiting = []
         plan.sort(key=lambda item: (item[0], item[1]))
+        if not plan or (waiting and t0 + plan[0][0] > now() + _POLL):
+            time.sleep(_POLL)  # waiting for the failover record
+            continue
         at, _, what = plan.pop(0)
         time.sleep(max(0.0, t0 + at - now()))
         if isinstance(what, Step):
@@ -195,11 +217,33 @@ def _inject_all(
                 pending.append(heal)
         else:
             what()
-    time.sleep(max(0.0, t0 + scenario.observe - now()))
+    time.sleep(max(0.0, end - now()))
     before_heals()
+    for _, _, what in plan:  # timed heals the observation ended before
+        if not isinstance(what, Step):
+            pending.append(what)
     for heal in reversed(pending):
         heal()
     return first if first is not None else t0
+
+
+_POLL = 0.02
+
+
+def _failover_recorded(d: Path) -> float | None:
+    """When mpp's history first shows a failover (read straight from its SQLite file, as a
+    monitoring script would; the CLI would take a process start per look)."""
+    path = d / "state.db"
+    if not path.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(path, timeout=1.0)) as db:
+        try:
+            row = db.execute(
+                "SELECT MIN(at) FROM event WHERE change_kind = 'failover' AND new = 'ACTIVE'"
+            ).fetchone()
+        except sqlite3.Error:
+            return None
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:

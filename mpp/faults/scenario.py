@@ -50,6 +50,9 @@ class Step:
     heal_after: float | None = None  # heal this fault so long after it; None: at the end
     repeat: int = 1  # inject it this many times...
     every: float = 0.0  # ...this many seconds apart
+    # "failover": `at` counts from the moment mpp records the failover (its decision is
+    # committed, its actions are running): how to kill mpp in the middle of one
+    on: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # the injector's keyword options
 
     def times(self) -> list[float]:
@@ -100,7 +103,7 @@ class Scenario:
         return {s.fault for s in self.steps}
 
 
-_STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options"}
+_STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options", "on"}
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
@@ -136,6 +139,8 @@ def _scenario(
         if step.get("fault") not in faults:
             known = ", ".join(sorted(faults))
             raise ScenarioError(f"{where} steps[{i}]: fault {step.get('fault')!r}; known: {known}")
+        if step.get("on", "") not in ("", "failover"):
+            raise ScenarioError(f'{where} steps[{i}]: on = {step["on"]!r}; allowed: "failover"')
         steps.append(Step(**step))
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
     for key in ("states", "message", "during_states", "during_message"):
