@@ -12,6 +12,7 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_pkgs+=(ha
 command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need_pkgs+=(etcd-server)
 command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the dashboard's browser test
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)  # certificates for the etcd TLS test
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_pkgs+=(iptables)  # partitions in the fault matrix
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 for extra in ${MPP_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || need_pkgs+=("$extra")

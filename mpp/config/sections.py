@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 from dataclasses import dataclass
@@ -33,6 +34,13 @@ def _state_url(value: str) -> str:
     )
 
 
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f'{value!r} is not an IP address of this host, e.g. "10.0.0.5"') from None
+
+
 class MppSection(_Strict):
     state: Annotated[str, BeforeValidator(lambda v: _state_url(str(v)))] = "sqlite://state.db"
     interval: Annotated[Duration, Field(gt=0)] = 1.0
@@ -42,6 +50,9 @@ class MppSection(_Strict):
     # holding the leadership lease decides and acts, the others follow; `name` says who
     name: str = Field(default_factory=socket.gethostname, min_length=1)
     leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
+    # the local address every session to the servers comes from (a multi-homed host: the
+    # monitoring network); None: whatever the routing table picks
+    source_address: Annotated[str, BeforeValidator(lambda v: _ip(str(v)))] | None = None
 
     @model_validator(mode="after")
     def _ttl_covers_interval(self) -> MppSection:

@@ -29,6 +29,7 @@ def write_config(
     connect_timeout: str = "1s",
     pool: dict[str, str | int | bool] | None = None,
     name: str = "bench.toml",
+    mpp: dict[str, str | int | bool] | None = None,
 ) -> Path:
     """The sandbox's own mpp.toml with the profile's timings, semi-sync on, and `pool` keys
     (TOML values as Python values) set on its pool: what mpp runs with in a scenario."""
@@ -42,6 +43,8 @@ def write_config(
             text = re.sub(rf"^{re.escape(key)} = .*$", line, text, count=1, flags=re.M)
         else:  # a new pool key goes before the first [[pool.node]] table
             text = text.replace("\n[[pool.node]]", f"\n{line}\n\n[[pool.node]]", 1)
+    for key, value in (mpp or {}).items():  # [mpp] keys go right after its header
+        text = text.replace("[mpp]\n", f"[mpp]\n{key} = {_toml(value)}\n", 1)
     path = d / name
     path.write_text(text)
     return path

@@ -15,6 +15,7 @@ once (a runner heals in a `finally` too); only the first call acts.
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -427,3 +428,37 @@ def errant_write(d: Path, node: str, table: str = TABLE, id: int | None = None) 
                 cur.execute(f"INSERT INTO {name} (id) VALUES (%s)", (int(id),))
     finally:
         conn.close()
+
+
+def cut_from_mpp(d: Path, node: str, source: str = "127.0.0.5") -> Undo:
+    """Drop every packet between `node` and mpp (whose sessions come from `source`: mpp's
+    `[mpp] source_address`), while replicas and clients, which connect from 127.0.0.1,
+    still reach it: the partition that cuts only the monitor's path. iptables DROP on the
+    loopback, in and out, tagged so that a heal removes exactly these rules."""
+    port = {n.name: n.port for n in sandbox.status(d)}[node]
+    tag = f"mpp-faults-{port}-{source}"
+    rules = [
+        ["-s", source, "--dport", str(port)],
+        ["-d", source, "--sport", str(port)],
+    ]
+
+    def iptables(op: str, rule: list[str]) -> None:
+        spec = ["INPUT", "-i", "lo", "-p", "tcp", *rule, "-m", "comment", "--comment", tag]
+        try:
+            subprocess.run(["iptables", op, *spec, "-j", "DROP"], check=True, capture_output=True)
+        except FileNotFoundError:
+            raise RuntimeError(
+                "iptables is not installed: scripts/bootstrap.sh installs it"
+            ) from None
+        except subprocess.CalledProcessError as err:
+            why = err.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"iptables {op}: {why}") from None
+
+    for rule in rules:
+        iptables("-I", rule)
+
+    def heal() -> None:
+        for rule in rules:
+            iptables("-D", rule)
+
+    return _once(heal)

@@ -101,7 +101,14 @@ INJECTORS: dict[str, Injector] = {
     "kill_mpp": _kill_mpp,
     **{
         name: _on_sandbox(getattr(injectors, name))
-        for name in ("stop_io", "stop_sql", "break_io", "lag", "exhaust_connections")
+        for name in (
+            "stop_io",
+            "stop_sql",
+            "break_io",
+            "lag",
+            "exhaust_connections",
+            "cut_from_mpp",
+        )
     },
     "errant_write": _on_sandbox(injectors.errant_write),
 }
@@ -137,7 +144,9 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         sandbox.up(
             d, nodes=3, base_port=base_port, topology="primary-replica", read_only_start=True
         )
-        config = write_config(d, scenario.interval, "1s", scenario.pool, "scenario.toml")
+        config = write_config(
+            d, scenario.interval, "1s", scenario.pool, "scenario.toml", scenario.mpp
+        )
         run = Run(d, config, Daemon(config, root / f"{scenario.name}.mpp.log"))  # d goes
         wait_settled(d, config, run.daemon, "db1")
         create_table(d, "db1")

@@ -95,6 +95,7 @@ class Scenario:
     observe: float = 8.0  # seconds from the workload's start until the heals
     settle: float = 30.0  # after healing: how long the pool may take to converge
     pool: dict[str, Any] = field(default_factory=dict)
+    mpp: dict[str, Any] = field(default_factory=dict)  # [mpp] keys (e.g. source_address)
     interval: str = "1s"
     gap: str = ""  # a known shortfall of mpp this scenario measures (printed in the table)
 
@@ -107,7 +108,7 @@ _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options",
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
-_SCENARIO_KEYS |= {"gap"}
+_SCENARIO_KEYS |= {"gap", "mpp"}
 
 
 def load(path: Path, faults: set[str], nodes: set[str] | None = None) -> list[Scenario]:
@@ -157,6 +158,7 @@ def _scenario(
         observe=float(raw.get("observe", 8.0)),
         settle=float(raw.get("settle", 30.0)),
         pool=dict(raw.get("pool", {})),
+        mpp=dict(raw.get("mpp", {})),
         interval=str(raw.get("interval", "1s")),
         gap=str(raw.get("gap", "")),
     )

@@ -21,6 +21,7 @@ class Target:
     password: SecretStr
     connect_timeout: float
     query_timeout: float
+    source_address: str | None = None  # [mpp] source_address: where the session comes from
 
     def __repr__(self) -> str:  # the password must never reach a log line
         return f"Target({self.node}@{self.host}:{self.port})"
@@ -39,6 +40,7 @@ def open_connection(
         read_timeout=read_timeout or t.query_timeout,
         write_timeout=t.query_timeout,
         autocommit=True,
+        bind_address=t.source_address,
         # TLS negotiation costs ~58 ms per connect with PyMySQL's default "preferred" mode;
         # monitoring over loopback/LAN runs without it for now.
         ssl_disabled=True,
@@ -57,6 +59,7 @@ def pool_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
             password=password,
             connect_timeout=config.mpp.connect_timeout,
             query_timeout=config.query_timeout,
+            source_address=config.mpp.source_address,
         )
         for n in pool.node
     }

@@ -59,21 +59,21 @@ def provision(
         )
         for (host,) in cur.fetchall():
             cur.execute("DROP USER IF EXISTS 'root'@%s", (host,))
+        everything = ("ALL PRIVILEGES ON *.*", " WITH GRANT OPTION")
+        app = (f"SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON `{APP_DATABASE}`.*", "")
         accounts = [
-            (MPP_USER, mpp_password, "ALL PRIVILEGES ON *.*", " WITH GRANT OPTION"),
-            (REPL_USER, REPL_PASSWORD, "REPLICATION SLAVE ON *.*", ""),
-            (
-                APP_USER,
-                APP_PASSWORD,
-                f"SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON `{APP_DATABASE}`.*",
-                "",
-            ),
-            ("root", ROOT_PASSWORD, "ALL PRIVILEGES ON *.*", " WITH GRANT OPTION"),
+            (MPP_USER, HOST, mpp_password, *everything),
+            # mpp may come from another loopback address ([mpp] source_address): the fault
+            # matrix cuts mpp's path alone that way
+            (MPP_USER, "127.0.0.%", mpp_password, *everything),
+            (REPL_USER, HOST, REPL_PASSWORD, "REPLICATION SLAVE ON *.*", ""),
+            (APP_USER, HOST, APP_PASSWORD, *app),
+            ("root", HOST, ROOT_PASSWORD, *everything),
         ]
-        for user, password, privileges, grant_option in accounts:
-            cur.execute(
-                f"CREATE USER IF NOT EXISTS '{user}'@'{HOST}' IDENTIFIED BY %s", (password,)
-            )
-            cur.execute(f"ALTER USER '{user}'@'{HOST}' IDENTIFIED BY %s", (password,))
-            cur.execute(f"GRANT {privileges} TO '{user}'@'{HOST}'{grant_option}")
+        for user, host, password, privileges, grant_option in accounts:
+            account = f"'{user}'@'{host}'"
+            quoted = account.replace("%", "%%")  # the statements below take a parameter
+            cur.execute(f"CREATE USER IF NOT EXISTS {quoted} IDENTIFIED BY %s", (password,))
+            cur.execute(f"ALTER USER {quoted} IDENTIFIED BY %s", (password,))
+            cur.execute(f"GRANT {privileges} TO {account}{grant_option}")
         cur.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (ROOT_PASSWORD,))

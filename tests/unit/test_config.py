@@ -120,6 +120,12 @@ def test_absolute_state_path(tmp_path: Path) -> None:
             "shorter than two poll intervals (10s)",
         ),
         ('interval = "500ms"', 'leader_ttl = "1s"', "mpp.leader_ttl", "greater than or equal to 2"),
+        (
+            'interval = "500ms"',
+            'interval = "500ms"\nsource_address = "mpp-host"',
+            "mpp.source_address",
+            "not an IP address",
+        ),
         ("fail_point = 4", "fail_point = 0", "pool[0] (main).fail_point", "greater than or equal"),
         ("fail_point = 4", "fail_pont = 4", "pool[0] (main).fail_pont", "unknown key"),
         ('user = "mpp"', 'user = "mpp"\nlogic = "magic"', "pool[0] (main).logic", "'failover'"),
@@ -270,3 +276,17 @@ def test_router_errors_name_the_key(tmp_path: Path) -> None:
     assert "router.switchover_wait: 'soon' is not a duration" in message
     message = error_of(tmp_path, GOOD + '\n[router]\nrw = "h:1"\nconnect_timout = "1s"\n')
     assert "router.connect_timout: unknown key" in message
+
+
+def test_source_address_reaches_every_session_mpp_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probes and the executor share open_connection's Target: both bind to it."""
+    from mpp.probe.connection import pool_targets
+
+    text = GOOD.replace('interval = "500ms"', 'interval = "500ms"\nsource_address = "127.0.0.5"')
+    config = load(write(tmp_path, text))
+    assert config.mpp.source_address == "127.0.0.5"
+    monkeypatch.setenv("MPP_TEST_PASSWORD", "pw")
+    targets = pool_targets(config, config.pool[0])
+    assert {t.source_address for t in targets.values()} == {"127.0.0.5"}
