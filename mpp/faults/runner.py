@@ -337,8 +337,11 @@ def _judge(
         problems.append(f"failover expected: {expect.failover}; ACTIVE now {final}")
     if expect.to is not None and final != _resolve(run, expect.to, roles):
         problems.append(f"ACTIVE is {final}, expected {expect.to}")
-    if row.failovers > expect.failovers_allowed:
-        problems.append(f"{row.failovers} failovers recorded, at most {expect.failovers_allowed}")
+    if not expect.failovers_needed <= row.failovers <= expect.failovers_allowed:
+        problems.append(
+            f"{row.failovers} failovers recorded; expected "
+            f"{expect.failovers_needed} to {expect.failovers_allowed}"
+        )
     if expect.rto is not None and (row.rto is None or row.rto > expect.rto):
         problems.append(f"RTO {row.rto} s, bound {expect.rto:g} s")
     if row.lost is None or row.lost > expect.lost:

@@ -65,6 +65,7 @@ class Expect:
     to: str | None = None  # a node reference the new ACTIVE must be; None: any other node
     rto: float | None = None  # bound on the first acknowledged write on the new primary
     max_failovers: int | None = None  # None: 1 when failover, else 0
+    min_failovers: int | None = None  # None: 1 when failover, else 0
     lost: int = 0
     max_writable: int = 1
     # node reference -> its end state, or the end states it may have
@@ -78,6 +79,12 @@ class Expect:
     during_states: dict[str, str] = field(default_factory=dict)
     during_message: dict[str, str] = field(default_factory=dict)
     ro_down: list[str] = field(default_factory=list)
+
+    @property
+    def failovers_needed(self) -> int:
+        if self.min_failovers is not None:
+            return self.min_failovers
+        return 1 if self.failover else 0
 
     @property
     def failovers_allowed(self) -> int:
@@ -106,6 +113,7 @@ class Scenario:
 
 _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options", "on"}
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
+_EXPECT_KEYS |= {"min_failovers"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp"}

@@ -40,6 +40,9 @@ class PoolState:
     promoted_at: str = ""  # GTID position the ACTIVE node was promoted at: errant-check base
     alert: str = ""  # why the pool needs the operator (e.g. auto_failover off, unsafe candidate)
     promoting: str | None = None  # ACTIVE by decision, not yet writable: rw waits for it
+    # a primary a failover or takeover left out -> the promotion point of that change: its
+    # errant-check base when it returns (a later failover must not move it)
+    rejoin_base: tuple[tuple[str, str], ...] = ()
 
     def node(self, name: str) -> NodeState:
         return self._by_name[name]

@@ -42,6 +42,7 @@ def loads(text: str) -> PoolState:
         raise ValueError("stored pool state has an unknown format")
     nodes = tuple(NodeState(**{**n, "state": State(n["state"])}) for n in doc.pop("nodes"))
     doc["draining"] = tuple(doc.get("draining", ()))
+    doc["rejoin_base"] = tuple((str(n), str(b)) for n, b in doc.get("rejoin_base", ()))
     for name in _REQUESTS:
         if doc.get(name) is not None:
             doc[name] = Request(**{**doc[name], "kind": RequestKind(doc[name]["kind"])})

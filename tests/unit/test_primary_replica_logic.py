@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -123,6 +124,54 @@ def test_without_confirmation_a_busy_primary_is_failed_over_and_fenced_in_the_ba
         state = decision.state
     assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
     assert decision.actions[0] == Fence("db1", best_effort=True)
+
+
+def test_a_replica_of_the_active_node_stopped_without_error_is_restarted() -> None:
+    """mpp killed between a repoint's CHANGE MASTER and its START SLAVE leaves a STANDBY
+    pointed at the right source with its threads stopped: converging starts it again. A
+    thread stopped by an error is left for the operator."""
+    spec = star_spec()
+    state = settled(spec)
+    obs = star(spec, {})
+    rep = obs["db3"].replication
+    assert rep is not None
+    stopped = replace(obs["db3"], replication=replace(rep, io_running="No", sql_running=False))
+    decision = decide(spec, state, {**obs, "db3": stopped}, 1.0)
+    assert decision.actions == (Repoint("db3", source="db1"),)
+    failing = replace(rep, sql_running=False, last_sql_errno=1062, last_sql_error="Duplicate")
+    decision = decide(spec, state, {**obs, "db3": replace(obs["db3"], replication=failing)}, 1.0)
+    assert decision.actions == ()
+
+
+def test_errant_writes_of_the_first_primary_are_found_after_a_second_failover() -> None:
+    """MariaDB positions keep one GTID per domain: the first primary's unreplicated 0-1-11
+    hides under the second promotion point (0-2-20) unless it is checked against the
+    promotion that left it out (the fault matrix's two-failures row rejoined it, and its
+    replication then broke)."""
+    spec = star_spec(failover_block=0.0)
+    state = settled(spec)
+    lost = star(spec, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"})
+    state = decide(spec, state, lost, 1.0).state
+    assert states(state)["db2"] is State.ACTIVE
+    moved = star(spec, {"db1": "offline"}, source="db2", gtids={"db2": "0-2-20", "db3": "0-2-20"})
+    state = decide(spec, state, moved, 2.0).state
+    second = star(
+        spec,
+        {"db1": "offline", "db2": "offline", "db3": "io_lost"},
+        source="db2",
+        gtids={"db3": "0-2-20"},
+    )
+    state = decide(spec, state, second, 3.0).state
+    assert states(state)["db3"] is State.ACTIVE
+    back = star(
+        spec,
+        {"db1": "fenced", "db2": "fenced"},
+        source="db3",
+        gtids={"db1": "0-1-11", "db2": "0-2-20", "db3": "0-2-20"},
+    )
+    decision = decide(spec, state, back, 4.0)
+    assert "errant transactions 0-1-11" in decision.state.node("db1").message
+    assert [a.node for a in decision.actions if isinstance(a, Repoint)] == ["db2"]
 
 
 def test_replicas_still_streaming_from_a_failed_node_get_a_second_look() -> None:

@@ -118,10 +118,12 @@ def missing(
 def errant(
     state: PoolState, active: str, obs: Observation, observations: Mapping[str, Observation]
 ) -> gtid.Gtids:
-    """Transactions a returning node has that the ACTIVE node's history lacks."""
+    """Transactions a returning node has that the ACTIVE node's history lacks, counted from
+    the promotion that left it out (a later failover moved promoted_at past its writes)."""
     own = gtid.parse(obs.gtid_binlog or obs.gtid_executed)
     head = received(observations.get(active))
-    base = gtid.parse(state.promoted_at) if state.promoted_at else head
+    since = dict(state.rejoin_base).get(obs.node) or state.promoted_at
+    base = gtid.parse(since) if since else head
     return gtid.errant(own, base, head)
 
 
@@ -209,9 +211,19 @@ def _repoint_standby(
         return []
     wrong_source = source_of(spec, obs) != active
     semi = spec.replication.semi_sync and obs.semi_sync_replica is False
-    if wrong_source or semi:
+    if wrong_source or semi or stopped_cleanly(obs):
         return [Repoint(node.name, source=active, semi_sync=spec.replication.semi_sync)]
     return []
+
+
+def stopped_cleanly(obs: Observation) -> bool:
+    """Replication threads stopped without an error: a repoint cut short (mpp killed
+    between its CHANGE MASTER and START SLAVE) or a STOP by hand. Converging starts them
+    again; a thread stopped by an error is the operator's to look at, never restarted."""
+    rep = obs.replication
+    if rep is None or rep.last_io_errno or rep.last_sql_errno:
+        return False
+    return rep.io_running == "No" or not rep.sql_running
 
 
 def _rejoin(
@@ -224,8 +236,10 @@ def _rejoin(
 ) -> list[Action]:
     if not spec.replication.auto_rejoin or obs is None or not obs.reachable or obs.error:
         return []
-    if obs.read_only is not True or source_of(spec, obs) == active:
-        return []  # fence first (a writable node is fenced above); already rejoined
+    if obs.read_only is not True:
+        return []  # fence first (a writable node is fenced above)
+    if source_of(spec, obs) == active and not stopped_cleanly(obs):
+        return []  # already rejoined (or stopped by an error: the operator's)
     if not errant(state, active, obs, observations).empty:
         return []  # quarantined: the logic reports it, the operator decides
     return [Repoint(node.name, source=active, rejoin=True, semi_sync=spec.replication.semi_sync)]

@@ -57,6 +57,17 @@ class PrimaryReplicaCycle(Cycle):
         self.standby_unknowns(verdicts)
         self.rejoin_or_quarantine(verdicts)
         self.settle_promotion()
+        self.forget_returned()
+
+    def forget_returned(self) -> None:
+        """An old primary that is no longer FAILED (rejoined, recovered) needs no base."""
+        kept = tuple(
+            (n, b)
+            for n, b in self.pool.rejoin_base
+            if n in self.nodes and self.nodes[n].state.failed
+        )
+        if kept != self.pool.rejoin_base:
+            self.set_pool(rejoin_base=kept)
 
     def settle_promotion(self) -> None:
         """The new ACTIVE node is writable as soon as a poll sees it as a primary (or it
@@ -214,17 +225,22 @@ class PrimaryReplicaCycle(Cycle):
         return False
 
     def note_failover(self, old: str, new: str) -> None:
-        self.took_writes(new, acknowledged=False)
+        self.took_writes(new, acknowledged=False, left_out=old)
         self.change = Change(ChangeKind.FAILOVER, old, new)
 
-    def took_writes(self, new: str, acknowledged: bool) -> None:
+    def took_writes(self, new: str, acknowledged: bool, left_out: str = "") -> None:
         """`new` takes the writes without a switchover's plan: the anti-flapping clock
         starts (an operator's takeover counts as acknowledged), the errant-check base is
-        its position now, and rw waits until it is writable."""
+        its position now (kept for `left_out`, the old primary, until it returns), and rw
+        waits until it is writable."""
+        point = str(converge.received(self.obs.get(new)))
+        if left_out:
+            kept = tuple((n, b) for n, b in self.pool.rejoin_base if n != left_out)
+            self.set_pool(rejoin_base=(*kept, (left_out, point)))
         self.set_pool(
             last_failover_at=self.now,
             failover_acknowledged=acknowledged,
-            promoted_at=str(converge.received(self.obs.get(new))),
+            promoted_at=point,
             alert="",
             pinned=None,
             promoting=None if converge.is_primary(self.obs.get(new)) else new,
@@ -270,7 +286,8 @@ class PrimaryReplicaCycle(Cycle):
             why = f"taken over by operator: {target} is ACTIVE{loss}"
             self.move(current.name, failed, why, change=ChangeKind.TAKEOVER)
         self.move(target, State.ACTIVE, f"TAKEOVER by operator{loss}", change=ChangeKind.TAKEOVER)
-        self.took_writes(target, acknowledged=True)
+        left = current.name if current is not None and current.name != target else ""
+        self.took_writes(target, acknowledged=True, left_out=left)
         self.change = Change(ChangeKind.TAKEOVER, current.name if current else "", target)
 
     def switchover(self, request: Request, verdicts: Mapping[str, Verdict]) -> None:
