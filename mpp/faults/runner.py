@@ -276,11 +276,28 @@ def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
 
 def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
     """Until mpp shows one ACTIVE node, the expected end states, and every other node
-    STANDBY and healthy; a pool that never gets there is a problem of the row."""
+    STANDBY and healthy, or quarantined for errant transactions (a killed primary may hold
+    a commit no replica received: keeping it out is right); a pool that never gets there
+    is a problem of the row."""
     wanted = {
         _resolve(run, ref, roles): [state] if isinstance(state, str) else state
         for ref, state in scenario.expect.states.items()
     }
+    because = {_resolve(run, r, roles): t for r, t in scenario.expect.failed_because.items()}
+
+    def settled(name: str, s: dict[str, Any]) -> bool:
+        failed = s["state"].startswith("FAILED")
+        if name in wanted:  # an expected FAILED end needs its reason, not a passing state
+            healthy = s["state"] != "STANDBY" or s["requests"] == 0
+            return (
+                s["state"] in wanted[name]
+                and healthy
+                and (not failed or name not in because or because[name] in s["message"])
+            )
+        return (s["state"] in ("ACTIVE", "STANDBY") and s["requests"] == 0) or (
+            s["state"] == "FAILED_ONLINE" and "errant transactions" in s["message"]
+        )
+
     deadline = time.monotonic() + scenario.settle
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
@@ -288,13 +305,7 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
             states = node_states(run.config)
             last = {n: (s["state"], s["requests"]) for n, s in states.items()}
             actives = [n for n, s in states.items() if s["state"] == "ACTIVE"]
-            rest_ok = all(
-                s["state"] in wanted[n]
-                if n in wanted
-                else s["state"] in ("ACTIVE", "STANDBY") and s["requests"] == 0
-                for n, s in states.items()
-            )
-            if len(actives) == 1 and rest_ok:
+            if len(actives) == 1 and all(settled(n, s) for n, s in states.items()):
                 return
         time.sleep(0.25)
     row.problems.append(f"not settled within {scenario.settle:g} s: {last}")
@@ -355,6 +366,10 @@ def _judge(
         node = _resolve(run, ref, roles)
         if text not in states[node]["message"]:
             problems.append(f"{node}'s message lacks {text!r}: {states[node]['message']!r}")
+    for ref, text in expect.failed_because.items():
+        node = _resolve(run, ref, roles)
+        if states[node]["state"].startswith("FAILED") and text not in states[node]["message"]:
+            problems.append(f"{node} is {states[node]['state']} without {text!r}")
     if final is not None:
         problems.extend(_topology(run.d, final, states))
 

@@ -71,6 +71,9 @@ class Expect:
     # node reference -> its end state, or the end states it may have
     states: dict[str, str | list[str]] = field(default_factory=dict)
     message: dict[str, str] = field(default_factory=dict)  # node reference -> text in it
+    # node reference -> the text its message must hold if it ends FAILED_* (e.g. a
+    # returning old primary is rejoined, or quarantined only for errant transactions)
+    failed_because: dict[str, str] = field(default_factory=dict)
     # acknowledged writes the first primary may give after the failover: what matters to
     # a client even where a node was briefly writable (see Scenario.gap)
     old_primary_acks: int = 0
@@ -113,7 +116,7 @@ class Scenario:
 
 _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options", "on"}
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
-_EXPECT_KEYS |= {"min_failovers"}
+_EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp"}
@@ -152,7 +155,7 @@ def _scenario(
             raise ScenarioError(f'{where} steps[{i}]: on = {step["on"]!r}; allowed: "failover"')
         steps.append(Step(**step))
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
-    for key in ("states", "message", "during_states", "during_message"):
+    for key in ("states", "message", "during_states", "during_message", "failed_because"):
         refs += list(expect.get(key, {}))
     refs += [expect["to"]] if expect.get("to") else []
     for ref in refs:
