@@ -268,8 +268,13 @@ def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path, ports: Po
     resumed = sandbox.up(fresh_dir, nodes=2, base_port=base)
     assert all(n.running for n in resumed)
     assert query(fresh_dir, "db2", "SHOW DATABASES LIKE 'app'")
-    st = slave_status(fresh_dir, "db2")
-    assert st is not None and st["Slave_IO_Running"] == "Yes"
+    # both nodes start together: db2's IO thread retries its source every second (the
+    # sandbox's MASTER_CONNECT_RETRY) until db1 answers
+    def streaming() -> bool:
+        st = slave_status(fresh_dir, "db2")
+        return st is not None and st["Slave_IO_Running"] == "Yes"
+
+    wait_for("db2 to replicate again after the resume", streaming, timeout=10)
 
 
 @needs_mariadbd
