@@ -74,6 +74,8 @@ from mpp.faults import (  # noqa: E402
 )
 from mpp.faults.cluster import (  # noqa: E402
     Daemon,
+    conditions,
+    describe,
     log_time,
     node_states,
     wait_settled,
@@ -239,6 +241,7 @@ def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
         row["semi_sync_before"] = {
             k: settled[k] for k in ("semi_sync_enabled", "semi_sync_clients", "semi_sync_status")
         }
+        row["conditions"] = conditions(d)
         node_ports = ports(d)
         watch = IoWatch(d, ["db2", "db3"])
         watch.start()
@@ -559,6 +562,8 @@ def aggregate(sig: str, profile: str, rows: list[dict[str, Any]]) -> dict[str, A
         "signal": sig,
         "profile": profile,
         **PROFILES[profile],
+        # what the servers ran with (the first run's; every run's sandbox is the same)
+        "conditions": next((r["conditions"] for r in rows if "conditions" in r), None),
         "runs": len(rows),
         "failed_over": len(done),
         "ok_runs": sum(1 for r in rows if r.get("ok")),
@@ -629,6 +634,11 @@ def human(agg: dict[str, Any]) -> str:
             f"{agg['no_write_acknowledged_by_old_primary']} runs, @@read_only = 1 p50 "
             f"{fmt(ro['p50'])} max {fmt(ro['max'])} after SIGCONT, fenced (both, read_only "
             f"within {FENCE_SOON_S:g} s) in {agg['fenced_before_any_write']} runs"
+        )
+    if agg["conditions"]:
+        line += (
+            f"; conditions: interval {agg['interval']}, {describe(agg['conditions'])} "
+            "(the servers' defaults: slave_net_timeout 60 s, MASTER_CONNECT_RETRY 60 s)"
         )
     line += (
         f"; target RTO p50 <= {agg['target_rto_p50_s']:g} s: "

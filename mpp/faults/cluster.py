@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+import pymysql.cursors
+
+from mpp import sandbox
 
 from ._sql import root_sql
 
@@ -190,3 +193,43 @@ def wait_settled(
             last = {"error": str(err)}
         time.sleep(0.25)
     raise RuntimeError(f"pool not settled within {timeout:.0f}s: {last}")
+
+
+def conditions(d: Path, primary: str = "db1", replica: str = "db2") -> dict[str, Any]:
+    """The server settings that decide a failover's figures, as the servers report them:
+    detection of a hang waits for the replicas (slave_net_timeout), reconnection for the
+    retry, acknowledged writes for semi-sync. A figure is only quoted with these."""
+    net = root_sql(d, replica, "SELECT @@global.slave_net_timeout")[0][0]
+    conn = sandbox.admin_connect(d, replica)
+    try:
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute("SHOW SLAVE STATUS")
+            rep = cur.fetchone() or {}
+    finally:
+        conn.close()
+    semi = root_sql(
+        d,
+        primary,
+        "SELECT @@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_master_timeout, "
+        "@@global.rpl_semi_sync_master_wait_point",
+    )[0]
+    return {
+        "slave_net_timeout_s": int(net),
+        "master_connect_retry_s": int(rep.get("Connect_Retry", 0) or 0),
+        "semi_sync": bool(int(semi[0])),
+        "semi_sync_timeout_ms": int(semi[1]),
+        "semi_sync_wait_point": str(semi[2]),
+    }
+
+
+def describe(c: dict[str, Any]) -> str:
+    """The conditions in the words a figure is quoted with."""
+    semi = (
+        f"semi-sync {c['semi_sync_wait_point']} (timeout {c['semi_sync_timeout_ms'] / 1000:g} s)"
+        if c["semi_sync"]
+        else "semi-sync off"
+    )
+    return (
+        f"slave_net_timeout {c['slave_net_timeout_s']} s, MASTER_CONNECT_RETRY "
+        f"{c['master_connect_retry_s']} s, {semi}"
+    )
