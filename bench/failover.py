@@ -220,6 +220,17 @@ class RunContext:
     fail_timeout: float
     observe: float
     patient_writer: bool
+    slave_net_timeout: int | None = None  # None: the sandbox's 1 s
+
+
+def set_slave_net_timeout(d: Path, seconds: int) -> None:
+    """The replicas' hang detection as production servers have it (a restart of the IO
+    thread makes the new value count)."""
+    for node in sandbox.status(d):
+        root_sql(d, node.name, f"SET GLOBAL slave_net_timeout = {int(seconds)}")
+        if node.name != "db1":
+            root_sql(d, node.name, "STOP SLAVE IO_THREAD")
+            root_sql(d, node.name, "START SLAVE IO_THREAD")
 
 
 def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
@@ -234,6 +245,8 @@ def one_run(ctx: RunContext, index: int) -> dict[str, Any]:
         d, port = new_sandbox(ctx.root, tag, ctx.slot, ctx.base_port, 500)
         row["base_port"] = port
         create_table(d)
+        if ctx.slave_net_timeout is not None:
+            set_slave_net_timeout(d, ctx.slave_net_timeout)
         prof = PROFILES[ctx.profile]
         config = write_config(d, prof["interval"], prof["connect_timeout"])
         daemon = Daemon(config, ctx.logs / f"{tag}.mpp.log")
@@ -668,6 +681,13 @@ def main() -> None:
         help="stop mode: longest watch of the old primary after SIGCONT (seconds)",
     )
     parser.add_argument(
+        "--slave-net-timeout",
+        type=int,
+        default=None,
+        help="seconds, on every node before mpp starts (the servers' default is 60; "
+        "the sandbox's 1)",
+    )
+    parser.add_argument(
         "--patient-writer",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -694,6 +714,7 @@ def main() -> None:
                     args.fail_timeout,
                     args.observe,
                     args.patient_writer,
+                    args.slave_net_timeout,
                 )
                 slot += 1
                 row = one_run(ctx, i)

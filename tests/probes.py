@@ -12,26 +12,16 @@ from typing import Any, TypeAlias
 
 import pymysql
 
-from mpp import sandbox
+from mpp import faults, sandbox
 from mpp.faults import wait_for
 
 Connection: TypeAlias = "pymysql.connections.Connection[Any]"
 
 
 def app_connect(port: int, timeout: float = 5.0) -> Connection:
-    """A new connection as the sandbox's app user to 127.0.0.1:port (a node, or a proxy)."""
-    return pymysql.connect(
-        host="127.0.0.1",
-        port=port,
-        user=sandbox.APP_USER,
-        password=sandbox.APP_PASSWORD,
-        database=sandbox.APP_DATABASE,
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        write_timeout=timeout,
-        autocommit=True,
-        ssl_disabled=True,
-    )
+    """A new connection as the sandbox's app user to 127.0.0.1:port (a node, or a proxy):
+    the fault harness's, with the longer timeout tests want."""
+    return faults.app_connect(port, timeout)
 
 
 def query_one(conn: Connection, sql: str, args: Any = None) -> Any:

@@ -268,6 +268,7 @@ def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path, ports: Po
     resumed = sandbox.up(fresh_dir, nodes=2, base_port=base)
     assert all(n.running for n in resumed)
     assert query(fresh_dir, "db2", "SHOW DATABASES LIKE 'app'")
+
     # both nodes start together: db2's IO thread retries its source every second (the
     # sandbox's MASTER_CONNECT_RETRY) until db1 answers
     def streaming() -> bool:
