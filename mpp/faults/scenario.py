@@ -25,7 +25,9 @@ max_writable = 1                           # nodes with read_only = 0 at one ins
 states = { replica = "FAILED_ONLINE" }     # end states (a node reference -> its state)
 ```
 Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
-(the others, in order), `active` (ACTIVE when the step runs), or a node's name.
+(the others, in order), `active` (ACTIVE when the step runs), `standby` (the first healthy
+STANDBY other than `primary` when the step runs: the judge counts on the first primary
+having lost its role), or a node's name.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROLES = ("primary", "replica", "replica2", "active")
+ROLES = ("primary", "replica", "replica2", "active", "standby")
 
 
 class ScenarioError(Exception):
@@ -108,6 +110,9 @@ class Scenario:
     mpp: dict[str, Any] = field(default_factory=dict)  # [mpp] keys (e.g. source_address)
     interval: str = "1s"
     gap: str = ""  # a known shortfall of mpp this scenario measures (printed in the table)
+    # the writer's pace in writes a second; 0: as fast as it can (a replica applying
+    # serially never catches up with that, which a lag scenario must allow)
+    write_rate: float = 0.0
 
     @property
     def faults(self) -> set[str]:
@@ -119,7 +124,7 @@ _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable"
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
-_SCENARIO_KEYS |= {"gap", "mpp"}
+_SCENARIO_KEYS |= {"gap", "mpp", "write_rate"}
 
 
 def load(path: Path, faults: set[str], nodes: set[str] | None = None) -> list[Scenario]:
@@ -172,6 +177,7 @@ def _scenario(
         mpp=dict(raw.get("mpp", {})),
         interval=str(raw.get("interval", "1s")),
         gap=str(raw.get("gap", "")),
+        write_rate=float(raw.get("write_rate", 0.0)),
     )
 
 
