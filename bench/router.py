@@ -63,6 +63,7 @@ BASE = 27500  # sandbox 27500-27502; router 27510/27511, API 27512, HAProxy 2752
 RW, RO, API, HAPROXY_PORT = 27510, 27511, 27512, 27520
 HAPROXY = "/usr/sbin/haproxy"
 TESTS = ("oltp_read_only", "oltp_point_select")
+FAILOVER_INTERVAL = "250ms"  # mpp's fast profile: interval and connect timeout of the failovers
 THREADS = (8, 32)
 
 
@@ -345,7 +346,7 @@ class Writer(threading.Thread):
 
 
 def failover_once(d: Path) -> dict[str, Any]:
-    stack = Stack(d, interval="250ms", timeout="250ms")
+    stack = Stack(d, interval=FAILOVER_INTERVAL, timeout=FAILOVER_INTERVAL)
     try:
         stack.start_mpp()
         conn = mysql(RW)
@@ -377,14 +378,18 @@ def failover_once(d: Path) -> dict[str, Any]:
         result: dict[str, Any] = {
             "router_rto_s": None if router_rto is None else round(router_rto, 3),
             "direct_rto_s": None if direct_rto is None else round(direct_rto, 3),
-            "conditions": {"interval": "250ms", "connect_timeout": "250ms", **servers},
+            "conditions": {
+                "interval": FAILOVER_INTERVAL,
+                "connect_timeout": FAILOVER_INTERVAL,
+                **servers,
+            },
         }
         if router_rto is not None and direct_rto is not None:
             result["difference_s"] = round(router_rto - direct_rto, 3)
         log(
             f"failover (kill -9): client RTO through the router {result['router_rto_s']} s, "
-            f"directly on the new primary {result['direct_rto_s']} s; conditions: interval "
-            f"250ms, connect_timeout 250ms, {describe_servers(servers)}"
+            f"directly on the new primary {result['direct_rto_s']} s; conditions: interval and "
+            f"connect_timeout {FAILOVER_INTERVAL}, {describe_servers(servers)}"
         )
         return result
     finally:
@@ -408,6 +413,10 @@ def has_table(port: int) -> bool:
 
 
 ECHO, FRONT = 27530, 27531
+FORWARDING_CONDITIONS = (
+    "uvloop echo server, one proxy process per way, 4 blocking clients x 5000 100-byte "
+    "round trips, a 300 MB bulk copy"
+)
 
 
 def _echo_server() -> None:
@@ -494,18 +503,24 @@ def _socket_proxy() -> Any:
         except OSError:
             pass
         finally:
-            a.close()
-            b.close()
+            # pass the end on, but leave closing to handle(): closing a socket the other
+            # pump still waits on frees its fd while asyncio's selector has it registered,
+            # the next connection gets that fd and its registration fails (the run hung)
+            with contextlib.suppress(OSError):
+                b.shutdown(socket.SHUT_WR)
 
     async def handle(client: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         server = socket.socket()
         server.setblocking(False)
         server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await loop.sock_connect(server, (HOST, ECHO))
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _spawn(pump(client, server))
-        _spawn(pump(server, client))
+        try:
+            await loop.sock_connect(server, (HOST, ECHO))
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.gather(pump(client, server), pump(server, client))
+        finally:
+            client.close()
+            server.close()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -651,8 +666,9 @@ def main() -> None:
     host = machine()
     if args.forwarding:
         rows = forwarding()
-        print(json.dumps({"machine": finish(host), "forwarding": rows}, indent=2))
-        log("forwarding" + describe("4 clients x 5000 100-byte round trips, 300 MB bulk", host))
+        doc = {"machine": finish(host), "conditions": FORWARDING_CONDITIONS, "forwarding": rows}
+        print(json.dumps(doc, indent=2))
+        log("forwarding" + describe(FORWARDING_CONDITIONS, host))
         return
     binary = ensure_sysbench()
     report: dict[str, Any] = {"machine": host}
@@ -676,7 +692,7 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     c = report["conditions"]
     log(
-        "router"
+        "router, sysbench and connection set-up above"
         + describe(
             f"{c['sysbench']}, {c['table']}, {c['seconds_per_run']} s per run, router on "
             f"{'/'.join(c['router_event_loops'])} with mpp polling every 1 s, "
