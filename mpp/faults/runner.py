@@ -129,6 +129,7 @@ INJECTORS: dict[str, Injector] = {
 SURFACE_PORTS = 3
 PORTS_PER_SCENARIO = 3 + SURFACE_PORTS
 ROUTER_FIRST_ID = 10_000_000  # the router client's ids, apart from the writer's
+_CONNECT_TIMEOUT = 1.0  # mpp's, in every scenario
 
 
 def surfaces_toml(base_port: int) -> str:
@@ -177,7 +178,7 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         config = write_config(
             d,
             scenario.interval,
-            "1s",
+            f"{_CONNECT_TIMEOUT:g}s",
             scenario.pool,
             "scenario.toml",
             scenario.mpp,
@@ -202,9 +203,11 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         for running in (writer, client, watch, sampler):
             running.close()
         _judge(run, scenario, roles, row, writer, sampler, t0, first_fault, client)
-        wrong = misroutes(sampler.snapshot(), watch.rounds, client.landings)
+        # mpp sees a change at its next poll, which may itself take up to connect_timeout
+        noticed = _seconds(scenario.interval) + _CONNECT_TIMEOUT
+        wrong = misroutes(sampler.snapshot(), watch.rounds, client.landings, noticed)
         row.misrouted = len(wrong)
-        row.problems.extend(summary(wrong))
+        row.problems.extend(summary(wrong, t0))
     except Exception as err:  # a scenario that cannot even run is a failed row, with why
         row.problems.append(f"{type(err).__name__}: {err}")
     finally:
@@ -221,6 +224,13 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     row.passed = not row.problems
     row.seconds = round(time.monotonic() - started, 1)
     return row
+
+
+def _seconds(duration: str) -> float:
+    """A scenario's interval ("1s", "250ms") in seconds."""
+    if duration.endswith("ms"):
+        return float(duration[:-2]) / 1000
+    return float(duration.rstrip("s"))
 
 
 def _resolve(run: Run, ref: str, roles: dict[str, str]) -> str:

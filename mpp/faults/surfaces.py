@@ -31,15 +31,16 @@ from ._sql import TABLE, Background, Conn, app_connect, now, table_name
 from .watchers import Round
 from .workload import REFUSED_BY_READ_ONLY, Ack
 
-# an answer and the samples that judge it may be this far apart: the sampler's period (50
-# ms) plus the time one sample takes
-_SLACK = 0.15
+# how far from an answer the samples that judge it may be: two of the sampler's periods
+# (50 ms) plus the time a sample takes
+_WITHIN = 0.3
 
 
 @dataclass(frozen=True)
 class Answer:
     """One surface's word about one node: UP for rw or not (None: no answer)."""
 
+    asked: float
     at: float
     surface: str
     node: str
@@ -85,14 +86,16 @@ class SurfaceWatch(Background):
         assert self.api is not None
         host, port = self.api
         url = f"http://{host}:{port}/v1/check/{self.pool}/{node}/rw"
+        asked = now()
         try:
             up: bool | None = self._http.get(url).status_code == 200
         except httpx.HTTPError:
             up = None
-        return Answer(now(), "http rw check", node, up)
+        return Answer(asked, now(), "http rw check", node, up)
 
     def _agent_check(self, node: str) -> Answer:
         assert self.agent is not None
+        asked = now()
         try:
             with socket.create_connection(self.agent, timeout=self.timeout) as s:
                 s.sendall(f"{self.pool}/{node}/rw\n".encode())
@@ -101,7 +104,7 @@ class SurfaceWatch(Background):
             up: bool | None = "up" in words if words else None
         except OSError:
             up = None
-        return Answer(now(), "agent-check", node, up)
+        return Answer(asked, now(), "agent-check", node, up)
 
     def run(self) -> None:
         try:
@@ -190,43 +193,75 @@ class RouterClient(Background):
         self.join(timeout=self.timeout + 5)
 
 
-def _read_only_around(rounds: list[Round], node: str, start: float, end: float) -> bool:
-    """Every sample of `node` taken in [start - slack, end + slack] saw it read-only, and
-    there was at least one: the node was certainly not the primary then."""
-    seen = [
-        r.read_only.get(node)
-        for r in rounds
-        if r.ended >= start - _SLACK and r.started <= end + _SLACK
-    ]
-    known = [v for v in seen if v is not None]
-    return bool(seen) and len(known) == len(seen) and all(v == 1 for v in known)
+def _read_only_around(
+    rounds: list[Round], node: str, start: float, end: float, grace: float
+) -> bool:
+    """`node` was read-only from `grace` before `start` until `end`, by the samples: every
+    one answered in that stretch (at least one, the earliest no later than `start - grace`)
+    and the first one asked after `end` (within `_WITHIN`) saw read_only = 1. A node that
+    did not answer, or was not sampled near enough, proves nothing. Samples, not rounds,
+    are dated: a round lasts as long as its slowest node.
+
+    `grace` is mpp's poll interval: mpp learns of a change at its next poll, so a node that
+    became read-only (a restarted ACTIVE node comes back with read_only = ON) may still be
+    called UP until then; after a whole interval it may not."""
+    lo = start - grace
+    samples = sorted((r.answered.get(node, r.ended), r.read_only.get(node)) for r in rounds)
+    window = [(t, v) for t, v in samples if lo <= t <= start]
+    window += [(t, v) for t, v in samples if t < lo][-1:]  # the one that dates the start
+    after = [(r.started, r.read_only.get(node)) for r in rounds if r.started >= end]
+    if not window or not after or abs(min(window)[0] - lo) > _WITHIN:
+        return False
+    t1, v1 = min(after)
+    return all(v == 1 for _, v in window) and v1 == 1 and t1 - end <= _WITHIN
+
+
+@dataclass(frozen=True)
+class Misroute:
+    """A client sent, or that would have been sent, to a node that was not the primary."""
+
+    at: float
+    what: str
 
 
 def misroutes(
-    rounds: list[Round], answers: list[list[Answer]], landings: list[Landing]
-) -> list[str]:
+    rounds: list[Round],
+    answers: list[list[Answer]],
+    landings: list[Landing],
+    grace: float = 0.0,
+) -> list[Misroute]:
     """Every time a surface sent, or would have sent, a client to a node that was not the
     primary (one entry each; `summary` groups them)."""
-    wrong: list[str] = []
+    wrong: list[Misroute] = []
     for batch in answers:
         for surface in sorted({a.surface for a in batch}):
             up = sorted(a.node for a in batch if a.surface == surface and a.up)
             if len(up) > 1:
-                wrong.append(f"{surface} said rw UP for {', '.join(up)} at once")
+                wrong.append(
+                    Misroute(batch[0].at, f"{surface} said rw UP for {', '.join(up)} at once")
+                )
         for a in batch:
-            if a.up and _read_only_around(rounds, a.node, a.at, a.at):
-                wrong.append(f"{a.surface} said rw UP for {a.node}, which was read-only")
+            if a.up and _read_only_around(rounds, a.node, a.asked, a.at, grace):
+                wrong.append(
+                    Misroute(a.at, f"{a.surface} said rw UP for {a.node}, which was read-only")
+                )
     for landing in landings:
         if landing.read_only == 1 and _read_only_around(
-            rounds, landing.node, landing.started, landing.at
+            rounds, landing.node, landing.started, landing.at, grace
         ):
-            wrong.append(f"router sent a client to {landing.node}, which was read-only")
+            wrong.append(
+                Misroute(landing.at, f"router sent a client to {landing.node}, which was read-only")
+            )
     return wrong
 
 
-def summary(wrong: list[str], limit: int = 5) -> list[str]:
-    """The first few kinds of wrong route, each with how often it happened."""
-    counts: dict[str, int] = {}
-    for w in wrong:
-        counts[w] = counts.get(w, 0) + 1
-    return [f"{w} (x{n})" if n > 1 else w for w, n in list(counts.items())[:limit]]
+def summary(wrong: list[Misroute], since: float = 0.0, limit: int = 5) -> list[str]:
+    """The first few kinds of wrong route: how often, and when first (seconds after
+    `since`, the workload's start)."""
+    kinds: dict[str, list[float]] = {}
+    for w in sorted(wrong, key=lambda w: w.at):
+        kinds.setdefault(w.what, []).append(w.at)
+    return [
+        f"{what} (x{len(times)}, first at {times[0] - since:.2f} s)"
+        for what, times in list(kinds.items())[:limit]
+    ]

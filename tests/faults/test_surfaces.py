@@ -15,7 +15,15 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from mpp import faults
-from mpp.faults.surfaces import Answer, Landing, RouterClient, SurfaceWatch, misroutes, summary
+from mpp.faults.surfaces import (
+    Answer,
+    Landing,
+    Misroute,
+    RouterClient,
+    SurfaceWatch,
+    misroutes,
+    summary,
+)
 from mpp.faults.watchers import Round
 from tests.conftest import Cluster
 from tests.integration.test_topology import pr_cluster
@@ -27,30 +35,60 @@ def _rounds(values: dict[str, list[int | None]], step: float = 0.05) -> list[Rou
     """One round per `step` seconds from t = 0, node -> read_only in that round."""
     count = len(next(iter(values.values())))
     return [
-        Round(i * step, i * step + 0.005, {n: v[i] for n, v in values.items()})
+        Round(
+            i * step,
+            i * step + 0.005,
+            {n: v[i] for n, v in values.items()},
+            {n: i * step + 0.005 for n in values},
+        )
         for i in range(count)
     ]
 
 
+def _said(rounds: list[Round], answers: list[list[Answer]], grace: float = 0.0) -> list[str]:
+    return [w.what for w in misroutes(rounds, answers, [], grace)]
+
+
+def _agent(node: str, up: bool) -> Answer:
+    """The agent-check's word about `node`, asked at 0.2 s."""
+    return Answer(0.2, 0.21, "agent-check", node, up)
+
+
 def test_an_rw_answer_for_a_read_only_node_is_a_misroute_and_for_the_primary_is_not() -> None:
     rounds = _rounds({"db1": [0] * 10, "db2": [1] * 10})
-    good = [[Answer(0.2, "agent-check", "db1", True), Answer(0.2, "agent-check", "db2", False)]]
-    assert misroutes(rounds, good, []) == []
-    bad = [[Answer(0.2, "http rw check", "db2", True)]]
-    assert misroutes(rounds, bad, []) == ["http rw check said rw UP for db2, which was read-only"]
+    good = [[_agent("db1", True), _agent("db2", False)]]
+    assert _said(rounds, good) == []
+    bad = [[Answer(0.2, 0.21, "http rw check", "db2", True)]]
+    assert _said(rounds, bad) == ["http rw check said rw UP for db2, which was read-only"]
 
 
 def test_two_nodes_up_for_rw_in_one_round_is_a_misroute_whatever_the_servers_say() -> None:
     rounds = _rounds({"db1": [0] * 10, "db2": [0] * 10})
-    both = [[Answer(0.2, "agent-check", "db1", True), Answer(0.2, "agent-check", "db2", True)]]
-    assert misroutes(rounds, both, []) == ["agent-check said rw UP for db1, db2 at once"]
+    both = [[_agent("db1", True), _agent("db2", True)]]
+    assert _said(rounds, both) == ["agent-check said rw UP for db1, db2 at once"]
+
+
+def test_samples_are_dated_by_their_answer_not_by_their_round() -> None:
+    # db1 hung: each round lasts the 0.5 s timeout; db2's answer came at once each time.
+    # db2 was promoted at 0.1 s, the check said UP at 0.2 s, inside the first round: the
+    # sample that judges it is the next one (db2 writable), not the round that spans it
+    rounds = [
+        Round(0.0, 0.5, {"db1": None, "db2": 1}, {"db1": 0.5, "db2": 0.01}),
+        Round(0.55, 1.05, {"db1": None, "db2": 0}, {"db1": 1.05, "db2": 0.56}),
+    ]
+    assert _said(rounds, [[_agent("db2", True)]]) == []
+    # and read-only on both sides of the answer is a misroute, however long the rounds
+    rounds[1] = Round(0.25, 0.75, {"db1": None, "db2": 1}, {"db1": 0.75, "db2": 0.26})
+    assert _said(rounds, [[_agent("db2", True)]]) == [
+        "agent-check said rw UP for db2, which was read-only"
+    ]
 
 
 def test_a_node_that_did_not_answer_the_sampler_proves_nothing() -> None:
     # a hung old primary: no sample of it, so an UP answer about it is not judged wrong here
     # (the sampler's two-writable check and the lost-write check cover that case)
     rounds = _rounds({"db1": [None] * 10, "db2": [0] * 10})
-    assert misroutes(rounds, [[Answer(0.2, "agent-check", "db1", True)]], []) == []
+    assert _said(rounds, [[_agent("db1", True)]]) == []
     assert misroutes(rounds, [], [Landing(0.1, 0.2, "db1", 1)]) == []
 
 
@@ -60,7 +98,10 @@ def test_a_landing_on_a_node_fenced_during_the_login_is_not_a_misroute() -> None
     rounds = _rounds({"db1": [0, 0, 0, 0, 1, 1, 1, 1, 1, 1], "db2": [1] * 10})
     assert misroutes(rounds, [], [Landing(0.1, 0.3, "db1", 1)]) == []
     wrong = misroutes(rounds, [], [Landing(0.1, 0.3, "db2", 1)] * 3)
-    assert summary(wrong) == ["router sent a client to db2, which was read-only (x3)"]
+    assert summary(wrong) == [
+        "router sent a client to db2, which was read-only (x3, first at 0.30 s)"
+    ]
+    assert wrong[0] == Misroute(0.3, "router sent a client to db2, which was read-only")
 
 
 @pytest.fixture
@@ -117,3 +158,16 @@ def test_recorders_catch_a_client_sent_to_a_replica_and_a_lying_agent_check(
     assert any(w.startswith("router sent a client to db2, which was read-only") for w in wrong)
     assert any(w.startswith("agent-check said rw UP for db1, db2, db3 at once") for w in wrong)
     assert any(w.startswith("agent-check said rw UP for db2, which was read-only") for w in wrong)
+
+
+def test_a_node_turned_read_only_is_judged_only_after_a_whole_poll_interval() -> None:
+    # db2 (the ACTIVE node) restarted read-only at 0.5 s after being down: mpp learns it at
+    # its next poll, so an UP at 0.8 s is within the interval (1 s) and not judged; at 1.7 s
+    # mpp had a whole interval to see it
+    down, up_ro = [None] * 10, [1] * 30
+    rounds = _rounds({"db1": [1] * 40, "db2": down + up_ro})
+    early = [[Answer(0.8, 0.81, "agent-check", "db2", True)]]
+    late = [[Answer(1.7, 1.71, "agent-check", "db2", True)]]
+    assert _said(rounds, early, grace=1.0) == []
+    assert _said(rounds, late, grace=1.0) == ["agent-check said rw UP for db2, which was read-only"]
+    assert _said(rounds, early, grace=0.0) != []
