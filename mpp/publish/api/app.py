@@ -20,6 +20,7 @@ from mpp.publish.api import checks, errors, monitoring, reads
 from mpp.publish.api import commands as operator_commands  # `commands` is create_app's argument
 from mpp.publish.api.checks import FastChecks, check_text
 from mpp.publish.api.context import Commands, Context
+from mpp.publish.api.head import HeadAsGet
 from mpp.publish.api.security import load_token, open_reads
 from mpp.publish.hub import Hub, guarded
 from mpp.publish.metrics import Metrics
@@ -49,6 +50,7 @@ def create_app(
     reads_open = open_reads(config)
     if reads_open:  # closed reads need the token, which only the routes check
         app.add_middleware(FastChecks, pools=ctx.nodes, answer=partial(check_text, ctx))
+    app.add_middleware(HeadAsGet)  # added last: outermost, so the fast checks serve HEAD too
     errors.install(app)
     # In this order: it is the order of the paths in /openapi.json.
     app.include_router(reads.router(reads_open))
