@@ -22,6 +22,7 @@ from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
 from mpp.publish.hub import Hub
+from mpp.publish.log import Throttle
 from mpp.publish.view import document, table
 from mpp.run import eventloop
 from mpp.run.daemon import PoolWorker, Threads, make_workers, poll_once, run_forever
@@ -164,3 +165,13 @@ def _setup_logging(live: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     root.propagate = False
+    # uvicorn's lines ("Invalid HTTP request received." for every garbage request on the
+    # API port) went to Python's last-resort handler: bare text, no time or level, one per
+    # request. Same format as mpp's, and each distinct line at most once a minute.
+    server = logging.getLogger("uvicorn")
+    server.handlers[:] = [handler]
+    server.setLevel(logging.INFO)
+    server.propagate = False
+    error_log = logging.getLogger("uvicorn.error")
+    error_log.filters[:] = [f for f in error_log.filters if not isinstance(f, Throttle)]
+    error_log.addFilter(Throttle(60.0))
