@@ -114,12 +114,19 @@ class ApiSection(_Strict):
     listen: Listen = "127.0.0.1:8080"
     token_file: str | None = None  # bearer token for mutations; without it they answer 401
     open_reads: bool = True  # read and check endpoints need no token
+    # connections held at once; at the cap the oldest idle one makes room (docs/security.md)
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
+    # a request's head must arrive within this, from the connect or the previous response
+    header_timeout: Annotated[Duration, Field(gt=0, le=300)] = 5.0
 
 
 class AgentSection(_Strict):
     """HAProxy agent-check listener served by `mpp run`."""
 
     listen: Listen = "127.0.0.1:9800"
+    # connections held at once; at the cap the oldest one still waiting for its request
+    # line makes room
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
 
 
 class WebhookTarget(_Strict):

@@ -49,24 +49,42 @@ def open_reads(config: Config) -> bool:
     return config.api.open_reads if config.api is not None else True
 
 
+def token_refusal(token: SecretStr | None, given: bytes | None) -> tuple[int, str] | None:
+    """(status, detail) when `given` (the bearer credentials, None when absent) does not
+    carry the token; None when it does. 401 without a token (or without a token_file:
+    nothing could match), 403 for a wrong one; compare_digest so the answer's timing does
+    not tell how much of a guess was right. The routes and the connection layer (which
+    refuses a body before reading it) both ask here."""
+    if token is None:
+        return 401, "mutations disabled: set [api] token_file"
+    if given is None:
+        return 401, "missing Authorization: Bearer <token>"
+    if not hmac.compare_digest(given, token.get_secret_value().encode()):
+        return 403, "wrong token"
+    return None
+
+
+def bearer_credentials(authorization: bytes | None) -> bytes | None:
+    """The credentials of an `Authorization: Bearer X` header value, as HTTPBearer reads it."""
+    if authorization is None:
+        return None
+    scheme, _, credentials = authorization.strip().partition(b" ")
+    if scheme.lower() != b"bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
 def require_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], ctx: Ctx
 ) -> None:
-    """401 without a token (or without a token_file: nothing could match), 403 for a wrong
-    one; compare_digest so the answer's timing does not tell how much of a guess was right."""
-    if ctx.token is None:
-        raise HTTPException(
-            401,
-            "mutations disabled: set [api] token_file",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if credentials is None:
-        raise HTTPException(
-            401, "missing Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
-        )
-    given = credentials.credentials.encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(given, ctx.token.get_secret_value().encode()):
-        raise HTTPException(403, "wrong token")
+    given = (
+        None if credentials is None else credentials.credentials.encode("utf-8", "surrogateescape")
+    )
+    refusal = token_refusal(ctx.token, given)
+    if refusal is not None:
+        status, detail = refusal
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        raise HTTPException(status, detail, headers=headers)
 
 
 TOKEN = Depends(require_token)
