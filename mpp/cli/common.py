@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from mpp.config import Config, ConfigError, default_path, load
 from mpp.model import CommandRefused
@@ -21,8 +22,10 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """One red line on stderr, then the exit code scripts test: no traceback to read."""
-    err_console.print(f"[bold red]mpp:[/] {message}", highlight=False)
+    """One red line on stderr, then the exit code scripts test: no traceback to read. The
+    message is text, not markup: it quotes the file (`[etcd]`, a value like `[/x]`), which
+    rich would otherwise drop or choke on."""
+    err_console.print(f"[bold red]mpp:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

@@ -179,3 +179,8 @@ class Config(_Strict):
                 f"{self.path}: {where} key {key}_file: cannot read {file} "
                 f"({err.strerror}); create it with the password of user {user!r}"
             ) from err
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{self.path}: {where} key {key}_file: {file} is not UTF-8; write the "
+                f"password of user {user!r} as UTF-8 text"
+            ) from None

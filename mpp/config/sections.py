@@ -14,15 +14,23 @@ from pydantic import (
     model_validator,
 )
 
-from mpp.config.values import Duration, Listen, _key_error, _Strict
+from mpp.config.values import (
+    Duration,
+    EnvName,
+    FileName,
+    Listen,
+    _file_name,
+    _key_error,
+    _Strict,
+)
 
-_ETCD_URL = re.compile(r"^etcd://([^/]+)(/.*)?$")
-_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
+_ETCD_URL = re.compile(r"^etcd://([^/]+)(/[^\x00-\x1f\x7f]*)?\Z", re.ASCII)
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}\Z", re.ASCII)
 
 
 def _state_url(value: str) -> str:
     if value.startswith("sqlite://") and value != "sqlite://":
-        return value
+        return _file_name(value)
     match = _ETCD_URL.match(value)
     if match and all(_HOST_PORT.match(h) for h in match.group(1).split(",")):
         return value
@@ -76,12 +84,12 @@ class EtcdSection(_Strict):
     """Credentials and TLS for an etcd:// store (etcd's own user and certificates)."""
 
     user: str | None = None  # etcd authentication (`etcdctl auth enable`)
-    password_env: str | None = None
-    password_file: str | None = None
+    password_env: EnvName | None = None
+    password_file: FileName | None = None
     tls: bool | None = None  # https; on by default when a CA or a client certificate is set
-    ca_file: str | None = None  # verify etcd's certificate with this CA (else the system's)
-    cert_file: str | None = None  # client certificate, for etcd --client-cert-auth
-    key_file: str | None = None
+    ca_file: FileName | None = None  # verify etcd's certificate with this CA (else the system's)
+    cert_file: FileName | None = None  # client certificate, for etcd --client-cert-auth
+    key_file: FileName | None = None
     timeout: Annotated[Duration, Field(gt=0)] = 2.0  # per request, then the next endpoint
 
     @model_validator(mode="after")
@@ -112,7 +120,7 @@ class ApiSection(_Strict):
     """The REST API and HTTP checks served by `mpp run`."""
 
     listen: Listen = "127.0.0.1:8080"
-    token_file: str | None = None  # bearer token for mutations; without it they answer 401
+    token_file: FileName | None = None  # bearer token for mutations; without it they answer 401
     open_reads: bool = True  # read and check endpoints need no token
 
 
