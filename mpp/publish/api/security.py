@@ -37,6 +37,11 @@ def load_token(config: Config) -> SecretStr | None:
             f"{config.path}: [api] token_file: cannot read {path} ({err.strerror}); create it "
             "with a long random token, e.g. `openssl rand -hex 32 > FILE; chmod 600 FILE`"
         ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{config.path}: [api] token_file: {path} is not UTF-8; a token is ASCII, e.g. "
+            "`openssl rand -hex 32`"
+        ) from None
     if not text:
         raise ConfigError(f"{config.path}: [api] token_file: {path} is empty; put a token in it")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
