@@ -34,7 +34,7 @@ CASES: list[tuple[str, Callable[[str], str], str]] = [
     ("not-utf8", lambda t: t.replace('"main"', '"m\xe4in"'), "not UTF-8 (byte 0xe4 on line"),
     ("deep", lambda t: t + "\n[agent]\nlisten = " + "[" * 5000 + "]" * 5000, "nested too deeply"),
     ("nan", lambda t: t.replace('interval = "1s"', "interval = nan"), "mpp.interval: nan is not"),
-    ("inf", lambda t: t.replace('interval = "1s"', "interval = inf"), "mpp.interval: inf is long"),
+    ("inf", lambda t: t.replace('interval = "1s"', "interval = inf"), "longer than a year"),
     ("unknown", lambda t: t.replace("[mpp]", "[mpp]\nintervall = 2"), "mpp.intervall: unknown key"),
     ("type", lambda t: t.replace('"1s"', "[1, 2]"), "mpp.interval: [1, 2] is not a duration"),
     ("path", lambda t: 'path = "/x"\n' + t, ": path: unknown key"),

@@ -9,11 +9,14 @@ import hmac
 import logging
 import stat
 from dataclasses import dataclass
+from re import Pattern
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, params
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mpp.config import Config, ConfigError
 from mpp.publish.api.context import Ctx
@@ -54,24 +57,72 @@ def open_reads(config: Config) -> bool:
     return config.api.open_reads if config.api is not None else True
 
 
-def require_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], ctx: Ctx
-) -> None:
+def refusal(token: SecretStr | None, given: str | None) -> HTTPException | None:
     """401 without a token (or without a token_file: nothing could match), 403 for a wrong
-    one; compare_digest so the answer's timing does not tell how much of a guess was right."""
-    if ctx.token is None:
-        raise HTTPException(
+    one; compare_digest so the answer's timing does not tell how much of a guess was right.
+    `given`: the bearer credentials, None without them."""
+    if token is None:
+        return HTTPException(
             401,
             "mutations disabled: set [api] token_file",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if credentials is None:
-        raise HTTPException(
+    if given is None:
+        return HTTPException(
             401, "missing Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
         )
-    given = credentials.credentials.encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(given, ctx.token.get_secret_value().encode()):
-        raise HTTPException(403, "wrong token")
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.get_secret_value().encode()
+    ):
+        return HTTPException(403, "wrong token")
+    return None
+
+
+def require_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], ctx: Ctx
+) -> None:
+    error = refusal(ctx.token, None if credentials is None else credentials.credentials)
+    if error is not None:
+        raise error
+
+
+class TokenFirst:
+    """ASGI middleware: an operator command (a POST to one of `paths`) without the right
+    token is refused before its body is read or parsed. FastAPI parses a JSON body before
+    it runs the route's dependencies, so without this an unauthenticated caller got 400 or
+    422 answers about a body it had no right to send. Everything else passes untouched (an
+    undeclared method still gets its 405), and the routes keep require_token: this is the
+    first check, not the only one."""
+
+    def __init__(self, app: ASGIApp, token: SecretStr | None, paths: list[Pattern[str]]) -> None:
+        self.app = app
+        self.token = token
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and any(p.match(scope["path"]) for p in self.paths)
+        ):
+            error = refusal(self.token, _bearer(scope))
+            if error is not None:
+                response = JSONResponse({"error": error.detail}, error.status_code, error.headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _bearer(scope: Scope) -> str | None:
+    """The credentials of `Authorization: Bearer <credentials>`, as HTTPBearer reads them."""
+    headers: list[tuple[bytes, bytes]] = scope["headers"]
+    for name, value in headers:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials:
+                return credentials
+            return None
+    return None
 
 
 TOKEN = Depends(require_token)
