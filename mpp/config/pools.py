@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from mpp.config.values import Duration, EnvName, FileName, _Strict, host_port
+from mpp.config.values import Duration, EnvName, FileName, Printable, _Strict, host_port
 from mpp.logic import registry
 from mpp.model import PoolSpec
 
@@ -66,7 +66,7 @@ class PoolConfig(_Strict):
     fail_point: Annotated[int, Field(ge=1, le=1000)] = 4
     max_lag: Duration = 10.0
     hostile_takeover: bool = False
-    user: Annotated[str, Field(min_length=1)] = "mpp"
+    user: Annotated[Printable, Field(min_length=1)] = "mpp"
     password_env: EnvName | None = None
     password_file: FileName | None = None
     # primary-replica topology: what failover, switchover and rejoin may do
@@ -79,7 +79,7 @@ class PoolConfig(_Strict):
     switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     semi_sync: bool = False
     semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
-    repl_user: str = "repl"
+    repl_user: Annotated[Printable, Field(min_length=1)] = "repl"
     repl_password_env: EnvName | None = None
     repl_password_file: FileName | None = None
     hooks: HooksConfig = HooksConfig()

@@ -16,9 +16,11 @@ from pydantic import (
 
 from mpp.config.values import (
     Duration,
+    Email,
     EnvName,
     FileName,
     Listen,
+    Printable,
     _file_name,
     _key_error,
     _Strict,
@@ -56,7 +58,7 @@ class MppSection(_Strict):
     query_timeout: Annotated[Duration, Field(gt=0)] | None = None
     # several `mpp run` may share the store (sites on etcd, a standby instance): the one
     # holding the leadership lease decides and acts, the others follow; `name` says who
-    name: str = Field(default_factory=socket.gethostname, min_length=1)
+    name: Printable = Field(default_factory=socket.gethostname, min_length=1)
     leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
     # the local address every session to the servers comes from (a multi-homed host: the
     # monitoring network); None: whatever the routing table picks
@@ -83,7 +85,7 @@ class EtcdLocation:
 class EtcdSection(_Strict):
     """Credentials and TLS for an etcd:// store (etcd's own user and certificates)."""
 
-    user: str | None = None  # etcd authentication (`etcdctl auth enable`)
+    user: Printable | None = None  # etcd authentication (`etcdctl auth enable`)
     password_env: EnvName | None = None
     password_file: FileName | None = None
     tls: bool | None = None  # https; on by default when a CA or a client certificate is set
@@ -131,15 +133,15 @@ class AgentSection(_Strict):
 
 
 class WebhookTarget(_Strict):
-    url: Annotated[str, Field(pattern=r"^https?://")]
+    url: Annotated[Printable, Field(pattern=r"^https?://\S+$")]
     timeout: Duration = 2.0
     retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
 class EmailTarget(_Strict):
     smtp: Listen = "127.0.0.1:25"
-    sender: str = "mpp@localhost"
-    to: Annotated[list[str], Field(min_length=1)]
+    sender: Email = "mpp@localhost"
+    to: Annotated[list[Email], Field(min_length=1)]
     timeout: Duration = 5.0
 
 

@@ -101,7 +101,26 @@ def _file_name(value: str) -> str:
     return value
 
 
+def _printable(value: str) -> str:
+    """Names mpp writes into log lines, SQL account names and mail headers: a line break
+    there would forge a log line or a header."""
+    if not value.isprintable():
+        raise ValueError(f"{value!r} holds a line break or control character")
+    return value
+
+
+_EMAIL = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+", re.ASCII)
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f'{value!r} is not a mail address, e.g. "dba@example.com"')
+    return value
+
+
 EnvName = Annotated[str, AfterValidator(_env_name)]
+Printable = Annotated[str, AfterValidator(_printable)]
+Email = Annotated[str, AfterValidator(_email)]
 FileName = Annotated[str, AfterValidator(_file_name)]
 
 

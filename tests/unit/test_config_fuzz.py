@@ -275,6 +275,11 @@ def test_an_unknown_key_is_named(table: Any, name: str, value: Any) -> None:
         (("mpp", "state"), "sqlite://st\x00ate.db", "not a file name"),
         (("mpp", "state"), "etcd://h:1/mpp\n", "not a supported store"),
         (("path",), "/tmp/elsewhere.toml", "unknown key"),
+        (("mpp", "name"), "site-a\n2026-12-01 INFO mpp forged", "line break or control"),
+        (("pool", 0, "user"), "mpp\r", "line break or control"),
+        (("notify", "email", 0, "to"), ["dba@x.com\r\nBcc: all@x.com"], "not a mail address"),
+        (("notify", "email", 0, "sender"), "mpp", "not a mail address"),
+        (("notify", "webhook", 0, "url"), "http://x/a b", "should match pattern"),
     ],
 )
 def test_known_garbage_is_rejected(key: tuple[str | int, ...], value: Any, says: str) -> None:
