@@ -32,8 +32,9 @@ def styled(prefix: str, message: str, style: str = "bold red") -> Text:
 
 
 def fail(message: str, code: int = 1, prefix: str = "mpp:") -> NoReturn:
-    """One red line on stderr, then the exit code scripts test: no traceback to read."""
-    err_console.print(styled(prefix, message))
+    """One red line on stderr, then the exit code scripts test: no traceback to read (not
+    wrapped either: soft_wrap keeps a long message on one line)."""
+    err_console.print(styled(prefix, message), soft_wrap=True)
     sys.exit(code)
 
 

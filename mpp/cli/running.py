@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
+from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
 from mpp.publish.log import Throttle
 from mpp.publish.view import document, table
@@ -71,6 +72,9 @@ def run(c: Ctx, live: bool | None) -> None:
         config = c.config
         show = console.is_terminal if live is None else live
         _setup_logging(live=show)
+        # the files the config points at, read before the store or any port is created
+        config.check_secrets()
+        load_token(config)
         store = c.store()
         leadership = Leadership(store, config.mpp.name, config.mpp.leader_ttl)
         hub = Hub(

@@ -116,7 +116,7 @@ def protocol(bounds: Bounds) -> type[HttpToolsProtocol]:
             """Answer and close without reading further; `detail` is mpp's, never input."""
             self._refused = True
             self._disarm()
-            body = json.dumps({"detail": detail}).encode()
+            body = json.dumps({"error": detail}).encode()  # the API's one error shape
             head = (
                 f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
                 "content-type: application/json\r\n"
