@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mpp.sandbox.accounts import ROOT_PASSWORD
+from mpp.sandbox.accounts import ROOT_PASSWORD, write_secret
 from mpp.sandbox.errors import SandboxError
 from mpp.sandbox.layout import (
     HOST,
@@ -168,7 +168,8 @@ def initialise(d: Path, state: State, fresh: list[NodeRecord], say: Callable[[st
         shutil.copytree(template, staging, symlinks=True)
         os.replace(staging, target)
         # The config goes last: its presence is half of what marks a node as initialised.
-        cnf_path(d, rec.name).write_text(_node_cnf(d, state, rec))
+        # 0600: its [client] section holds the root password
+        write_secret(cnf_path(d, rec.name), _node_cnf(d, state, rec))
 
     for rec in fresh:
         say(f"{rec.name}: initialising datadir")
