@@ -1,4 +1,6 @@
-"""The node agent's room (not built yet; see docs/architecture.md): `mpp agent` beside each
-mysqld, supervising it (local restarts under a retry limit), probing in depth (write probe)
-and fencing its node when cut off. It will join probe/, act/ and store/ on one host, as
-mpp.run joins them for the pools."""
+"""The node agent: `mpp agent` beside each mysqld (docs/agent.md).
+
+Built: supervision (restarts.py: the retry rules, pure; mysqld.py: its own child or a
+process named by a pid file; supervise.py: the loop and its report). To come (issue 13):
+reports through the store, the in-depth write probe, the fence lease and self-fencing.
+"""

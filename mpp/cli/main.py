@@ -1,6 +1,7 @@
 """The `mpp` click group: the options every command shares, and the list of commands.
 
-Commands live one module per group (status, running, nodes, requests, checks, sandbox) so
+Commands live one module per group (status, running, nodes, requests, checks, sandbox,
+agent) so
 that each file is about one kind of work; this one only ties them to the group.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import click
 
 from mpp import __version__
+from mpp.cli.agent import agent
 from mpp.cli.checks import check, nagios
 from mpp.cli.common import Ctx
 from mpp.cli.nodes import activate, fail_node, recover
@@ -49,5 +51,6 @@ for _command in (
     switchover,
     takeover,
     acknowledge,
+    agent,
 ):
     main.add_command(_command)

@@ -11,11 +11,9 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import (
-    ValidationError,
-)
+from pydantic import BaseModel, ValidationError
 
 from mpp.config.schema import Config
 from mpp.config.values import DEFAULT_CONFIG, ConfigError
@@ -31,6 +29,12 @@ def default_path() -> Path:
 def load(path: Path | None = None) -> Config:
     """Read and validate a config file; every failure is a ConfigError naming file and key."""
     path = path or default_path()
+    return parse(read_toml(path), path)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; every failure a one-line ConfigError naming the file (shared by
+    mpp's config and the node agent's)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -55,7 +59,20 @@ def load(path: Path | None = None) -> Config:
         raise ConfigError(
             f"{path}: not valid TOML for mpp: arrays or inline tables nested too deeply"
         ) from None
-    return parse(raw, path)
+    return raw
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_as(model: type[M], raw: dict[str, Any], path: Path) -> M:
+    """`raw` validated as `model`, with the same one-line errors as mpp's config."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(err, raw, path)) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: a value is nested too deeply") from None
 
 
 def parse(raw: dict[str, Any], path: Path) -> Config:

@@ -1,0 +1,126 @@
+"""The agent's first duty: keep mysqld running, under the retry limit, and say what it saw.
+
+A loop around `wait_exit`: a death is answered by the restart policy (mpp.agent.restarts),
+and every change goes into the report (`report_file`, JSON, replaced atomically) and the
+log. Reporting through mpp's store, so that the decision and `mpp status` include what only
+the host sees, is the next step of issue 13; the report already carries those facts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from mpp.agent.mysqld import Mysqld
+from mpp.agent.restarts import Ledger, on_death
+
+log = logging.getLogger("mpp.agent")
+
+
+@dataclass(frozen=True)
+class Report:
+    """What the agent knows about its mysqld, as it writes it."""
+
+    node: str
+    pool: str
+    mode: str  # "child" or "pid_file"
+    running: bool
+    pid: int | None
+    restarts_used: int
+    retry_limit: int
+    retry_interval_s: float
+    gave_up: bool
+    last_exit: str  # '' until mysqld has died once
+    message: str
+    at: float  # wall clock of this report
+    agent_pid: int
+
+
+class Supervisor:
+    def __init__(
+        self,
+        mysqld: Mysqld,
+        node: str,
+        pool: str,
+        limit: int,
+        interval: float,
+        report_file: Path | None = None,
+        stop_timeout: float = 60.0,
+    ) -> None:
+        self.mysqld = mysqld
+        self.limit = limit
+        self.interval = interval
+        self.report_file = report_file
+        self.stop_timeout = stop_timeout
+        self.stop = threading.Event()
+        self.ledger = Ledger()
+        self.report = Report(
+            node=node,
+            pool=pool,
+            mode=mysqld.mode,
+            running=False,
+            pid=None,
+            restarts_used=0,
+            retry_limit=limit,
+            retry_interval_s=interval,
+            gave_up=False,
+            last_exit="",
+            message="starting",
+            at=time.time(),
+            agent_pid=os.getpid(),
+        )
+
+    def _publish(
+        self, running: bool, pid: int | None, message: str, last_exit: str | None = None
+    ) -> None:
+        used = len(self.ledger.recent(time.monotonic(), self.interval))
+        self.report = replace(
+            self.report,
+            running=running,
+            pid=pid,
+            message=message,
+            last_exit=self.report.last_exit if last_exit is None else last_exit,
+            restarts_used=used,
+            gave_up=self.ledger.gave_up,
+            at=time.time(),
+        )
+        log.info("agent node=%s %s", self.report.node, self.report.message)
+        if self.report_file is not None:
+            tmp = self.report_file.with_name(f".{self.report_file.name}.tmp")
+            tmp.write_text(json.dumps(asdict(self.report), indent=2) + "\n")
+            os.replace(tmp, self.report_file)
+
+    def run(self) -> None:
+        """Until `stop` is set: hold mysqld up, or give up on it by the rules."""
+        pid = self.mysqld.pid()
+        if pid is None:
+            pid = self.mysqld.start()
+            self._publish(running=True, pid=pid, message=f"mysqld started (pid {pid})")
+        else:
+            self._publish(running=True, pid=pid, message=f"watching mysqld (pid {pid})")
+        while not self.stop.is_set():
+            ended = self.mysqld.wait_exit(0.1)
+            if ended is None or self.stop.is_set():
+                continue
+            verdict = on_death(self.ledger, time.monotonic(), self.limit, self.interval)
+            self.ledger = verdict.ledger
+            if not verdict.restart:
+                self._publish(
+                    running=False,
+                    pid=None,
+                    last_exit=ended,
+                    message=f"mysqld {ended}; {verdict.why}",
+                )
+                self.stop.wait()  # left for the operator: nothing more to do until stopped
+                break
+            self._publish(
+                running=False, pid=None, last_exit=ended, message=f"mysqld {ended}; {verdict.why}"
+            )
+            pid = self.mysqld.start()
+            self._publish(running=True, pid=pid, message=f"mysqld restarted (pid {pid})")
+        self.mysqld.stop(self.stop_timeout)

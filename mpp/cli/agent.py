@@ -1,0 +1,54 @@
+"""`mpp agent --config FILE`: the node agent beside one mysqld (docs/agent.md)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from mpp.agent.mysqld import Child, Mysqld, Watched
+from mpp.agent.supervise import Supervisor
+from mpp.cli.common import errors
+from mpp.config.agent import load_agent
+
+
+@click.command()
+@click.option(
+    "--config",
+    "agent_config",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The agent's own config file (one per database host; docs/agent.md).",
+)
+def agent(agent_config: Path) -> None:
+    """Supervise this host's mysqld: restart it under the retry limit, report what it saw."""
+    with errors():
+        cfg = load_agent(agent_config)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("mpp")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    root.propagate = False
+    m = cfg.mysqld
+    mysqld: Mysqld
+    if m.command is not None:
+        mysqld = Child(m.command)
+    else:
+        assert m.pid_file is not None and m.start is not None  # the config's rule
+        mysqld = Watched(cfg.resolve(m.pid_file), m.start)
+    report = cfg.resolve(cfg.report_file) if cfg.report_file else None
+    supervisor = Supervisor(
+        mysqld, cfg.node, cfg.pool, m.retry_limit, m.retry_interval, report, m.stop_timeout
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        supervisor.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    supervisor.run()
