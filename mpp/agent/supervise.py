@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from mpp.agent.depth import DepthProbe
 from mpp.agent.mysqld import Mysqld
 from mpp.agent.restarts import Ledger, on_death
 
@@ -37,8 +38,16 @@ class Report:
     gave_up: bool
     last_exit: str  # '' until mysqld has died once
     message: str
-    at: float  # wall clock of this report
+    at: float  # wall clock of this report: written at least every ping_interval with probes
     agent_pid: int
+    # the in-depth probes ([probe]; None/"unknown" without it): an admin ping, and a write
+    # that must commit (mpp.agent.depth)
+    ping_ok: bool | None = None
+    ping_ms: float | None = None
+    ping_error: str = ""
+    write_status: str = "unknown"
+    write_ms: float | None = None
+    write_error: str = ""
 
 
 class Supervisor:
@@ -58,6 +67,8 @@ class Supervisor:
         self.report_file = report_file
         self.stop_timeout = stop_timeout
         self.stop = threading.Event()
+        self._lock = threading.Lock()  # the report: the supervisor's and the probes' thread
+        self.depth: tuple[DepthProbe, float, float] | None = None  # probe, ping, write every
         self.ledger = Ledger()
         self.report = Report(
             node=node,
@@ -78,25 +89,67 @@ class Supervisor:
     def _publish(
         self, running: bool, pid: int | None, message: str, last_exit: str | None = None
     ) -> None:
-        used = len(self.ledger.recent(time.monotonic(), self.interval))
-        self.report = replace(
-            self.report,
-            running=running,
-            pid=pid,
-            message=message,
-            last_exit=self.report.last_exit if last_exit is None else last_exit,
-            restarts_used=used,
-            gave_up=self.ledger.gave_up,
-            at=time.time(),
-        )
-        log.info("agent node=%s %s", self.report.node, self.report.message)
+        with self._lock:
+            used = len(self.ledger.recent(time.monotonic(), self.interval))
+            self.report = replace(
+                self.report,
+                running=running,
+                pid=pid,
+                message=message,
+                last_exit=self.report.last_exit if last_exit is None else last_exit,
+                restarts_used=used,
+                gave_up=self.ledger.gave_up,
+                at=time.time(),
+            )
+            self._write()
+        log.info("agent node=%s %s", self.report.node, message)
+
+    def _write(self) -> None:
         if self.report_file is not None:
             tmp = self.report_file.with_name(f".{self.report_file.name}.tmp")
             tmp.write_text(json.dumps(asdict(self.report), indent=2) + "\n")
             os.replace(tmp, self.report_file)
 
+    def _probe_depth(self, probe: DepthProbe, ping_every: float, write_every: float) -> None:
+        """The in-depth probes on their own schedules until the agent stops; a change of
+        the write's status is logged (a stall is news, each ok write is not)."""
+        next_ping = next_write = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                now = time.monotonic()
+                changes: dict[str, object] = {}
+                if now >= next_ping:
+                    ok, ms, error = probe.ping()
+                    changes.update(ping_ok=ok, ping_ms=ms, ping_error=error)
+                    next_ping = now + ping_every
+                if now >= next_write:
+                    status, ms, error = probe.write()
+                    if status != self.report.write_status:
+                        log.info("agent node=%s write probe %s %s", self.report.node, status, error)
+                    changes.update(write_status=status, write_ms=ms, write_error=error)
+                    next_write = time.monotonic() + write_every
+                if changes:
+                    with self._lock:
+                        self.report = replace(self.report, at=time.time(), **changes)  # type: ignore[arg-type]
+                        self._write()
+                self.stop.wait(max(0.0, min(next_ping, next_write) - time.monotonic()))
+        finally:
+            probe.close()
+
     def run(self) -> None:
         """Until `stop` is set: hold mysqld up, or give up on it by the rules."""
+        prober: threading.Thread | None = None
+        if self.depth is not None:
+            prober = threading.Thread(target=self._probe_depth, args=self.depth, daemon=True)
+            prober.start()
+        try:
+            self._supervise()
+        finally:
+            self.stop.set()
+            if prober is not None:
+                prober.join(timeout=10)
+
+    def _supervise(self) -> None:
         pid = self.mysqld.pid()
         if pid is None:
             pid = self.mysqld.start()

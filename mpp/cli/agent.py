@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from mpp.agent.depth import DepthProbe
 from mpp.agent.mysqld import Child, Mysqld, Watched
 from mpp.agent.supervise import Supervisor
 from mpp.cli.common import errors
@@ -28,6 +29,7 @@ def agent(agent_config: Path) -> None:
     """Supervise this host's mysqld: restart it under the retry limit, report what it saw."""
     with errors():
         cfg = load_agent(agent_config)
+        password = cfg.password() if cfg.probe is not None else None  # a bad one stops here
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("mpp")
@@ -45,6 +47,9 @@ def agent(agent_config: Path) -> None:
     supervisor = Supervisor(
         mysqld, cfg.node, cfg.pool, m.retry_limit, m.retry_interval, report, m.stop_timeout
     )
+    if cfg.probe is not None and password is not None:
+        probe = DepthProbe(cfg.probe, password, cfg.node)
+        supervisor.depth = (probe, cfg.probe.ping_interval, cfg.probe.write_interval)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         supervisor.stop.set()

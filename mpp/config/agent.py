@@ -11,13 +11,22 @@ mysqld, as the Solaris process monitor and Patroni do:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from mpp.config.loading import parse_as, read_toml
-from mpp.config.values import ConfigError, Duration, Printable, _Strict
+from mpp.config.values import (
+    ConfigError,
+    Duration,
+    EnvName,
+    FileName,
+    Printable,
+    _Strict,
+    host_port,
+)
 
 
 class MysqldConfig(_Strict):
@@ -47,6 +56,45 @@ class MysqldConfig(_Strict):
         return self
 
 
+class DepthConfig(_Strict):
+    """The agent's in-depth probes of its own server, each on its own schedule."""
+
+    address: str = "127.0.0.1:3306"
+    user: Annotated[Printable, Field(min_length=1)] = "mpp"
+    password_env: EnvName | None = None
+    password_file: FileName | None = None
+    ping_interval: Annotated[Duration, Field(gt=0, le=3600)] = 1.0
+    # a write into `schema` with sql_log_bin = 0 in its session: never replicated
+    write_interval: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
+    write_timeout: Annotated[Duration, Field(gt=0, le=600)] = 5.0  # longer: stalled
+    connect_timeout: Annotated[Duration, Field(gt=0, le=60)] = 1.0
+    schema_name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "mpp_agent"
+
+    @field_validator("address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if host_port(value, 1) is None:
+            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306"')
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rpartition(":")[2])
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> DepthConfig:
+        if (self.password_env is None) == (self.password_file is None):
+            raise ValueError(
+                "set exactly one of password_env (an environment variable's name) or "
+                "password_file (a file holding the password)"
+            )
+        return self
+
+
 class AgentConfig(_Strict):
     path: Path
     node: Annotated[Printable, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -55,6 +103,28 @@ class AgentConfig(_Strict):
     # atomically at every change); none: the log only
     report_file: Annotated[str, Field(min_length=1)] | None = None
     mysqld: MysqldConfig
+    probe: DepthConfig | None = None  # none: supervision only
+
+    def password(self) -> SecretStr:
+        """The probe account's password, read now; errors name the key."""
+        assert self.probe is not None
+        if self.probe.password_env is not None:
+            value = os.environ.get(self.probe.password_env)
+            if value is None:
+                raise ConfigError(
+                    f"{self.path}: probe.password_env: environment variable "
+                    f"{self.probe.password_env} is not set"
+                )
+            return SecretStr(value)
+        assert self.probe.password_file is not None
+        file = self.resolve(self.probe.password_file)
+        try:
+            return SecretStr(file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except (OSError, UnicodeDecodeError) as err:
+            why = err.strerror if isinstance(err, OSError) else "not UTF-8"
+            raise ConfigError(
+                f"{self.path}: probe.password_file: cannot read {file} ({why})"
+            ) from None
 
     def resolve(self, name: str) -> Path:
         """A path in the file, relative to the file's directory."""

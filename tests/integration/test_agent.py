@@ -158,3 +158,68 @@ def test_a_watched_mysqld_is_restarted_by_its_start_command(
         )
     finally:
         assert agent.stop() == 0
+
+
+def test_the_write_probe_reports_commits_and_stalls_and_never_replicates(
+    tmp_path: Path, ports: Ports
+) -> None:
+    d = tmp_path / "pr"
+    base = ports.block(2)
+    sandbox.up(d, nodes=2, base_port=base, topology="primary-replica")
+    try:
+        pid_file = d / "db1" / "mariadbd.pid"
+        start = [sys.executable, "-c", "raise SystemExit(1)"]  # never needed here
+        agent = Agent(
+            tmp_path,
+            f'pid_file = "{pid_file}"\nstart = {_toml_list(start)}\n'
+            f'[probe]\naddress = "127.0.0.1:{base}"\nuser = "mpp"\n'
+            f'password_file = "{d / "mpp.password"}"\n'
+            'ping_interval = "200ms"\nwrite_interval = "200ms"\nwrite_timeout = "1s"\n',
+        )
+        try:
+            ok = agent.wait("a committed write", lambda doc: doc["write_status"] == "ok")
+            assert ok["ping_ok"] is True and ok["write_ms"] is not None
+            # a lock on the probe's table: pings answer, writes stall
+            locker = sandbox.admin_connect(d, "db1")
+            try:
+                with locker.cursor() as cur:
+                    cur.execute("LOCK TABLES mpp_agent.probe WRITE")
+                stalled = agent.wait("a stall", lambda doc: doc["write_status"] == "stalled")
+                assert "not committed within 1 s" in stalled["write_error"]
+                assert agent.read()["ping_ok"] is True
+            finally:
+                locker.close()  # the lock goes with the session
+            agent.wait("writes again", lambda doc: doc["write_status"] == "ok")
+            # nothing of it reached the replica: not the rows, not even the schema
+            replica = sandbox.admin_connect(d, "db2")
+            try:
+                with replica.cursor() as cur:
+                    cur.execute("SHOW DATABASES LIKE 'mpp_agent'")
+                    assert cur.fetchall() == ()
+                    cur.execute("SHOW SLAVE STATUS")
+                    columns = [c[0] for c in cur.description]
+                    row = dict(zip(columns, cur.fetchone() or (), strict=False))
+                assert row["Slave_SQL_Running"] == "Yes" and not row["Last_SQL_Errno"]
+            finally:
+                replica.close()
+            # stalled probes were killed: no pile of waiting sessions on the server
+            probe_sessions = [
+                r
+                for r in _processlist(d)
+                if r[1] == "mpp" and r[4] and "mpp_agent" in str(r[4]).lower()
+            ]
+            assert len(probe_sessions) <= 1, probe_sessions
+        finally:
+            assert agent.stop() == 0
+    finally:
+        sandbox.destroy(d)
+
+
+def _processlist(d: Path) -> list[tuple[Any, ...]]:
+    conn = sandbox.admin_connect(d, "db1")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT ID, USER, COMMAND, STATE, INFO FROM information_schema.PROCESSLIST")
+            return list(cur.fetchall())
+    finally:
+        conn.close()

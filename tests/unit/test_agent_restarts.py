@@ -104,3 +104,31 @@ def test_a_good_agent_config_resolves_its_paths(tmp_path: Path) -> None:
     cfg = load_agent(path)
     assert cfg.mysqld.retry_limit == 2 and cfg.mysqld.retry_interval == 300.0
     assert cfg.resolve("agent.json") == tmp_path.resolve() / "agent.json"
+
+
+@pytest.mark.parametrize(
+    ("probe", "says"),
+    [
+        ("", "set exactly one of password_env"),
+        ('password_env = "X"\npassword_file = "f"\n', "set exactly one of password_env"),
+        ('password_file = "f"\naddress = "nohost"\n', "probe.address"),
+        ('password_file = "f"\nschema_name = "a;b"\n', "probe.schema_name"),
+        ('password_file = "f"\nwrite_timeout = "0s"\n', "probe.write_timeout"),
+    ],
+)
+def test_a_bad_probe_section_is_one_line(tmp_path: Path, probe: str, says: str) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(f'node = "db1"\n[mysqld]\ncommand = ["x"]\n[probe]\n{probe}')
+    with pytest.raises(ConfigError) as err:
+        load_agent(path)
+    assert "\n" not in str(err.value) and says in str(err.value), str(err.value)
+
+
+def test_the_probe_password_is_read_with_a_named_error(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('node = "db1"\n[mysqld]\ncommand = ["x"]\n[probe]\npassword_file = "pw"\n')
+    cfg = load_agent(path)
+    with pytest.raises(ConfigError, match=r"probe\.password_file: cannot read"):
+        cfg.password()
+    (tmp_path / "pw").write_text("€-secret\n", encoding="utf-8")
+    assert cfg.password().get_secret_value() == "€-secret"
