@@ -19,6 +19,7 @@ from pathlib import Path
 from mpp.agent.depth import DepthProbe
 from mpp.agent.mysqld import Mysqld
 from mpp.agent.restarts import Ledger, on_death
+from mpp.publish.systemd import Systemd
 
 log = logging.getLogger("mpp.agent")
 
@@ -69,6 +70,7 @@ class Supervisor:
         self.stop = threading.Event()
         self._lock = threading.Lock()  # the report: the supervisor's and the probes' thread
         self.depth: tuple[DepthProbe, float, float] | None = None  # probe, ping, write every
+        self.systemd = Systemd()  # READY once mysqld is held, the watchdog from the loop
         self.ledger = Ledger()
         self.report = Report(
             node=node,
@@ -156,7 +158,9 @@ class Supervisor:
             self._publish(running=True, pid=pid, message=f"mysqld started (pid {pid})")
         else:
             self._publish(running=True, pid=pid, message=f"watching mysqld (pid {pid})")
+        self.systemd.ready(f"holding mysqld of {self.report.node} (pid {pid})")
         while not self.stop.is_set():
+            self.systemd.alive()
             ended = self.mysqld.wait_exit(0.1)
             if ended is None or self.stop.is_set():
                 continue
@@ -169,11 +173,15 @@ class Supervisor:
                     last_exit=ended,
                     message=f"mysqld {ended}; {verdict.why}",
                 )
-                self.stop.wait()  # left for the operator: nothing more to do until stopped
+                self.systemd.status(self.report.message)
+                while not self.stop.wait(1.0):  # left for the operator: only say so
+                    self.systemd.alive()
                 break
             self._publish(
                 running=False, pid=None, last_exit=ended, message=f"mysqld {ended}; {verdict.why}"
             )
             pid = self.mysqld.start()
             self._publish(running=True, pid=pid, message=f"mysqld restarted (pid {pid})")
+            self.systemd.status(self.report.message)
+        self.systemd.stopping()
         self.mysqld.stop(self.stop_timeout)

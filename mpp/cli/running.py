@@ -21,9 +21,11 @@ from rich.logging import RichHandler
 from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
+from mpp.model import Event, PoolState
 from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
 from mpp.publish.log import Throttle
+from mpp.publish.systemd import Systemd
 from mpp.publish.view import document, table
 from mpp.run import eventloop
 from mpp.run.daemon import PoolWorker, Threads, make_workers, poll_once, run_forever
@@ -90,6 +92,15 @@ def run(c: Ctx, live: bool | None) -> None:
         from mpp.run.services import Integrations  # the web stack: only `run` needs it
 
         integrations: Integrations | None = None
+        systemd = Systemd()
+        if systemd.enabled:
+            # every publish is a cycle done: the first one makes mpp ready, each one feeds
+            # the watchdog (a hung loop stops feeding it, and systemd restarts mpp)
+            def notify(state: PoolState, events: tuple[Event, ...]) -> None:
+                systemd.ready(f"polling {len(workers)} pool(s) as {leadership.owner}")
+                systemd.alive()
+
+            hub.listeners.append(notify)
         try:
             # API, agent-check port, metrics and notifications: bound and checked before
             # the loop starts, served in it, stopped by the same signal. "started" comes
@@ -114,6 +125,7 @@ def run(c: Ctx, live: bool | None) -> None:
                 )
             )
         finally:
+            systemd.stopping()
             leadership.resign()
             if integrations is not None:
                 integrations.close()
