@@ -14,6 +14,8 @@ once (a runner heals in a `finally` too); only the first call acts.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import threading
@@ -169,56 +171,99 @@ WRONG_REPL_PASSWORD = "mpp-fault-wrong-password"
 
 
 def break_io(d: Path, node: str, password: str = sandbox.REPL_PASSWORD) -> Undo:
-    """The IO thread failing for real: a wrong replication password (CHANGE MASTER TO
-    MASTER_PASSWORD only, so host, port, user, retry and MASTER_USE_GTID stay as they were),
+    """The IO thread failing for real: the replication password rejected (error 1045),
     leaving Slave_IO_Running "Connecting" with Last_IO_Errno 1045 and Seconds_Behind_Master
     NULL, retried every Connect_Retry seconds.
 
-    A wrong password rather than a dead port: it is what happens in production (the
-    replication password rotated on the primary and not in the replica's stored settings,
-    or the account's grant revoked), and it leaves Master_Host/Master_Port pointing at the
-    real primary, so a manager still sees the topology it knows and must judge a replica
-    that is attached to the right source but cannot read from it. A dead port would change
-    the topology instead (the replica following an unknown source) and needs a port that
-    is certainly unused, which nothing here can promise; an unreachable primary is a
-    partition, a different fault.
+    A rotated password: the replication account's password changed on the replica's source
+    (with sql_log_bin = 0, so no other node's account changes), and the one session that
+    source serves this replica killed, so that its IO thread must log in again, and cannot.
+    It is what happens in production (the password rotated on the primary and not in the
+    replica's stored settings), and it leaves Master_Host/Master_Port pointing at the real
+    primary, so a manager must judge a replica attached to the right source that cannot
+    read from it.
 
-    MariaDB refuses CHANGE MASTER while either thread runs (error 1198, unlike MySQL 8,
-    which allows it with only the IO thread stopped), so both are stopped for a moment and
-    restarted as they were. Heal: the password given (the sandbox's, which mpp's own
-    repl_password_file holds too: SHOW SLAVE STATUS never shows a password, so it cannot be
-    read back), the threads restarted as they were. If someone re-pointed the replica
-    meanwhile (mpp after a failover, with its own credentials), the heal leaves it alone.
+    Nothing is changed on the replica itself: changing its stored password needs STOP
+    SLAVE first (MariaDB refuses CHANGE MASTER while a thread runs), and a manager that
+    polls in that moment sees a cleanly stopped replica and restarts it with the right
+    password, undoing the fault (the matrix saw that race). Heal: the password given (the
+    sandbox's, which mpp's repl_password_file holds too) set back on the source; the IO
+    thread's next retry logs in.
     """
     before = _replica_status(d, node)
-    source = (before["Master_Host"], before["Master_Port"], before["Master_User"])
-    io_on = before["Slave_IO_Running"] != "No"
-    sql_on = before["Slave_SQL_Running"] == "Yes"
-    _change_password(d, node, WRONG_REPL_PASSWORD, io_on=True, sql_on=sql_on)
+    port = int(before["Master_Port"])
+    source = next((n.name for n in sandbox.status(d) if n.port == port), None)
+    if source is None:
+        raise RuntimeError(f"{node} replicates from port {port}, which is no sandbox node")
+    user = str(before["Master_User"])
+    _set_account_password(d, source, user, WRONG_REPL_PASSWORD)
+    _kill_dump_session(d, source, node)
 
     def heal() -> None:
-        now = slave_status(d, node)
-        if (now.get("Master_Host"), now.get("Master_Port"), now.get("Master_User")) != source:
-            return
-        _change_password(d, node, password, io_on=io_on, sql_on=sql_on)
+        with contextlib.suppress(pymysql.MySQLError, OSError):  # the source may be down now
+            _set_account_password(d, source, user, password)
 
     return _once(heal)
 
 
-def _change_password(d: Path, node: str, password: str, *, io_on: bool, sql_on: bool) -> None:
+def _set_account_password(d: Path, node: str, user: str, password: str) -> None:
+    """On `node` only (not replicated): every host of `user` gets `password`."""
     conn = sandbox.admin_connect(d, node, connect_timeout=2, read_timeout=10)
     try:
         with conn.cursor() as cur:
-            cur.execute("STOP SLAVE")
-            cur.execute("CHANGE MASTER TO MASTER_PASSWORD = %s", (password,))
-            if io_on and sql_on:
-                cur.execute("START SLAVE")
-            elif io_on:
-                cur.execute("START SLAVE IO_THREAD")
-            elif sql_on:
-                cur.execute("START SLAVE SQL_THREAD")
+            cur.execute("SET SESSION sql_log_bin = 0")
+            cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (user,))
+            for (host,) in cur.fetchall():
+                cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, password))
     finally:
         conn.close()
+
+
+def _kill_dump_session(d: Path, source: str, replica: str) -> None:
+    """Kill the Binlog Dump session `source` serves `replica` with, found by the replica's
+    end of the TCP connection (its local port, read from /proc: the session's Host on the
+    source is 127.0.0.1:<that port>)."""
+    nodes = {n.name: n for n in sandbox.status(d)}
+    pid, source_port = nodes[replica].pid, nodes[source].port
+    if pid is None:
+        raise RuntimeError(f"{replica} is not running")
+    local = _local_ports(pid, source_port)
+    conn = sandbox.admin_connect(d, source, connect_timeout=2, read_timeout=10)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT ID, HOST FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'"
+            )
+            sessions = [(int(i), str(h)) for i, h in cur.fetchall()]
+            ids = [i for i, host in sessions if host.rpartition(":")[2] in {str(p) for p in local}]
+            if not ids:
+                raise RuntimeError(f"no Binlog Dump session of {replica} on {source}: {sessions}")
+            for i in ids:
+                with contextlib.suppress(pymysql.MySQLError):
+                    cur.execute("KILL %s", (i,))
+    finally:
+        conn.close()
+
+
+def _local_ports(pid: int, remote_port: int) -> set[int]:
+    """The local ports of process `pid`'s established TCP connections to `remote_port`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+                if state == "01" and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == (
+                    remote_port
+                ):
+                    ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
 
 
 def lag(d: Path, node: str, table: str = TABLE) -> Undo:
