@@ -24,6 +24,10 @@ lost = 0                                   # acknowledged writes missing on the 
 max_writable = 1                           # nodes with read_only = 0 at one instant
 states = { replica = "FAILED_ONLINE" }     # end states (a node reference -> its state)
 ```
+Scenario keys beyond the example: `store = "etcd3"` puts mpp's store on a real 3-member
+etcd cluster (the `kill_etcd` fault), `proxied = true` sends mpp's sessions through a TCP
+proxy per node (the `latency` fault), `mpp = {...}` sets [mpp] keys.
+
 Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
 (the others, in order), `active` (ACTIVE when the step runs), or a node's name.
 """
@@ -108,6 +112,11 @@ class Scenario:
     mpp: dict[str, Any] = field(default_factory=dict)  # [mpp] keys (e.g. source_address)
     interval: str = "1s"
     gap: str = ""  # a known shortfall of mpp this scenario measures (printed in the table)
+    # mpp's store: "" the sandbox's SQLite file; "etcd3" a real 3-member etcd cluster
+    store: str = ""
+    # mpp reaches every node through a userspace TCP proxy (mpp.faults.proxy; the latency
+    # fault slows it) while replicas, the writer and the sampler connect directly
+    proxied: bool = False
 
     @property
     def faults(self) -> set[str]:
@@ -119,7 +128,8 @@ _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable"
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
-_SCENARIO_KEYS |= {"gap", "mpp"}
+_SCENARIO_KEYS |= {"gap", "mpp", "store", "proxied"}
+STORES = ("", "etcd3")
 
 
 def load(path: Path, faults: set[str], nodes: set[str] | None = None) -> list[Scenario]:
@@ -154,6 +164,11 @@ def _scenario(
         if step.get("on", "") not in ("", "failover"):
             raise ScenarioError(f'{where} steps[{i}]: on = {step["on"]!r}; allowed: "failover"')
         steps.append(Step(**step))
+    if raw.get("store", "") not in STORES:
+        raise ScenarioError(f"{where}: store = {raw['store']!r}; allowed: {STORES}")
+    if raw.get("store") and any(s.on for s in steps):
+        # the runner times those steps from the SQLite history file, which etcd replaces
+        raise ScenarioError(f'{where}: on = "failover" steps need the SQLite store')
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
     for key in ("states", "message", "during_states", "during_message", "failed_because"):
         refs += list(expect.get(key, {}))
@@ -172,6 +187,8 @@ def _scenario(
         mpp=dict(raw.get("mpp", {})),
         interval=str(raw.get("interval", "1s")),
         gap=str(raw.get("gap", "")),
+        store=str(raw.get("store", "")),
+        proxied=bool(raw.get("proxied", False)),
     )
 
 
