@@ -57,6 +57,7 @@ class Proxy:
         )
         self.port: int = self._server.sockets[0].getsockname()[1]
         self.connections = 0  # accepted so far (a test sees traffic went through it)
+        self.requests = 0  # chunks read from clients: on an idle session, round trips asked
 
     @property
     def address(self) -> str:
@@ -79,6 +80,9 @@ class Proxy:
         with contextlib.suppress(Exception):
             self._loop.call(stop())
 
+    def _count(self) -> None:
+        self.requests += 1
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -92,7 +96,7 @@ class Proxy:
             return
         try:
             await asyncio.gather(
-                _pipe(reader, up_writer, lambda: self.to_upstream),
+                _pipe(reader, up_writer, lambda: self.to_upstream, self._count),
                 _pipe(up_reader, writer, lambda: self.from_upstream),
             )
         except asyncio.CancelledError:
@@ -105,7 +109,10 @@ class Proxy:
 
 
 async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: Callable[[], float]
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: Callable[[], float],
+    count: Callable[[], None] = lambda: None,
 ) -> None:
     """Copy one direction, each chunk due `delay()` after it was read; the end of the
     stream (or an error) is passed on after the chunks before it, as a link would."""
@@ -114,6 +121,7 @@ async def _pipe(
     async def read() -> None:
         try:
             while chunk := await reader.read(_CHUNK):
+                count()
                 queue.put_nowait((time.monotonic() + delay(), chunk))
         except OSError:
             pass
