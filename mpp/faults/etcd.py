@@ -121,15 +121,19 @@ class EtcdCluster:
         return None
 
     def kill(self, member: int | str) -> int:
-        """SIGKILL member `member` (an index, or "leader": whichever leads now); returns
+        """SIGKILL member `member`: an index, "leader" (whichever leads now) or "follower"
+        (the first running member that does not lead: the case with no election); returns
         the index killed."""
+        leader = self.leader() if member in ("leader", "follower") else None
+        if member in ("leader", "follower") and leader is None:
+            raise RuntimeError("etcd cluster has no leader (to kill, or to spare)")
         if member == "leader":
-            found = self.leader()
-            if found is None:
-                raise RuntimeError("etcd cluster has no leader to kill")
-            index = found
+            index = leader
+        elif member == "follower":
+            index = next(i for i, p in enumerate(self.procs) if p is not None and i != leader)
         else:
             index = int(member)
+        assert index is not None
         proc = self.procs[index]
         if proc is None or proc.poll() is not None:
             raise RuntimeError(f"etcd member m{index} is not running")

@@ -98,8 +98,8 @@ def _on_sandbox(fault: Callable[..., Heal | None]) -> Injector:
 
 
 def _kill_etcd(run: Run, node: str, member: int | str = "leader") -> Heal:
-    """One etcd member of three SIGKILLed (an index, or "leader"); healed by restarting it
-    on its data directory. `node` is not used: the store is no node's."""
+    """One etcd member of three SIGKILLed (an index, "leader" or "follower"); healed by
+    restarting it on its data directory. `node` is not used: the store is no node's."""
     if run.etcd is None:
         raise RuntimeError('kill_etcd needs store = "etcd3"')
     return partial(run.etcd.restart, run.etcd.kill(member))
@@ -424,6 +424,8 @@ def _judge(
         node = _resolve(run, ref, roles)
         if states[node]["state"].startswith("FAILED") and text not in states[node]["message"]:
             problems.append(f"{node} is {states[node]['state']} without {text!r}")
+    if expect.clean_log:
+        problems.extend(f"mpp logged: {line}" for line in run.daemon.problems(5))
     if final is not None:
         problems.extend(_topology(run.d, final, states))
 

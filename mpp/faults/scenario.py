@@ -86,6 +86,9 @@ class Expect:
     during_states: dict[str, str] = field(default_factory=dict)
     during_message: dict[str, str] = field(default_factory=dict)
     ro_down: list[str] = field(default_factory=list)
+    # mpp's log holds no ERROR, CRITICAL, traceback or failed action (a fault that must
+    # have no effect: not even a lost cycle)
+    clean_log: bool = False
 
     @property
     def failovers_needed(self) -> int:
@@ -127,6 +130,7 @@ _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options",
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
+_EXPECT_KEYS |= {"clean_log"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "store", "proxied"}
 STORES = ("", "etcd3")

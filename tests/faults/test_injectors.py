@@ -392,5 +392,9 @@ def test_kill_etcd_leader_leaves_a_quorum_that_elects_another_and_the_restart_re
             etcd.endpoint(leader) + "/v3/kv/range", json={"key": key}, timeout=2
         ).json()
         assert base64.b64decode(got["kvs"][0]["value"]) == b"written while one was down"
+        now_leading = etcd.leader()
+        follower = etcd.kill("follower")
+        assert follower != now_leading and etcd.leader() == now_leading, "no election"
+        etcd.restart(follower)
     finally:
         etcd.stop()
