@@ -398,3 +398,26 @@ def test_kill_etcd_leader_leaves_a_quorum_that_elects_another_and_the_restart_re
         etcd.restart(follower)
     finally:
         etcd.stop()
+
+
+def test_scenario_store_and_proxied_keys_are_checked_when_loaded(tmp_path: Path) -> None:
+    """A misspelt store would run on SQLite and prove nothing about etcd; an on = "failover"
+    step cannot be timed on etcd (the runner reads the SQLite history for it)."""
+    from mpp.faults.runner import INJECTORS
+    from mpp.faults.scenario import ScenarioError, load
+
+    path = tmp_path / "s.toml"
+    base = (
+        '[[scenario]]\nname = "x"\n{extra}\n'
+        'steps = [{{ at = 1.0, fault = "kill_etcd"{on} }}]\n'
+        "[scenario.expect]\nfailover = false\n"
+    )
+    path.write_text(base.format(extra='store = "etcd3"\nproxied = true', on=""))
+    (scenario,) = load(path, set(INJECTORS))
+    assert (scenario.store, scenario.proxied) == ("etcd3", True)
+    path.write_text(base.format(extra='store = "etcd"', on=""))
+    with pytest.raises(ScenarioError, match="store = 'etcd'; allowed"):
+        load(path, set(INJECTORS))
+    path.write_text(base.format(extra='store = "etcd3"', on=', on = "failover"'))
+    with pytest.raises(ScenarioError, match="need the SQLite store"):
+        load(path, set(INJECTORS))
