@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from fastapi.responses import PlainTextResponse  # noqa: E402
 
+from bench.conditions import describe, finish, machine, package_version  # noqa: E402
 from bench.stats import pct  # noqa: E402
 from mpp.config import Config, parse  # noqa: E402
 from mpp.model import NodeState, PoolState, State  # noqa: E402
@@ -269,6 +270,7 @@ def main() -> None:
     ap.add_argument("--base-port", type=int, default=26580, help="3 ports from here")
     args = ap.parse_args()
     ports = (args.base_port, args.base_port + 1, args.base_port + 2)
+    host = machine()
     ctx = multiprocessing.get_context("spawn")
     ready = ctx.Event()
     server = ctx.Process(target=server_main, args=(ports, ready), daemon=True)
@@ -301,13 +303,22 @@ def main() -> None:
     finally:
         server.terminate()
         server.join(5)
-    doc = {
+    doc: dict[str, Any] = {
         "bench": "checks",
-        "cpus": os.cpu_count(),
-        "event_loop": eventloop.chosen(),
-        "python": sys.version.split()[0],
-        "clients": args.clients,
-        "seconds_per_run": args.seconds,
+        # what decides the figures: one server process (one event loop, one uvicorn worker)
+        # and the generator on the same cores, how many clients, and the server's stack
+        "conditions": {
+            "server": "1 process: uvicorn (1 worker, httptools) + agent listener, one loop",
+            "event_loop": eventloop.chosen(),
+            "uvicorn": package_version("uvicorn"),
+            "httptools": package_version("httptools"),
+            "fastapi": package_version("fastapi"),
+            "uvloop": package_version("uvloop"),
+            "generator": "1 Python asyncio process on the same machine, closed loop",
+            "clients": args.clients,
+            "seconds_per_run": args.seconds,
+            "machine": finish(host),
+        },
         "results": results,
         "ratios": {
             "http_check_vs_raw_asgi": round(
@@ -328,9 +339,9 @@ def main() -> None:
     }
     print(json.dumps(doc, indent=2))
     r = results
+    c = doc["conditions"]
     print(
-        f"checks ({args.clients} clients, {doc['cpus']} cpus, {doc['event_loop']} loop, "
-        "generator on the same machine): "
+        "checks: "
         f"HTTP check {r['http_check']['rps']} req/s p99 {r['http_check']['p99_ms']} ms "
         f"(raw ASGI {r['http_raw_asgi_baseline']['rps']} req/s, ratio "
         f"{doc['ratios']['http_check_vs_raw_asgi']}; FastAPI static "
@@ -341,6 +352,12 @@ def main() -> None:
         f"(bare {r['agent_bare_baseline']['rps']} req/s, ratio {doc['ratios']['agent_vs_bare']}); "
         f"server CPU per request: HTTP check {r['http_check']['server_cpu_us_per_request']} us, "
         f"agent {r['agent_check']['server_cpu_us_per_request']} us"
+        + describe(
+            f"{c['clients']} clients, {c['seconds_per_run']:g} s per target, 1 server process "
+            f"on {c['event_loop']} (uvicorn {c['uvicorn']}, 1 worker, httptools), generator "
+            "on the same machine",
+            host,
+        )
     )
 
 

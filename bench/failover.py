@@ -53,6 +53,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.conditions import describe_machine, finish, machine  # noqa: E402
 from mpp import sandbox  # noqa: E402
 from mpp.faults import (  # noqa: E402
     IoWatch,
@@ -700,6 +701,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mpp-bench-failover-"))
     results = []
     slot = 0
+    host = machine()
     try:
         for profile in profiles:
             rows = []
@@ -737,13 +739,14 @@ def main() -> None:
                 "signal": args.signal,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                 "logs": str(logs),
+                "machine": finish(host),
                 "results": results,
             },
             indent=2,
         )
     )
     for agg in results:
-        print(human(agg))
+        print(f"{human(agg)}; machine: {describe_machine(host)}")
 
 
 if __name__ == "__main__":

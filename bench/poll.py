@@ -21,12 +21,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pymysql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.conditions import describe, finish, machine, server_version  # noqa: E402
 from bench.stats import pct  # noqa: E402
 from mpp import sandbox  # noqa: E402
 from mpp.config import load, parse_duration  # noqa: E402
@@ -44,6 +46,7 @@ def real(nodes: int, seconds: float, interval: float, base_port: int) -> dict[st
             text = (d / "mpp.toml").read_text().replace('interval = "1s"', f"interval = {interval}")
             (d / "mpp.toml").write_text(text)
             config = load(d / "mpp.toml")
+            version = server_version(d)
             store = SqliteStore(config.state_path)
             workers, executor = make_workers(config, store)
             cycles = max(3, int(seconds / interval))
@@ -72,6 +75,16 @@ def real(nodes: int, seconds: float, interval: float, base_port: int) -> dict[st
         "mode": "real",
         "nodes": nodes,
         "interval_s": interval,
+        # what decides the figures besides the machine: how often and how many nodes are
+        # polled, how long a probe may wait, and which server answers
+        "conditions": {
+            "nodes": nodes,
+            "topology": "master-master",  # the sandbox's default
+            "interval_s": interval,
+            "connect_timeout_s": config.mpp.connect_timeout,
+            "server_version": version,
+            "store": "sqlite (WAL, synchronous NORMAL)",
+        },
         "cycles": cycles,
         "cycle_ms_p50": round(pct(walls, 0.5) * 1000, 2),
         "cycle_ms_p95": round(pct(walls, 0.95) * 1000, 2),
@@ -165,22 +178,32 @@ def main() -> None:
     )
     args = parser.parse_args()
     interval = parse_duration(args.interval)
+    host = machine()
     results = [real(args.nodes, args.seconds, interval, args.base_port)]
     if args.simulated:
         results.append(simulated(args.simulated, 200))
-    print(json.dumps({"bench": "poll", "results": results}, indent=2))
+    doc = {"bench": "poll", "machine": finish(host), "results": results}
+    print(json.dumps(doc, indent=2))
     r = results[0]
+    c: Any = r["conditions"]
     print(
         f"poll: {r['nodes']} real nodes @ {interval:g}s: cycle p50 {r['cycle_ms_p50']} ms "
         f"(p95 {r['cycle_ms_p95']}), CPU {r['cpu_ms_per_node_cycle']} ms per node-cycle "
         f"= {r['cpu_percent_per_node']}% of a core per node; "
         f"{r['ratio_vs_bare_driver']}x the bare driver doing the same queries"
+        + describe(
+            f"{c['nodes']} {c['topology']} sandbox nodes, interval {c['interval_s']:g} s, "
+            f"connect_timeout {c['connect_timeout_s']:g} s, MariaDB {c['server_version']}, "
+            f"{args.seconds:g} s measured",
+            host,
+        )
     )
     if args.simulated:
         s = results[1]
         print(
             f"poll: {s['nodes']} simulated nodes, logic+store: "
             f"{s['cpu_ms_per_node_cycle']} ms CPU per node-cycle, {s['cycle_ms_mean']} ms per cycle"
+            + describe(f"{s['nodes']} synthetic nodes, {s['cycles']} cycles, sqlite store", host)
         )
 
 

@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import json
 import multiprocessing
 import os
-import platform
 import re
 import shutil
 import signal
@@ -53,14 +51,19 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.conditions import describe, finish  # noqa: E402
+from bench.conditions import machine as host_machine  # noqa: E402
 from mpp import sandbox  # noqa: E402
 from mpp.faults import wait_for  # noqa: E402
+from mpp.faults.cluster import conditions  # noqa: E402
+from mpp.faults.cluster import describe as describe_servers  # noqa: E402
 
 HOST = "127.0.0.1"
 BASE = 27500  # sandbox 27500-27502; router 27510/27511, API 27512, HAProxy 27520
 RW, RO, API, HAPROXY_PORT = 27510, 27511, 27512, 27520
 HAPROXY = "/usr/sbin/haproxy"
 TESTS = ("oltp_read_only", "oltp_point_select")
+FAILOVER_INTERVAL = "250ms"  # mpp's fast profile: interval and connect timeout of the failovers
 THREADS = (8, 32)
 
 
@@ -343,7 +346,7 @@ class Writer(threading.Thread):
 
 
 def failover_once(d: Path) -> dict[str, Any]:
-    stack = Stack(d, interval="250ms", timeout="250ms")
+    stack = Stack(d, interval=FAILOVER_INTERVAL, timeout=FAILOVER_INTERVAL)
     try:
         stack.start_mpp()
         conn = mysql(RW)
@@ -351,6 +354,7 @@ def failover_once(d: Path) -> dict[str, Any]:
             cur.execute("CREATE TABLE bench_w (id BIGINT PRIMARY KEY)")
         conn.close()
         replicas = [stack.ports["db2"], stack.ports["db3"]]
+        servers = conditions(d)
         through = Writer("router", lambda: [RW], 1)
         direct = Writer("direct", lambda: replicas, 1_000_000_000)
         wait_for("the table on the replicas", lambda: all(has_table(p) for p in replicas), 30)
@@ -371,15 +375,21 @@ def failover_once(d: Path) -> dict[str, Any]:
         direct.join(15)
         router_rto = through.first_after(killed)
         direct_rto = direct.first_after(killed)
-        result = {
+        result: dict[str, Any] = {
             "router_rto_s": None if router_rto is None else round(router_rto, 3),
             "direct_rto_s": None if direct_rto is None else round(direct_rto, 3),
+            "conditions": {
+                "interval": FAILOVER_INTERVAL,
+                "connect_timeout": FAILOVER_INTERVAL,
+                **servers,
+            },
         }
         if router_rto is not None and direct_rto is not None:
             result["difference_s"] = round(router_rto - direct_rto, 3)
         log(
-            f"failover (kill -9, interval 250ms): client RTO through the router "
-            f"{result['router_rto_s']} s, directly on the new primary {result['direct_rto_s']} s"
+            f"failover (kill -9): client RTO through the router {result['router_rto_s']} s, "
+            f"directly on the new primary {result['direct_rto_s']} s; conditions: interval and "
+            f"connect_timeout {FAILOVER_INTERVAL}, {describe_servers(servers)}"
         )
         return result
     finally:
@@ -403,6 +413,10 @@ def has_table(port: int) -> bool:
 
 
 ECHO, FRONT = 27530, 27531
+FORWARDING_CONDITIONS = (
+    "uvloop echo server, one proxy process per way, 4 blocking clients x 5000 100-byte "
+    "round trips, a 300 MB bulk copy"
+)
 
 
 def _echo_server() -> None:
@@ -489,18 +503,24 @@ def _socket_proxy() -> Any:
         except OSError:
             pass
         finally:
-            a.close()
-            b.close()
+            # pass the end on, but leave closing to handle(): closing a socket the other
+            # pump still waits on frees its fd while asyncio's selector has it registered,
+            # the next connection gets that fd and its registration fails (the run hung)
+            with contextlib.suppress(OSError):
+                b.shutdown(socket.SHUT_WR)
 
     async def handle(client: socket.socket) -> None:
         loop = asyncio.get_running_loop()
         server = socket.socket()
         server.setblocking(False)
         server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        await loop.sock_connect(server, (HOST, ECHO))
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        _spawn(pump(client, server))
-        _spawn(pump(server, client))
+        try:
+            await loop.sock_connect(server, (HOST, ECHO))
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await asyncio.gather(pump(client, server), pump(server, client))
+        finally:
+            client.close()
+            server.close()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -593,17 +613,26 @@ def forwarding() -> list[dict[str, Any]]:
 
 
 def machine() -> dict[str, Any]:
+    """The shared machine description plus the proxy's version (bench/conditions.py)."""
+    out = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True).stdout
+    return {**host_machine(), "haproxy": out.splitlines()[0] if out else "not installed"}
+
+
+def throughput_conditions(
+    binary: str, seconds: int, loops: list[str], tests: list[str], threads: list[int]
+) -> dict[str, Any]:
+    """What decides the sysbench and connection figures besides the machine."""
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
     return {
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "mariadb": subprocess.run(
-            ["/usr/sbin/mariadbd", "--version"], capture_output=True, text=True
-        ).stdout.strip(),
-        "haproxy": subprocess.run(
-            [HAPROXY, "-v"], capture_output=True, text=True
-        ).stdout.splitlines()[0],
+        "sysbench": version.strip(),
+        "sysbench_tests": tests,
+        "sysbench_threads": threads,
+        "seconds_per_run": seconds,
+        "table": "1 table x 10k rows, app user, TLS off",
+        "router_event_loops": loops,
+        "mpp_interval": "1s (polling while it routes; its CPU counts in the router's)",
+        "haproxy_mode": "tcp, 1 server (db1), Debian defaults (nbthread = cores)",
+        "everything_on_the_same_cores": "sysbench, 3 mariadbd, the proxy, mpp",
     }
 
 
@@ -634,11 +663,15 @@ def main() -> None:
     parser.add_argument("--forwarding", action="store_true", help="only the forwarding styles")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
+    host = machine()
     if args.forwarding:
-        print(json.dumps({"machine": machine(), "forwarding": forwarding()}, indent=2))
+        rows = forwarding()
+        doc = {"machine": finish(host), "conditions": FORWARDING_CONDITIONS, "forwarding": rows}
+        print(json.dumps(doc, indent=2))
+        log("forwarding" + describe(FORWARDING_CONDITIONS, host))
         return
     binary = ensure_sysbench()
-    report: dict[str, Any] = {"machine": machine()}
+    report: dict[str, Any] = {"machine": host}
     with workdir(args.keep) as d:
         stack = Stack(d / "throughput")
         try:
@@ -647,12 +680,26 @@ def main() -> None:
             loops = ["uvloop", "asyncio"] if args.compare_loops else ["uvloop"]
             tests = [t for t in args.tests.split(",") if t]
             threads = [int(t) for t in args.threads.split(",") if t]
+            report["conditions"] = throughput_conditions(
+                binary, args.seconds, loops, tests, threads
+            )
             report["sysbench"] = throughput(binary, stack, args.seconds, loops, tests, threads)
             report["connection_setup"] = setup_cost(stack, args.connects)
         finally:
             stack.close()
         report["failover"] = [failover_once(d / f"failover{i}") for i in range(args.failovers)]
+    finish(host)
     print(json.dumps(report, indent=2))
+    c = report["conditions"]
+    log(
+        "router, sysbench and connection set-up above"
+        + describe(
+            f"{c['sysbench']}, {c['table']}, {c['seconds_per_run']} s per run, router on "
+            f"{'/'.join(c['router_event_loops'])} with mpp polling every 1 s, "
+            f"{host['haproxy'].split(' - ')[0]} ({c['haproxy_mode']}), all on the same cores",
+            host,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+
+from bench.conditions import describe, filesystem, finish, machine  # noqa: E402
 from bench.stats import pct  # noqa: E402
 from mpp.logic.failover import decide, initial_state  # noqa: E402
 from mpp.model import Event, EventKind, NodeSpec, NodeType, Observation, PoolSpec  # noqa: E402
@@ -91,11 +95,39 @@ def handover_ms(store_a: Store, store_b: Store, runs: int) -> float:
     return round(statistics.median(samples), 3)
 
 
+def sqlite_conditions(store: SqliteStore) -> dict[str, Any]:
+    """The journal mode and synchronous level of the store's own connection (synchronous
+    is per connection: another connection to the file would report its own)."""
+    db = store._db  # the bench reads the pragmas mpp set; SqliteStore has no accessor
+    mode = db.execute("PRAGMA journal_mode").fetchone()[0]
+    level = int(db.execute("PRAGMA synchronous").fetchone()[0])
+    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    return {
+        "journal_mode": str(mode).upper(),
+        "synchronous": names.get(level, str(level)),
+        "filesystem": filesystem(store.path.parent),
+    }
+
+
+def etcd_conditions(server: EtcdServer) -> dict[str, Any]:
+    """The etcd version and member count, as the server reports them."""
+    with httpx.Client(timeout=5.0) as client:
+        version = client.get(f"{server.endpoint}/version").json()
+        members = client.post(f"{server.endpoint}/v3/cluster/member/list", json={}).json()
+    return {
+        "version": version.get("etcdserver", "unknown"),
+        "members": len(members.get("members", [])),
+        "filesystem": filesystem(server.directory),
+        "transport": "HTTP gateway over loopback, no TLS",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500, help="cycles per backend")
     parser.add_argument("--port", type=int, default=26740, help="etcd client port (+1 peer)")
     args = parser.parse_args()
+    host = machine()
     with tempfile.TemporaryDirectory(prefix="mpp-bench-store-") as tmp:
         sqlite = SqliteStore(Path(tmp) / "state.db")
         sqlite_b = SqliteStore(Path(tmp) / "state.db")
@@ -104,6 +136,7 @@ def main() -> None:
         try:
             etcd = EtcdStore([server.endpoint], "/bench")
             etcd_b = EtcdStore([server.endpoint], "/bench")
+            kinds = {"sqlite": sqlite_conditions(sqlite), "etcd": etcd_conditions(server)}
             results = {
                 "sqlite": {
                     **measure(sqlite, args.count),
@@ -118,7 +151,13 @@ def main() -> None:
             sqlite.close()
             sqlite_b.close()
     ratio = results["etcd"]["cycle_p50_ms"] / results["sqlite"]["cycle_p50_ms"]
-    doc = {"count": args.count, "results": results, "etcd_over_sqlite_cycle_p50": round(ratio, 2)}
+    doc = {
+        "bench": "store",
+        "count": args.count,
+        "conditions": {**kinds, "pool_nodes": 3, "machine": finish(host)},
+        "results": results,
+        "etcd_over_sqlite_cycle_p50": round(ratio, 2),
+    }
     print(json.dumps(doc, indent=2))
     e, s = results["etcd"], results["sqlite"]
     print(
@@ -128,6 +167,13 @@ def main() -> None:
         f"{e['renew_p50_ms']} ms; history(50) p50 sqlite {s['history50_p50_ms']} ms, etcd "
         f"{e['history50_p50_ms']} ms; clean handover p50 sqlite {s['handover_ms']} ms, etcd "
         f"{e['handover_ms']} ms"
+        + describe(
+            f"sqlite journal {kinds['sqlite']['journal_mode']}, synchronous "
+            f"{kinds['sqlite']['synchronous']} on {kinds['sqlite']['filesystem']}; etcd "
+            f"{kinds['etcd']['version']}, {kinds['etcd']['members']} member(s) on "
+            f"{kinds['etcd']['filesystem']}, loopback; 3-node pool state, {args.count} cycles",
+            host,
+        )
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.conditions import describe, finish, machine
 from bench.failover import (
     PROFILES,
     compact,
@@ -49,7 +50,15 @@ from mpp.faults import (
     ports,
     wait_caught_up,
 )
-from mpp.faults.cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
+from mpp.faults.cluster import (
+    Daemon,
+    conditions,
+    mpp_cli,
+    node_states,
+    wait_settled,
+    write_config,
+)
+from mpp.faults.cluster import describe as describe_servers
 
 TARGET_BLOCKED_P50_S = 1.0
 
@@ -140,6 +149,8 @@ def main() -> None:
     daemon: Daemon | None = None
     writer: Writer | None = None
     started = now()
+    host = machine()
+    servers: dict[str, Any] | None = None
     try:
         d, port = new_sandbox(work, "switchover", 0, args.base_port, 500)
         final["base_port"] = port
@@ -149,6 +160,7 @@ def main() -> None:
         config = write_config(d, prof["interval"], prof["connect_timeout"])
         daemon = Daemon(config, logs / "switchover.mpp.log")
         wait_settled(d, config, daemon, "db1")
+        servers = conditions(d)
         writer = Writer(ports(d))
         writer.start()
         current = "db1"
@@ -219,6 +231,13 @@ def main() -> None:
         "profile": args.profile,
         **PROFILES[args.profile],
         "semi_sync": True,
+        # what decides the figures: mpp's interval (the CLI waits for the daemon's next
+        # cycle), the servers' settings as they report them, and the machine
+        "conditions": {
+            **PROFILES[args.profile],
+            "servers": servers,
+            "machine": finish(host),
+        },
         "runs": len(rows),
         "ok_runs": ok_runs,
         "lost_per_run": lost,
@@ -251,6 +270,12 @@ def main() -> None:
         f"{s['cli_seconds']['p50']} s, promote done p50 {s['promote_done_s']['p50']} s after "
         f"the request; target p50 <= {TARGET_BLOCKED_P50_S:g} s and 0 lost: "
         f"{'met' if doc['target_met'] else 'NOT met'}"
+        + describe(
+            f"interval {PROFILES[args.profile]['interval']}, connect_timeout "
+            f"{PROFILES[args.profile]['connect_timeout']}, "
+            + (describe_servers(servers) if servers else "server settings not read"),
+            host,
+        )
     )
 
 

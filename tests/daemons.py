@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -18,14 +19,21 @@ class MppRun:
     """`mpp run --no-live` on `config`, its stdout and stderr in `log` (wide, so that
     tables are not wrapped). `stop()` ends it with SIGTERM and checks it exited 0."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, open_files: int | None = None) -> None:
+        """`open_files`: run it under that descriptor limit (soft and hard, `ulimit -n`)."""
         self.log = log
+
+        def limit() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         with log.open("w") as out:
             self.process = subprocess.Popen(
                 mpp_command(config, "run", "--no-live"),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "COLUMNS": "200"},
+                preexec_fn=limit if open_files is not None else None,
             )
         self.pid = self.process.pid
         self.killed = False

@@ -2,7 +2,10 @@
 
 A pre_* hook runs before the change is committed and can veto it (exit code != 0 with
 abort_on_failure); post_* and on_state_change run afterwards in the background and never
-hold up the poll loop. Hooks get facts in MPP_* environment variables, never secrets.
+hold up the poll loop. Hooks get facts in MPP_* environment variables, never secrets:
+their environment is built from nothing, not inherited, because mpp's own holds the
+passwords its pools name with password_env / repl_password_env (and whatever else the
+service manager exported), and a hook's output ends up in mpp's log.
 """
 
 from __future__ import annotations
@@ -14,15 +17,24 @@ import threading
 
 log = logging.getLogger("mpp.hooks")
 
+# what a shell command needs to find programs, files and the operator's locale and zone
+PASSED = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ"})
+
+
+def hook_environment(name: str, facts: dict[str, str]) -> dict[str, str]:
+    """PATH, HOME, LANG, LC_*, TZ from mpp's environment, then the documented MPP_* facts."""
+    kept = {k: v for k, v in os.environ.items() if k in PASSED or k.startswith("LC_")}
+    kept.setdefault("PATH", os.defpath)
+    return {**kept, **facts, "MPP_HOOK": name}
+
 
 def run_hook(name: str, command: str, env: dict[str, str], timeout: float) -> tuple[bool, str]:
     """Run one hook and wait; (succeeded, what happened) for the history."""
-    full_env = {**os.environ, **env, "MPP_HOOK": name}
     try:
         done = subprocess.run(
             command,
             shell=True,
-            env=full_env,
+            env=hook_environment(name, env),
             capture_output=True,
             text=True,
             timeout=timeout,

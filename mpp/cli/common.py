@@ -10,19 +10,31 @@ from typing import NoReturn
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from mpp.config import Config, ConfigError, default_path, load
 from mpp.model import CommandRefused
 from mpp.store import Store, StoreError, open_store
 
 # Piped output (cron mail, scripts, logs) gets wide lines instead of a wrapped 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 240)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 240)
+# No markup and no highlighting, ever: what the CLI prints quotes untrusted text (server
+# error messages quoting row values, node names, config values), and rich would interpret
+# "[/x]" in it as markup and die with MarkupError. Styles come from Text objects only.
+console = Console(width=None if sys.stdout.isatty() else 240, markup=False, highlight=False)
+err_console = Console(
+    stderr=True, width=None if sys.stderr.isatty() else 240, markup=False, highlight=False
+)
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """One red line on stderr, then the exit code scripts test: no traceback to read."""
-    err_console.print(f"[bold red]mpp:[/] {message}", highlight=False)
+def styled(prefix: str, message: str, style: str = "bold red") -> Text:
+    """`prefix` in `style`, then `message` as it is (never markup)."""
+    return Text.assemble((prefix, style), " ", message)
+
+
+def fail(message: str, code: int = 1, prefix: str = "mpp:") -> NoReturn:
+    """One red line on stderr, then the exit code scripts test: no traceback to read (not
+    wrapped either: soft_wrap keeps a long message on one line)."""
+    err_console.print(styled(prefix, message), soft_wrap=True)
     sys.exit(code)
 
 

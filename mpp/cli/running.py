@@ -21,7 +21,9 @@ from rich.logging import RichHandler
 from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
+from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
+from mpp.publish.log import Throttle
 from mpp.publish.view import document, table
 from mpp.run import eventloop
 from mpp.run.daemon import PoolWorker, Threads, make_workers, poll_once, run_forever
@@ -70,6 +72,9 @@ def run(c: Ctx, live: bool | None) -> None:
         config = c.config
         show = console.is_terminal if live is None else live
         _setup_logging(live=show)
+        # the files the config points at, read before the store or any port is created
+        config.check_secrets()
+        load_token(config)
         store = c.store()
         leadership = Leadership(store, config.mpp.name, config.mpp.leader_ttl)
         hub = Hub(
@@ -164,3 +169,13 @@ def _setup_logging(live: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     root.propagate = False
+    # uvicorn's lines ("Invalid HTTP request received." for every garbage request on the
+    # API port) went to Python's last-resort handler: bare text, no time or level, one per
+    # request. Same format as mpp's, and each distinct line at most once a minute.
+    server = logging.getLogger("uvicorn")
+    server.handlers[:] = [handler]
+    server.setLevel(logging.INFO)
+    server.propagate = False
+    error_log = logging.getLogger("uvicorn.error")
+    error_log.filters[:] = [f for f in error_log.filters if not isinstance(f, Throttle)]
+    error_log.addFilter(Throttle(60.0))

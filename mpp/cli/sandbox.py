@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ import click
 from rich.table import Table
 
 from mpp import sandbox as sb
-from mpp.cli.common import console
+from mpp.cli.common import console, fail
 
 _dir_option = click.option(
     "--dir",
@@ -31,8 +30,7 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except sb.SandboxError as err:
-        console.print(f"[bold red]mpp sandbox:[/] {err}", highlight=False)
-        sys.exit(1)
+        fail(str(err), 1, "mpp sandbox:")
 
 
 @click.group()

@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.live import Live
 
-from mpp.cli.common import Ctx, console, errors, pass_ctx
+from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.config import Config
 from mpp.model import PoolState, State
 from mpp.publish.view import document, table
@@ -85,6 +85,17 @@ def is_active(c: Ctx, node: str) -> None:
     sys.exit(0 if active else 1)
 
 
+def _known_or_fail(config: Config, store: Store, pool: str | None, node: str | None) -> None:
+    """An empty history of a pool or node nobody knows is a typo, not a quiet pool: say so
+    (as the API's 404 does). A pool or node removed from the config keeps its history."""
+    pools = sorted({p.name for p in config.pool} | set(store.pools()))
+    if pool is not None and pool not in pools:
+        fail(f"{config.path}: no pool named {pool!r} (pools: {', '.join(pools)})", 2)
+    nodes = sorted({n.name for p in config.pool if pool in (None, p.name) for n in p.node})
+    if node is not None and node not in nodes:
+        fail(f"{config.path}: no node named {node!r} (nodes: {', '.join(nodes)})", 2)
+
+
 @click.command()
 @click.option("--pool", default=None, help="Only this pool.")
 @click.option("--node", default=None, help="Only this node.")
@@ -95,6 +106,8 @@ def history(c: Ctx, pool: str | None, node: str | None, limit: int, as_json: boo
     """Every state change (and status step) with its reason, oldest first."""
     with errors(), closing(c.store()) as store:
         events = store.history(pool, node, limit)
+        if not events:
+            _known_or_fail(c.config, store, pool, node)
     if as_json:
         click.echo(json.dumps([e.__dict__ for e in events], indent=2))
         return

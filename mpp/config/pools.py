@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from mpp.config.values import Duration, _Strict
+from mpp.config.values import Duration, EnvName, FileName, Printable, _Strict, host_port
 from mpp.logic import registry
 from mpp.model import PoolSpec
 
@@ -29,9 +29,8 @@ class NodeConfig(_Strict):
     def _host_port(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306"')
+        if host_port(value, 1) is None:
+            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306" or "[::1]:3306"')
         return value
 
     @property
@@ -82,9 +81,9 @@ class PoolConfig(_Strict):
     fail_point: Annotated[int, Field(ge=1, le=1000)] = 4
     max_lag: Duration = 10.0
     hostile_takeover: bool = False
-    user: Annotated[str, Field(min_length=1)] = "mpp"
-    password_env: str | None = None
-    password_file: str | None = None
+    user: Annotated[Printable, Field(min_length=1)] = "mpp"
+    password_env: EnvName | None = None
+    password_file: FileName | None = None
     # primary-replica topology: what failover, switchover and rejoin may do
     auto_failover: bool = True
     auto_rejoin: bool = True
@@ -95,9 +94,9 @@ class PoolConfig(_Strict):
     switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     semi_sync: bool = False
     semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
-    repl_user: str = "repl"
-    repl_password_env: str | None = None
-    repl_password_file: str | None = None
+    repl_user: Annotated[Printable, Field(min_length=1)] = "repl"
+    repl_password_env: EnvName | None = None
+    repl_password_file: FileName | None = None
     hooks: HooksConfig = HooksConfig()
     node: Annotated[list[NodeConfig], Field(min_length=1)]
 

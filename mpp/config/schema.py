@@ -155,6 +155,15 @@ class Config(_Strict):
             pool.repl_user,
         )
 
+    def check_secrets(self) -> None:
+        """Read every secret `mpp run` will need, and forget them: a missing or unreadable
+        one then stops the start before the store or a port exists (no partial start)."""
+        self.etcd_password()
+        for pool in self.pool:
+            self.password(pool)
+            if pool.topology == "primary-replica":
+                self.repl_password(pool)
+
     def _secret(
         self, where: str, key: str, env: str | None, file_name: str | None, user: str
     ) -> SecretStr:
@@ -179,3 +188,8 @@ class Config(_Strict):
                 f"{self.path}: {where} key {key}_file: cannot read {file} "
                 f"({err.strerror}); create it with the password of user {user!r}"
             ) from err
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{self.path}: {where} key {key}_file: {file} is not UTF-8; write the "
+                f"password of user {user!r} as UTF-8 text"
+            ) from None

@@ -14,15 +14,25 @@ from pydantic import (
     model_validator,
 )
 
-from mpp.config.values import Duration, Listen, _key_error, _Strict
+from mpp.config.values import (
+    Duration,
+    Email,
+    EnvName,
+    FileName,
+    Listen,
+    Printable,
+    _file_name,
+    _key_error,
+    _Strict,
+)
 
-_ETCD_URL = re.compile(r"^etcd://([^/]+)(/.*)?$")
-_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}$")
+_ETCD_URL = re.compile(r"^etcd://([^/]+)(/[^\x00-\x1f\x7f]*)?\Z", re.ASCII)
+_HOST_PORT = re.compile(r"^[A-Za-z0-9._-]+:\d{1,5}\Z", re.ASCII)
 
 
 def _state_url(value: str) -> str:
     if value.startswith("sqlite://") and value != "sqlite://":
-        return value
+        return _file_name(value)
     match = _ETCD_URL.match(value)
     if match and all(_HOST_PORT.match(h) for h in match.group(1).split(",")):
         return value
@@ -48,7 +58,7 @@ class MppSection(_Strict):
     query_timeout: Annotated[Duration, Field(gt=0)] | None = None
     # several `mpp run` may share the store (sites on etcd, a standby instance): the one
     # holding the leadership lease decides and acts, the others follow; `name` says who
-    name: str = Field(default_factory=socket.gethostname, min_length=1)
+    name: Printable = Field(default_factory=socket.gethostname, min_length=1)
     leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
     # the local address every session to the servers comes from (a multi-homed host: the
     # monitoring network); None: whatever the routing table picks
@@ -75,13 +85,13 @@ class EtcdLocation:
 class EtcdSection(_Strict):
     """Credentials and TLS for an etcd:// store (etcd's own user and certificates)."""
 
-    user: str | None = None  # etcd authentication (`etcdctl auth enable`)
-    password_env: str | None = None
-    password_file: str | None = None
+    user: Printable | None = None  # etcd authentication (`etcdctl auth enable`)
+    password_env: EnvName | None = None
+    password_file: FileName | None = None
     tls: bool | None = None  # https; on by default when a CA or a client certificate is set
-    ca_file: str | None = None  # verify etcd's certificate with this CA (else the system's)
-    cert_file: str | None = None  # client certificate, for etcd --client-cert-auth
-    key_file: str | None = None
+    ca_file: FileName | None = None  # verify etcd's certificate with this CA (else the system's)
+    cert_file: FileName | None = None  # client certificate, for etcd --client-cert-auth
+    key_file: FileName | None = None
     timeout: Annotated[Duration, Field(gt=0)] = 2.0  # per request, then the next endpoint
 
     @model_validator(mode="after")
@@ -112,26 +122,33 @@ class ApiSection(_Strict):
     """The REST API and HTTP checks served by `mpp run`."""
 
     listen: Listen = "127.0.0.1:8080"
-    token_file: str | None = None  # bearer token for mutations; without it they answer 401
+    token_file: FileName | None = None  # bearer token for mutations; without it they answer 401
     open_reads: bool = True  # read and check endpoints need no token
+    # connections held at once; at the cap the oldest idle one makes room (docs/security.md)
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
+    # a request's head must arrive within this, from the connect or the previous response
+    header_timeout: Annotated[Duration, Field(gt=0, le=300)] = 5.0
 
 
 class AgentSection(_Strict):
     """HAProxy agent-check listener served by `mpp run`."""
 
     listen: Listen = "127.0.0.1:9800"
+    # connections held at once; at the cap the oldest one still waiting for its request
+    # line makes room
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
 
 
 class WebhookTarget(_Strict):
-    url: Annotated[str, Field(pattern=r"^https?://")]
+    url: Annotated[Printable, Field(pattern=r"^https?://\S+$")]
     timeout: Duration = 2.0
     retries: Annotated[int, Field(ge=0, le=10)] = 3
 
 
 class EmailTarget(_Strict):
     smtp: Listen = "127.0.0.1:25"
-    sender: str = "mpp@localhost"
-    to: Annotated[list[str], Field(min_length=1)]
+    sender: Email = "mpp@localhost"
+    to: Annotated[list[Email], Field(min_length=1)]
     timeout: Duration = 5.0
 
 

@@ -33,9 +33,11 @@ def write_config(
     pool: dict[str, str | int | bool] | None = None,
     name: str = "bench.toml",
     mpp: dict[str, str | int | bool] | None = None,
+    sections: str = "",
 ) -> Path:
     """The sandbox's own mpp.toml with the profile's timings, semi-sync on, and `pool` keys
-    (TOML values as Python values) set on its pool: what mpp runs with in a scenario."""
+    (TOML values as Python values) set on its pool: what mpp runs with in a scenario.
+    `sections`: TOML text appended (the [api], [agent], [router] a scenario watches)."""
     text = (d / "mpp.toml").read_text()
     text = text.replace('interval = "1s"', f'interval = "{interval}"')
     text = text.replace('connect_timeout = "1s"', f'connect_timeout = "{connect_timeout}"')
@@ -49,7 +51,7 @@ def write_config(
     for key, value in (mpp or {}).items():  # [mpp] keys go right after its header
         text = text.replace("[mpp]\n", f"[mpp]\n{key} = {_toml(value)}\n", 1)
     path = d / name
-    path.write_text(text)
+    path.write_text(text + sections)
     return path
 
 

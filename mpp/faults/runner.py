@@ -34,6 +34,7 @@ from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
 from .etcd import EtcdCluster
 from .proxy import Proxies
 from .scenario import Scenario, Step
+from .surfaces import RouterClient, SurfaceWatch, misroutes, summary
 from .watchers import ReadOnlySampler, lost_ids
 from .workload import Writer, create_table
 
@@ -88,6 +89,14 @@ def _kill_mpp(run: Run, node: str) -> Heal:
     return restart
 
 
+def _switchover(run: Run, node: str) -> None:
+    """A planned switchover to `node`, as an operator runs it (`mpp switchover`); the
+    step waits for it, and a refused or rolled-back one fails the scenario."""
+    done = mpp_cli(run.config, "switchover", "main", "--to", node, timeout=60.0)
+    if done.returncode != 0:
+        raise RuntimeError(f"mpp switchover to {node} failed: {done.stdout.strip()[-300:]}")
+
+
 def _on_sandbox(fault: Callable[..., Heal | None]) -> Injector:
     """An injector of mpp.faults.injectors (sandbox directory, node, options -> heal)."""
 
@@ -123,6 +132,7 @@ INJECTORS: dict[str, Injector] = {
     "writable": _writable,
     "pause_mpp": _pause_mpp,
     "kill_mpp": _kill_mpp,
+    "switchover": _switchover,
     **{
         name: _on_sandbox(getattr(injectors, name))
         for name in (
@@ -138,6 +148,24 @@ INJECTORS: dict[str, Injector] = {
 }
 
 
+# per scenario, after the sandbox's three node ports: the API (HTTP checks), the agent-check
+# and the router's rw port, so every scenario watches every surface
+SURFACE_PORTS = 3
+PORTS_PER_SCENARIO = 3 + SURFACE_PORTS
+ROUTER_FIRST_ID = 10_000_000  # the router client's ids, apart from the writer's
+_CONNECT_TIMEOUT = 1.0  # mpp's, in every scenario
+
+
+def surfaces_toml(base_port: int) -> str:
+    """The [api], [agent] and [router] sections a scenario's mpp serves."""
+    api, agent, rw = (base_port + 3 + i for i in range(SURFACE_PORTS))
+    return (
+        f'\n[api]\nlisten = "127.0.0.1:{api}"\n'
+        f'\n[agent]\nlisten = "127.0.0.1:{agent}"\n'
+        f'\n[router]\nrw = "127.0.0.1:{rw}"\n'
+    )
+
+
 @dataclass
 class Row:
     """One line of the matrix."""
@@ -147,6 +175,7 @@ class Row:
     rto: float | None = None
     lost: int | None = None
     max_writable: int | None = None
+    misrouted: int | None = None  # answers or connections that sent a client off the primary
     failovers: int = 0
     recorded: str = ""
     problems: list[str] = field(default_factory=list)
@@ -163,6 +192,8 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     writer: Writer | None = None
     sampler: ReadOnlySampler | None = None
     routes: list[object] = []  # an etcd store, proxies: stopped after mpp
+    watch: SurfaceWatch | None = None
+    client: RouterClient | None = None
     try:
         # every node starts read-only, as production servers should (a restarted old primary
         # must not take writes before mpp decides); the primary is made writable once
@@ -170,28 +201,42 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             d, nodes=3, base_port=base_port, topology="primary-replica", read_only_start=True
         )
         config = write_config(
-            d, scenario.interval, "1s", scenario.pool, "scenario.toml", scenario.mpp
+            d,
+            scenario.interval,
+            f"{_CONNECT_TIMEOUT:g}s",
+            scenario.pool,
+            "scenario.toml",
+            scenario.mpp,
+            surfaces_toml(base_port),
         )
         run = _routes(scenario, d, config, routes)
         wait_settled(d, config, run.daemon, "db1")
         create_table(d, "db1")
         roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
-        writer = Writer(ports(d))
+        writer = Writer(ports(d), rate=scenario.write_rate)
         sampler = ReadOnlySampler(d)
-        writer.start()
-        sampler.start()
+        host = "127.0.0.1"
+        watch = SurfaceWatch("main", sorted(ports(d)), (host, base_port + 3), (host, base_port + 4))
+        client = RouterClient(base_port + 5, ports(d), ROUTER_FIRST_ID)
+        for running in (writer, sampler, watch, client):
+            running.start()
         t0 = now()
         first_fault = _inject_all(
             run, scenario, roles, t0, partial(_during, run, scenario, roles, row)
         )
         _settle(run, scenario, roles, row)
-        writer.close()
-        sampler.close()
-        _judge(run, scenario, roles, row, writer, sampler, t0, first_fault)
+        for running in (writer, client, watch, sampler):
+            running.close()
+        _judge(run, scenario, roles, row, writer, sampler, t0, first_fault, client)
+        # mpp sees a change at its next poll, which may itself take up to connect_timeout
+        noticed = _seconds(scenario.interval) + _CONNECT_TIMEOUT
+        wrong = misroutes(sampler.snapshot(), watch.rounds, client.landings, noticed)
+        row.misrouted = len(wrong)
+        row.problems.extend(summary(wrong, t0))
     except Exception as err:  # a scenario that cannot even run is a failed row, with why
         row.problems.append(f"{type(err).__name__}: {err}")
     finally:
-        for thread in (writer, sampler):
+        for thread in (writer, client, watch, sampler):
             if thread is not None:
                 with contextlib.suppress(Exception):
                     thread.close()
@@ -235,12 +280,25 @@ def _close_routes(routes: list[object]) -> None:
                 route.stop()
 
 
+def _seconds(duration: str) -> float:
+    """A scenario's interval ("1s", "250ms") in seconds."""
+    if duration.endswith("ms"):
+        return float(duration[:-2]) / 1000
+    return float(duration.rstrip("s"))
+
+
 def _resolve(run: Run, ref: str, roles: dict[str, str]) -> str:
-    if ref == "active":
-        active = [n for n, s in node_states(run.config).items() if s["state"] == "ACTIVE"]
-        if not active:
-            raise RuntimeError("step wants the ACTIVE node, and the pool has none")
-        return active[0]
+    if ref in ("active", "standby"):
+        state = ref.upper()
+        found = [
+            n
+            for n, s in node_states(run.config).items()
+            if s["state"] == state
+            and (state == "ACTIVE" or (s["requests"] == 0 and n != roles["primary"]))
+        ]
+        if not found:
+            raise RuntimeError(f"step wants a healthy {state} node, and the pool has none")
+        return found[0]
     return roles.get(ref, ref)
 
 
@@ -374,6 +432,7 @@ def _judge(
     sampler: ReadOnlySampler,
     t0: float,
     first_fault: float,
+    client: RouterClient,
 ) -> None:
     expect = scenario.expect
     states = node_states(run.config)
@@ -386,14 +445,18 @@ def _judge(
     )
     row.max_writable = sampler.max_writable()
     if final is not None:
-        row.lost = len(lost_ids(run.d, final, writer.acked_ids()))
+        acked = writer.acked_ids() | {a.id for a in client.acks}  # the router's path too
+        row.lost = len(lost_ids(run.d, final, acked))
+    if not client.landings:
+        row.problems.append(f"no connection through the router landed: {client.errors[:2]}")
     moved = final is not None and final != roles["primary"]
     if expect.failover:
         ack = writer.first_ack(first_fault, exclude=roles["primary"])
         row.rto = round(ack.at - first_fault, 3) if ack is not None else None
     if promotions:
         took = promotions[0]["at"]
-        late = [a for a in writer.snapshot() if a.node == roles["primary"] and a.at > took]
+        acks = writer.snapshot() + client.acks
+        late = [a for a in acks if a.node == roles["primary"] and a.at > took]
         if len(late) > expect.old_primary_acks:
             problems_late = f"{len(late)} writes acknowledged by {roles['primary']} after the"
             row.problems.append(f"{problems_late} failover (at most {expect.old_primary_acks})")
@@ -473,7 +536,9 @@ def _topology(d: Path, final: str, states: dict[str, dict[str, Any]]) -> list[st
 
 def table(rows: list[Row]) -> str:
     """The matrix as a person reads it: one row per scenario."""
-    head = ("scenario", "result", "RTO", "lost", "max writable", "failovers", "seconds")
+    head = (
+        "scenario", "result", "RTO", "lost", "max writable", "misrouted", "failovers", "seconds"
+    )
     lines = [head]
     for r in rows:
         lines.append(
@@ -483,6 +548,7 @@ def table(rows: list[Row]) -> str:
                 "-" if r.rto is None else f"{r.rto:.2f} s",
                 "?" if r.lost is None else str(r.lost),
                 "?" if r.max_writable is None else str(r.max_writable),
+                "?" if r.misrouted is None else str(r.misrouted),
                 str(r.failovers),
                 f"{r.seconds:g}",
             )

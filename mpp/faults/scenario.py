@@ -29,7 +29,9 @@ etcd cluster (the `kill_etcd` fault), `proxied = true` sends mpp's sessions thro
 proxy per node (the `latency` fault), `mpp = {...}` sets [mpp] keys.
 
 Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
-(the others, in order), `active` (ACTIVE when the step runs), or a node's name.
+(the others, in order), `active` (ACTIVE when the step runs), `standby` (the first healthy
+STANDBY other than `primary` when the step runs: the judge counts on the first primary
+having lost its role), or a node's name.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROLES = ("primary", "replica", "replica2", "active")
+ROLES = ("primary", "replica", "replica2", "active", "standby")
 
 
 class ScenarioError(Exception):
@@ -115,6 +117,9 @@ class Scenario:
     mpp: dict[str, Any] = field(default_factory=dict)  # [mpp] keys (e.g. source_address)
     interval: str = "1s"
     gap: str = ""  # a known shortfall of mpp this scenario measures (printed in the table)
+    # the writer's pace in writes a second; 0: as fast as it can (a replica applying
+    # serially never catches up with that, which a lag scenario must allow)
+    write_rate: float = 0.0
     # mpp's store: "" the sandbox's SQLite file; "etcd3" a real 3-member etcd cluster
     store: str = ""
     # mpp reaches every node through a userspace TCP proxy (mpp.faults.proxy; the latency
@@ -132,7 +137,7 @@ _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _EXPECT_KEYS |= {"clean_log"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
-_SCENARIO_KEYS |= {"gap", "mpp", "store", "proxied"}
+_SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
 STORES = ("", "etcd3")
 
 
@@ -191,6 +196,7 @@ def _scenario(
         mpp=dict(raw.get("mpp", {})),
         interval=str(raw.get("interval", "1s")),
         gap=str(raw.get("gap", "")),
+        write_rate=float(raw.get("write_rate", 0.0)),
         store=str(raw.get("store", "")),
         proxied=bool(raw.get("proxied", False)),
     )

@@ -71,6 +71,9 @@ class Round:
     started: float
     ended: float
     read_only: dict[str, int | None]
+    # when each node's answer arrived: a round lasts as long as its slowest node (a hung one
+    # makes it `timeout` long), so the round's window is too coarse to date one answer
+    answered: dict[str, float] = field(default_factory=dict)
 
     @property
     def writable(self) -> list[str]:
@@ -101,6 +104,11 @@ class _Probe:
         except Exception:
             self.close()
             return None
+
+    def timed(self) -> tuple[int | None, float]:
+        """read_only and when the answer came."""
+        value = self.read_only()
+        return value, now()
 
     def close(self) -> None:
         if self.conn is not None:
@@ -133,12 +141,13 @@ class ReadOnlySampler(Background):
         try:
             while not self.stop.is_set():
                 started = now()
-                values = list(self._pool.map(_Probe.read_only, self._probes))
+                values = list(self._pool.map(_Probe.timed, self._probes))
                 self.rounds.append(
                     Round(
                         started,
                         now(),
-                        {p.node: v for p, v in zip(self._probes, values, strict=True)},
+                        {p.node: v for p, (v, _) in zip(self._probes, values, strict=True)},
+                        {p.node: t for p, (_, t) in zip(self._probes, values, strict=True)},
                     )
                 )
                 self.stop.wait(self.every)

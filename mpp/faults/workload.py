@@ -86,8 +86,11 @@ class Writer(Background):
     no answer is ambiguous (it may or may not have committed) and is never counted as lost.
     """
 
-    def __init__(self, nodes: dict[str, int], first_id: int = 1, table: str = TABLE) -> None:
+    def __init__(
+        self, nodes: dict[str, int], first_id: int = 1, table: str = TABLE, rate: float = 0.0
+    ) -> None:
         super().__init__("writer")
+        self.pause = 1.0 / rate if rate > 0 else 0.0  # 0: flat out
         self.nodes = nodes
         self.next_id = first_id
         self.acks: list[Ack] = []
@@ -163,6 +166,8 @@ class Writer(Background):
                 with conn.cursor() as cur:
                     cur.execute(self._sql, (i,))
                 self.acks.append(Ack(i, now(), node))
+                if self.pause:
+                    self.stop.wait(self.pause)
             except Exception as err:
                 code = err.args[0] if isinstance(err, pymysql.MySQLError) and err.args else 0
                 if code not in REFUSED_BY_READ_ONLY:  # refused: certainly not written

@@ -39,7 +39,10 @@ def open_connection(
         host=t.host,
         port=t.port,
         user=t.user,
-        password=t.password.get_secret_value(),
+        # bytes: PyMySQL encodes a str password as Latin-1 and dies on any other character
+        # (a '€' in the password stopped `mpp run` with a traceback); the server compares
+        # the bytes the account was created with, which is UTF-8 from every modern client
+        password=t.password.get_secret_value().encode("utf-8"),
         connect_timeout=t.connect_timeout,
         read_timeout=read_timeout or t.query_timeout,
         write_timeout=t.query_timeout,

@@ -29,6 +29,7 @@ from typing import cast
 
 from mpp.config import Config, parse_duration
 from mpp.model import PoolSpec
+from mpp.publish.caps import ConnectionCap
 from mpp.publish.hub import Hub
 from mpp.publish.roles import Role, check_node, check_pool, draining
 
@@ -49,6 +50,8 @@ class Agent:
         self.hub = hub
         self.specs: dict[str, PoolSpec] = {p.name: p.spec() for p in config.pool}
         self.server: asyncio.Server | None = None
+        # lowered by `mpp run` to what the descriptor budget allows
+        self.max_connections = config.agent.max_connections if config.agent else 256
 
     def answer(self, request: str) -> str:
         """The reply line for one agent-send string, e.g. 'main/db1/ro max_lag=5s'."""
@@ -89,7 +92,12 @@ class Agent:
     async def serve(self, sock: socket.socket, stop: asyncio.Event) -> None:
         """Serve on an already bound socket until `stop` is set."""
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: _AgentProtocol(self.answer), sock=sock)
+        cap: ConnectionCap[_AgentProtocol] = ConnectionCap(
+            "agent-check", "[agent] max_connections", self.max_connections, log
+        )
+        self.server = await loop.create_server(
+            lambda: _AgentProtocol(self.answer, cap), sock=sock
+        )
         host, port = sock.getsockname()[:2]
         log.info("agent-check listening on %s:%s", host, port)
         try:
@@ -104,16 +112,30 @@ class _AgentProtocol(asyncio.Protocol):
     server of every backend every few seconds, and the stream machinery was most of its
     cost."""
 
-    def __init__(self, answer: Callable[[str], str]) -> None:
+    def __init__(self, answer: Callable[[str], str], cap: ConnectionCap[_AgentProtocol]) -> None:
         self.answer = answer
+        self.cap = cap
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
         self.timer: asyncio.TimerHandle | None = None
+
+    # what the cap asks: a check is answered the moment its line is in, so every held
+    # connection is one still waiting for its line (an idle socket, or a slow HAProxy)
+    def busy(self) -> bool:
+        return False
+
+    def drop(self) -> None:
+        transport, self.transport = self.transport, None
+        if self.timer is not None:
+            self.timer.cancel()
+        if transport is not None:
+            transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # a stream transport; not an asyncio.Transport subclass under uvloop (which `mpp run`
         # uses with the router), so no isinstance check here
         self.transport = cast(asyncio.Transport, transport)
+        self.cap.admit(self)  # never refused: busy() is never true
         # no agent-send configured: HAProxy sends nothing and waits for the line
         self.timer = asyncio.get_running_loop().call_later(READ_TIMEOUT, self.reply)
 
@@ -127,6 +149,7 @@ class _AgentProtocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.cap.forget(self)
         if self.timer is not None:
             self.timer.cancel()
         self.transport = None

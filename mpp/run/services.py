@@ -17,6 +17,8 @@ from typing import Any
 from mpp.config import Config, ConfigError
 from mpp.model import Command, Decision, Event, PoolSpec, PoolState
 from mpp.publish.api import create_app, serve
+from mpp.publish.api.bounded import Bounds
+from mpp.publish.budget import Demand, allot
 from mpp.publish.haproxy_agent import Agent
 from mpp.publish.hub import Hub, guarded
 from mpp.publish.listen import bind
@@ -26,6 +28,10 @@ from mpp.publish.router import Router
 from mpp.run.transact import command_in_own_store
 
 log = logging.getLogger("mpp")
+
+API_CAP = "[api] max_connections"
+AGENT_CAP = "[agent] max_connections"
+ROUTER_CAP = "[router] max_connections"
 
 
 class Integrations:
@@ -64,6 +70,25 @@ class Integrations:
         except ConfigError:
             self.close()
             raise
+        self.caps = self._budget()
+
+    def _budget(self) -> dict[str, int]:
+        """Every listener's connection cap under the descriptor limit (mpp.publish.budget),
+        handed to each before it serves."""
+        demands: list[Demand] = []
+        if self.config.api is not None:
+            demands.append(Demand(API_CAP, self.config.api.max_connections))
+        if self.config.agent is not None:
+            demands.append(Demand(AGENT_CAP, self.config.agent.max_connections))
+        if self.router is not None:
+            per_port = self.router.settings.max_connections
+            demands.append(Demand(ROUTER_CAP, per_port * len(self.router.ports), 2))
+        caps = allot(demands)
+        if self.agent is not None:
+            self.agent.max_connections = caps[AGENT_CAP]
+        if self.router is not None:
+            self.router.max_connections = max(1, caps[ROUTER_CAP] // len(self.router.ports))
+        return caps
 
     def _command(self, spec: PoolSpec, order: Command) -> Decision:
         """The API's operator commands: the same transaction as the CLI's."""
@@ -99,7 +124,11 @@ class Integrations:
     async def run(self, stop: asyncio.Event) -> None:
         tasks: list[Awaitable[None]] = [self.notifier.run(stop)]
         if self.app is not None:
-            tasks.append(serve(self.app, self.api_socket, stop))
+            api = self.config.api
+            assert api is not None
+            token = self.app.state.context.token  # read once, by create_app
+            bounds = Bounds(self.caps[API_CAP], api.header_timeout, token)
+            tasks.append(serve(self.app, self.api_socket, stop, bounds))
         if self.agent is not None:
             tasks.append(self.agent.serve(self.agent_socket, stop))
         if self.router is not None:

@@ -32,11 +32,17 @@ def ensure_password(d: Path) -> str:
         if password:
             return password
     password = secrets.token_urlsafe(18)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password)
-    os.chmod(path, 0o600)  # O_CREAT's mode is ignored when the file already existed
+    write_secret(path, password)
     return password
+
+
+def write_secret(path: Path, text: str) -> None:
+    """A file only its owner may read, from its first byte: created 0600 (a write then a
+    chmod leaves a moment in which every local user can read it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode is ignored when the file already existed
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
 
 
 def provision(

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from mpp.sandbox.accounts import MPP_USER, REPL_PASSWORD, REPL_USER
+from mpp.sandbox.accounts import MPP_USER, REPL_PASSWORD, REPL_USER, write_secret
 from mpp.sandbox.layout import CONFIG_FILE, HOST, PASSWORD_FILE, REPL_PASSWORD_FILE
 from mpp.sandbox.state import State
 
@@ -39,8 +39,7 @@ def write_mpp_config(
     if state.topology == "primary-replica":
         # mpp repoints replicas itself, with the replication account's password
         repl = d / REPL_PASSWORD_FILE
-        repl.write_text(REPL_PASSWORD)
-        repl.chmod(0o600)
+        write_secret(repl, REPL_PASSWORD)
         parts.append(f'repl_user = "{REPL_USER}"\nrepl_password_file = "{REPL_PASSWORD_FILE}"\n')
     for i, rec in enumerate(state.nodes):
         parts.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -75,12 +76,30 @@ def _locked(method: _M) -> _M:
     return cast(_M, run)
 
 
+def _private(path: Path) -> None:
+    """The state file readable by its owner only: history quotes server messages and row
+    values. Created 0600 before SQLite opens it (its -wal and -shm files take the database
+    file's mode), tightened if an older mpp left it 0644; a directory mpp makes is 0700."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists() and side.stat().st_mode & 0o077:
+            side.chmod(0o600)
+
+
 class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private(path)
             # the daemon renews its lease from a worker thread while the loop commits: one
             # connection shared under a lock (sqlite3 refuses cross-thread use by default)
             self._db = sqlite3.connect(

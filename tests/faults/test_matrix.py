@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mpp.faults.runner import INJECTORS, Row, run_scenario
+from mpp.faults.runner import INJECTORS, PORTS_PER_SCENARIO, Row, run_scenario
 from mpp.faults.scenario import Scenario, load
 from tests.ports import Ports
 
@@ -20,6 +20,6 @@ ROWS: list[Row] = []
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario(scenario: Scenario, tmp_path: Path, ports: Ports) -> None:
-    row = run_scenario(scenario, tmp_path, ports.block(3))
+    row = run_scenario(scenario, tmp_path, ports.block(PORTS_PER_SCENARIO))
     ROWS.append(row)
     assert row.passed, "\n".join(row.problems) + f"\nmpp recorded: {row.recorded}"

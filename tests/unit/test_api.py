@@ -168,7 +168,7 @@ def test_bad_parameters_are_422_with_a_message(api: Api) -> None:
     assert r.json()["error"] == "invalid request: path.role: Input should be 'rw', 'ro' or 'ok'"
     r = api.get("/v1/check/main/db1/ro?max_lag=soon")
     assert r.status_code == 422
-    assert "query.max_lag: 'soon' is not a duration" in r.json()["error"]
+    assert "query.max_lag: not a duration" in r.json()["error"] and "soon" not in r.text
     for query in ("limit=0", "limit=100001", "limit=many"):
         r = api.get(f"/v1/history?{query}")
         assert r.status_code == 422 and r.json()["error"].startswith("invalid request: query.limit")

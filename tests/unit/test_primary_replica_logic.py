@@ -421,6 +421,30 @@ def test_new_primary_takes_no_writes_until_promoted() -> None:
     assert later.state.promoting is None
 
 
+def test_an_active_node_seen_read_only_takes_no_writes_until_promoted_again() -> None:
+    # the ACTIVE node restarted with read_only = ON (found by the fault matrix's surface
+    # checker: the rw check said UP while the server refused every write)
+    from mpp.publish.roles import Role, check_node
+
+    spec = star_spec()
+    state = settled(spec)
+    assert check_node(spec, state, "db1", Role.RW)[0]
+    decision = decide(spec, state, star(spec, {"db1": "fenced"}), 1.0)
+    assert states(decision.state)["db1"] is State.ACTIVE
+    assert decision.state.promoting == "db1"
+    up, why = check_node(spec, decision.state, "db1", Role.RW)
+    assert not up and "not writable yet" in why
+    promote = next(a for a in decision.actions if isinstance(a, Promote))
+    assert promote.node == "db1"
+    done = complete(spec, decision.state, [Outcome(promote, True)], 2.0)
+    assert done.state.promoting is None and check_node(spec, done.state, "db1", Role.RW)[0]
+    # a promotion that failed leaves rw DOWN until a poll sees the node writable again
+    failed = complete(spec, decision.state, [Outcome(promote, False)], 2.0)
+    assert failed.state.promoting == "db1"
+    healed = decide(spec, failed.state, star(spec, {}), 3.0)
+    assert healed.state.promoting is None
+
+
 def test_a_standing_alert_is_recorded_once_not_every_cycle() -> None:
     spec = star_spec(failover_block=60.0)
     state = settled(spec)

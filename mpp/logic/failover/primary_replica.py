@@ -71,9 +71,27 @@ class PrimaryReplicaCycle(Cycle):
 
     def settle_promotion(self) -> None:
         """The new ACTIVE node is writable as soon as a poll sees it as a primary (or it
-        is no longer ACTIVE): clients may be sent to it from then on."""
+        is no longer ACTIVE): clients may be sent to it from then on.
+
+        The other way round too: an ACTIVE node that a poll sees read-only or replicating
+        (restarted with read_only = ON, as production servers start, or set read-only by
+        hand) takes no writes, whatever its state says. It is promoted again this cycle
+        (converge), and rw waits for that, as after a failover: a load balancer told "UP"
+        would send writes that the server refuses."""
         name = self.pool.promoting
         if name is None:
+            if self.pool.switching is not None:
+                return  # the switchover's plan owns the roles until it ends
+            for node in self.nodes.values():
+                obs = self.obs.get(node.name)
+                if (
+                    node.state is State.ACTIVE
+                    and obs is not None
+                    and obs.reachable
+                    and not obs.error
+                    and not converge.is_primary(obs)
+                ):
+                    self.set_pool(promoting=node.name)
             return
         if self.nodes[name].state is not State.ACTIVE or converge.is_primary(self.obs.get(name)):
             self.set_pool(promoting=None)

@@ -13,6 +13,7 @@ commands, security, errors), its routes plain functions that take a Context.
 from functools import partial
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from mpp import __version__
 from mpp.config import Config
@@ -20,7 +21,8 @@ from mpp.publish.api import checks, errors, monitoring, reads
 from mpp.publish.api import commands as operator_commands  # `commands` is create_app's argument
 from mpp.publish.api.checks import FastChecks, check_text
 from mpp.publish.api.context import Commands, Context
-from mpp.publish.api.security import load_token, open_reads
+from mpp.publish.api.head import HeadAsGet
+from mpp.publish.api.security import TokenFirst, load_token, open_reads
 from mpp.publish.hub import Hub, guarded
 from mpp.publish.metrics import Metrics
 
@@ -49,12 +51,16 @@ def create_app(
     reads_open = open_reads(config)
     if reads_open:  # closed reads need the token, which only the routes check
         app.add_middleware(FastChecks, pools=ctx.nodes, answer=partial(check_text, ctx))
+    app.add_middleware(HeadAsGet)  # added last: outermost, so the fast checks serve HEAD too
     errors.install(app)
+    mutations = operator_commands.router()
+    paths = [r.path_regex for r in mutations.routes if isinstance(r, APIRoute)]
+    app.add_middleware(TokenFirst, token=ctx.token, paths=paths)  # outermost: before the body
     # In this order: it is the order of the paths in /openapi.json.
     app.include_router(reads.router(reads_open))
     app.include_router(checks.router(reads_open))
     app.include_router(monitoring.router(reads_open))
-    app.include_router(operator_commands.router())
+    app.include_router(mutations)
     return app
 
 

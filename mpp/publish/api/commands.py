@@ -108,8 +108,12 @@ async def switchover(pool: str, ctx: Ctx, body: SwitchoverBody | None = None) ->
         ctx.node_or_404(pool, body.to)
     try:
         timeout = parse_duration(body.timeout) if body.timeout else None
-    except ValueError as err:
-        raise HTTPException(422, f"timeout: {err}") from None
+    except ValueError:  # its message quotes the value: the API never echoes input
+        raise HTTPException(
+            422,
+            "invalid request: body.timeout: not a duration of at most 365 days; write it like "
+            '"10s" or "500ms"',
+        ) from None
     command = order.Switchover(body.to, timeout or pool_config.switchover_timeout, uuid.uuid4().hex)
     return await mutate(ctx, pool, None, command, 202)
 

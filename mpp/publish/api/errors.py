@@ -16,6 +16,8 @@ async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
 
 
 async def invalid(request: Request, exc: RequestValidationError) -> Response:
+    if any(e.get("type") == "json_invalid" for e in exc.errors()):
+        return JSONResponse({"error": "the body is not valid JSON"}, 400)  # as documented
     problems = [
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {_message(e)}" for e in exc.errors()
     ]
@@ -33,7 +35,8 @@ def install(app: FastAPI) -> None:
 
 def _message(error: Any) -> str:
     if error.get("type") == "string_pattern_mismatch" and error.get("loc", ())[-1:] == ("max_lag",):
-        return f'{error.get("input")!r} is not a duration; write it like "5s" or "500ms"'
+        # without the value: what a caller sends by mistake may be a secret
+        return 'not a duration; write it like "5s" or "500ms"'
     return str(error.get("msg", "invalid"))
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from mpp.publish.api.bounded import Bounds, protocol
+
 log = logging.getLogger("mpp.api")
 
 
@@ -21,11 +23,16 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(app: Any, sock: socket.socket, stop: asyncio.Event) -> None:
-    """Serve `app` on an already bound socket until `stop` is set."""
+async def serve(
+    app: Any, sock: socket.socket, stop: asyncio.Event, bounds: Bounds | None = None
+) -> None:
+    """Serve `app` on an already bound socket until `stop` is set; `bounds` limits its
+    connections (mpp.publish.api.bounded), always given by `mpp run`."""
+    http: Any = "httptools" if bounds is None else protocol(bounds)
     server = _Server(
         uvicorn.Config(
             app,
+            http=http,
             log_config=None,
             access_log=False,  # load balancers poll every second: that is not news
             lifespan="off",

@@ -33,7 +33,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import resource
 import socket
 from collections.abc import Iterator
 
@@ -97,6 +96,9 @@ class Router:
         self.state: PoolState | None = None
         self._changed: asyncio.Event | None = None
         self.servers: list[asyncio.Server] = []
+        # per port; `mpp run` lowers it to what the descriptor budget allows (two per
+        # connection: client and server side)
+        self.max_connections = self.settings.max_connections
         self.update(hub.state(self.spec.name))
 
     # -- configuration time ---------------------------------------------------------------
@@ -112,29 +114,12 @@ class Router:
                 raise ConfigError(
                     f"{self.config.path}: [router] {role.value} = {port.listen!r}: {why}"
                 ) from None
-        self._raise_file_limit()
         return list(self.sockets.values())
 
     def close_sockets(self) -> None:
         for sock in self.sockets.values():
             sock.close()
         self.sockets.clear()
-
-    def _raise_file_limit(self) -> None:
-        """Two descriptors per connection: make sure the caps can actually be reached."""
-        needed = 2 * self.settings.max_connections * len(self.ports) + 256
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < needed:
-            new = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-            with contextlib.suppress(ValueError, OSError):
-                resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-            if new < needed:
-                log.warning(
-                    "router: open files limited to %d; max_connections = %d per port needs %d",
-                    new,
-                    self.settings.max_connections,
-                    needed,
-                )
 
     # -- the Hub's side -------------------------------------------------------------------
 

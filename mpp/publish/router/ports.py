@@ -76,7 +76,7 @@ class Port:
     def accept(self, link: Link, client: asyncio.Transport) -> None:
         link.client = client
         self.stats.total += 1
-        limit = self.router.settings.max_connections
+        limit = self.router.max_connections
         if len(self.links) >= limit:
             link.refuse(
                 ER_CON_COUNT_ERROR,
