@@ -47,7 +47,8 @@ class Executor:
         self.pool = pool
         self.config = config
         self.targets = pool_targets(config, pool)
-        self.addresses = {n.name: (n.host, n.port) for n in pool.node}
+        # where replicas are pointed: the replication address, which may not be mpp's
+        self.addresses = {n.name: n.source_host_port for n in pool.node}
         self._late: deque[Outcome] = deque()
 
     def run(self, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:

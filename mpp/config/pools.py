@@ -20,10 +20,15 @@ class NodeConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     address: str
     type: Literal["primary", "secondary"] = "secondary"
+    # where the other nodes replicate from this one, when their network is not mpp's (a
+    # management network, a proxy in front of the node); None: `address`
+    replication_address: str | None = None
 
-    @field_validator("address")
+    @field_validator("address", "replication_address")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if host_port(value, 1) is None:
             raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306" or "[::1]:3306"')
         return value
@@ -35,6 +40,16 @@ class NodeConfig(_Strict):
     @property
     def port(self) -> int:
         return int(self.address.rpartition(":")[2])
+
+    @property
+    def source(self) -> str:
+        """HOST:PORT a replica of this node names in CHANGE MASTER (and so reports back)."""
+        return self.replication_address or self.address
+
+    @property
+    def source_host_port(self) -> tuple[str, int]:
+        host, _, port = self.source.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class HooksConfig(_Strict):
@@ -109,6 +124,7 @@ class PoolConfig(_Strict):
         if dupes:
             raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")
         addresses = [n.address for n in self.node]
+        addresses += [n.replication_address for n in self.node if n.replication_address]
         dupes = sorted({a for a in addresses if addresses.count(a) > 1})
         if dupes:
             raise ValueError(f"node addresses must be unique; repeated: {', '.join(dupes)}")

@@ -31,6 +31,8 @@ from mpp import sandbox
 from . import injectors
 from ._sql import now, ports
 from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
+from .etcd import EtcdCluster
+from .proxy import Proxies
 from .scenario import Scenario, Step
 from .surfaces import RouterClient, SurfaceWatch, misroutes, summary
 from .watchers import ReadOnlySampler, lost_ids
@@ -46,6 +48,8 @@ class Run:
     d: Path
     config: Path
     daemon: Daemon
+    etcd: EtcdCluster | None = None  # the store, when the scenario puts it on etcd
+    proxies: Proxies | None = None  # between mpp and the nodes, when the scenario has them
 
 
 Injector = Callable[..., Heal | None]
@@ -102,7 +106,27 @@ def _on_sandbox(fault: Callable[..., Heal | None]) -> Injector:
     return inject
 
 
+def _kill_etcd(run: Run, node: str, member: int | str = "leader") -> Heal:
+    """One etcd member of three SIGKILLed (an index, "leader" or "follower"); healed by
+    restarting it on its data directory. `node` is not used: the store is no node's."""
+    if run.etcd is None:
+        raise RuntimeError('kill_etcd needs store = "etcd3"')
+    return partial(run.etcd.restart, run.etcd.kill(member))
+
+
+def _latency(run: Run, node: str, ms: float = 200.0) -> Heal:
+    """`ms` added each way on every path between mpp and the nodes (the proxies); `node` is
+    not used. Healed by setting the delay back to 0."""
+    proxies = run.proxies
+    if proxies is None:
+        raise RuntimeError("latency needs proxied = true")
+    proxies.set_delay(ms / 1000.0)
+    return partial(proxies.set_delay, 0.0)
+
+
 INJECTORS: dict[str, Injector] = {
+    "kill_etcd": _kill_etcd,
+    "latency": _latency,
     "kill": _kill,
     "hang": _hang,
     "writable": _writable,
@@ -167,6 +191,7 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     run: Run | None = None
     writer: Writer | None = None
     sampler: ReadOnlySampler | None = None
+    routes: list[object] = []  # an etcd store, proxies: stopped after mpp
     watch: SurfaceWatch | None = None
     client: RouterClient | None = None
     try:
@@ -184,7 +209,7 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             scenario.mpp,
             surfaces_toml(base_port),
         )
-        run = Run(d, config, Daemon(config, root / f"{scenario.name}.mpp.log"))  # d goes
+        run = _routes(scenario, d, config, routes)
         wait_settled(d, config, run.daemon, "db1")
         create_table(d, "db1")
         roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
@@ -219,11 +244,40 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             with contextlib.suppress(Exception):
                 run.daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
             run.daemon.stop()
+        _close_routes(routes)
         with contextlib.suppress(Exception):
             sandbox.destroy(d)
     row.passed = not row.problems
     row.seconds = round(time.monotonic() - started, 1)
     return row
+
+
+def _routes(scenario: Scenario, d: Path, config: Path, routes: list[object]) -> Run:
+    """mpp started on the scenario's store and paths when they are not the sandbox's own:
+    an etcd cluster in the scenario directory, proxies between mpp and the nodes (the
+    config rewritten to use them first). Each goes into `routes` as soon as it runs, for
+    `_close_routes` to stop whatever happens next."""
+    etcd = EtcdCluster(d / "etcd") if scenario.store == "etcd3" else None
+    proxies = Proxies(ports(d)) if scenario.proxied else None
+    routes += [r for r in (proxies, etcd) if r is not None]
+    text = config.read_text()
+    if etcd is not None:
+        etcd.start()
+        text = etcd.route_config(text)
+    if proxies is not None:
+        text = proxies.route_config(text)
+    config.write_text(text)
+    log = d.parent / f"{scenario.name}.mpp.log"  # beside d, which goes at the end
+    return Run(d, config, Daemon(config, log), etcd, proxies)
+
+
+def _close_routes(routes: list[object]) -> None:
+    for route in routes:
+        with contextlib.suppress(Exception):
+            if isinstance(route, Proxies):
+                route.close()
+            elif isinstance(route, EtcdCluster):
+                route.stop()
 
 
 def _seconds(duration: str) -> float:
@@ -433,6 +487,8 @@ def _judge(
         node = _resolve(run, ref, roles)
         if states[node]["state"].startswith("FAILED") and text not in states[node]["message"]:
             problems.append(f"{node} is {states[node]['state']} without {text!r}")
+    if expect.clean_log:
+        problems.extend(f"mpp logged: {line}" for line in run.daemon.problems(5))
     if final is not None:
         problems.extend(_topology(run.d, final, states))
 

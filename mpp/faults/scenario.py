@@ -24,6 +24,10 @@ lost = 0                                   # acknowledged writes missing on the 
 max_writable = 1                           # nodes with read_only = 0 at one instant
 states = { replica = "FAILED_ONLINE" }     # end states (a node reference -> its state)
 ```
+Scenario keys beyond the example: `store = "etcd3"` puts mpp's store on a real 3-member
+etcd cluster (the `kill_etcd` fault), `proxied = true` sends mpp's sessions through a TCP
+proxy per node (the `latency` fault), `mpp = {...}` sets [mpp] keys.
+
 Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
 (the others, in order), `active` (ACTIVE when the step runs), `standby` (the first healthy
 STANDBY other than `primary` when the step runs: the judge counts on the first primary
@@ -84,6 +88,9 @@ class Expect:
     during_states: dict[str, str] = field(default_factory=dict)
     during_message: dict[str, str] = field(default_factory=dict)
     ro_down: list[str] = field(default_factory=list)
+    # mpp's log holds no ERROR, CRITICAL, traceback or failed action (a fault that must
+    # have no effect: not even a lost cycle)
+    clean_log: bool = False
 
     @property
     def failovers_needed(self) -> int:
@@ -113,6 +120,11 @@ class Scenario:
     # the writer's pace in writes a second; 0: as fast as it can (a replica applying
     # serially never catches up with that, which a lag scenario must allow)
     write_rate: float = 0.0
+    # mpp's store: "" the sandbox's SQLite file; "etcd3" a real 3-member etcd cluster
+    store: str = ""
+    # mpp reaches every node through a userspace TCP proxy (mpp.faults.proxy; the latency
+    # fault slows it) while replicas, the writer and the sampler connect directly
+    proxied: bool = False
 
     @property
     def faults(self) -> set[str]:
@@ -123,8 +135,10 @@ _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options",
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
+_EXPECT_KEYS |= {"clean_log"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
-_SCENARIO_KEYS |= {"gap", "mpp", "write_rate"}
+_SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
+STORES = ("", "etcd3")
 
 
 def load(path: Path, faults: set[str], nodes: set[str] | None = None) -> list[Scenario]:
@@ -159,6 +173,11 @@ def _scenario(
         if step.get("on", "") not in ("", "failover"):
             raise ScenarioError(f'{where} steps[{i}]: on = {step["on"]!r}; allowed: "failover"')
         steps.append(Step(**step))
+    if raw.get("store", "") not in STORES:
+        raise ScenarioError(f"{where}: store = {raw['store']!r}; allowed: {STORES}")
+    if raw.get("store") and any(s.on for s in steps):
+        # the runner times those steps from the SQLite history file, which etcd replaces
+        raise ScenarioError(f'{where}: on = "failover" steps need the SQLite store')
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
     for key in ("states", "message", "during_states", "during_message", "failed_because"):
         refs += list(expect.get(key, {}))
@@ -178,6 +197,8 @@ def _scenario(
         interval=str(raw.get("interval", "1s")),
         gap=str(raw.get("gap", "")),
         write_rate=float(raw.get("write_rate", 0.0)),
+        store=str(raw.get("store", "")),
+        proxied=bool(raw.get("proxied", False)),
     )
 
 

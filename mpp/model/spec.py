@@ -18,6 +18,9 @@ class NodeSpec:
     name: str
     type: NodeType
     address: str = ""
+    # what replicas of this node report as their source (the config's replication_address,
+    # else `address`): a replica's source is matched against it, not against mpp's address
+    replication_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class PoolSpec:
 
     @cached_property
     def _addresses(self) -> dict[str, str]:
-        return {n.address: n.name for n in self.nodes}
+        return {n.replication_address or n.address: n.name for n in self.nodes}
 
     @cached_property
     def _ranks(self) -> dict[str, int]:

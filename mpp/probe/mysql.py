@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 import pymysql
-import pymysql.cursors
 
 from mpp.model import Observation
 from mpp.probe.connection import Target, open_connection
@@ -58,12 +57,18 @@ class NodeProber:
         except pymysql.MySQLError as err:
             return self._failed(started, err, "cannot connect")
         try:
+            # both statements in one round trip: on a slow management link (200 ms each way)
+            # a probe is then one RTT, not two, inside the same deadline
             with conn.cursor() as cur:
-                cur.execute(flavor.health_sql)
+                cur.execute(f"{flavor.health_sql}; {flavor.replica_status_sql}")
                 row = cur.fetchone() or (None, "", "", None, None)
-            with conn.cursor(pymysql.cursors.DictCursor) as cur:
-                cur.execute(flavor.replica_status_sql)
-                replication = flavor.replication(cur.fetchone())
+                if not cur.nextset():
+                    raise pymysql.err.InternalError(0, "no replication status in the answer")
+                status = cur.fetchone()
+                names = [c[0] for c in cur.description or ()]
+                replication = flavor.replication(
+                    dict(zip(names, status, strict=True)) if status else None
+                )
         except pymysql.MySQLError as err:
             self._drop()
             return self._failed(started, err, "query failed")
@@ -85,7 +90,7 @@ class NodeProber:
     def _connection(self) -> tuple[pymysql.connections.Connection[Any], Flavor]:
         if self._conn is not None and self._flavor is not None:
             return self._conn, self._flavor
-        conn = open_connection(self.target)
+        conn = open_connection(self.target, multi_statements=True)
         self._conn, self._flavor = conn, detect(conn.get_server_info())  # type: ignore[no-untyped-call]
         return conn, self._flavor
 

@@ -120,6 +120,7 @@ class EtcdStore(Store):
         except (OSError, ssl.SSLError) as err:
             raise StoreError(f"{self}: cannot load the TLS files: {err}") from err
         self._client = httpx.Client(timeout=timeout, verify=verify)
+        self._timeout = timeout  # also how long a call waits out a leader election
         self._good = 0  # index of the endpoint that answered last
         self._lock = threading.Lock()  # guards the lease ids and the trim counters
         self._leases: dict[str, int] = {}  # owner -> its lease (one per process in practice)
@@ -153,34 +154,56 @@ class EtcdStore(Store):
         self, path: str, body: dict[str, Any], token: str | bool | None = True
     ) -> dict[str, Any]:
         """One gateway call, trying each endpoint in turn from the last one that answered.
-        `token`: True for the current one, None for none."""
+        `token`: True for the current one, None for none.
+
+        A member that answers 503 has no leader to serve it (one member of three lost: the
+        two left elect another in about a second, and meanwhile say "leader changed" or
+        "no leader"): the next member may have one, and if none has, the call tries again
+        until its timeout instead of failing the cycle. A repeated txn is safe: if the first
+        one went through, the repeat's compare fails and the caller reads again."""
         token = self._token if token is True else token
         headers = {"Authorization": str(token)} if token else {}
-        errors = []
         count = len(self.endpoints)
-        for i in range(count):
-            index = (self._good + i) % count
-            url = self.endpoints[index] + path
-            try:
-                response = self._client.post(url, json=body, headers=headers)
-            except httpx.HTTPError as err:
-                errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
-                continue
-            self._good = index
-            try:
-                doc: dict[str, Any] = response.json() if response.content else {}
-            except ValueError:  # not etcd's gateway (a proxy's page, a wrong port)
-                raise StoreError(
-                    f"{self}: {path} answered {response.status_code} with something that is not"
-                    f" JSON: {response.text[:200]!r}"
-                ) from None
-            if response.status_code == 401 and token and "auth token" in response.text:
-                raise _TokenExpired
-            if response.status_code != 200:
-                detail = doc.get("message") or doc.get("error") or response.text
-                raise StoreError(f"{self}: {path} answered {response.status_code}: {detail}")
-            return doc
+        deadline = time.monotonic() + self._timeout
+        while True:
+            errors: list[str] = []
+            leaderless = False
+            for i in range(count):
+                index = (self._good + i) % count
+                url = self.endpoints[index] + path
+                try:
+                    response = self._client.post(url, json=body, headers=headers)
+                except httpx.HTTPError as err:
+                    errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
+                    continue
+                if response.status_code == 503:
+                    errors.append(f"{self.endpoints[index]}: 503 {response.text[:200]}")
+                    leaderless = True
+                    continue
+                return self._answer(index, path, response, token)
+            if not leaderless or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         raise StoreError(f"{self}: no etcd endpoint answered ({'; '.join(errors)})")
+
+    def _answer(
+        self, index: int, path: str, response: httpx.Response, token: str | bool | None
+    ) -> dict[str, Any]:
+        """A member's answer as etcd's document, or the error it means."""
+        self._good = index
+        try:
+            doc: dict[str, Any] = response.json() if response.content else {}
+        except ValueError:  # not etcd's gateway (a proxy's page, a wrong port)
+            raise StoreError(
+                f"{self}: {path} answered {response.status_code} with something that is not"
+                f" JSON: {response.text[:200]!r}"
+            ) from None
+        if response.status_code == 401 and token and "auth token" in response.text:
+            raise _TokenExpired
+        if response.status_code != 200:
+            detail = doc.get("message") or doc.get("error") or response.text
+            raise StoreError(f"{self}: {path} answered {response.status_code}: {detail}")
+        return doc
 
     def _key(self, *parts: str) -> str:
         return "/".join((self.prefix, *parts))

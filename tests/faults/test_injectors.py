@@ -244,3 +244,180 @@ def test_errant_write_is_in_the_nodes_binlog_under_its_own_server_id(make_cluste
     insert(d, "db1", 3)
     faults.wait_for("db3's SQL thread to stop", lambda: threads(d, "db3")[1] == "No", 5)
     assert status(d, "db3")["Last_SQL_Errno"] == 1950  # out-of-order sequence number
+
+
+def _echo_server() -> tuple[int, Callable[[], None]]:
+    """A real TCP echo server on loopback (the proxy's far end in the byte-order test)."""
+    import contextlib
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    def echo(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server.getsockname()[1], server.close
+
+
+def test_proxy_delays_each_direction_and_never_reorders_when_the_delay_drops() -> None:
+    """A slow link adds time and keeps the stream's order: chunks sent while the delay was
+    300 ms must still arrive before chunks sent after it went to 0."""
+    import socket
+    import time
+
+    from mpp.faults.proxy import Loop, Proxy
+
+    port, stop_echo = _echo_server()
+    loop = Loop()
+    proxy = Proxy(loop, ("127.0.0.1", port))
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as s:
+            started = time.monotonic()
+            s.sendall(b"a")
+            assert s.recv(10) == b"a"
+            assert time.monotonic() - started < 0.1
+            proxy.to_upstream, proxy.from_upstream = 0.2, 0.1  # each way its own
+            started = time.monotonic()
+            s.sendall(b"b")
+            assert s.recv(10) == b"b"
+            assert 0.3 <= time.monotonic() - started < 0.6
+            proxy.set_delay(0.3)
+            s.sendall(b"early-")
+            time.sleep(0.05)
+            proxy.set_delay(0.0)
+            s.sendall(b"late")
+            got = b""
+            while len(got) < len(b"early-late"):
+                got += s.recv(100)
+            assert got == b"early-late"
+        assert proxy.connections == 1
+    finally:
+        proxy.close()
+        loop.close()
+        stop_echo()
+
+
+def test_mpp_through_200ms_proxies_keeps_every_node_and_repoints_to_replication_address(
+    make_cluster: Make,
+) -> None:
+    """mpp reaches the nodes through proxies (200 ms each way), replicas replicate directly:
+    the probes still see a healthy pool, and a failover points the replicas at the new
+    primary's real port (replication_address), never at mpp's proxy."""
+    from mpp.config import load
+    from mpp.faults.proxy import Proxies
+    from mpp.model import State
+
+    cluster = pr_cluster(make_cluster, failover_block="0s")
+    d = cluster.dir
+    proxies = Proxies(faults.ports(d))
+    try:
+        routed = d / "proxied.toml"
+        routed.write_text(proxies.route_config(cluster.config_path.read_text()))
+        config = load(routed)
+        assert {n.address for n in config.pool[0].node} == {
+            p.address for p in proxies.by_node.values()
+        }
+        with Driver(config) as drive:
+            drive.until(lambda s: all(n.state in (State.ACTIVE, State.STANDBY) for n in s.nodes))
+            proxies.set_delay(0.2)
+            for _ in range(4):
+                state = drive.cycle()
+                assert {n.name: n.state for n in state.nodes} == {
+                    "db1": State.ACTIVE,
+                    "db2": State.STANDBY,
+                    "db3": State.STANDBY,
+                }, state
+            assert all(p.connections >= 1 for p in proxies.by_node.values())
+            proxies.set_delay(0.0)
+            cluster.kill("db1")
+            state = drive.until(
+                lambda s: any(n.state is State.ACTIVE and n.name != "db1" for n in s.nodes)
+            )
+            new = next(n.name for n in state.nodes if n.state is State.ACTIVE)
+            other = ({"db2", "db3"} - {new}).pop()
+            faults.wait_for(
+                f"{other} to replicate from {new}",
+                lambda: faults.replica_status(d, other).get("Master_Port") == faults.ports(d)[new],
+                10,
+            )
+    finally:
+        proxies.close()
+
+
+def test_kill_etcd_leader_leaves_a_quorum_that_elects_another_and_the_restart_rejoins(
+    tmp_path: Path,
+) -> None:
+    """The store fault is real: the leader's process is gone, the two left elect a new
+    leader and keep taking writes, and the restarted member catches up on its data dir."""
+    import base64
+
+    import httpx
+
+    from mpp.faults.etcd import EtcdCluster
+
+    etcd = EtcdCluster(tmp_path / "etcd")
+    etcd.start()
+    try:
+        assert etcd.state_url.startswith("etcd://127.0.0.1:") and etcd.state_url.count(",") == 2
+        assert etcd.route_config('[mpp]\nstate = "sqlite://state.db"\n') == (
+            f'[mpp]\nstate = "{etcd.state_url}"\n'
+        )
+        leader = etcd.leader()
+        assert leader is not None
+        assert etcd.kill("leader") == leader
+        assert etcd.healthy()[leader] is False
+        faults.wait_for("a new etcd leader", lambda: etcd.leader() not in (None, leader), 10)
+        survivor = etcd.leader()
+        assert survivor is not None
+        key = base64.b64encode(b"/mpp-faults/probe").decode()
+        put = httpx.post(
+            etcd.endpoint(survivor) + "/v3/kv/put",
+            json={"key": key, "value": base64.b64encode(b"written while one was down").decode()},
+            timeout=2,
+        )
+        assert put.status_code == 200, put.text
+        etcd.restart(leader)
+        faults.wait_for("all three healthy", lambda: all(etcd.healthy()), 10)
+        got = httpx.post(
+            etcd.endpoint(leader) + "/v3/kv/range", json={"key": key}, timeout=2
+        ).json()
+        assert base64.b64decode(got["kvs"][0]["value"]) == b"written while one was down"
+        now_leading = etcd.leader()
+        follower = etcd.kill("follower")
+        assert follower != now_leading and etcd.leader() == now_leading, "no election"
+        etcd.restart(follower)
+    finally:
+        etcd.stop()
+
+
+def test_scenario_store_and_proxied_keys_are_checked_when_loaded(tmp_path: Path) -> None:
+    """A misspelt store would run on SQLite and prove nothing about etcd; an on = "failover"
+    step cannot be timed on etcd (the runner reads the SQLite history for it)."""
+    from mpp.faults.runner import INJECTORS
+    from mpp.faults.scenario import ScenarioError, load
+
+    path = tmp_path / "s.toml"
+    base = (
+        '[[scenario]]\nname = "x"\n{extra}\n'
+        'steps = [{{ at = 1.0, fault = "kill_etcd"{on} }}]\n'
+        "[scenario.expect]\nfailover = false\n"
+    )
+    path.write_text(base.format(extra='store = "etcd3"\nproxied = true', on=""))
+    (scenario,) = load(path, set(INJECTORS))
+    assert (scenario.store, scenario.proxied) == ("etcd3", True)
+    path.write_text(base.format(extra='store = "etcd"', on=""))
+    with pytest.raises(ScenarioError, match="store = 'etcd'; allowed"):
+        load(path, set(INJECTORS))
+    path.write_text(base.format(extra='store = "etcd3"', on=', on = "failover"'))
+    with pytest.raises(ScenarioError, match="need the SQLite store"):
+        load(path, set(INJECTORS))

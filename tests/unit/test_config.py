@@ -290,3 +290,24 @@ def test_source_address_reaches_every_session_mpp_opens(
     monkeypatch.setenv("MPP_TEST_PASSWORD", "pw")
     targets = pool_targets(config, config.pool[0])
     assert {t.source_address for t in targets.values()} == {"127.0.0.5"}
+
+
+def test_replication_address_is_what_replicas_are_pointed_at_and_report(tmp_path: Path) -> None:
+    """mpp reaches db2 at `address`, its replicas at `replication_address`: CHANGE MASTER
+    must name the second, and a replica reporting it must map back to db2 (else every
+    replica of db2 would look like it replicates from a stranger)."""
+    text = GOOD.replace(
+        'address = "127.0.0.1:33062"',
+        'address = "127.0.0.1:33062"\nreplication_address = "10.1.0.2:3306"',
+    )
+    pool = load(write(tmp_path, text)).get_pool("main")
+    db2 = pool.node[1]
+    assert (db2.source, db2.source_host_port) == ("10.1.0.2:3306", ("10.1.0.2", 3306))
+    assert pool.node[0].source == pool.node[0].address  # none set: the same address
+    spec = pool.spec()
+    assert spec.name_at("10.1.0.2:3306") == "db2"
+    assert spec.name_at("127.0.0.1:33061") == "db1"
+    message = error_of(tmp_path, text.replace('"10.1.0.2:3306"', '"10.1.0.2"'))
+    assert "replication_address" in message and "is not HOST:PORT" in message
+    message = error_of(tmp_path, text.replace('"10.1.0.2:3306"', '"127.0.0.1:33061"'))
+    assert "must be unique" in message

@@ -457,3 +457,20 @@ def test_a_standing_alert_is_recorded_once_not_every_cycle() -> None:
         state = decision.state
         alerts += sum(1 for e in decision.events if e.new == "ALERT")
     assert "blocked" in state.alert and alerts == 1
+
+
+def test_a_returning_node_is_not_called_errant_while_the_active_node_does_not_answer() -> None:
+    """What the ACTIVE node holds is unknown in a cycle its probe failed: judging a returning
+    node against that empty set called every transaction it has errant and told the
+    operator to rebuild a healthy replica (seen at 300 ms of added latency, when every probe
+    missed its deadline at once). The judgement waits for a cycle that sees the ACTIVE node."""
+    spec = star_spec()
+    state = settled(spec)
+    for cycle in range(1, 8):
+        state = decide(spec, state, star(spec, {"db2": "offline"}), float(cycle)).state
+    assert states(state)["db2"] is State.FAILED_OFFLINE
+    blind = decide(spec, state, star(spec, {"db1": "offline"}), 8.0)
+    assert "errant" not in blind.state.node("db2").message, blind.state.node("db2").message
+    assert not [a for a in blind.actions if a.node == "db2"], blind.actions
+    seen = decide(spec, blind.state, star(spec, {}), 9.0)
+    assert states(seen.state)["db2"] is State.STANDBY, seen.state.node("db2").message

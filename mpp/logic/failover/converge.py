@@ -236,6 +236,9 @@ def _rejoin(
 ) -> list[Action]:
     if not spec.replication.auto_rejoin or obs is None or not obs.reachable or obs.error:
         return []
+    seen = observations.get(active)
+    if seen is None or not seen.reachable:
+        return []  # its GTIDs unknown: no errant check, so no rejoin this cycle
     if obs.read_only is not True:
         return []  # fence first (a writable node is fenced above)
     if source_of(spec, obs) == active and not stopped_cleanly(obs):

@@ -399,6 +399,12 @@ class PrimaryReplicaCycle(Cycle):
         active = next((n.name for n in self.nodes.values() if n.state is State.ACTIVE), None)
         if active is None:
             return
+        seen = self.obs.get(active)
+        if seen is None or not seen.reachable:
+            # what the ACTIVE node holds is unknown this cycle: against that empty set every
+            # transaction of a returning node would look errant, and a healthy replica
+            # would be reported for a rebuild; the verdict waits for a cycle that sees it
+            return
         for name, node in list(self.nodes.items()):
             obs = self.obs.get(name)
             if node.state is not State.FAILED_ONLINE or obs is None or not obs.reachable:
