@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import resource
 import signal
 import statistics
 import sys
@@ -403,9 +404,11 @@ async def _scale_run(
     seconds: float,
     warmup: float,
     freeze: Any,
+    pacing: str,
 ) -> dict[str, Any]:
     """One task per pool of three entries, cycling at the interval as PoolWorker.run does;
     the figures come from the window after the warm-up (every connection open)."""
+    before = _proc_status()
     s = drivers.make(variant, targets, deadline)
     pools = [s.probers[i : i + 3] for i in range(0, len(s.probers), 3)]
     starts: list[list[float]] = [[] for _ in pools]
@@ -415,6 +418,12 @@ async def _scale_run(
     window = (loop_start + warmup, loop_start + warmup + seconds)
 
     async def pool_loop(j: int) -> None:
+        # "mpp": as PoolWorker.run, every pool at once, then sleep the rest of the interval
+        # (a late wake-up is never made up); "grid": pool j on its own tick of a fixed grid,
+        # the pools spread over the interval (a late start does not shift the next ones; a
+        # cycle that overran its tick, as one with a hung node does, starts the next at once)
+        tick = loop_start + (j / len(pools) * interval if pacing == "grid" else 0.0)
+        await asyncio.sleep(max(0.0, tick - time.monotonic()))
         while (now := time.monotonic()) < window[1]:
             if now >= window[0]:
                 starts[j].append(now)
@@ -423,7 +432,13 @@ async def _scale_run(
                     lats.append(o.latency_ms / 1e3)
                 elif now >= window[0]:
                     bad[0] += 1
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
+            if pacing == "grid":
+                tick += interval
+                if tick < time.monotonic() - interval:  # more than a tick behind: resync
+                    tick = time.monotonic()
+                await asyncio.sleep(max(0.0, tick - time.monotonic()))  # overran: at once
+            else:
+                await asyncio.sleep(max(0.0, interval - (time.monotonic() - now)))
 
     async def sampler() -> tuple[float, float, float, float]:
         await asyncio.sleep(max(0.0, window[0] - time.monotonic()))
@@ -443,6 +458,7 @@ async def _scale_run(
     rates = [(len(st) - 1) / (st[-1] - st[0]) if len(st) > 1 else 0.0 for st in starts]
     return {
         "variant": variant,
+        "pacing": pacing,
         "cpu_percent_of_one_core": round((c1 - c0) / (w1 - w0) * 100, 1),
         "cpu_ms_per_node_cycle": round((c1 - c0) / max(1, sum(map(len, starts))) / 3 * 1e3, 3),
         "cycles_per_pool_per_s_min": round(min(rates), 3),
@@ -453,6 +469,7 @@ async def _scale_run(
         "probe_ms_p95": round(pct(lats, 0.95) * 1e3, 2) if lats else None,
         "failed_probes_in_window": bad[0],
         "rss_mib": round(proc.get("VmRSS", 0) / 1024, 1),
+        "rss_mib_before_connecting": round(before.get("VmRSS", 0) / 1024, 1),
         "threads": proc.get("Threads"),
     }
 
@@ -465,11 +482,17 @@ def scale_mode(
     base_port: int,
     hang: bool,
     variants: list[str],
+    pacings: list[str],
+    deadline_override: float | None = None,
 ) -> dict[str, Any]:
     if nodes % 3:
         raise SystemExit(f"--nodes {nodes}: pools of three need a multiple of 3")
     chosen, skipped = _available(variants)
     runs: list[dict[str, Any]] = []
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # a socket per node entry
+    want = 2 * nodes + 256
+    if soft < want and (hard == resource.RLIM_INFINITY or hard >= want):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     with tempfile.TemporaryDirectory(prefix="mpp-bench-") as tmp:
         d = Path(tmp)
         sandbox.up(d, nodes=servers, base_port=base_port)
@@ -478,6 +501,8 @@ def scale_mode(
             _room(d, servers, nodes)
             targets, connect_timeout, query_timeout = _entries(d, nodes, servers)
             deadline = drivers.deadline_of(connect_timeout, query_timeout, interval)
+            if deadline_override is not None:
+                deadline = deadline_override
             victim = f"db{servers}"
 
             def freeze() -> None:
@@ -485,22 +510,24 @@ def scale_mode(
 
             async def main() -> None:
                 for v in chosen:
-                    try:
-                        runs.append(
-                            await _scale_run(
-                                v,
-                                targets,
-                                deadline,
-                                interval,
-                                seconds,
-                                3.0,
-                                freeze if hang else None,
+                    for pacing in pacings:
+                        try:
+                            runs.append(
+                                await _scale_run(
+                                    v,
+                                    targets,
+                                    deadline,
+                                    interval,
+                                    seconds,
+                                    3.0,
+                                    freeze if hang else None,
+                                    pacing,
+                                )
                             )
-                        )
-                    finally:
-                        if hang:
-                            sandbox.start_node(d, victim)
-                    await asyncio.sleep(2.0)  # sessions closed, threads gone
+                        finally:
+                            if hang:
+                                sandbox.start_node(d, victim)
+                        await asyncio.sleep(2.0)  # sessions closed, threads gone
 
             eventloop.run(main())
         finally:
@@ -515,6 +542,7 @@ def scale_mode(
             "seconds_measured": seconds,
             "deadline_s": deadline,
             "connect_timeout_s": connect_timeout,
+            "deadline_rule": "mpp's" if deadline_override is None else "--deadline",
             "hung_server": victim if hang else None,
             "server_version": version,
             "event_loop": eventloop.chosen(),
@@ -551,7 +579,7 @@ def _drivers_line(r: dict[str, Any], host: dict[str, Any]) -> str:
 def _scale_line(r: dict[str, Any], host: dict[str, Any]) -> str:
     c = r["conditions"]
     cols = "; ".join(
-        f"{x['variant']} {x['cpu_percent_of_one_core']}% of a core "
+        f"{x['variant']} ({x['pacing']} pacing) {x['cpu_percent_of_one_core']}% of a core "
         f"({x['cpu_ms_per_node_cycle']} ms per node-cycle), cycles per pool per s "
         f"min {x['cycles_per_pool_per_s_min']} ({'on time' if x['on_time'] else 'LATE'}), "
         f"RSS {x['rss_mib']} MiB, {x['threads']} threads"
@@ -560,7 +588,8 @@ def _scale_line(r: dict[str, Any], host: dict[str, Any]) -> str:
     hung = f", {c['hung_server']} SIGSTOPped" if c["hung_server"] else ""
     return f"poll scale: {cols}" + describe(
         f"{c['node_entries']} node entries in {c['pools']} pools over {c['servers']} sandbox "
-        f"servers{hung}, interval {c['interval_s']:g} s, {c['seconds_measured']:g} s measured, "
+        f"servers{hung}, interval {c['interval_s']:g} s, deadline {c['deadline_s']:g} s "
+        f"({c['deadline_rule']}), {c['seconds_measured']:g} s measured, "
         f"probes only, {c['event_loop']} loop",
         host,
     )
@@ -605,6 +634,18 @@ def main() -> None:
         help=f"comma-separated, of {','.join(drivers.VARIANTS)} (default: all with --drivers, "
         "asyncmy-multi,pymysql-mpp with --servers)",
     )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="--servers: probe deadline in seconds instead of mpp's rule (capped at the interval)",
+    )
+    parser.add_argument(
+        "--pacing",
+        default="mpp,grid",
+        help="--servers: comma-separated, mpp (as PoolWorker.run) and/or grid (fixed ticks, "
+        "pools spread over the interval)",
+    )
     args = parser.parse_args()
     interval = parse_duration(args.interval)
     host = machine()
@@ -620,7 +661,15 @@ def main() -> None:
             if args.nodes is None:
                 parser.error("--servers K without --drivers needs --nodes N")
             r = scale_mode(
-                args.nodes, servers, args.seconds, interval, args.base_port, args.hang, variants
+                args.nodes,
+                servers,
+                args.seconds,
+                interval,
+                args.base_port,
+                args.hang,
+                variants,
+                [p for p in args.pacing.split(",") if p in ("mpp", "grid")],
+                args.deadline,
             )
         else:
             r = drivers_mode(
