@@ -338,6 +338,8 @@ class ProberSet:
 
 def make(variant: str, targets: list[Target], deadline: float) -> ProberSet:
     """The probers of `variant`, one per target; threaded variants get mpp's pool size."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
     threaded = not variant.startswith("asyncmy")
     # make_workers: max(4, 2 x nodes) probe threads (a hung node's probe may still hold one)
     pool = (
@@ -357,8 +359,6 @@ def make(variant: str, targets: list[Target], deadline: float) -> ProberSet:
             assert pool is not None
             errors = importlib.import_module("MySQLdb").MySQLError
             probers.append(_ThreadedMulti(t, pool, deadline, _mysqlclient_connect, errors))
-        elif variant in ("asyncmy-multi", "asyncmy-two"):
+        else:  # asyncmy-multi, asyncmy-two
             probers.append(_Asyncmy(t, deadline, multi=variant == "asyncmy-multi"))
-        else:
-            raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
     return ProberSet(variant, probers, pool)
