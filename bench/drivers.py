@@ -8,7 +8,8 @@ in the driver, the number of round trips and whether a thread carries the probe:
 - pymysql-mpp: mpp's own NodeProber (PyMySQL, two statements, one thread per probe);
 - pymysql-multi: PyMySQL, one round trip (CLIENT.MULTI_STATEMENTS), one thread per probe;
 - asyncmy-multi / asyncmy-two: asyncmy on the event loop, no threads, one or two round trips;
-- mysqlclient-multi: mysqlclient (libmariadb), one round trip, one thread per probe.
+- mysqlclient-multi / mysqlclient-two: mysqlclient (libmariadb), one or two round trips, one
+  thread per probe.
 
 asyncmy and mysqlclient are optional (`pip install -e '.[bench]'`): they are imported here
 through importlib, so a missing one is a skipped column with a message, and mypy and ruff
@@ -37,9 +38,21 @@ from mpp.probe.flavor import Flavor, detect
 from mpp.probe.mysql import NodeProber
 
 # in the order of the columns; the first one is the reference of every ratio
-VARIANTS = ("pymysql-mpp", "pymysql-multi", "asyncmy-multi", "asyncmy-two", "mysqlclient-multi")
+VARIANTS = (
+    "pymysql-mpp",
+    "pymysql-multi",
+    "asyncmy-multi",
+    "asyncmy-two",
+    "mysqlclient-multi",
+    "mysqlclient-two",
+)
 # the variant that needs which optional package
-NEEDS = {"asyncmy-multi": "asyncmy", "asyncmy-two": "asyncmy", "mysqlclient-multi": "MySQLdb"}
+NEEDS = {
+    "asyncmy-multi": "asyncmy",
+    "asyncmy-two": "asyncmy",
+    "mysqlclient-multi": "MySQLdb",
+    "mysqlclient-two": "MySQLdb",
+}
 
 
 def missing(variant: str) -> str | None:
@@ -138,11 +151,15 @@ class _Threaded:
 
 
 class _BlockingMulti:
-    """One round trip (health_sql; replica_status_sql) on a kept connection, blocking;
-    `connect` opens it with CLIENT.MULTI_STATEMENTS and every socket operation bounded."""
+    """One round trip (health_sql; replica_status_sql) on a kept connection, blocking, or two
+    with multi=False; `connect` opens it with CLIENT.MULTI_STATEMENTS and every socket
+    operation bounded."""
 
-    def __init__(self, target: Target, connect: Callable[[Target], Any], errors: Any) -> None:
+    def __init__(
+        self, target: Target, connect: Callable[[Target], Any], errors: Any, multi: bool = True
+    ) -> None:
         self.target = target
+        self._multi = multi
         self._connect = connect
         self._errors = errors  # the driver's base exception class
         self._conn: Any = None
@@ -172,9 +189,14 @@ class _BlockingMulti:
             flavor = self._flavor
             cur = self._conn.cursor()
             try:
-                cur.execute(f"{flavor.health_sql}; {flavor.replica_status_sql}")
-                row = cur.fetchone()
-                cur.nextset()
+                if self._multi:
+                    cur.execute(f"{flavor.health_sql}; {flavor.replica_status_sql}")
+                    row = cur.fetchone()
+                    cur.nextset()
+                else:
+                    cur.execute(flavor.health_sql)
+                    row = cur.fetchone()
+                    cur.execute(flavor.replica_status_sql)
                 replica = _as_dict(cur.description, cur.fetchone())
             finally:
                 cur.close()
@@ -309,9 +331,10 @@ class _ThreadedMulti:
         deadline: float,
         connect: Callable[[Target], Any],
         errors: Any,
+        multi: bool = True,
     ) -> None:
         self.node = target.node
-        self._inner = _BlockingMulti(target, connect, errors)
+        self._inner = _BlockingMulti(target, connect, errors, multi)
         self._run = _Threaded(self._inner.probe, target.node, pool, deadline)
 
     async def probe(self) -> Observation:
@@ -355,10 +378,11 @@ def make(variant: str, targets: list[Target], deadline: float) -> ProberSet:
         elif variant == "pymysql-multi":
             assert pool is not None
             probers.append(_ThreadedMulti(t, pool, deadline, _pymysql_multi, pymysql.MySQLError))
-        elif variant == "mysqlclient-multi":
+        elif variant.startswith("mysqlclient"):
             assert pool is not None
             errors = importlib.import_module("MySQLdb").MySQLError
-            probers.append(_ThreadedMulti(t, pool, deadline, _mysqlclient_connect, errors))
+            multi = variant == "mysqlclient-multi"
+            probers.append(_ThreadedMulti(t, pool, deadline, _mysqlclient_connect, errors, multi))
         else:  # asyncmy-multi, asyncmy-two
             probers.append(_Asyncmy(t, deadline, multi=variant == "asyncmy-multi"))
     return ProberSet(variant, probers, pool)
