@@ -651,7 +651,9 @@ def main() -> None:
     host = machine()
     if args.drivers or args.servers is not None:
         scale = not args.drivers
-        default = "mysqlclient-multi,asyncmy-multi,pymysql-mpp" if scale else ",".join(drivers.VARIANTS)
+        default = (
+            "mysqlclient-multi,asyncmy-multi,pymysql-mpp" if scale else ",".join(drivers.VARIANTS)
+        )
         variants = [v for v in (args.variants or default).split(",") if v]
         unknown = [v for v in variants if v not in drivers.VARIANTS]
         if unknown:
