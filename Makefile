@@ -5,7 +5,7 @@ MPP := $(VENV)/bin/mpp
 SANDBOX ?= sandbox
 DEMO_API ?= 127.0.0.1:8080
 
-.PHONY: setup demo demo-down test lint unit faults bench clean
+.PHONY: setup demo demo-down test lint unit faults bench bench-drivers clean
 
 setup:
 	@./scripts/bootstrap.sh
@@ -37,6 +37,12 @@ faults: setup
 
 bench: setup
 	$(VENV)/bin/python bench/poll.py
+
+# probe cost per driver (issue 12): PyMySQL as mpp runs it, against asyncmy and mysqlclient
+bench-drivers:
+	@MPP_EXTRA_PACKAGES="libmariadb-dev pkg-config" ./scripts/bootstrap.sh
+	$(VENV)/bin/pip install -q -e '.[bench]'
+	$(VENV)/bin/python bench/poll.py --drivers --hang
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
