@@ -29,7 +29,7 @@ from mpp.config import Config, PoolConfig
 # the actions are named as plan.Fence, plan.Promote...: the plan is the executor's vocabulary
 from mpp.model import plan
 from mpp.model.plan import Action, Outcome
-from mpp.probe.connection import Target, open_connection, pool_targets
+from mpp.probe.connection import Target, open_connection, pool_targets, pool_tls
 from mpp.probe.flavor import Flavor, detect
 
 log = logging.getLogger("mpp.executor")
@@ -49,6 +49,7 @@ class Executor:
         self.targets = pool_targets(config, pool)
         # where replicas are pointed: the replication address, which may not be mpp's
         self.addresses = {n.name: n.source_host_port for n in pool.node}
+        self.tls = pool_tls(config, pool)  # replication uses TLS as mpp's sessions do
         self._late: deque[Outcome] = deque()
 
     def run(self, actions: tuple[Action, ...] | list[Action]) -> list[Outcome]:
@@ -224,6 +225,7 @@ class Executor:
     def _repoint(self, conn: Any, flavor: Flavor, source: str, semi_sync: bool) -> str:
         host, port = self.addresses[source]
         prepare, change, start = flavor.repoint_sql()
+        tls_sql, tls_values = flavor.tls_clause(self.tls)
         _execute(conn, flavor.fence_sql())
         _kill_receiver(conn, flavor)  # its STOP must not wait for a hung old source
         repl_password = self.config.repl_password(self.pool).get_secret_value()
@@ -233,7 +235,8 @@ class Executor:
             if semi_sync:
                 for sql in flavor.semi_sync_sql(False, 0):
                     cur.execute(sql)
-            cur.execute(change, (host, port, self.pool.repl_user, repl_password))
+            values = (host, port, self.pool.repl_user, repl_password, *tls_values)
+            cur.execute(change + tls_sql, values)
             cur.execute(start)
         return f"replicating from {source} ({host}:{port}), read_only on"
 

@@ -97,6 +97,15 @@ class PoolConfig(_Strict):
     repl_user: Annotated[Printable, Field(min_length=1)] = "repl"
     repl_password_env: EnvName | None = None
     repl_password_file: FileName | None = None
+    # TLS for every MySQL session mpp opens to this pool's servers (probes, executor) and
+    # for the replication it sets up (docs/security.md): "off" (the default, what a fresh
+    # sandbox serves), "preferred" (encrypt when the server offers it), "required"
+    # (encrypt, unverified), "verify_ca" (the server's certificate signed by ca_file),
+    # "verify_identity" (and its name or IP matching the node's address)
+    tls: Literal["off", "preferred", "required", "verify_ca", "verify_identity"] = "off"
+    ca_file: FileName | None = None
+    cert_file: FileName | None = None  # a client certificate, for servers that ask for one
+    key_file: FileName | None = None
     hooks: HooksConfig = HooksConfig()
     node: Annotated[list[NodeConfig], Field(min_length=1)]
 
@@ -134,6 +143,15 @@ class PoolConfig(_Strict):
             raise ValueError(
                 'topology "primary-replica" repoints replicas, so set exactly one of '
                 "repl_password_env or repl_password_file (the password of repl_user)"
+            )
+        if self.tls in ("verify_ca", "verify_identity") and self.ca_file is None:
+            raise ValueError(f'tls = "{self.tls}" checks the server against ca_file: set it')
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both, or neither")
+        if self.tls in ("off", "preferred") and any((self.ca_file, self.cert_file, self.key_file)):
+            raise ValueError(
+                'ca_file, cert_file and key_file need tls = "required" or stricter '
+                f'(tls = "{self.tls}" uses none of them)'
             )
         primaries = [n.name for n in self.node if n.type == "primary"]
         if len(primaries) != 1:

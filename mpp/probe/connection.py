@@ -3,6 +3,8 @@ connection with every socket operation bounded (the probes and the executor shar
 
 from __future__ import annotations
 
+import functools
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,50 @@ from pydantic import SecretStr
 from pymysql.constants import CLIENT
 
 from mpp.config import Config, PoolConfig
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The pool's TLS settings, with the paths resolved against the config's directory."""
+
+    mode: str  # "preferred", "required", "verify_ca", "verify_identity"
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.mode != "preferred"
+
+
+class TlsRefused(pymysql.err.OperationalError):
+    """The pool requires TLS and the server did not offer it: the session is not used."""
+
+
+@functools.lru_cache(maxsize=64)
+def _context(tls: Tls) -> ssl.SSLContext:
+    """One context per pool's settings (loading a CA per connect would cost each probe):
+    unverified for preferred/required, the CA for verify_ca, and the node's name or IP
+    for verify_identity (PyMySQL passes the host as server_hostname)."""
+    ctx = (
+        ssl.create_default_context(cafile=tls.ca_file)
+        if tls.ca_file
+        else ssl.create_default_context()
+    )
+    if tls.mode in ("preferred", "required"):
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    elif tls.mode == "verify_ca":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    if tls.cert_file and tls.key_file:
+        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+    return ctx
+
+
+def encrypted(conn: pymysql.connections.Connection[Any]) -> bool:
+    """The session runs over TLS (PyMySQL keeps the socket it wrapped as `_sock`)."""
+    return isinstance(getattr(conn, "_sock", None), ssl.SSLSocket)
 
 
 @dataclass(frozen=True)
@@ -23,6 +69,7 @@ class Target:
     connect_timeout: float
     query_timeout: float
     source_address: str | None = None  # [mpp] source_address: where the session comes from
+    tls: Tls | None = None  # None: no TLS (the pool's tls = "off")
 
     def __repr__(self) -> str:  # the password must never reach a log line
         return f"Target({self.node}@{self.host}:{self.port})"
@@ -35,7 +82,7 @@ def open_connection(
     `multi_statements` lets the probe send its fixed statements in one round trip; the
     executor's sessions, whose statements take parameters, keep it off (a parameter can
     then never carry a second statement)."""
-    return pymysql.connect(
+    conn = pymysql.connect(
         host=t.host,
         port=t.port,
         user=t.user,
@@ -48,11 +95,18 @@ def open_connection(
         write_timeout=t.query_timeout,
         autocommit=True,
         bind_address=t.source_address,
-        # TLS negotiation costs ~58 ms per connect with PyMySQL's default "preferred" mode;
-        # monitoring over loopback/LAN runs without it for now.
-        ssl_disabled=True,
+        # tls = "off" (the default): no TLS at all, not even PyMySQL's attempt (a TLS
+        # handshake costs ~58 ms per connect here); otherwise the pool's context
+        ssl_disabled=t.tls is None,
+        # preferred: PyMySQL's own preferred mode (TLS when offered, unverified); stricter
+        # modes: the pool's context, which PyMySQL then requires
+        ssl=_context(t.tls) if t.tls is not None and t.tls.required else None,
         client_flag=CLIENT.MULTI_STATEMENTS if multi_statements else 0,
     )
+    if t.tls is not None and t.tls.required and not encrypted(conn):
+        conn.close()  # PyMySQL goes on in clear text when the server offers no TLS
+        raise TlsRefused(2026, f'{t.node} offers no TLS and the pool requires tls = "{t.tls.mode}"')
+    return conn
 
 
 def pool_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
@@ -68,6 +122,18 @@ def pool_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
             connect_timeout=config.mpp.connect_timeout,
             query_timeout=config.query_timeout,
             source_address=config.mpp.source_address,
+            tls=pool_tls(config, pool),
         )
         for n in pool.node
     }
+
+
+def pool_tls(config: Config, pool: PoolConfig) -> Tls | None:
+    """The pool's TLS settings for its sessions and its replication; None when off."""
+    if pool.tls == "off":
+        return None
+
+    def path(name: str | None) -> str | None:
+        return str(config.resolve(name)) if name is not None else None
+
+    return Tls(pool.tls, path(pool.ca_file), path(pool.cert_file), path(pool.key_file))

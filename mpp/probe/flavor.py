@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpp.model import Replication
+from mpp.probe.connection import Tls
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,28 @@ class Flavor:
             "SET GLOBAL rpl_semi_sync_source_enabled = OFF",
             "SET GLOBAL rpl_semi_sync_replica_enabled = ON",
         ]
+
+    def tls_clause(self, tls: Tls | None) -> tuple[str, tuple[str, ...]]:
+        """The CHANGE MASTER/REPLICATION SOURCE options that make replication use TLS as
+        the pool's sessions do, with their %s values: MASTER_SSL=1, the CA (and a client
+        certificate) at the same paths on the replica's host, the server's name checked
+        for verify_identity. Nothing for a pool without TLS: the source's settings are
+        then left as they were (a replica set up with TLS by hand keeps it)."""
+        if tls is None:
+            return "", ()
+        word = "SOURCE" if self._uses_source() else "MASTER"
+        parts, values = [f"{word}_SSL=1"], []
+        for option, path in (("CA", tls.ca_file), ("CERT", tls.cert_file), ("KEY", tls.key_file)):
+            if path is not None:
+                parts.append(f"{word}_SSL_{option}=%s")
+                values.append(path)
+        if tls.required:
+            verify = 1 if tls.mode == "verify_identity" else 0
+            parts.append(f"{word}_SSL_VERIFY_SERVER_CERT={verify}")
+        return ", " + ", ".join(parts), tuple(values)
+
+    def _uses_source(self) -> bool:
+        return not self.is_mariadb and self.version >= (8, 0, 23)
 
     def repoint_sql(self) -> tuple[list[str], str, str]:
         """([stop, prepare...], change-source with %s host, port, user, password, start).

@@ -61,6 +61,7 @@ def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
         "status": pool_status(state),
         "logic": pool.logic,
         "topology": pool.topology,
+        "tls": pool.tls,  # mpp's sessions to the servers and the replication it sets up
         "cycle": state.cycle if state else 0,
         "updated_at": _iso(state.updated_at if state else None),
         "pinned": state.pinned if state else None,
@@ -149,7 +150,8 @@ def table(doc: dict[str, Any]) -> Table:
             "",
             "",
             "",
-            f"{pool['logic']} / {pool['topology']}",
+            f"{pool['logic']} / {pool['topology']}"
+            + ("  (no TLS to the servers)" if pool.get("tls") == "off" else f"  TLS {pool['tls']}"),
         )
         for n in pool["nodes"]:
             level = Status(n["level"])

@@ -45,6 +45,7 @@ from mpp.sandbox.state import (
     same_layout,
     save_state,
 )
+from mpp.sandbox.tls import make_certificates
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def up(
     progress: Callable[[str], None] | None = None,
     api: str | None = None,
     read_only_start: bool = False,
+    tls: bool = False,
 ) -> list[SandboxNode]:
     """Bring the sandbox to "all nodes running and replicating", doing only what is missing.
 
@@ -101,6 +103,9 @@ def up(
         if state is None:
             state = new_state(nodes, base_port, topology)
             state.read_only_start = read_only_start
+            state.tls = tls
+        if state.tls:
+            make_certificates(d)  # before any my.cnf names them
 
         running = _resume_frozen(d, state, say)
         to_start = [rec for rec in state.nodes if rec.name not in running]

@@ -26,6 +26,7 @@ from mpp.sandbox.layout import (
 from mpp.sandbox.processes import POLL, children
 from mpp.sandbox.sessions import accepts_connections, root_passwords
 from mpp.sandbox.state import NodeRecord, State, save_state
+from mpp.sandbox.tls import server_cnf_lines
 
 _START_TIMEOUT = 30.0
 
@@ -90,6 +91,7 @@ def _node_cnf(d: Path, state: State, rec: NodeRecord) -> str:
         "table_open_cache = 400",
         "performance_schema = OFF",
         _INNODB_SETTINGS.rstrip("\n"),
+        *(server_cnf_lines(d) if state.tls else []),
     ]
     primary = rec.server_id == 1
     if state.topology == "primary-replica" and (not primary or state.read_only_start):

@@ -44,6 +44,7 @@ class State:
     app_database_created: bool = False
     # primary-replica: every node starts read-only, the primary too (see server.py)
     read_only_start: bool = False
+    tls: bool = False  # the servers serve TLS with the sandbox's certificates (tls.py)
 
 
 def new_state(count: int, base_port: int, topology: Topology) -> State:
@@ -92,6 +93,7 @@ def load_state(d: Path) -> State | None:
             replication_configured=bool(raw.get("replication_configured", False)),
             app_database_created=bool(raw.get("app_database_created", False)),
             read_only_start=bool(raw.get("read_only_start", False)),
+            tls=bool(raw.get("tls", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SandboxError(f"{path} is damaged ({exc}); run `mpp sandbox destroy`") from exc
@@ -107,6 +109,7 @@ def save_state(d: Path, state: State) -> None:
         "replication_configured": state.replication_configured,
         "app_database_created": state.app_database_created,
         "read_only_start": state.read_only_start,
+        "tls": state.tls,
         "nodes": [
             {
                 "name": r.name,
