@@ -128,6 +128,15 @@ class ApiSection(_Strict):
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = 256
     # a request's head must arrive within this, from the connect or the previous response
     header_timeout: Annotated[Duration, Field(gt=0, le=300)] = 5.0
+    # HTTPS: the API's certificate (chain) and key; both or neither (none: plain HTTP)
+    cert_file: FileName | None = None
+    key_file: FileName | None = None
+
+    @model_validator(mode="after")
+    def _https(self) -> ApiSection:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: set both for HTTPS, or neither")
+        return self
 
 
 class AgentSection(_Strict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -60,6 +61,7 @@ class Integrations:
             if self.metrics is not None:
                 self.metrics.add_router(self.router.stats)
         hub.listeners.append(guarded(self._cycle_listener, "cycle timing"))
+        self._check_https()
         try:
             if config.api is not None:
                 self.api_socket = self._bind(config.api.listen, "[api]")
@@ -71,6 +73,22 @@ class Integrations:
             self.close()
             raise
         self.caps = self._budget()
+
+    def _check_https(self) -> None:
+        """The API's certificate and key load now, or `mpp run` stops with one line (not
+        later, inside the loop, with uvicorn's traceback)."""
+        api = self.config.api
+        if api is None or api.cert_file is None or api.key_file is None:
+            return
+        cert, key = self.config.resolve(api.cert_file), self.config.resolve(api.key_file)
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as err:
+            why = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise ConfigError(
+                f"{self.config.path}: [api] cert_file/key_file: cannot load {cert} with "
+                f"{key} ({why}); give a PEM certificate (chain) and its private key"
+            ) from None
 
     def _budget(self) -> dict[str, int]:
         """Every listener's connection cap under the descriptor limit (mpp.publish.budget),
@@ -128,7 +146,13 @@ class Integrations:
             assert api is not None
             token = self.app.state.context.token  # read once, by create_app
             bounds = Bounds(self.caps[API_CAP], api.header_timeout, token)
-            tasks.append(serve(self.app, self.api_socket, stop, bounds))
+            https = None
+            if api.cert_file is not None and api.key_file is not None:
+                https = (
+                    str(self.config.resolve(api.cert_file)),
+                    str(self.config.resolve(api.key_file)),
+                )
+            tasks.append(serve(self.app, self.api_socket, stop, bounds, https))
         if self.agent is not None:
             tasks.append(self.agent.serve(self.agent_socket, stop))
         if self.router is not None:

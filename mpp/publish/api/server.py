@@ -24,15 +24,22 @@ class _Server(uvicorn.Server):
 
 
 async def serve(
-    app: Any, sock: socket.socket, stop: asyncio.Event, bounds: Bounds | None = None
+    app: Any,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    bounds: Bounds | None = None,
+    https: tuple[str, str] | None = None,
 ) -> None:
     """Serve `app` on an already bound socket until `stop` is set; `bounds` limits its
-    connections (mpp.publish.api.bounded), always given by `mpp run`."""
+    connections (mpp.publish.api.bounded), always given by `mpp run`; `https`: the
+    certificate and key files ([api] cert_file, key_file)."""
     http: Any = "httptools" if bounds is None else protocol(bounds)
     server = _Server(
         uvicorn.Config(
             app,
             http=http,
+            ssl_certfile=https[0] if https else None,
+            ssl_keyfile=https[1] if https else None,
             log_config=None,
             access_log=False,  # load balancers poll every second: that is not news
             lifespan="off",
@@ -42,7 +49,7 @@ async def serve(
         )
     )
     host, port = sock.getsockname()[:2]
-    log.info("API listening on http://%s:%s", host, port)
+    log.info("API listening on %s://%s:%s", "https" if https else "http", host, port)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
