@@ -78,6 +78,7 @@ from mpp.model import (
 )
 from mpp.store import codec
 from tests.builders import star, star_spec
+from tests.examples import examples
 
 _U1 = "3e11fa47-71ca-11e1-9e33-c80aa9429562"
 _U2 = "9a9b2c3d-0000-11e1-8000-000000000002"
@@ -468,7 +469,7 @@ def _promoted(outcome: Outcome, name: str) -> bool:
     return outcome.ok and isinstance(outcome.action, Promote) and outcome.action.node == name
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(scenario())
 def test_primary_replica_invariants_hold_over_random_histories(
     case: tuple[PoolSpec, list[Step]],
