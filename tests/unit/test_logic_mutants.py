@@ -8,14 +8,21 @@ from dataclasses import replace
 
 import pytest
 
+from mpp.logic import registry
+from mpp.logic.failover import LOGIC, FailoverLogic, decide, initial_state, reconcile, veto
 from mpp.logic.failover import converge as topology
-from mpp.logic.failover import decide, initial_state
+from mpp.logic.interface import BaseLogic
 from mpp.model import (
     Change,
     ChangeKind,
+    Decision,
+    Event,
+    EventKind,
     NodeState,
     Observation,
     PoolState,
+    Request,
+    RequestKind,
     State,
 )
 from tests.builders import observe, ring_spec, star, star_spec
@@ -23,6 +30,9 @@ from tests.builders import observe, ring_spec, star, star_spec
 
 def states(state: PoolState) -> dict[str, State]:
     return {n.name: n.state for n in state.nodes}
+
+
+LOST = {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}  # every replica lost db1
 
 
 def with_io_pos(obs: Observation, io_pos: str) -> Observation:
@@ -126,3 +136,120 @@ def test_a_candidate_lacking_what_another_received_in_its_relay_log_is_refused()
     assert decision.change is None
     assert states(decision.state)["db1"] is State.ACTIVE
     assert "refusing to promote db3: db2 has 0-1-12" in decision.state.alert
+
+
+# -- the generic logic (interface.py) and the rw answers ------------------------------------------
+
+
+class _Plain(BaseLogic):
+    name = "test-plain-base"
+
+
+def test_base_logic_starts_every_node_unknown_and_takes_writes_on_every_active_node() -> None:
+    spec = ring_spec()
+    logic = _Plain()
+    start = logic.initial_state(spec)
+    assert start == PoolState("main", tuple(NodeState(n) for n in ("db1", "db2", "db3")))
+    assert logic.recheck(spec, observe(spec, {})) == []
+    two = PoolState(
+        "main",
+        (NodeState("db1", State.ACTIVE), NodeState("db2", State.ACTIVE), NodeState("db3")),
+    )
+    assert logic.writer(spec, two, two.node("db1")) == (True, "db1 is ACTIVE")
+    assert logic.writer(spec, two, two.node("db3")) == (False, "db3 is UNKNOWN")
+    assert logic.writers(spec, two) == (True, "pool main: rw on db1, db2")
+    assert logic.writers(spec, start) == (False, "pool main: no node is UP for rw")
+
+
+def test_a_vetoed_change_leaves_the_pool_as_it_was_with_the_reason() -> None:
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = replace(state, request=Request(RequestKind.SWITCHOVER, "db2", 0.5))
+    decision = decide(spec, state, star(spec, LOST), 1.0)
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
+    vetoed = veto(spec, state, decision, "pre_failover hook said no", 2.0)
+    assert vetoed.actions == () and vetoed.change is None
+    assert vetoed.state == replace(
+        state, request=None, alert="pre_failover hook said no", updated_at=2.0
+    )
+    assert vetoed.events == (
+        Event(2.0, "main", "-", EventKind.POOL, "failover", "vetoed", "pre_failover hook said no"),
+    )
+    nothing = Decision(state)
+    assert veto(spec, state, nothing, "no", 3.0).events[0].old == "change"
+
+
+def test_reconcile_follows_config_edits_and_forgets_a_removed_pin() -> None:
+    spec = ring_spec()
+    state = decide(spec, initial_state(spec), observe(spec, {}), 0.0).state
+    pinned = replace(state, pinned="db3", name="old-name")
+    smaller = replace(spec, nodes=spec.nodes[:2])
+    kept = reconcile(smaller, pinned)
+    assert kept.name == "main" and [n.name for n in kept.nodes] == ["db1", "db2"]
+    assert kept.nodes == state.nodes[:2]
+    assert kept.pinned is None
+    assert reconcile(spec, pinned).pinned == "db3"
+    bigger = replace(spec, nodes=(*spec.nodes, replace(spec.nodes[2], name="db4")))
+    assert reconcile(bigger, state).node("db4") == NodeState("db4")
+
+
+def test_failover_writer_answers_say_why_a_node_takes_no_writes() -> None:
+    spec = star_spec()
+    state = PoolState(
+        "main",
+        (NodeState("db1", State.ACTIVE), NodeState("db2", State.STANDBY), NodeState("db3")),
+        draining=(),
+    )
+    logic = FailoverLogic()
+    assert logic.writer(spec, state, state.node("db1")) == (True, "db1 is ACTIVE")
+    assert logic.writer(spec, state, state.node("db2")) == (False, "db2 is STANDBY; ACTIVE: db1")
+    drained = replace(state, draining=("db1",))
+    assert logic.writer(spec, drained, drained.node("db1")) == (
+        False,
+        "db1 is draining (switchover in progress)",
+    )
+    promoting = replace(state, promoting="db1")
+    assert logic.writer(spec, promoting, promoting.node("db1")) == (
+        False,
+        "db1 is being promoted (not writable yet)",
+    )
+    none = replace(state, nodes=(NodeState("db1", State.FAILED_OFFLINE),))
+    assert logic.writer(spec, none, none.node("db1")) == (
+        False,
+        "db1 is FAILED_OFFLINE; ACTIVE: none",
+    )
+    assert logic.writers(spec, state) == (True, "pool main: ACTIVE db1")
+    assert logic.writers(spec, none) == (False, "pool main has no ACTIVE node")
+
+
+def test_recheck_asks_for_a_second_look_only_in_primary_replica_pools() -> None:
+    star_pool = star_spec()
+    obs = star(star_pool, {"db1": "offline"})
+    assert LOGIC.recheck(star_pool, obs) == ["db2", "db3"]
+    assert LOGIC.recheck(star_pool, star(star_pool, {})) == []
+    ring = ring_spec()
+    assert LOGIC.recheck(ring, observe(ring, {"db1": "offline"})) == []
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+
+class _Registered(FailoverLogic):
+    name = "test-registered"
+
+
+def test_registry_knows_the_builtin_logic_and_registered_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", {})
+    assert registry.get("failover") is LOGIC
+    assert registry.names()[0] == "failover"
+    with pytest.raises(ValueError, match="'failover' is a built-in logic"):
+        registry.register(FailoverLogic())
+    with pytest.raises(KeyError, match="no logic named 'nope' \\(known: failover"):
+        registry.get("nope")
+    plugged = _Registered()
+    registry.register(plugged)
+    assert registry.get("test-registered") is plugged
+    assert registry.names().count("test-registered") == 1
+    assert registry._load("mpp.logic.failover:LOGIC") is LOGIC
