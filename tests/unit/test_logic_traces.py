@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from mpp.model import (
     CommandRefused,
     Decision,
     Fail,
+    NodeState,
     Observation,
     Outcome,
     PoolSpec,
     PoolState,
     Recover,
+    State,
     Switchover,
     Takeover,
 )
@@ -35,6 +38,9 @@ from tests.builders import observe, ring_spec, star, star_spec
 # ("poll", observations) | ("cmd", command) | ("done", outcomes of the last actions)
 Step = tuple[str, Any]
 Outcomes = Callable[[Sequence[Action]], list[Outcome]]
+
+
+EMPTY = PoolState("main")
 
 
 def lines(d: Decision) -> list[str]:
@@ -47,6 +53,14 @@ def lines(d: Decision) -> list[str]:
     out += [f"  {n.name} {n.state.value} req={n.req}: {n.message}" for n in d.state.nodes]
     if d.state.alert:
         out.append(f"  alert: {d.state.alert}")
+    pool = {
+        f.name: getattr(d.state, f.name)
+        for f in fields(PoolState)
+        if f.name not in ("name", "nodes", "alert", "updated_at")
+        and getattr(d.state, f.name) != getattr(EMPTY, f.name)
+    }
+    if pool:
+        out.append("  pool: " + ", ".join(f"{k}={v!r}" for k, v in pool.items()))
     out += [f"  action: {a}" for a in d.actions]
     if d.change:
         out.append(f"  change: {d.change.kind.value} {d.change.old or '-'} > {d.change.new}")
@@ -125,6 +139,9 @@ FAILOVER_STEPS: list[Step] = [
     ("poll", star(STAR, {"db1": "offline"})),
     ("poll", {**star(STAR, {}), "db1": BUSY}),
     ("poll", star(STAR, LOST)),
+    ("done", fails_at(3, "cannot connect")),
+    ("poll", star(STAR, {"db1": "offline", "db2": "fenced", "db3": "io_lost"})),
+    ("done", all_ok),
     ("poll", star(STAR, {"db1": "primary"}, source="db2")),
     ("poll", star(STAR, {"db1": "fenced"}, source="db2")),
     ("poll", star(STAR, {}, source="db2")),
@@ -137,7 +154,7 @@ FAILOVER_STEPS: list[Step] = [
 
 SWITCH_STEPS: list[Step] = [
     ("poll", star(STAR, {})),
-    ("cmd", Switchover("db2", timeout=5.0)),
+    ("cmd", Switchover("db2", timeout=5.0, id="op-1")),
     ("cmd", Switchover("db3")),
     ("poll", star(STAR, {})),
     ("done", all_ok),
@@ -172,13 +189,54 @@ TAKEOVER_STEPS: list[Step] = [
     ("cmd", Fail("db3", False)),
 ]
 
+NO_ACTIVE = PoolState(
+    "main",
+    (
+        NodeState("db1", State.FAILED_OFFLINE, req=9),
+        NodeState("db2", State.STANDBY),
+        NodeState("db3", State.STANDBY),
+    ),
+    cycle=5,
+)
+
+TAKEOVER_EDGE_STEPS: list[Step] = [
+    ("cmd", Takeover("db3", id="op-7")),
+    ("poll", star(STAR, {"db1": "offline", "db2": "io_lost", "db3": "io_lost"})),
+    ("cmd", Takeover("db2")),
+    ("poll", star(STAR, {"db1": "offline"}, source="db3")),
+    ("poll", star(STAR, {"db1": "offline", "db2": "io_lost", "db3": "offline"}, source="db3")),
+]
+
+STORED_STEPS: list[Step] = [
+    ("poll", star(STAR, {})),
+    ("poll", star(STAR, {})),
+]
+
+SEMI = star_spec(semi_sync=True, catchup_timeout=2.5)
+SEMI_STEPS: list[Step] = [
+    ("poll", star(SEMI, {})),
+    ("cmd", Switchover(None, timeout=3.0)),
+    ("poll", star(SEMI, {"db2": "lagging", "db3": "lagging"})),
+    ("cmd", Switchover(None)),
+    ("poll", {**star(SEMI, {}), "db1": BUSY}),
+    ("cmd", Switchover("db3")),
+    ("poll", star(SEMI, {"db2": "offline"})),
+    ("done", all_ok),
+    ("poll", star(SEMI, {"db1": "offline", "db2": "io_lost", "db3": "fenced"}, source="db3")),
+    ("poll", star(SEMI, {"db1": "offline", "db2": "io_lost"}, source="db3")),
+]
+
+
 TRACES = Path(__file__).parent / "logic_traces"
 SCENARIOS: dict[str, tuple[PoolSpec, list[Step]]] = {
     "ring": (RING, RING_STEPS),
     "failover": (STAR, FAILOVER_STEPS),
     "switchover": (STAR, SWITCH_STEPS),
     "takeover": (STAR, TAKEOVER_STEPS),
+    "takeover-edges": (STAR, TAKEOVER_EDGE_STEPS),
+    "semi-sync-switchover": (SEMI, SEMI_STEPS),
 }
+STATES: dict[str, PoolState] = {"takeover-edges": NO_ACTIVE}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -186,7 +244,7 @@ def test_history_reads_as_written(name: str) -> None:
     """tests/unit/logic_traces/NAME.txt holds the trace; `MPP_WRITE_TRACES=1` rewrites the
     files from the logic (then read the diff: every changed line is a changed decision)."""
     spec, steps = SCENARIOS[name]
-    got = trace(spec, steps)
+    got = trace(spec, steps, STATES.get(name))
     path = TRACES / f"{name}.txt"
     if os.environ.get("MPP_WRITE_TRACES") == "1":
         path.write_text(got)
