@@ -15,10 +15,12 @@ from mpp.logic.failover import converge
 from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
 from mpp.model import (
+    Fence,
     NodeState,
     Observation,
     PoolState,
     Replication,
+    Repoint,
     State,
     Status,
     Verdict,
@@ -340,3 +342,100 @@ def test_order_never_puts_a_node_behind_one_it_contains_strictly(seqs: list[int]
     ranked = converge.order(SPEC, ["db1", "db2", "db3"], obs)
     best = max(seqs[1:])
     assert int(gtids[ranked[0]].rsplit("-", 1)[1]) == best
+
+
+def test_errant_on_mariadb_goes_on_after_a_domain_it_skips() -> None:
+    promoted = gtid.parse("0-1-10")
+    active = gtid.parse("0-2-20,1-2-9")
+    # domain 0 is skipped (not past the promotion point), domain 1 is errant
+    assert str(gtid.errant(gtid.parse("0-1-5,1-1-20"), promoted, active)) == "1-1-20"
+    # domain 0 is skipped (replicated from the active node's writer), domain 1 is errant
+    assert str(gtid.errant(gtid.parse("0-2-15,1-1-30"), promoted, active)) == "1-1-30"
+
+
+# -- converge: errant checks and the plan for a failed node ------------------------------------
+
+
+def _returning(**changes: object) -> Observation:
+    obs = Observation(
+        "db1", 0.0, reachable=True, read_only=True, gtid_executed="0-1-10", gtid_binlog="0-1-10"
+    )
+    return replace(obs, **changes)  # type: ignore[arg-type]
+
+
+def test_errant_reads_the_binlog_of_the_returning_node_not_what_it_executed() -> None:
+    state = PoolState("main", rejoin_base=(("db1", "0-1-8"),))
+    obs = {"db2": Observation("db2", 0.0, reachable=True, gtid_executed="0-2-30")}
+    own = _returning(gtid_binlog="0-1-9", gtid_executed="0-2-30")
+    assert str(converge.errant(state, "db2", own, obs)) == "0-1-9"
+    executed_only = _returning(gtid_binlog="", gtid_executed="0-1-9")
+    assert str(converge.errant(state, "db2", executed_only, obs)) == "0-1-9"
+
+
+def test_errant_counts_what_the_active_node_received_from_the_returning_one() -> None:
+    """db1 wrote 9 and 10 after db2's promotion point 8, and db2 received them: not errant."""
+    state = PoolState("main", rejoin_base=(("db1", "0-1-8"),), promoted_at="0-2-3")
+    obs = {"db2": Observation("db2", 0.0, reachable=True, gtid_executed="0-1-10")}
+    assert converge.errant(state, "db2", _returning(), obs).empty
+    # without a base of its own, the pool's promotion point counts
+    later = PoolState("main", promoted_at="0-1-8")
+    assert converge.errant(later, "db2", _returning(), obs).empty
+    # without any promotion point, the active node's head is the base
+    none = PoolState("main")
+    other = {"db2": Observation("db2", 0.0, reachable=True, gtid_executed="0-2-12")}
+    assert converge.errant(none, "db2", _returning(), other).empty
+    assert str(converge.errant(later, "db2", _returning(), other)) == "0-1-10"
+
+
+FAILED_OVER = PoolState(
+    "main",
+    (
+        NodeState("db1", State.FAILED_OFFLINE),
+        NodeState("db2", State.ACTIVE),
+        NodeState("db3", State.STANDBY),
+    ),
+    rejoin_base=(("db1", "0-1-8"),),
+)
+BEFORE = PoolState(
+    "main",
+    (
+        NodeState("db1", State.ACTIVE),
+        NodeState("db2", State.STANDBY),
+        NodeState("db3", State.STANDBY),
+    ),
+)
+
+
+def test_plan_for_a_failed_node_not_probed_this_cycle() -> None:
+    obs = star(SPEC, {"db1": "offline"}, source="db2")
+    del obs["db1"]
+    actions = converge.plan(SPEC, BEFORE, FAILED_OVER, obs)
+    assert [a for a in actions if a.node == "db1"] == [Fence("db1", best_effort=True)]
+    assert [a for a in converge.plan(SPEC, FAILED_OVER, FAILED_OVER, obs) if a.node == "db1"] == []
+
+
+def test_plan_does_not_fence_a_just_demoted_node_already_read_only() -> None:
+    obs = star(SPEC, {"db1": "fenced", "db2": "primary", "db3": "replica"}, source="db2")
+    actions = converge.plan(SPEC, BEFORE, FAILED_OVER, obs)
+    assert not any(isinstance(a, Fence) for a in actions)
+    writable = star(SPEC, {"db1": "primary"}, source="db2")
+    assert Fence("db1") in converge.plan(SPEC, BEFORE, FAILED_OVER, writable)
+
+
+def test_plan_rejoins_only_a_returning_node_that_answers_and_is_not_rejoined_yet() -> None:
+    back = NodeState("db1", State.FAILED_ONLINE)
+    failed = replace(FAILED_OVER, nodes=(back, *FAILED_OVER.nodes[1:]))
+    rejoin = Repoint("db1", source="db2", rejoin=True)
+    fenced = star(SPEC, {"db1": "fenced"}, source="db2")
+    assert rejoin in converge.plan(SPEC, failed, failed, fenced)
+    erring = {**fenced, "db1": replace(fenced["db1"], error="1064 in-depth check failed")}
+    assert converge.plan(SPEC, failed, failed, erring) == []
+    # replicating from the ACTIVE node already, threads running (lagging): nothing to do
+    lagging = star(SPEC, {"db1": "lagging"}, source="db2")
+    assert [a for a in converge.plan(SPEC, failed, failed, lagging) if a.node == "db1"] == []
+    # db1 wrote 9 and 10 after the promotion point, db2 received them: rejoined, not held
+    received = {**fenced, "db2": replace(fenced["db2"], gtid_executed="0-1-10")}
+    received["db1"] = replace(fenced["db1"], gtid_binlog="0-1-10", gtid_executed="0-1-10")
+    assert rejoin in converge.plan(SPEC, failed, failed, received)
+    errant = {**received, "db2": replace(fenced["db2"], gtid_executed="0-2-10")}
+    assert rejoin not in converge.plan(SPEC, failed, failed, errant)
