@@ -9,7 +9,15 @@ from dataclasses import replace
 import pytest
 
 from mpp.logic import registry
-from mpp.logic.failover import LOGIC, FailoverLogic, decide, initial_state, reconcile, veto
+from mpp.logic.failover import (
+    LOGIC,
+    FailoverLogic,
+    apply_command,
+    decide,
+    initial_state,
+    reconcile,
+    veto,
+)
 from mpp.logic.failover import converge as topology
 from mpp.logic.interface import BaseLogic
 from mpp.model import (
@@ -18,6 +26,7 @@ from mpp.model import (
     Decision,
     Event,
     EventKind,
+    Fail,
     NodeState,
     Observation,
     PoolState,
@@ -253,3 +262,51 @@ def test_registry_knows_the_builtin_logic_and_registered_ones(
     assert registry.get("test-registered") is plugged
     assert registry.names().count("test-registered") == 1
     assert registry._load("mpp.logic.failover:LOGIC") is LOGIC
+
+
+# -- what a poll records on each node -------------------------------------------------------------
+
+
+def test_a_poll_records_lag_position_latency_and_reachability_on_each_node() -> None:
+    spec = star_spec()
+    obs = star(spec, {"db3": "offline"}, gtids={"db1": "0-1-12", "db2": "0-1-11"})
+    obs["db1"] = replace(obs["db1"], latency_ms=1.23456, at=7.5)
+    rep = obs["db2"].replication
+    assert rep is not None
+    obs["db2"] = replace(obs["db2"], replication=replace(rep, seconds_behind=3), latency_ms=2.0)
+    fresh = initial_state(spec)
+    start = replace(fresh, nodes=tuple(replace(n, gtid="0-1-5") for n in fresh.nodes))
+    state = decide(spec, start, obs, 8.0).state
+    db1, db2, db3 = state.nodes
+    assert (db1.latency_ms, db1.lag, db1.gtid, db1.reachable, db1.last_request) == (
+        1.235,
+        None,
+        "0-1-12",
+        True,
+        7.5,
+    )
+    assert (db2.latency_ms, db2.lag, db2.gtid, db2.reachable) == (2.0, 3, "0-1-11", True)
+    # unreachable: nothing new about its position, which is kept
+    assert (db3.latency_ms, db3.lag, db3.gtid, db3.reachable) == (None, None, "0-1-5", False)
+    assert db3.req == 1 and db1.req == 0
+    # a node not probed this cycle keeps everything it had
+    again = decide(spec, state, {k: v for k, v in obs.items() if k != "db2"}, 9.0).state
+    assert again.node("db2") == replace(db2, notice=False)
+
+
+def test_notice_marks_the_cycle_a_node_changed_state() -> None:
+    spec = ring_spec()
+    state = decide(spec, initial_state(spec), observe(spec, {}), 0.0).state
+    assert all(n.notice for n in state.nodes)
+    state = decide(spec, state, observe(spec, {}), 1.0).state
+    assert not any(n.notice for n in state.nodes)
+
+
+def test_the_cycle_counts_polls_not_commands_and_records_when() -> None:
+    spec = ring_spec()
+    state = decide(spec, initial_state(spec), observe(spec, {}), 5.0).state
+    assert (state.cycle, state.updated_at) == (1, 5.0)
+    state = apply_command(spec, state, Fail("db3", False), 6.0).state
+    assert (state.cycle, state.updated_at) == (1, 6.0)
+    state = decide(spec, state, observe(spec, {}), 7.0).state
+    assert state.cycle == 2
