@@ -21,8 +21,10 @@ from mpp.logic.failover import (
 from mpp.logic.failover import converge as topology
 from mpp.logic.interface import BaseLogic
 from mpp.model import (
+    Activate,
     Change,
     ChangeKind,
+    CommandRefused,
     Decision,
     Event,
     EventKind,
@@ -310,3 +312,63 @@ def test_the_cycle_counts_polls_not_commands_and_records_when() -> None:
     assert (state.cycle, state.updated_at) == (1, 6.0)
     state = decide(spec, state, observe(spec, {}), 7.0).state
     assert state.cycle == 2
+
+
+# -- ring: successors, operator commands -----------------------------------------------------------
+
+
+def test_a_failed_node_reporting_recovery_is_no_successor() -> None:
+    spec = ring_spec()
+    state = PoolState(
+        "main",
+        (
+            NodeState("db1", State.ACTIVE, req=3),
+            NodeState("db2", State.FAILED_ONLINE, req=0),
+            NodeState("db3", State.STANDBY),
+        ),
+        cycle=5,
+    )
+    state = decide(spec, state, observe(spec, {"db1": "offline"}), 1.0).state
+    assert states(state) == {
+        "db1": State.FAILED_OFFLINE,
+        "db2": State.FAILED_ONLINE,
+        "db3": State.ACTIVE,
+    }
+
+
+def test_activate_needs_a_node_seen_healthy_and_pins_only_a_lower_priority_one() -> None:
+    spec = ring_spec()
+    fresh = initial_state(spec)
+    with pytest.raises(CommandRefused, match="db2 is not healthy"):
+        apply_command(spec, fresh, Activate("db2"), 0.0)
+    state = decide(spec, fresh, observe(spec, {}), 0.0).state
+    pinned = apply_command(spec, state, Activate("db2"), 1.0).state
+    assert pinned.pinned == "db2" and states(pinned)["db2"] is State.ACTIVE
+    # pinned: db1, healthy and of higher priority, does not take ACTIVE back
+    kept = decide(spec, pinned, observe(spec, {}), 2.0).state
+    kept = decide(spec, kept, observe(spec, {}), 3.0).state
+    assert states(kept)["db2"] is State.ACTIVE and kept.relinquish_to is None
+    back = apply_command(spec, kept, Activate("db1"), 4.0).state
+    assert back.pinned is None and states(back)["db1"] is State.ACTIVE
+    # a failover away from the pinned node forgets the pin
+    dead = decide(spec, pinned, observe(spec, {"db2": "offline"}), 5.0).state
+    for t in range(spec.fail_point):
+        dead = decide(spec, dead, observe(spec, {"db2": "offline"}), 6.0 + t).state
+    assert states(dead)["db1"] is State.ACTIVE and dead.pinned is None
+
+
+def test_operator_fail_of_the_active_node_needs_a_standby_that_answered_its_last_poll() -> None:
+    spec = ring_spec()
+    state = decide(spec, initial_state(spec), observe(spec, {}), 0.0).state
+    state = decide(spec, state, observe(spec, {"db2": "offline", "db3": "lag"}), 1.0).state
+    with pytest.raises(CommandRefused, match="no healthy STANDBY can take over"):
+        apply_command(spec, state, Fail("db1", False), 2.0)
+    forced = apply_command(spec, state, Fail("db1", True), 2.0)
+    assert forced.state.active == () and forced.change is None
+    assert states(forced.state)["db1"] is State.FAILED_ONLINE
+    # an unreachable node the operator fails is FAILED_OFFLINE
+    assert states(apply_command(spec, state, Fail("db2", False), 2.0).state)["db2"] is (
+        State.FAILED_OFFLINE
+    )
+    with pytest.raises(CommandRefused, match="db1 is already FAILED_ONLINE"):
+        apply_command(spec, forced.state, Fail("db1", False), 3.0)
