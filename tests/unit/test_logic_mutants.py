@@ -13,6 +13,7 @@ from mpp.logic.failover import (
     LOGIC,
     FailoverLogic,
     apply_command,
+    complete,
     decide,
     initial_state,
     reconcile,
@@ -31,10 +32,15 @@ from mpp.model import (
     Fail,
     NodeState,
     Observation,
+    Outcome,
+    PoolSpec,
     PoolState,
+    Promote,
     Request,
     RequestKind,
     State,
+    Switchover,
+    Unfence,
 )
 from tests.builders import observe, ring_spec, star, star_spec
 
@@ -372,3 +378,91 @@ def test_operator_fail_of_the_active_node_needs_a_standby_that_answered_its_last
     )
     with pytest.raises(CommandRefused, match="db1 is already FAILED_ONLINE"):
         apply_command(spec, forced.state, Fail("db1", False), 3.0)
+
+
+class _PinnedWrites(BaseLogic):
+    """A logic whose rw answer depends on the spec and the state: writers must pass both."""
+
+    name = "test-pinned-writes"
+
+    def writer(self, spec: PoolSpec, state: PoolState, node: NodeState) -> tuple[bool, str]:
+        return node.name == state.pinned and spec.name == "main", node.name
+
+
+def test_writers_asks_writer_with_the_spec_and_the_state() -> None:
+    spec = ring_spec()
+    state = replace(initial_state(spec), pinned="db2")
+    assert _PinnedWrites().writers(spec, state) == (True, "pool main: rw on db2")
+
+
+def test_rw_answers_name_every_active_node() -> None:
+    spec = star_spec()
+    two = PoolState(
+        "main",
+        (NodeState("db1", State.ACTIVE), NodeState("db2", State.ACTIVE), NodeState("db3")),
+    )
+    assert LOGIC.writer(spec, two, two.node("db3")) == (False, "db3 is UNKNOWN; ACTIVE: db1, db2")
+    assert LOGIC.writers(spec, two) == (True, "pool main: ACTIVE db1, db2")
+
+
+# -- switchover outcomes ---------------------------------------------------------------------------
+
+
+def _switching(spec: PoolSpec, **pool: object) -> Decision:
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = replace(state, **pool)  # type: ignore[arg-type]
+    state = apply_command(spec, state, Switchover("db2"), 1.0).state
+    decision = decide(spec, state, star(spec, {}), 2.0)
+    assert decision.state.switching is not None
+    return decision
+
+
+def test_a_switchover_is_committed_only_by_the_targets_promote() -> None:
+    spec = star_spec()
+    decision = _switching(spec)
+    fence, catchup, promote = decision.actions[:3]
+    assert isinstance(promote, Promote)
+    failed = [Outcome(fence, True), Outcome(catchup, True), Outcome(promote, False, "denied")]
+    done = complete(spec, decision.state, failed, 3.0)
+    assert states(done.state)["db1"] is State.ACTIVE and done.actions == (Unfence("db1"),)
+    assert done.change is None
+    rolled = [e for e in done.events if e.new == "rolled back"]
+    assert [e.reason for e in rolled] == ["promote db2: denied; db1 stays ACTIVE"]
+    # no outcome at all (the executor ran nothing): rolled back, "not promoted"
+    nothing = complete(spec, decision.state, [], 3.0)
+    assert [e.reason for e in nothing.events] == ["not promoted; db1 stays ACTIVE"]
+    assert nothing.actions == (Unfence("db1"),)
+    assert nothing.state.switching is None and nothing.state.draining == ()
+
+
+def test_a_committed_switchover_clears_the_failover_marks() -> None:
+    spec = star_spec()
+    decision = _switching(spec, alert="old alert", promoted_at="0-1-5")
+    assert decision.state.promoted_at == "0-1-5"
+    done = complete(spec, decision.state, [Outcome(a, True) for a in decision.actions], 3.0)
+    assert states(done.state)["db2"] is State.ACTIVE
+    assert (done.state.promoted_at, done.state.pinned, done.state.alert) == ("", None, "")
+    assert done.change == Change(ChangeKind.SWITCHOVER, "db1", "db2")
+
+
+def test_an_interrupted_switchover_is_completed_with_its_history_lines() -> None:
+    spec = star_spec()
+    decision = _switching(spec)
+    after = star(spec, {"db1": "fenced"}, source="db2")  # mpp died after promoting db2
+    resolved = decide(spec, decision.state, after, 5.0)
+    lines = [(e.node, e.old, e.new, e.reason, e.change) for e in resolved.events if e.node != "-"]
+    assert (
+        "db1",
+        "ACTIVE",
+        "STANDBY",
+        "interrupted SWITCHOVER completed: db2 ACTIVE",
+        ChangeKind.SWITCHOVER,
+    ) in lines
+    assert (
+        "db2",
+        "STANDBY",
+        "ACTIVE",
+        "interrupted SWITCHOVER from db1 completed",
+        ChangeKind.SWITCHOVER,
+    ) in lines
+    assert resolved.state.switching is None and resolved.state.draining == ()
