@@ -345,8 +345,11 @@ def test_a_failed_node_reporting_recovery_is_no_successor() -> None:
 def test_activate_needs_a_node_seen_healthy_and_pins_only_a_lower_priority_one() -> None:
     spec = ring_spec()
     fresh = initial_state(spec)
-    with pytest.raises(CommandRefused, match="db2 is not healthy"):
+    with pytest.raises(CommandRefused) as refused:
         apply_command(spec, fresh, Activate("db2"), 0.0)
+    assert str(refused.value) == (
+        "db2 is not healthy (req=0, last: ''); only a node with status OK can be made ACTIVE"
+    )
     state = decide(spec, fresh, observe(spec, {}), 0.0).state
     pinned = apply_command(spec, state, Activate("db2"), 1.0).state
     assert pinned.pinned == "db2" and states(pinned)["db2"] is State.ACTIVE
@@ -378,6 +381,14 @@ def test_operator_fail_of_the_active_node_needs_a_standby_that_answered_its_last
     )
     with pytest.raises(CommandRefused, match="db1 is already FAILED_ONLINE"):
         apply_command(spec, forced.state, Fail("db1", False), 3.0)
+    # the pool without an ACTIVE node elects one as soon as a node is healthy: a failover
+    elected = decide(spec, forced.state, observe(spec, {}), 4.0)
+    assert states(elected.state)["db2"] is State.ACTIVE
+    assert elected.state.node("db2").message == (
+        "FAILOVER: Taking over ACTIVE state (the pool had no ACTIVE node)."
+    )
+    moved = [e for e in elected.events if e.node == "db2" and e.new == "ACTIVE"]
+    assert [e.change for e in moved] == [ChangeKind.FAILOVER]
 
 
 class _PinnedWrites(BaseLogic):
@@ -466,3 +477,17 @@ def test_an_interrupted_switchover_is_completed_with_its_history_lines() -> None
         ChangeKind.SWITCHOVER,
     ) in lines
     assert resolved.state.switching is None and resolved.state.draining == ()
+
+
+@pytest.mark.parametrize("to", ["db4", None])
+def test_a_stored_takeover_to_a_node_no_longer_configured_is_refused(to: str | None) -> None:
+    """The request was recorded, then the configuration lost that node (or a damaged store
+    lost the name): refused with the reason, nothing moves."""
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = replace(state, request=Request(RequestKind.TAKEOVER, to, 0.5, id="op-9"))
+    decision = decide(spec, state, star(spec, {}), 1.0)
+    assert decision.change is None and decision.state.request is None
+    assert states(decision.state)["db1"] is State.ACTIVE
+    refused = [(e.node, e.old, e.new, e.reason) for e in decision.events]
+    assert refused == [(to or "-", "takeover", "refused", f"no node {to!r} in pool main")]
