@@ -22,6 +22,7 @@ from mpp.logic.failover import (
 from mpp.logic.failover import converge as topology
 from mpp.logic.interface import BaseLogic
 from mpp.model import (
+    Acknowledge,
     Activate,
     Change,
     ChangeKind,
@@ -36,10 +37,13 @@ from mpp.model import (
     PoolSpec,
     PoolState,
     Promote,
+    Recover,
+    Repoint,
     Request,
     RequestKind,
     State,
     Switchover,
+    Takeover,
     Unfence,
 )
 from tests.builders import observe, ring_spec, star, star_spec
@@ -491,3 +495,97 @@ def test_a_stored_takeover_to_a_node_no_longer_configured_is_refused(to: str | N
     assert states(decision.state)["db1"] is State.ACTIVE
     refused = [(e.node, e.old, e.new, e.reason) for e in decision.events]
     assert refused == [(to or "-", "takeover", "refused", f"no node {to!r} in pool main")]
+
+
+# -- operator commands: times, messages, what they clear ---------------------------------------
+
+
+def test_commands_and_outcomes_are_recorded_at_their_time() -> None:
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    decision = apply_command(spec, state, Switchover("db2"), 4.5)
+    assert decision.state.updated_at == 4.5
+    assert [e.at for e in decision.events] == [4.5]
+    planned = decide(spec, decision.state, star(spec, {}), 5.0)
+    done = complete(spec, planned.state, [Outcome(a, True) for a in planned.actions], 6.5)
+    assert done.state.updated_at == 6.5
+    assert {e.at for e in done.events} == {6.5}
+
+
+def test_acknowledge_clears_the_alert_and_says_what_it_acknowledged() -> None:
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    plain = apply_command(spec, state, Acknowledge(), 1.0)
+    assert [(e.old, e.new, e.reason) for e in plain.events] == [
+        ("-", "acknowledged", "operator acknowledged")
+    ]
+    alerted = apply_command(spec, replace(state, alert="look at db2"), Acknowledge(), 1.0)
+    assert alerted.state.alert == "" and alerted.state.failover_acknowledged is True
+    assert alerted.events[0].old == "look at db2"
+
+
+def test_recover_starts_the_ladder_again() -> None:
+    spec = ring_spec()
+    state = PoolState(
+        "main",
+        (
+            NodeState("db1", State.ACTIVE),
+            NodeState("db2", State.FAILED_ONLINE, req=9),
+            NodeState("db3", State.STANDBY),
+        ),
+        cycle=3,
+    )
+    recovered = apply_command(spec, state, Recover("db2"), 1.0).state.node("db2")
+    assert (recovered.state, recovered.req) == (State.UNKNOWN, 0)
+
+
+def test_switchover_and_takeover_need_a_primary_replica_pool() -> None:
+    spec = ring_spec()
+    state = decide(spec, initial_state(spec), observe(spec, {}), 0.0).state
+    for command in (Switchover("db2"), Takeover("db2")):
+        with pytest.raises(CommandRefused) as refused:
+            apply_command(spec, state, command, 1.0)
+        assert str(refused.value) == (
+            'pool main is master-master: switchover and takeover need topology = "primary-replica"'
+            "; use `mpp activate NODE`"
+        )
+
+
+def test_auto_failover_off_says_so_in_full() -> None:
+    spec = star_spec(auto_failover=False)
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = decide(spec, state, star(spec, LOST), 1.0).state
+    assert state.alert == (
+        "automatic failover is off (auto_failover = false): run `mpp takeover main --to NODE`"
+    )
+
+
+def test_a_stored_switchover_without_an_active_node_is_refused() -> None:
+    spec = star_spec()
+    pool = PoolState(
+        "main",
+        (
+            NodeState("db1", State.FAILED_OFFLINE, req=9),
+            NodeState("db2", State.STANDBY),
+            NodeState("db3", State.STANDBY),
+        ),
+        cycle=5,
+        request=Request(RequestKind.SWITCHOVER, "db2", 0.5),
+    )
+    decision = decide(spec, pool, star(spec, {"db1": "offline", "db2": "io_lost"}), 1.0)
+    refused = [(e.old, e.new, e.reason) for e in decision.events if e.new == "refused"]
+    assert refused == [
+        ("switchover", "refused", "no healthy ACTIVE node to switch over from; use takeover")
+    ]
+
+
+def test_a_semi_sync_switchover_asks_semi_sync_of_every_repoint() -> None:
+    spec = star_spec(semi_sync=True)
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = apply_command(spec, state, Switchover("db2", timeout=4.0), 1.0).state
+    actions = decide(spec, state, star(spec, {}), 2.0).actions
+    assert actions[2:] == (
+        Promote("db2", timeout=4.0, semi_sync=True),
+        Repoint("db3", source="db2", semi_sync=True),
+        Repoint("db1", source="db2", rejoin=True, semi_sync=True),
+    )
