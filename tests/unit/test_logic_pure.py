@@ -439,3 +439,25 @@ def test_plan_rejoins_only_a_returning_node_that_answers_and_is_not_rejoined_yet
     assert rejoin in converge.plan(SPEC, failed, failed, received)
     errant = {**received, "db2": replace(fenced["db2"], gtid_executed="0-2-10")}
     assert rejoin not in converge.plan(SPEC, failed, failed, errant)
+
+
+def test_stopped_cleanly_means_a_thread_stopped_without_any_error() -> None:
+    def obs(**changes: object) -> Observation:
+        return Observation("db2", 0.0, reachable=True, replication=rep(**changes))
+
+    assert not converge.stopped_cleanly(Observation("db2", 0.0, reachable=True))
+    assert not converge.stopped_cleanly(obs())
+    assert converge.stopped_cleanly(obs(io_running="No"))
+    assert converge.stopped_cleanly(obs(sql_running=False))
+    assert not converge.stopped_cleanly(obs(io_running="No", last_io_errno=1045))
+    assert not converge.stopped_cleanly(obs(sql_running=False, last_sql_errno=1062))
+    assert not converge.stopped_cleanly(obs(io_running="Connecting"))
+
+
+def test_a_semi_sync_rejoin_asks_for_semi_sync() -> None:
+    spec = star_spec(semi_sync=True)
+    back = NodeState("db1", State.FAILED_ONLINE)
+    failed = replace(FAILED_OVER, nodes=(back, *FAILED_OVER.nodes[1:]))
+    fenced = star(spec, {"db1": "fenced"}, source="db2")
+    rejoin = Repoint("db1", source="db2", rejoin=True, semi_sync=True)
+    assert rejoin in converge.plan(spec, failed, failed, fenced)
