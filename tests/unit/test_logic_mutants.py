@@ -31,6 +31,7 @@ from mpp.model import (
     Event,
     EventKind,
     Fail,
+    Fence,
     NodeState,
     Observation,
     Outcome,
@@ -589,3 +590,149 @@ def test_a_semi_sync_switchover_asks_semi_sync_of_every_repoint() -> None:
         Repoint("db3", source="db2", semi_sync=True),
         Repoint("db1", source="db2", rejoin=True, semi_sync=True),
     )
+
+
+# -- primary-replica: successor ranking, contenders, promotion marks -----------------------------
+
+
+def test_order_counts_only_nodes_strictly_behind_not_incomparable_or_equal_ones() -> None:
+    spec = star_spec(5)
+    gtids = {"db2": "0-1-9", "db3": "0-1-5", "db4": "1-1-5", "db5": "1-1-5"}
+    obs = star(spec, {"db1": "offline"}, gtids=gtids)
+    # db2 has all db3 has and more; db4 and db5 are equal, and incomparable with db2/db3
+    assert topology.order(spec, ["db5", "db4", "db3", "db2"], obs) == ["db2", "db3", "db4", "db5"]
+    gtids = {"db2": "1-1-3", "db3": "0-1-9", "db4": "0-1-5"}
+    obs = star(star_spec(4), {"db1": "offline"}, gtids=gtids)
+    assert topology.order(star_spec(4), ["db2", "db3", "db4"], obs) == ["db3", "db2", "db4"]
+
+
+def test_a_failed_node_holding_more_does_not_block_the_failover() -> None:
+    """FAILED nodes are the operator's: their transactions are not a successor's to have."""
+    spec = star_spec()
+    state = PoolState(
+        "main",
+        (
+            NodeState("db1", State.ACTIVE),
+            NodeState("db2", State.STANDBY),
+            NodeState("db3", State.FAILED_ONLINE, req=9),
+        ),
+        cycle=5,
+    )
+    obs = star(spec, {"db1": "offline", "db2": "io_lost", "db3": "broken"})
+    obs["db3"] = replace(obs["db3"], gtid_executed="0-1-20", gtid_binlog="0-1-20")
+    obs["db3"] = with_io_pos(obs["db3"], "0-1-20")
+    decision = decide(spec, state, obs, 1.0)
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
+
+
+def test_the_failing_primary_is_no_contender_for_its_own_successor() -> None:
+    """Without confirmation a busy primary is failed over even if it reports more than its
+    replicas have (what no replica received is lost with it, as in any failover)."""
+    spec = star_spec(confirm_with_replicas=False)
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    busy = Observation(
+        "db1", 0.0, reachable=True, error="1040 Too many connections", gtid_executed="0-1-20"
+    )
+    obs = {**star(spec, {}), "db1": busy}
+    for t in range(spec.fail_point - 1):
+        state = decide(spec, state, obs, 1.0 + t).state
+    assert decide(spec, state, obs, 9.0).change == Change(ChangeKind.FAILOVER, "db1", "db2")
+
+
+def test_an_election_without_active_node_is_recorded_as_a_failover() -> None:
+    spec = star_spec()
+    pool = PoolState(
+        "main",
+        (NodeState("db1", State.FAILED_OFFLINE, req=9), NodeState("db2"), NodeState("db3")),
+        cycle=5,
+    )
+    decision = decide(spec, pool, star(spec, {"db1": "offline", "db2": "io_lost"}), 1.0)
+    assert decision.state.node("db2").message == (
+        "FAILOVER: Taking over ACTIVE state (the pool had no ACTIVE node)."
+    )
+    first = decide(spec, initial_state(spec), star(spec, {}), 0.0)
+    assert first.change is None
+    assert first.state.node("db1").message == (
+        "Elected ACTIVE: the running primary, else the most advanced healthy node."
+    )
+
+
+def test_a_failover_clears_the_alert_and_the_pin_and_waits_for_a_read_only_successor() -> None:
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = replace(state, alert="old alert", pinned="db2")
+    decision = decide(spec, state, star(spec, LOST), 1.0)
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
+    assert (decision.state.alert, decision.state.pinned) == ("", None)
+    assert decision.state.promoting == "db2"
+
+
+def test_a_successor_already_writable_needs_no_promotion_wait() -> None:
+    """A pool without ACTIVE node meets a running primary (UNKNOWN: never placed): elected,
+    and rw need not wait for a promotion."""
+    spec = star_spec()
+    pool = PoolState(
+        "main",
+        (NodeState("db1", State.FAILED_OFFLINE, req=9), NodeState("db2"), NodeState("db3")),
+        cycle=5,
+    )
+    obs = star(spec, {"db1": "offline"}, source="db2")
+    decision = decide(spec, pool, obs, 1.0)
+    assert decision.change == Change(ChangeKind.FAILOVER, "", "db2")
+    assert decision.state.promoting is None
+    read_only = star(spec, {"db1": "offline", "db2": "fenced", "db3": "io_lost"})
+    assert decide(spec, pool, read_only, 1.0).state.promoting == "db2"
+
+
+def test_a_stored_switchover_to_a_node_no_longer_configured_is_refused() -> None:
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    state = replace(state, request=Request(RequestKind.SWITCHOVER, "db4", 0.5))
+    decision = decide(spec, state, star(spec, {}), 1.0)
+    assert [(e.new, e.reason) for e in decision.events] == [("refused", "no node 'db4'")]
+
+
+# -- primary-replica: returning nodes ------------------------------------------------------------
+
+
+def test_rejoin_goes_on_past_a_failed_node_not_probed_this_cycle() -> None:
+    spec = star_spec()
+    pool = PoolState(
+        "main",
+        (
+            NodeState("db1", State.FAILED_ONLINE, req=9),
+            NodeState("db2", State.ACTIVE),
+            NodeState("db3", State.FAILED_ONLINE, req=9),
+        ),
+        cycle=5,
+        promoted_at="0-1-10",
+    )
+    obs = star(spec, {}, source="db2")
+    del obs["db1"]
+    state = decide(spec, pool, obs, 1.0).state
+    assert states(state) == {
+        "db1": State.FAILED_ONLINE,
+        "db2": State.ACTIVE,
+        "db3": State.STANDBY,
+    }
+
+
+def test_a_writable_node_with_errant_transactions_is_said_to_be_fenced() -> None:
+    spec = star_spec()
+    pool = PoolState(
+        "main",
+        (
+            NodeState("db1", State.FAILED_ONLINE, req=9),
+            NodeState("db2", State.ACTIVE),
+            NodeState("db3", State.STANDBY),
+        ),
+        cycle=5,
+        promoted_at="0-1-10",
+    )
+    obs = star(spec, {"db1": "primary"}, source="db2", gtids={"db1": "0-1-12", "db2": "0-2-14"})
+    decision = decide(spec, pool, obs, 1.0)
+    assert decision.state.node("db1").message == (
+        "errant transactions 0-1-12 (not on db2): being fenced; "
+        "inspect, then rebuild or `mpp recover` it"
+    )
+    assert Fence("db1") in decision.actions
