@@ -19,6 +19,7 @@ from mpp.model import (
     NodeState,
     Observation,
     PoolState,
+    Promote,
     Replication,
     Repoint,
     State,
@@ -461,3 +462,37 @@ def test_a_semi_sync_rejoin_asks_for_semi_sync() -> None:
     fenced = star(spec, {"db1": "fenced"}, source="db2")
     rejoin = Repoint("db1", source="db2", rejoin=True, semi_sync=True)
     assert rejoin in converge.plan(spec, failed, failed, fenced)
+
+
+def test_plan_fences_every_writable_failed_node() -> None:
+    both = PoolState(
+        "main",
+        (
+            NodeState("db1", State.FAILED_ONLINE),
+            NodeState("db2", State.ACTIVE),
+            NodeState("db3", State.FAILED_ONLINE),
+        ),
+    )
+    obs = star(SPEC, {"db1": "primary", "db3": "primary"}, source="db2")
+    actions = converge.plan(SPEC, both, both, obs)
+    assert [a for a in actions if isinstance(a, Fence)] == [Fence("db1"), Fence("db3")]
+
+
+def test_plan_leaves_alone_nodes_not_probed_or_unreachable_or_erring() -> None:
+    state = replace(FAILED_OVER, nodes=(NodeState("db1", State.STANDBY), *FAILED_OVER.nodes[1:]))
+    obs = star(SPEC, {"db1": "replica", "db2": "fenced", "db3": "replica"})  # db2 must promote
+    assert Promote("db2", timeout=10.0) in converge.plan(SPEC, state, state, obs)
+    for gone in (
+        {k: v for k, v in obs.items() if k != "db2"},
+        {**obs, "db2": Observation("db2", 0.0, reachable=False)},
+        {**obs, "db2": replace(obs["db2"], error="1045")},
+    ):
+        assert not any(isinstance(a, Promote) for a in converge.plan(SPEC, state, state, gone))
+    # db1 replicates from the old primary: repointed, unless not probed, unreachable or erring
+    assert Repoint("db1", source="db2") in converge.plan(SPEC, state, state, obs)
+    for gone in (
+        {k: v for k, v in obs.items() if k != "db1"},
+        {**obs, "db1": Observation("db1", 0.0, reachable=False)},
+        {**obs, "db1": replace(obs["db1"], error="1045")},
+    ):
+        assert not any(a.node == "db1" for a in converge.plan(SPEC, state, state, gone))
