@@ -453,7 +453,7 @@ def test_a_switchover_is_committed_only_by_the_targets_promote() -> None:
 
 def test_a_committed_switchover_clears_the_failover_marks() -> None:
     spec = star_spec()
-    decision = _switching(spec, alert="old alert", promoted_at="0-1-5")
+    decision = _switching(spec, alert="old alert", promoted_at="0-1-5", pinned="db3")
     assert decision.state.promoted_at == "0-1-5"
     done = complete(spec, decision.state, [Outcome(a, True) for a in decision.actions], 3.0)
     assert states(done.state)["db2"] is State.ACTIVE
@@ -650,7 +650,10 @@ def test_an_election_without_active_node_is_recorded_as_a_failover() -> None:
     assert decision.state.node("db2").message == (
         "FAILOVER: Taking over ACTIVE state (the pool had no ACTIVE node)."
     )
+    moved = [e for e in decision.events if e.node == "db2" and e.new == "ACTIVE"]
+    assert [e.change for e in moved] == [ChangeKind.FAILOVER]
     first = decide(spec, initial_state(spec), star(spec, {}), 0.0)
+    assert [e.change for e in first.events if e.new == "ACTIVE"] == [None]
     assert first.change is None
     assert first.state.node("db1").message == (
         "Elected ACTIVE: the running primary, else the most advanced healthy node."
@@ -736,3 +739,91 @@ def test_a_writable_node_with_errant_transactions_is_said_to_be_fenced() -> None
         "inspect, then rebuild or `mpp recover` it"
     )
     assert Fence("db1") in decision.actions
+
+
+def test_rejoin_goes_on_past_a_quarantined_node() -> None:
+    spec = star_spec()
+    pool = PoolState(
+        "main",
+        (
+            NodeState("db1", State.FAILED_ONLINE, req=9),
+            NodeState("db2", State.ACTIVE),
+            NodeState("db3", State.FAILED_ONLINE, req=9),
+        ),
+        cycle=5,
+        promoted_at="0-1-10",
+    )
+    obs = star(spec, {"db1": "fenced"}, source="db2", gtids={"db1": "0-1-12", "db2": "0-2-14"})
+    state = decide(spec, pool, obs, 1.0).state
+    assert states(state) == {
+        "db1": State.FAILED_ONLINE,
+        "db2": State.ACTIVE,
+        "db3": State.STANDBY,
+    }
+    assert "errant transactions 0-1-12" in state.node("db1").message
+
+
+@pytest.mark.parametrize(
+    ("reachable", "failed"), [(True, State.FAILED_ONLINE), (False, State.FAILED_OFFLINE)]
+)
+def test_an_active_node_failed_while_not_probed_is_failed_as_last_seen(
+    reachable: bool, failed: State
+) -> None:
+    """Kept ACTIVE at the fail point (no standby), then not probed in the cycle a successor
+    appears: its FAILED state follows its last probe."""
+    spec = ring_spec()
+    pool = PoolState(
+        "main",
+        (
+            NodeState("db1", State.ACTIVE, req=6, reachable=reachable),
+            NodeState("db2", State.STANDBY),
+            NodeState("db3", State.STANDBY, req=1),
+        ),
+        cycle=5,
+    )
+    obs = {k: v for k, v in observe(spec, {}).items() if k != "db1"}
+    state = decide(spec, pool, obs, 1.0).state
+    assert states(state) == {"db1": failed, "db2": State.ACTIVE, "db3": State.STANDBY}
+
+
+def test_electing_the_pinned_node_keeps_the_pin() -> None:
+    spec = ring_spec()
+    pool = PoolState(
+        "main",
+        (
+            NodeState("db1", State.FAILED_OFFLINE, req=9),
+            NodeState("db2", State.STANDBY),
+            NodeState("db3", State.STANDBY),
+        ),
+        cycle=5,
+        pinned="db2",
+    )
+    state = decide(spec, pool, observe(spec, {"db1": "offline"}), 1.0).state
+    assert states(state)["db2"] is State.ACTIVE and state.pinned == "db2"
+    other = decide(spec, replace(pool, pinned="db3"), observe(spec, {"db1": "offline"}), 1.0)
+    assert states(other.state)["db2"] is State.ACTIVE and other.state.pinned is None
+
+
+def test_a_node_added_to_the_configuration_is_placed_and_recorded() -> None:
+    spec = ring_spec(name="other")
+    state = decide(spec, initial_state(spec), observe(spec, {}), 0.0).state
+    bigger = ring_spec(4, name="other")
+    decision = decide(bigger, state, observe(bigger, {}), 1.0)
+    assert states(decision.state)["db4"] is State.STANDBY
+    added = [(e.node, e.old, e.new) for e in decision.events]
+    assert added == [("db4", "UNKNOWN", "STANDBY")]
+    assert {e.pool for e in decision.events} == {"other"}
+    assert decision.state.name == "other"
+
+
+def test_a_primary_that_reached_the_fail_point_on_the_ladder_is_not_relabelled_dead() -> None:
+    """Held below the fail point while its replicas streamed, then they lost it too: it
+    fails at the fail point it reached, with its own message."""
+    spec = star_spec()
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    for t in range(3):
+        state = decide(spec, state, star(spec, {"db1": "offline"}), 1.0 + t).state
+    assert state.node("db1").req == spec.fail_point - 1
+    decision = decide(spec, state, star(spec, LOST), 5.0)
+    assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
+    assert decision.state.node("db1").message == "FAIL: 2003 refused; ACTIVE handed to db2"

@@ -37,6 +37,7 @@ U2 = "8a94f357-aab4-11df-86ab-c80aa9429562"
 def test_parse_mariadb_keeps_the_highest_seq_per_domain_sorted_by_domain() -> None:
     g = gtid.parse(" 1-2-5,\n0-1-100 , 0-3-7,1-4-9,")
     assert g.mariadb == ((0, 1, 100), (1, 4, 9))
+    assert gtid.parse("0-1-5,0-2-5").mariadb == ((0, 1, 5),)  # the first of equal seqs
     assert g.mysql == ()
     assert str(g) == "0-1-100,1-4-9"
     assert not g.empty
