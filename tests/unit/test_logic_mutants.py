@@ -827,3 +827,21 @@ def test_a_primary_that_reached_the_fail_point_on_the_ladder_is_not_relabelled_d
     decision = decide(spec, state, star(spec, LOST), 5.0)
     assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
     assert decision.state.node("db1").message == "FAIL: 2003 refused; ACTIVE handed to db2"
+
+
+@pytest.mark.parametrize("fail_point", [1, 4])
+def test_an_interrupted_switchover_completed_does_not_count_against_the_new_primary(
+    fail_point: int,
+) -> None:
+    """Bug found by the primary-replica invariants (this session): the cycle that found the
+    interrupted switchover completed judged its target as a STANDBY that must replicate,
+    "not replicating", one bad poll; with fail_point = 1 the new primary was failed over
+    in the very cycle it took the writes."""
+    spec = replace(star_spec(), fail_point=fail_point)
+    decision = _switching(spec)
+    after = star(spec, {"db1": "fenced"}, source="db2")  # mpp died after promoting db2
+    resolved = decide(spec, decision.state, after, 5.0)
+    assert states(resolved.state)["db2"] is State.ACTIVE
+    assert resolved.state.node("db2").req == 0
+    assert resolved.change is None
+    assert not any(e.new == "FAILED_ONLINE" for e in resolved.events)
