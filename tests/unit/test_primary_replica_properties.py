@@ -341,7 +341,11 @@ def check_cycle(
             continue
         if forced and decision.change == Change(ChangeKind.TAKEOVER, old or "", name):
             continue
-        if prev.switching is not None and prev.switching.to == name:
+        resolved = any(
+            e.node == name and e.new == "ACTIVE" and e.change is ChangeKind.SWITCHOVER
+            for e in decision.events
+        )
+        if prev.switching is not None and prev.switching.to == name and resolved:
             assert topology.is_primary(obs[name]), "switchover completed by guess"
             continue
         mine = topology.received(obs[name])
@@ -414,7 +418,10 @@ def check_cycle(
         o = obs[name]
         assert o.reachable and not o.error and topology.source_of(spec, o) == head
         assert classify(spec, prev, name, obs)[0] is Verdict.GOOD
-        assert topology.errant(state, head, o, obs).empty
+        # against the base it had when the cycle decided (the cycle forgets the base of a
+        # node no longer FAILED)
+        base = replace(state, rejoin_base=(*prev.rejoin_base, *state.rejoin_base))
+        assert topology.errant(base, head, o, obs).empty
 
 
 def check_completion(
