@@ -5,7 +5,7 @@ MPP := $(VENV)/bin/mpp
 SANDBOX ?= sandbox
 DEMO_API ?= 127.0.0.1:8080
 
-.PHONY: setup demo demo-down test lint unit faults bench bench-drivers clean
+.PHONY: setup demo demo-down test lint unit faults bench bench-drivers mutate clean
 
 setup:
 	@./scripts/bootstrap.sh
@@ -21,7 +21,7 @@ demo-down: setup
 	@$(MPP) sandbox down --dir $(SANDBOX)
 
 lint: setup
-	$(VENV)/bin/ruff check mpp tests bench
+	$(VENV)/bin/ruff check mpp tests bench scripts
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
@@ -35,6 +35,18 @@ unit: setup
 faults: setup
 	$(VENV)/bin/pytest -q tests/faults
 
+# mutation testing of the pure logic (mpp/logic) against its unit and property tests with
+# mutmut ([tool.mutmut] in pyproject.toml); not part of `make test`: a fresh run takes tens
+# of minutes on 2 cores (docs/reliability.md "Mutation testing" has the score, the time and
+# the survivors). MUTATE_JOBS: mutants tested at once; `mutmut browse` shows each survivor.
+MUTATE_JOBS ?= 1
+mutate: setup
+	rm -rf mutants
+	MPP_HYPOTHESIS=mutate nice -n 10 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS)
+	@$(VENV)/bin/mutmut results
+	@$(VENV)/bin/mutmut export-cicd-stats >/dev/null
+	@$(VENV)/bin/python scripts/mutation_score.py
+
 bench: setup
 	$(VENV)/bin/python bench/poll.py
 
@@ -45,4 +57,4 @@ bench-drivers:
 	$(VENV)/bin/python bench/poll.py --drivers --hang
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants

@@ -12,13 +12,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import Phase, settings
 
 from mpp import sandbox
 from mpp.config import Config, load
 from mpp.sandbox.etcd import EtcdServer
 from tests.builders import Doc, merged, write_config
 from tests.daemons import mpp_command
+from tests.examples import MUTATE
 from tests.ports import Ports, session_ports
+
+# `make mutate` (MPP_HYPOTHESIS=mutate): fewer examples (tests/examples.py scales the tests
+# that set their own), always the same ones, and no example database, so that one mutant's
+# verdict does not depend on which mutants ran before it; no shrinking either: a mutant is
+# killed by the first failing example, the smallest one is of no use there.
+settings.register_profile(
+    "mutate",
+    max_examples=20,
+    derandomize=True,
+    database=None,
+    phases=(Phase.explicit, Phase.generate),
+)
+if MUTATE:
+    settings.load_profile("mutate")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from mpp.logic.failover import apply_command, decide, initial_state
 from mpp.model import Activate, CommandRefused, Fail, PoolSpec, Recover, State
 from mpp.store import codec
 from tests.builders import observe, ring_spec
+from tests.examples import examples
 
 KINDS = ["good", "good", "good", "offline", "service", "sql_stopped", "io_down", "lag"]
 
@@ -50,7 +51,7 @@ def _healthy(spec: PoolSpec, kinds: dict[str, str]) -> set[str]:
     return good
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(scenario())
 def test_invariants_hold_over_random_histories(case: tuple[PoolSpec, list[Any]]) -> None:
     spec, steps = case
@@ -81,7 +82,7 @@ def test_invariants_hold_over_random_histories(case: tuple[PoolSpec, list[Any]])
                 assert new.state is State.UNKNOWN
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(scenario())
 def test_every_state_change_is_recorded_with_a_reason(case: tuple[PoolSpec, list[Any]]) -> None:
     spec, steps = case

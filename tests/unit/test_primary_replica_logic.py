@@ -34,6 +34,7 @@ from mpp.model import (
 )
 from mpp.store import codec
 from tests.builders import star, star_spec
+from tests.examples import examples
 
 
 def states(state: PoolState) -> dict[str, State]:
@@ -381,7 +382,7 @@ def histories(draw: Any) -> tuple[PoolSpec, list[dict[str, Any]]]:
     return spec, draw(st.lists(step, min_size=1, max_size=25))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(histories())
 def test_never_two_active_and_only_the_active_is_promoted(
     case: tuple[PoolSpec, list[dict[str, Any]]],

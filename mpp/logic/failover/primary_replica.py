@@ -388,6 +388,10 @@ class PrimaryReplicaCycle(Cycle):
                 self.move(old, State.STANDBY, why, change=ChangeKind.SWITCHOVER)
             why = f"interrupted SWITCHOVER from {old} completed"
             self.move(target, State.ACTIVE, why, change=ChangeKind.SWITCHOVER)
+            # this cycle's poll judged it as a STANDBY, which must replicate; as the primary
+            # it answers, writable, replicating from nobody: a good poll, not one step
+            # towards failing the node that has just taken the writes
+            self.nodes[target] = replace(self.nodes[target], req=0)
             return
         self.pool_event(
             "switchover", "rolled back", f"interrupted before {target} was promoted", target
