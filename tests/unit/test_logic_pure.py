@@ -497,3 +497,14 @@ def test_plan_leaves_alone_nodes_not_probed_or_unreachable_or_erring() -> None:
         {**obs, "db1": replace(obs["db1"], error="1045")},
     ):
         assert not any(a.node == "db1" for a in converge.plan(SPEC, state, state, gone))
+
+
+def test_plan_rejoins_nothing_in_a_cycle_that_did_not_reach_the_active_node() -> None:
+    back = NodeState("db1", State.FAILED_ONLINE)
+    failed = replace(FAILED_OVER, nodes=(back, *FAILED_OVER.nodes[1:]))
+    fenced = star(SPEC, {"db1": "fenced"}, source="db2")
+    assert Repoint("db1", source="db2", rejoin=True) in converge.plan(SPEC, failed, failed, fenced)
+    unreachable = {**fenced, "db2": Observation("db2", 0.0, reachable=False)}
+    assert converge.plan(SPEC, failed, failed, unreachable) == []
+    unseen = {k: v for k, v in fenced.items() if k != "db2"}
+    assert converge.plan(SPEC, failed, failed, unseen) == []
