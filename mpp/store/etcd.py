@@ -159,8 +159,9 @@ class EtcdStore(Store):
         A member that answers 503 has no leader to serve it (one member of three lost: the
         two left elect another in about a second, and meanwhile say "leader changed" or
         "no leader"): the next member may have one, and if none has, the call tries again
-        until its timeout instead of failing the cycle. A repeated txn is safe: if the first
-        one went through, the repeat's compare fails and the caller reads again."""
+        until its timeout instead of failing the cycle; so does a member that does not answer
+        in time (it holds requests until it has a leader). A repeated txn is safe: if the
+        first one went through, the repeat's compare fails and the caller reads again."""
         token = self._token if token is True else token
         headers = {"Authorization": str(token)} if token else {}
         count = len(self.endpoints)
@@ -171,8 +172,16 @@ class EtcdStore(Store):
             for i in range(count):
                 index = (self._good + i) % count
                 url = self.endpoints[index] + path
+                # each try gets at most half the call's time: a member that holds requests
+                # while it has no leader must not take all of it from the others
+                left = deadline - time.monotonic()
+                wait = max(0.2, min(left, self._timeout / 2))
                 try:
-                    response = self._client.post(url, json=body, headers=headers)
+                    response = self._client.post(url, json=body, headers=headers, timeout=wait)
+                except httpx.TimeoutException as err:
+                    errors.append(f"{self.endpoints[index]}: {err or 'timed out'}")
+                    leaderless = True  # likely waiting for an election: worth another round
+                    continue
                 except httpx.HTTPError as err:
                     errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
                     continue
