@@ -327,8 +327,11 @@ def _inject_all(
         at, _, what = plan.pop(0)
         time.sleep(max(0.0, t0 + at - now()))
         if isinstance(what, Step):
-            heal = INJECTORS[what.fault](run, _resolve(run, what.node, roles), **what.options)
+            node = _resolve(run, what.node, roles)
+            # the fault starts as the injector starts (a kill returns only once the process
+            # is gone and reaped, which under load can outlast the failover itself)
             first = now() if first is None else first
+            heal = INJECTORS[what.fault](run, node, **what.options)
             if heal is None:
                 continue
             if what.heal_after is not None:
