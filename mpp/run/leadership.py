@@ -54,7 +54,15 @@ class Leadership:
             got = self.store.lead(self.owner, self.ttl)
             other = None if got else self.store.leader()
         except StoreError as err:
-            log.error("leadership: cannot reach the store: %s", err)
+            # while the lease still holds, a missed renewal is what the TTL is there to
+            # absorb (an etcd election, a slow member): a warning; an error once it is gone
+            left = self._held_until - time.monotonic()
+            if left > 0:
+                log.warning(
+                    "leadership: renewal failed (the lease holds %.1f s more): %s", left, err
+                )
+            else:
+                log.error("leadership: cannot reach the store: %s", err)
             got, other = None, None
         with self._lock:
             if got:

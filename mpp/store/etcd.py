@@ -172,10 +172,9 @@ class EtcdStore(Store):
             for i in range(count):
                 index = (self._good + i) % count
                 url = self.endpoints[index] + path
-                # each try gets at most half the call's time: a member that holds requests
-                # while it has no leader must not take all of it from the others
-                left = deadline - time.monotonic()
-                wait = max(0.2, min(left, self._timeout / 2))
+                # a member without a leader holds the request until one is elected, then
+                # answers: let it, for what is left of the call's time
+                wait = max(0.2, deadline - time.monotonic())
                 try:
                     response = self._client.post(url, json=body, headers=headers, timeout=wait)
                 except httpx.TimeoutException as err:
