@@ -15,17 +15,18 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from mpp.config.loading import parse_as, read_toml
 from mpp.config.values import (
+    Address,
     ConfigError,
     Duration,
     EnvName,
     FileName,
     Printable,
     _Strict,
-    host_port,
+    split_address,
 )
 
 
@@ -59,7 +60,7 @@ class MysqldConfig(_Strict):
 class DepthConfig(_Strict):
     """The agent's in-depth probes of its own server, each on its own schedule."""
 
-    address: str = "127.0.0.1:3306"
+    address: Address = "127.0.0.1:3306"
     user: Annotated[Printable, Field(min_length=1)] = "mpp"
     password_env: EnvName | None = None
     password_file: FileName | None = None
@@ -70,20 +71,13 @@ class DepthConfig(_Strict):
     connect_timeout: Annotated[Duration, Field(gt=0, le=60)] = 1.0
     schema_name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "mpp_agent"
 
-    @field_validator("address")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        if host_port(value, 1) is None:
-            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306"')
-        return value
-
     @property
     def host(self) -> str:
-        return self.address.rpartition(":")[0].strip("[]")
+        return split_address(self.address)[0]
 
     @property
     def port(self) -> int:
-        return int(self.address.rpartition(":")[2])
+        return split_address(self.address)[1]
 
     @model_validator(mode="after")
     def _one_secret(self) -> DepthConfig:

@@ -11,35 +11,34 @@ from pydantic import (
     model_validator,
 )
 
-from mpp.config.values import Duration, EnvName, FileName, Printable, _Strict, host_port
+from mpp.config.values import (
+    Address,
+    Duration,
+    EnvName,
+    FileName,
+    Printable,
+    _Strict,
+    split_address,
+)
 from mpp.logic import registry
 from mpp.model import PoolSpec
 
 
 class NodeConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    address: str
+    address: Address
     type: Literal["primary", "secondary"] = "secondary"
     # where the other nodes replicate from this one, when their network is not mpp's (a
     # management network, a proxy in front of the node); None: `address`
-    replication_address: str | None = None
-
-    @field_validator("address", "replication_address")
-    @classmethod
-    def _host_port(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if host_port(value, 1) is None:
-            raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306" or "[::1]:3306"')
-        return value
+    replication_address: Address | None = None
 
     @property
     def host(self) -> str:
-        return self.address.rpartition(":")[0].strip("[]")
+        return split_address(self.address)[0]
 
     @property
     def port(self) -> int:
-        return int(self.address.rpartition(":")[2])
+        return split_address(self.address)[1]
 
     @property
     def source(self) -> str:
@@ -48,8 +47,7 @@ class NodeConfig(_Strict):
 
     @property
     def source_host_port(self) -> tuple[str, int]:
-        host, _, port = self.source.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_address(self.source)
 
 
 class HooksConfig(_Strict):

@@ -120,6 +120,22 @@ def _email(value: str) -> str:
 
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Printable = Annotated[str, AfterValidator(_printable)]
+
+
+def _address(value: str) -> str:
+    if host_port(value, 1) is None:
+        raise ValueError(f'{value!r} is not HOST:PORT, e.g. "127.0.0.1:3306" or "[::1]:3306"')
+    return value
+
+
+# a server's HOST:PORT (pools' nodes, the agent's own server): checked by host_port
+Address = Annotated[str, AfterValidator(_address)]
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """A checked Address as (host without IPv6 brackets, port)."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
 Email = Annotated[str, AfterValidator(_email)]
 FileName = Annotated[str, AfterValidator(_file_name)]
 
