@@ -104,6 +104,10 @@ class PoolConfig(_Strict):
     ca_file: FileName | None = None
     cert_file: FileName | None = None  # a client certificate, for servers that ask for one
     key_file: FileName | None = None
+    # node agents (docs/agent.md): how long a primary's write probe may stall before it is
+    # failing, and the margin past a fence lease's TTL before promoting past its primary
+    write_stall_grace: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
+    fence_margin: Annotated[Duration, Field(ge=0, le=600)] = 2.0
     hooks: HooksConfig = HooksConfig()
     node: Annotated[list[NodeConfig], Field(min_length=1)]
 

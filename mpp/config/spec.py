@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from mpp.model import (
+    AgentPolicy,
     FailoverPolicy,
     NodeSpec,
     NodeType,
@@ -36,4 +37,5 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         replication=ReplicationPolicy(
             **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
         ),
+        agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
     )

@@ -13,14 +13,17 @@ import-linter in `make test`). One module per kind of value:
 - plan: actions, outcomes, the change of writer, the decision
 - spec: the logic's view of the configuration, with its policy objects
 - command: operator commands
+- agent: what a node agent reports, and mpp's view of it
 """
 
+from mpp.model.agent import AgentReport, AgentView, Process, WriteProbe
 from mpp.model.command import (
     Acknowledge,
     Activate,
     Command,
     CommandRefused,
     Fail,
+    Maintenance,
     Recover,
     Switchover,
     Takeover,
@@ -43,13 +46,16 @@ from mpp.model.plan import (
     Unfence,
 )
 from mpp.model.pool import PoolState, Request
-from mpp.model.spec import FailoverPolicy, NodeSpec, PoolSpec, ReplicationPolicy
+from mpp.model.spec import AgentPolicy, FailoverPolicy, NodeSpec, PoolSpec, ReplicationPolicy
 
 __all__ = [
     "Acknowledge",
     "Action",
     "ActionKind",
     "Activate",
+    "AgentPolicy",
+    "AgentReport",
+    "AgentView",
     "CatchUp",
     "Change",
     "ChangeKind",
@@ -62,6 +68,7 @@ __all__ = [
     "Fail",
     "FailoverPolicy",
     "Fence",
+    "Maintenance",
     "NodeSpec",
     "NodeState",
     "NodeType",
@@ -69,6 +76,7 @@ __all__ = [
     "Outcome",
     "PoolSpec",
     "PoolState",
+    "Process",
     "Promote",
     "Recover",
     "Replication",
@@ -84,4 +92,5 @@ __all__ = [
     "Topology",
     "Unfence",
     "Verdict",
+    "WriteProbe",
 ]

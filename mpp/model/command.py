@@ -51,13 +51,22 @@ class Acknowledge:
     """The operator has seen the last failover: lift the anti-flapping block and alert."""
 
 
-Command = Recover | Fail | Activate | Switchover | Takeover | Acknowledge
+@dataclass(frozen=True)
+class Maintenance:
+    """`mpp maintenance NODE on|off [--for D]`: mpp and the node's agent leave it alone."""
+
+    node: str
+    on: bool
+    duration: float | None = None  # seconds; None: until turned off
+
+
+Command = Recover | Fail | Activate | Switchover | Takeover | Acknowledge | Maintenance
 
 
 def target(command: Command) -> str | None:
     """The node a command names, if any (checked against the pool before deciding)."""
     match command:
-        case Recover(node) | Fail(node) | Activate(node):
+        case Recover(node) | Fail(node) | Activate(node) | Maintenance(node):
             return node
         case Switchover(to=to):
             return to

@@ -68,3 +68,13 @@ class NodeState:
     lag: int | None = None
     gtid: str = ""
     latency_ms: float | None = None  # the last probe's round trip, for metrics
+    # `mpp maintenance NODE on [--for D]`: mpp and the agent leave the node alone (no local
+    # restarts, no failover to or from it, no fencing) from `since` until `until` (None:
+    # until `mpp maintenance NODE off`)
+    maintenance_since: float | None = None
+    maintenance_until: float | None = None
+
+    def in_maintenance(self, now: float) -> bool:
+        if self.maintenance_since is None:
+            return False
+        return self.maintenance_until is None or now < self.maintenance_until

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpp.model.agent import AgentView
+
 
 @dataclass(frozen=True)
 class Replication:
@@ -45,6 +47,7 @@ class Observation:
     semi_sync_primary: bool | None = None
     semi_sync_replica: bool | None = None
     replication: Replication | None = None
+    agent: AgentView | None = None  # the node agent's newest report (None: no agent)
 
     @property
     def writable(self) -> bool:

@@ -43,6 +43,9 @@ class PoolState:
     # a primary a failover or takeover left out -> the promotion point of that change: its
     # errant-check base when it returns (a later failover must not move it)
     rejoin_base: tuple[tuple[str, str], ...] = ()
+    # nodes whose agents mpp asks to fence themselves (read-only, clients killed): a primary
+    # mpp cannot reach but whose agent still renews its fence lease; the agent reads this
+    fencing: tuple[str, ...] = ()
 
     def node(self, name: str) -> NodeState:
         return self._by_name[name]

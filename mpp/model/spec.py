@@ -44,6 +44,18 @@ class ReplicationPolicy:
 
 
 @dataclass(frozen=True)
+class AgentPolicy:
+    """How the logic weighs what node agents report (pools without agents never use it)."""
+
+    # a primary whose write probe has been stalled or failing this long is failing, even
+    # while it answers pings (disk full, a lock held on the probe table, binlog disk full)
+    write_stall_grace: float = 10.0
+    # added to a fence lease's TTL before mpp promotes past a primary whose agent stopped
+    # renewing: the agent's own check period and the time its fence takes
+    fence_margin: float = 2.0
+
+
+@dataclass(frozen=True)
 class PoolSpec:
     """The logic's view of a configured pool; nodes are in priority order.
 
@@ -59,6 +71,7 @@ class PoolSpec:
     logic: str = "failover"
     failover: FailoverPolicy = field(default_factory=FailoverPolicy)
     replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
+    agents: AgentPolicy = field(default_factory=AgentPolicy)
 
     @property
     def primary_replica(self) -> bool:

@@ -9,14 +9,17 @@ from typing import Any
 
 from mpp.model import (
     ActionKind,
+    AgentReport,
     ChangeKind,
     Event,
     EventKind,
     NodeState,
     PoolState,
+    Process,
     Request,
     RequestKind,
     State,
+    WriteProbe,
 )
 
 FORMAT = 1
@@ -42,6 +45,7 @@ def loads(text: str) -> PoolState:
         raise ValueError("stored pool state has an unknown format")
     nodes = tuple(NodeState(**{**n, "state": State(n["state"])}) for n in doc.pop("nodes"))
     doc["draining"] = tuple(doc.get("draining", ()))
+    doc["fencing"] = tuple(doc.get("fencing", ()))
     doc["rejoin_base"] = tuple((str(n), str(b)) for n, b in doc.get("rejoin_base", ()))
     for name in _REQUESTS:
         if doc.get(name) is not None:
@@ -88,3 +92,18 @@ def event_from(values: Any) -> Event:
         ChangeKind(change) if change else None,
         ActionKind(action) if action else None,
     )
+
+
+_REPORT_FIELDS = {f.name for f in fields(AgentReport)}
+
+
+def report_dumps(report: AgentReport) -> str:
+    return json.dumps(asdict(report), separators=(",", ":"), sort_keys=True)
+
+
+def report_loads(text: str) -> AgentReport:
+    """A stored report; fields a newer agent added are ignored, so mixed versions read."""
+    doc = {k: v for k, v in json.loads(text).items() if k in _REPORT_FIELDS}
+    doc["process"] = Process(doc["process"])
+    doc["write"] = WriteProbe(doc.get("write", WriteProbe.UNKNOWN))
+    return AgentReport(**doc)

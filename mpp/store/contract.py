@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpp.model import Event, PoolState
+from mpp.model import AgentReport, Event, PoolState
 
 # the save's signature in words every backend repeats: what to write, the version it must
 # find (None: the pool must not exist yet); with `leader`, the lease holder it must find
@@ -83,6 +83,16 @@ class Store(ABC):
     @abstractmethod
     def resign(self, owner: str) -> None:
         """Give the lease up at once (a clean shutdown), if `owner` holds it."""
+
+    @abstractmethod
+    def put_report(self, report: AgentReport) -> None:
+        """Replace the node agent's report for (report.pool, report.node): the agent's fence
+        lease renewal, so it must be durable when this returns; raises StoreError when the
+        write did not happen (the agent then counts the lease as not renewed)."""
+
+    @abstractmethod
+    def reports(self, pool: str) -> dict[str, AgentReport]:
+        """The newest report of every node agent of the pool, by node name."""
 
     @abstractmethod
     def close(self) -> None:

@@ -9,6 +9,7 @@ Layout under the prefix (default `/mpp`):
     {prefix}/pools/{pool}                 the pool's state document (codec.dumps)
     {prefix}/events/{pool}/{at_ns}.{tag}  the events of one commit, a JSON list (one key per
                                           commit: etcd caps a txn at 128 operations)
+    {prefix}/agents/{pool}/{node}         a node agent's newest report (codec.report_dumps)
     {prefix}/leader                       the leader's owner id, attached to its lease
 
 A snapshot's version is the etcd mod_revision of the pool's key, so compare-and-set is a
@@ -34,7 +35,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from mpp.model import Event, PoolState
+from mpp.model import AgentReport, Event, PoolState
 from mpp.store import codec
 from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
 from mpp.store.owners import vanished_here
@@ -418,6 +419,26 @@ class EtcdStore(Store):
         if lease is not None:
             with contextlib.suppress(StoreError):  # already expired: nothing to give up
                 self._post("/v3/kv/lease/revoke", {"ID": str(lease)})
+
+    def put_report(self, report: AgentReport) -> None:
+        # no lease: mpp dates a report by when it first saw its seq (mpp.model.agent), and a
+        # report outliving its agent is what tells mpp the fence lease was not renewed
+        key = _b64(self._key("agents", report.pool, report.node))
+        self._post("/v3/kv/put", {"key": key, "value": _b64(codec.report_dumps(report))})
+
+    def reports(self, pool: str) -> dict[str, AgentReport]:
+        start = self._key("agents", pool) + "/"
+        kvs = self._range(start, _prefix_end(start)).get("kvs", [])
+        found: dict[str, AgentReport] = {}
+        for kv in kvs:
+            try:
+                report = codec.report_loads(_text(kv["value"]))
+            except (ValueError, TypeError, KeyError) as err:
+                raise StoreError(
+                    f"{self}: an agent report of pool {pool!r} is unreadable: {err}"
+                ) from err
+            found[report.node] = report
+        return found
 
     def close(self) -> None:
         self._client.close()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mpp.model import Event, PoolState
+from mpp.model import AgentReport, Event, PoolState
 from mpp.store import codec
 from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
 from mpp.store.owners import vanished_here
@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS event (
     action_kind TEXT
 );
 CREATE INDEX IF NOT EXISTS event_pool ON event (pool, id);
+CREATE TABLE IF NOT EXISTS agent_report (
+    pool   TEXT NOT NULL,
+    node   TEXT NOT NULL,
+    report TEXT NOT NULL,
+    PRIMARY KEY (pool, node)
+);
 CREATE TABLE IF NOT EXISTS leader (
     one     INTEGER PRIMARY KEY CHECK (one = 1),
     owner   TEXT NOT NULL,
@@ -223,6 +229,27 @@ class SqliteStore(Store):
     @_locked
     def pools(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT pool FROM pool_state ORDER BY pool")]
+
+    @_locked
+    def put_report(self, report: AgentReport) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO agent_report (pool, node, report) VALUES (?, ?, ?) ON CONFLICT "
+                "(pool, node) DO UPDATE SET report = excluded.report",
+                (report.pool, report.node, codec.report_dumps(report)),
+            )
+
+    @_locked
+    def reports(self, pool: str) -> dict[str, AgentReport]:
+        rows = self._db.execute(
+            "SELECT node, report FROM agent_report WHERE pool = ?", (pool,)
+        ).fetchall()
+        try:
+            return {node: codec.report_loads(text) for node, text in rows}
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(
+                f"{self.path}: an agent report of pool {pool!r} is unreadable: {err}"
+            ) from err
 
     @_locked
     def close(self) -> None:
