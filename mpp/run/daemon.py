@@ -24,10 +24,11 @@ from mpp.act.executor import Executor
 from mpp.act.hooks import run_hook, run_hook_later
 from mpp.config import Config, PoolConfig
 from mpp.logic import logic_for
-from mpp.model import Decision, Event, EventKind, Observation, PoolState
+from mpp.model import AgentView, Decision, Event, EventKind, Observation, PoolState
 from mpp.probe.connection import pool_targets
 from mpp.probe.mysql import NodeProber
 from mpp.publish.log import log_event
+from mpp.run.agents import AgentTracker
 from mpp.run.leadership import Leadership
 from mpp.run.transact import transact
 from mpp.store import NotLeader, Store, StoreError
@@ -81,6 +82,8 @@ class PoolWorker:
         )
         self.last_cycle_seconds = 0.0
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
+        self.agents = AgentTracker(self.spec)  # the node agents' reports, dated by this process
+        self.reports_error = ""  # the store's last error reading them (logged once per change)
 
     async def observe(self) -> dict[str, Observation]:
         loop = asyncio.get_running_loop()
@@ -104,7 +107,28 @@ class PoolWorker:
         if again:
             fresh = await asyncio.gather(*(one(self.prober[n]) for n in again))
             results.update((o.node, o) for o in fresh)
-        return results
+        views = await loop.run_in_executor(self.store_threads, self.agent_views)
+        return with_agents(results, views)
+
+    def agent_views(self) -> dict[str, AgentView]:
+        """The node agents' reports as mpp dates them (blocking: runs in a store thread).
+
+        Read after the probes, so a report is never older than what they saw. A store that
+        cannot be read costs the cycle its fresh reports, not its probes: mpp goes on with
+        the last reports it read, still dated by when it first saw them (their leases only
+        shorten), rather than with none (which would read as "no agent here" and let the
+        logic promote past a primary whose agent may still hold its fence lease)."""
+        try:
+            reports = self.store.reports(self.spec.name)
+        except StoreError as err:
+            if str(err) != self.reports_error:
+                log.error("pool=%s agent reports not read: %s", self.pool.name, err)
+                self.reports_error = str(err)
+            return self.agents.last()
+        if self.reports_error:
+            log.warning("pool=%s agent reports read again", self.pool.name)
+            self.reports_error = ""
+        return self.agents.views(reports)
 
     def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
         leadership = self.leadership
@@ -267,6 +291,19 @@ class PoolWorker:
     def close(self) -> None:
         for prober in self.probers:
             prober.close()
+
+
+def with_agents(
+    observations: dict[str, Observation], views: Mapping[str, AgentView]
+) -> dict[str, Observation]:
+    """Each node's observation with its agent's view (`Observation.agent`); nodes without a
+    report keep theirs as probed (agent None), so a pool without agents pays nothing more."""
+    if not views:
+        return observations
+    return {
+        node: replace(o, agent=views[node]) if node in views else o
+        for node, o in observations.items()
+    }
 
 
 class Threads:

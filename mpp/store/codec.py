@@ -4,6 +4,7 @@ same documents; enums are stored as their plain words and turned back into membe
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -95,6 +96,33 @@ def event_from(values: Any) -> Event:
 
 
 _REPORT_FIELDS = {f.name for f in fields(AgentReport)}
+# what each stored field must hold (JSON has no float/int split: a whole float comes back int);
+# checked on the way in, so a damaged report is the store's named error, not a TypeError in
+# the logic's lease arithmetic
+_NUMBER = (int, float)
+_REPORT_TYPES: dict[str, tuple[type, ...]] = {
+    "node": (str,),
+    "pool": (str,),
+    "seq": (int,),
+    "fence_ttl": _NUMBER,
+    "process": (str,),
+    "pid": (int, type(None)),
+    "restarts_used": (int,),
+    "retry_limit": (int,),
+    "last_exit": (str,),
+    "message": (str,),
+    "ping_ok": (bool, type(None)),
+    "ping_ms": (*_NUMBER, type(None)),
+    "write": (str,),
+    "write_ms": (*_NUMBER, type(None)),
+    "write_error": (str,),
+    "stalled_for": (*_NUMBER, type(None)),
+    "fenced": (str,),
+    "sent_at": _NUMBER,
+    "agent_pid": (int,),
+}
+_FLOATS = ("fence_ttl", "ping_ms", "write_ms", "stalled_for", "sent_at")
+_REQUIRED = ("node", "pool", "seq", "fence_ttl", "process")
 
 
 def report_dumps(report: AgentReport) -> str:
@@ -102,8 +130,24 @@ def report_dumps(report: AgentReport) -> str:
 
 
 def report_loads(text: str) -> AgentReport:
-    """A stored report; fields a newer agent added are ignored, so mixed versions read."""
-    doc = {k: v for k, v in json.loads(text).items() if k in _REPORT_FIELDS}
+    """A stored report; fields a newer agent added are ignored, so mixed versions read.
+    Raises ValueError (or KeyError/TypeError) naming what is wrong with it."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"an agent report is a JSON object, not {type(raw).__name__}")
+    doc = {k: v for k, v in raw.items() if k in _REPORT_FIELDS}
+    missing = [name for name in _REQUIRED if name not in doc]
+    if missing:
+        raise ValueError(f"an agent report lacks {', '.join(missing)}")
+    for name, value in doc.items():
+        kinds = _REPORT_TYPES[name]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"field {name!r} holds {value!r}")
+    for name in _FLOATS:
+        if isinstance(doc.get(name), int | float):
+            doc[name] = float(doc[name])
+            if not math.isfinite(doc[name]):
+                raise ValueError(f"field {name!r} holds {doc[name]!r}")
     doc["process"] = Process(doc["process"])
     doc["write"] = WriteProbe(doc.get("write", WriteProbe.UNKNOWN))
     return AgentReport(**doc)
