@@ -241,9 +241,14 @@ class SqliteStore(Store):
 
     @_locked
     def reports(self, pool: str) -> dict[str, AgentReport]:
-        rows = self._db.execute(
-            "SELECT node, report FROM agent_report WHERE pool = ?", (pool,)
-        ).fetchall()
+        # read every cycle by the loop, which goes on without them on a StoreError: any
+        # other exception from here would end the pool's loop
+        try:
+            rows = self._db.execute(
+                "SELECT node, report FROM agent_report WHERE pool = ?", (pool,)
+            ).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot read state store {self.path}: {err}") from err
         try:
             return {node: codec.report_loads(text) for node, text in rows}
         except (ValueError, TypeError, KeyError) as err:

@@ -188,3 +188,19 @@ def test_a_report_not_written_is_a_store_error(tmp_path: Path, ports: Ports) -> 
             lonely.put_report(full())
     finally:
         lonely.close()
+
+
+def test_a_sqlite_read_error_is_a_store_error(tmp_path: Path) -> None:
+    """The loop reads reports every cycle and carries on after a StoreError; a bare
+    sqlite3 error would end the pool's loop instead."""
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    store.put_report(full())
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("DROP TABLE agent_report")
+    other.close()
+    try:
+        with pytest.raises(StoreError, match=rf"cannot read state store {path}: no such table"):
+            store.reports("main")
+    finally:
+        store.close()
