@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mpp.config import parse_duration
 from mpp.model import command as order  # the commands, as order.Recover(...) etc.
@@ -41,6 +41,13 @@ class SwitchoverBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str | None = None  # default: the best healthy STANDBY
     timeout: str | None = None  # duration, e.g. "10s"; default: the pool's switchover_timeout
+
+
+class MaintenanceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    on: bool
+    # duration, e.g. "2h"; only with on; without it the node stays in maintenance until off
+    duration: str | None = Field(None, alias="for")
 
 
 class TakeoverBody(BaseModel):
@@ -76,7 +83,7 @@ async def mutate(
     for event in decision.events:
         log_event(event)
     body: dict[str, Any] = {
-        "pool": pool_document(pool_config, decision.state),
+        "pool": pool_document(pool_config, decision.state, ctx.hub.reports.get(pool)),
         "events": [e.__dict__ for e in decision.events],
     }
     request = decision.state.request
@@ -98,6 +105,28 @@ async def activate(pool: str, node: str, ctx: Ctx) -> Response:
 async def fail(pool: str, node: str, ctx: Ctx, body: FailBody | None = None) -> Response:
     """Mark FAILED; an ACTIVE node hands over at once (as `mpp fail [--force]`)."""
     return await mutate(ctx, pool, node, order.Fail(node, body.force if body else False))
+
+
+async def maintenance(pool: str, node: str, body: MaintenanceBody, ctx: Ctx) -> Response:
+    """Maintenance on or off (as `mpp maintenance NODE on|off [--for D]`): no failover to or
+    from the node, no fencing, no local restarts by its agent, until off or `for` runs out."""
+    ctx.pool_or_404(pool)
+    ctx.node_or_404(pool, node)
+    duration: float | None = None
+    if body.duration is not None:
+        if not body.on:
+            raise HTTPException(422, 'invalid request: body.for: only with "on": true')
+        try:
+            duration = parse_duration(body.duration)
+        except ValueError:  # its message quotes the value: the API never echoes input
+            duration = None
+        if duration is None or duration <= 0:
+            raise HTTPException(
+                422,
+                "invalid request: body.for: not a positive duration of at most 365 days; "
+                'write it like "2h" or "30m"',
+            )
+    return await mutate(ctx, pool, node, order.Maintenance(node, body.on, duration))
 
 
 async def switchover(pool: str, ctx: Ctx, body: SwitchoverBody | None = None) -> Response:
@@ -152,6 +181,7 @@ def router() -> APIRouter:
         ("/v1/pools/{pool}/nodes/{node}/recover", recover, None, APPLIED),
         ("/v1/pools/{pool}/nodes/{node}/activate", activate, None, APPLIED),
         ("/v1/pools/{pool}/nodes/{node}/fail", fail, None, {**APPLIED, **BAD_JSON}),
+        ("/v1/pools/{pool}/nodes/{node}/maintenance", maintenance, None, {**APPLIED, **BAD_JSON}),
         ("/v1/pools/{pool}/switchover", switchover, 202, RECORDED),
         ("/v1/pools/{pool}/takeover", takeover, 202, RECORDED),
         ("/v1/pools/{pool}/acknowledge", acknowledge, None, APPLIED),
