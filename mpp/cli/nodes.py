@@ -102,6 +102,11 @@ def maintenance(
     if not decision.state.has(name):
         return
     ns, where = decision.state.node(name), f"{decision.state.name}/{name}"
+    if (ns.maintenance_since is not None) is not on:
+        # a logic that does not know the command leaves the state as it was: say so rather
+        # than let a script believe the node is left alone
+        logic = c.config.get_pool(decision.state.name).logic
+        fail(f"{where}: the pool's logic ({logic}) did not turn maintenance {switch}", 1)
     if ns.maintenance_since is None:
         console.print(f"{where}: not in maintenance", highlight=False)
     elif ns.maintenance_until is None:

@@ -164,6 +164,14 @@ def test_on_without_for_lasts_until_off(tmp_path: Path) -> None:
     assert "maint (until off)" in _mpp(cfg, "status").stdout
 
 
+@pytest.mark.skipif(logic_applies_maintenance(), reason="the logic applies Maintenance now")
+def test_a_logic_that_ignores_the_command_is_an_error_not_a_quiet_success(tmp_path: Path) -> None:
+    out = _mpp(_stored(tmp_path), "maintenance", "db2", "on")
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "main/db2: the pool's logic (failover) did not turn maintenance on" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 # -- mpp status: maintenance and the agents --------------------------------------------------
 
 
