@@ -6,6 +6,7 @@ reflect them at once. Every command needs the bearer token.
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpp.config import parse_duration
+from mpp.model import PoolState
 from mpp.model import command as order  # the commands, as order.Recover(...) etc.
 from mpp.model.command import Command, CommandRefused
 from mpp.publish.api.context import Context, Ctx, Endpoint
@@ -57,12 +59,18 @@ class TakeoverBody(BaseModel):
 
 
 async def mutate(
-    ctx: Context, pool: str, node: str | None, command: Command, status: int = 200
+    ctx: Context,
+    pool: str,
+    node: str | None,
+    command: Command,
+    status: int = 200,
+    unapplied: Callable[[PoolState], str | None] | None = None,
 ) -> Response:
     """Commit with compare-and-set, then publish, holding the pool's lock that the poll
     loop holds around its own commit and publish: no cycle can publish in between and
     leave the Hub with an older state than the store. The store work runs in a thread
-    (a remote etcd must not stall the loop that serves the checks)."""
+    (a remote etcd must not stall the loop that serves the checks). `unapplied`: why the
+    decided state is not what the command asked for (a 409), None when it is."""
     pool_config = ctx.pool_or_404(pool)
     if node is not None:
         ctx.node_or_404(pool, node)
@@ -79,6 +87,9 @@ async def mutate(
         except StoreError as err:
             raise HTTPException(503, str(err)) from None
         ctx.hub.publish(decision.state, decision.events)
+    why = unapplied(decision.state) if unapplied is not None else None
+    if why is not None:
+        raise HTTPException(409, why)
     log.info("api: %s %s/%s", type(command).__name__.lower(), pool, node or "-")
     for event in decision.events:
         log_event(event)
@@ -126,7 +137,17 @@ async def maintenance(pool: str, node: str, body: MaintenanceBody, ctx: Ctx) -> 
                 "invalid request: body.for: not a positive duration of at most 365 days; "
                 'write it like "2h" or "30m"',
             )
-    return await mutate(ctx, pool, node, order.Maintenance(node, body.on, duration))
+
+    def unapplied(state: PoolState) -> str | None:
+        """A logic that does not know the command leaves the node as it was: say so."""
+        held = state.has(node) and state.node(node).maintenance_since is not None
+        if held is body.on:
+            return None
+        logic = ctx.pools[pool].logic
+        return f"the pool's logic ({logic}) did not turn maintenance {'on' if body.on else 'off'}"
+
+    command = order.Maintenance(node, body.on, duration)
+    return await mutate(ctx, pool, node, command, unapplied=unapplied)
 
 
 async def switchover(pool: str, ctx: Ctx, body: SwitchoverBody | None = None) -> Response:
