@@ -15,7 +15,7 @@ from mpp import __version__
 from mpp.cli.agent import agent
 from mpp.cli.checks import check, nagios
 from mpp.cli.common import Ctx
-from mpp.cli.nodes import activate, fail_node, recover
+from mpp.cli.nodes import activate, fail_node, maintenance, recover
 from mpp.cli.requests import acknowledge, switchover, takeover
 from mpp.cli.running import poll, run
 from mpp.cli.sandbox import sandbox
@@ -43,6 +43,7 @@ for _command in (
     recover,
     activate,
     fail_node,
+    maintenance,
     is_active,
     history,
     sandbox,

@@ -120,7 +120,7 @@ def run(c: Ctx, live: bool | None) -> None:
                     workers,
                     leadership,
                     show,
-                    lambda: document(config, hub.states, hub.leader()),
+                    lambda: document(config, hub.states, hub.leader(), hub.reports),
                     integrations.run,
                 )
             )

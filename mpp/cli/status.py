@@ -38,7 +38,8 @@ def status_doc(c: Ctx, pool: str | None) -> dict[str, Any]:
         config.get_pool(pool)
     with closing(c.store()) as store:
         found = store.leader()
-        doc = document(config, states(config, store), found.owner if found else None)
+        reports = {p.name: store.reports(p.name) for p in config.pool}
+        doc = document(config, states(config, store), found.owner if found else None, reports)
     if pool is not None:
         doc["pools"] = [p for p in doc["pools"] if p["name"] == pool]
     return doc

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from mpp.config import Config
-from mpp.model import Event, PoolState
+from mpp.model import AgentReport, Event, PoolState
 
 Listener = Callable[[PoolState, tuple[Event, ...]], None]
 log = logging.getLogger("mpp")
@@ -49,6 +49,9 @@ class Hub:
         self.states.update(states or {})
         self.listeners: list[Listener] = []
         self.cycle_seconds: dict[str, float] = {}
+        # The node agents' latest reports by pool, as the loop last read them from the
+        # store (`set_reports`); empty without agents. Shown, never decided on, here.
+        self.reports: dict[str, dict[str, AgentReport]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     def publish(self, state: PoolState, events: tuple[Event, ...]) -> None:
@@ -56,6 +59,11 @@ class Hub:
         self.states[state.name] = state
         for listener in self.listeners:
             listener(state, events)
+
+    def set_reports(self, pool: str, reports: dict[str, AgentReport]) -> None:
+        """The loop hands over what `Store.reports(pool)` returned this cycle (replaced
+        whole: a plain assignment, safe from the loop's worker threads)."""
+        self.reports[pool] = dict(reports)
 
     def state(self, pool: str) -> PoolState | None:
         return self.states.get(pool)

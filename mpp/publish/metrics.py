@@ -12,6 +12,7 @@ change both together.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from prometheus_client.metrics_core import Metric
 from mpp import __version__
 from mpp.config import Config
 from mpp.logic.ladder import status_of
-from mpp.model import Event, PoolState, State
+from mpp.model import AgentReport, Event, PoolState, State
 from mpp.publish.changes import ChangeTracker, is_failover
 
 if TYPE_CHECKING:
@@ -45,7 +46,10 @@ class Metrics:
         config: Config,
         states: dict[str, PoolState | None] | None = None,
         cycle_seconds: Callable[[], Mapping[str, float]] | None = None,
+        reports: Mapping[str, Mapping[str, AgentReport]] | None = None,
     ) -> None:
+        """`reports`: the agents' reports by pool, read at each scrape (the Hub's, which the
+        loop keeps current); without them no mpp_agent_* series."""
         disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise
         self.registry = CollectorRegistry()
         r = self.registry
@@ -96,8 +100,17 @@ class Metrics:
         self.cycle = Gauge(
             "mpp_poll_cycle_seconds", "wall time of the last poll cycle", ["pool"], registry=r
         )
+        self.maintenance = Gauge(
+            "mpp_node_maintenance",
+            "1 while the node is in maintenance (mpp maintenance NODE on), else 0",
+            _NODE,
+            registry=r,
+        )
         # read at each scrape: a cycle's duration is only known after it has published
         self.cycle_seconds = cycle_seconds
+        self.reports = reports
+        if reports is not None:
+            self.registry.register(_AgentCollector(reports))
         self.tracker = ChangeTracker(self.fail_points, (states or {}).values())
         # node -> time of its first bad poll in the current run of bad polls
         self.bad_since: dict[str, dict[str, float]] = {}
@@ -156,6 +169,7 @@ class Metrics:
                 self.node_state.labels(*key, s.value).set(1 if n.state is s else 0)
             self.status_level.labels(*key).set(int(status_of(n.req, fail_point, n.notice)))
             self.req.labels(*key).set(n.req)
+            self.maintenance.labels(*key).set(1 if n.in_maintenance(time.time()) else 0)
             _set_or_drop(self.latency, key, None if n.latency_ms is None else n.latency_ms / 1000)
             _set_or_drop(self.lag, key, None if n.lag is None else float(n.lag))
 
@@ -167,6 +181,35 @@ def _set_or_drop(gauge: Gauge, key: tuple[str, str], value: float | None) -> Non
         return
     with contextlib.suppress(KeyError):
         gauge.remove(*key)
+
+
+class _AgentCollector:
+    """`mpp_agent_report_age_seconds`: now minus the report's `sent_at`, the agent host's
+    clock against this one's; for dashboards and alerts on a silent agent, never for
+    deciding (the logic dates reports by when mpp first saw them)."""
+
+    def __init__(self, reports: Mapping[str, Mapping[str, AgentReport]]) -> None:
+        self.reports = reports
+
+    def describe(self) -> Iterator[Metric]:
+        return iter([self._family()])
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        now = time.time()
+        for pool, by_node in sorted(self.reports.items()):
+            for node, report in sorted(by_node.items()):
+                if report.sent_at:
+                    family.add_metric([pool, node], max(0.0, now - report.sent_at))
+        return iter([family])
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "mpp_agent_report_age_seconds",
+            "seconds since the node agent's latest report, by the agent host's clock",
+            labels=list(_NODE),
+        )
 
 
 class _RouterCollector:

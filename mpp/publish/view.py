@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from rich.table import Table
@@ -15,7 +16,10 @@ from rich.text import Text
 
 from mpp.config import Config, PoolConfig
 from mpp.logic.ladder import status_of
-from mpp.model import NodeState, PoolState, State, Status
+from mpp.model import AgentReport, NodeState, PoolState, State, Status
+
+# An agent's reports by node, as `Store.reports(pool)` returns them; by pool for a document.
+Reports = Mapping[str, AgentReport]
 
 
 def pool_status(state: PoolState | None) -> str:
@@ -26,16 +30,33 @@ def pool_status(state: PoolState | None) -> str:
 
 
 def document(
-    config: Config, states: dict[str, PoolState | None], leader: str | None = None
+    config: Config,
+    states: Mapping[str, PoolState | None],
+    leader: str | None = None,
+    reports: Mapping[str, Reports] | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
-    """`leader`: the owner id of the `mpp run` that decides and acts (None: nobody now)."""
+    """`leader`: the owner id of the `mpp run` that decides and acts (None: nobody now).
+    `reports`: the agents' latest reports by pool, where the caller could read them (the
+    CLI reads the store; the API what the daemon last read): without them a node's
+    `agent_report` is null, its `agent` summary (kept in the state) still shown."""
+    now = time.time() if now is None else now
     return {
         "leader": leader,
-        "pools": [pool_document(p, states.get(p.name)) for p in config.pool],
+        "pools": [
+            pool_document(p, states.get(p.name), (reports or {}).get(p.name), now)
+            for p in config.pool
+        ],
     }
 
 
-def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
+def pool_document(
+    pool: PoolConfig,
+    state: PoolState | None,
+    reports: Reports | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    now = time.time() if now is None else now
     nodes = []
     for n in pool.node:
         ns = state.node(n.name) if state is not None and state.has(n.name) else NodeState(n.name)
@@ -54,6 +75,9 @@ def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
                 "reachable": ns.reachable,
                 "lag": ns.lag,
                 "gtid": ns.gtid,
+                "maintenance": _maintenance(ns, now),
+                "agent": ns.agent,
+                "agent_report": report_document((reports or {}).get(n.name), now),
             }
         )
     return {
@@ -70,6 +94,40 @@ def pool_document(pool: PoolConfig, state: PoolState | None) -> dict[str, Any]:
         "switching": (state.switching.to if state and state.switching else None),
         "draining": list(state.draining) if state else [],
         "nodes": nodes,
+    }
+
+
+def _maintenance(ns: NodeState, now: float) -> dict[str, str | None] | None:
+    """Only while it holds: an expired window is over even before the logic's next cycle
+    records its end."""
+    if not ns.in_maintenance(now):
+        return None
+    return {"since": _iso(ns.maintenance_since), "until": _iso(ns.maintenance_until)}
+
+
+def report_document(report: AgentReport | None, now: float) -> dict[str, Any] | None:
+    """The agent's own words. Its age is the agent host's clock against ours: for people
+    to read, never for deciding (the logic dates reports by when mpp first saw them)."""
+    if report is None:
+        return None
+    return {
+        "seq": report.seq,
+        "summary": report.summary,
+        "process": report.process.value,
+        "pid": report.pid,
+        "restarts_used": report.restarts_used,
+        "retry_limit": report.retry_limit,
+        "last_exit": report.last_exit,
+        "message": report.message,
+        "ping_ok": report.ping_ok,
+        "write": report.write.value,
+        "write_ms": report.write_ms,
+        "write_error": report.write_error,
+        "stalled_for": report.stalled_for,
+        "fenced": report.fenced,
+        "fence_ttl": report.fence_ttl,
+        "sent_at": _iso(report.sent_at) if report.sent_at else None,
+        "age_by_agent_clock": round(max(0.0, now - report.sent_at), 3) if report.sent_at else None,
     }
 
 
@@ -128,6 +186,9 @@ def table(doc: dict[str, Any]) -> Table:
     )
     for col in ("T", "Server", "req", "Time of Last Request", "Status", "State"):
         t.add_column(col, no_wrap=True)
+    agents = any(n.get("agent") or n.get("agent_report") for p in doc["pools"] for n in p["nodes"])
+    if agents:  # a pool without agents keeps the table it always had
+        t.add_column("Agent", overflow="fold", max_width=AGENT_WIDTH)
     t.add_column("Last Status Message", overflow="fold")
     for pool in doc["pools"]:
         status = pool["status"]
@@ -149,7 +210,7 @@ def table(doc: dict[str, Any]) -> Table:
             "",
             "",
             "",
-            "",
+            *([""] if agents else []),
             f"{pool['logic']} / {pool['topology']}"
             + ("  (no TLS to the servers)" if pool.get("tls") == "off" else f"  TLS {pool['tls']}"),
         )
@@ -162,7 +223,51 @@ def table(doc: dict[str, Any]) -> Table:
                 str(n["requests"]),
                 last.replace("T", " ")[:19],
                 Text(level.label, _STATUS_STYLE[level]),
-                Text(n["state"], _STATE_STYLE[State(n["state"])]),
+                Text.assemble(
+                    (n["state"], _STATE_STYLE[State(n["state"])]),
+                    (f" {maint}" if (maint := maintenance_text(n)) else "", "bold magenta"),
+                ),
+                *([agent_text(n)] if agents else []),
                 n["message"],
             )
     return t
+
+
+AGENT_WIDTH = 64  # the Agent column folds past this: a row stays within about 200 columns
+
+
+def maintenance_text(node: dict[str, Any], today: dt.date | None = None) -> str:
+    """'maint until 14:00' (a date too when not today), 'maint (until off)', or ''."""
+    window = node.get("maintenance")
+    if not window:
+        return ""
+    until = window.get("until")
+    if until is None:
+        return "maint (until off)"
+    when = dt.datetime.fromisoformat(until).astimezone()
+    today = today or dt.datetime.now().astimezone().date()
+    shown = when.strftime("%H:%M") if when.date() == today else when.strftime("%m-%d %H:%M")
+    return f"maint until {shown}"
+
+
+def agent_text(node: dict[str, Any]) -> str:
+    """'mysqld killed by signal 9, restart 1/2 · report 0.4 s ago'; '' without an agent.
+    The report's own summary is fresher than the one the state kept, when there is one."""
+    report = node.get("agent_report")
+    if report is None:
+        return str(node.get("agent") or "")
+    summary = report["summary"] or (
+        f"mysqld {report['process']}" + (f" (pid {report['pid']})" if report["pid"] else "")
+    )
+    age = report.get("age_by_agent_clock")
+    return summary if age is None else f"{summary} · report {_ago(age)} ago"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"

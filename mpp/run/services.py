@@ -48,7 +48,9 @@ class Integrations:
         if self.notifier.enabled:
             hub.listeners.append(guarded(self._notify, "notifications"))
         if config.api is not None:
-            self.metrics = Metrics(config, hub.states, cycle_seconds=self._cycle_seconds)
+            self.metrics = Metrics(
+                config, hub.states, cycle_seconds=self._cycle_seconds, reports=hub.reports
+            )
             hub.listeners.append(guarded(self.metrics.listener, "metrics"))
             # reads the token: may raise
             self.app = create_app(config, hub, self.metrics, self._command)

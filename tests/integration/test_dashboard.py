@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mpp.model import Event, EventKind, NodeState, PoolState, State
+from mpp.model import AgentReport, Event, EventKind, NodeState, PoolState, Process, State
 from mpp.publish.api import create_app, serve
 from mpp.publish.api.stream import MAX_SUBSCRIBERS
 from mpp.publish.hub import Hub
@@ -270,6 +270,51 @@ def test_page_shows_the_pools_and_follows_a_failover_live(server: Server, browse
     assert message == EVIL, "server text is shown as text"
     assert page.locator("img").count() == 0 and page.title() == "mpp", "and never run as HTML"
     assert "FAILOVER: test" in page.locator("#history").inner_text()
+    page.close()
+
+
+def test_page_shows_maintenance_and_the_agents(server: Server, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    page.wait_for_selector('tr[data-node="main/db2"]')
+    assert page.locator(".maint").count() == 0, "nobody is in maintenance yet"
+    now = time.time()
+    until = now + 3600
+    nodes = (
+        replace(HEALTHY.nodes[0], agent=EVIL),
+        replace(HEALTHY.nodes[1], maintenance_since=now, maintenance_until=until),
+        replace(HEALTHY.nodes[2], maintenance_since=now),
+    )
+    report = AgentReport(
+        "db3",
+        "main",
+        seq=4,
+        fence_ttl=6.0,
+        process=Process.RESTARTING,
+        restarts_used=1,
+        retry_limit=2,
+        last_exit="killed by signal 9",
+        sent_at=now - 0.4,
+    )
+    server.hub.set_reports("main", {"db3": report})
+    server.hub.publish(replace(HEALTHY, nodes=nodes, cycle=HEALTHY.cycle + 1), ())
+    badge = page.locator('tr[data-node="main/db2"] td.state .maint')
+    badge.wait_for(timeout=5000)
+    shown = time.strftime("%H:%M", time.localtime(until))
+    assert badge.inner_text() == f"maint until {shown}"
+    db3 = page.locator('tr[data-node="main/db3"]')
+    assert db3.locator(".maint").inner_text() == "maint (until off)"
+    agent = db3.locator("td.agent").inner_text()
+    assert agent.startswith("mysqld killed by signal 9, restart 1/2 · report "), agent
+    assert agent.endswith(" s ago"), agent
+    assert page.locator('tr[data-node="main/db1"] td.agent').inner_text() == EVIL
+    assert page.locator("img").count() == 0 and page.title() == "mpp", "text, never HTML"
+    assert page.locator('tr[data-node="main/db1"] .maint').count() == 0
+    server.hub.publish(replace(HEALTHY, cycle=HEALTHY.cycle + 2), ())
+    page.wait_for_function(
+        "document.querySelector('tr[data-node=\"main/db2\"] .maint') === null", timeout=5000
+    )
+    assert _state_of(page, "db2") == "STANDBY"
     page.close()
 
 

@@ -92,7 +92,7 @@ def operations(api: Api) -> list[str]:
     """Every state-changing operation the OpenAPI document lists."""
     paths = api.get("/openapi.json").json()["paths"]
     found = [p for p, ops in paths.items() if set(ops) - {"get", "head", "options"}]
-    assert len(found) >= 6, found  # recover, activate, fail, switchover, takeover, acknowledge
+    assert len(found) >= 7, found  # recover, activate, fail, maintenance, switchover, ...
     return found
 
 
@@ -171,6 +171,8 @@ marked = st.text(st.characters(codec="utf-8"), max_size=12).map(lambda s: MARK +
             ("POST", "/v1/pools/main/switchover", "timeout"),
             ("POST", "/v1/pools/main/nodes/db1/fail", "force"),
             ("POST", "/v1/pools/main/takeover", "force"),
+            ("POST", "/v1/pools/main/nodes/db2/maintenance", "for"),
+            ("POST", "/v1/pools/main/nodes/db2/maintenance", "on"),
             ("POST", "/v1/pools/main/switchover", "unknown_key"),
         ]
     ),
@@ -190,6 +192,8 @@ def test_error_answers_do_not_echo_the_input(
         body: dict[str, Any] = {key: value}
         if path.endswith("/takeover"):
             body["to"] = "db2"
+        if path.endswith("/maintenance") and key == "for":
+            body["on"] = True
         r = FUZZ.request("POST", path, json=body, headers=headers)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     assert MARK not in r.text and MARK not in str(r.headers), r.text

@@ -6,13 +6,15 @@ reflect them at once. Every command needs the bearer token.
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from mpp.config import parse_duration
+from mpp.model import PoolState
 from mpp.model import command as order  # the commands, as order.Recover(...) etc.
 from mpp.model.command import Command, CommandRefused
 from mpp.publish.api.context import Context, Ctx, Endpoint
@@ -43,6 +45,13 @@ class SwitchoverBody(BaseModel):
     timeout: str | None = None  # duration, e.g. "10s"; default: the pool's switchover_timeout
 
 
+class MaintenanceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    on: bool
+    # duration, e.g. "2h"; only with on; without it the node stays in maintenance until off
+    duration: str | None = Field(None, alias="for")
+
+
 class TakeoverBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     to: str
@@ -50,12 +59,18 @@ class TakeoverBody(BaseModel):
 
 
 async def mutate(
-    ctx: Context, pool: str, node: str | None, command: Command, status: int = 200
+    ctx: Context,
+    pool: str,
+    node: str | None,
+    command: Command,
+    status: int = 200,
+    unapplied: Callable[[PoolState], str | None] | None = None,
 ) -> Response:
     """Commit with compare-and-set, then publish, holding the pool's lock that the poll
     loop holds around its own commit and publish: no cycle can publish in between and
     leave the Hub with an older state than the store. The store work runs in a thread
-    (a remote etcd must not stall the loop that serves the checks)."""
+    (a remote etcd must not stall the loop that serves the checks). `unapplied`: why the
+    decided state is not what the command asked for (a 409), None when it is."""
     pool_config = ctx.pool_or_404(pool)
     if node is not None:
         ctx.node_or_404(pool, node)
@@ -72,11 +87,14 @@ async def mutate(
         except StoreError as err:
             raise HTTPException(503, str(err)) from None
         ctx.hub.publish(decision.state, decision.events)
+    why = unapplied(decision.state) if unapplied is not None else None
+    if why is not None:
+        raise HTTPException(409, why)
     log.info("api: %s %s/%s", type(command).__name__.lower(), pool, node or "-")
     for event in decision.events:
         log_event(event)
     body: dict[str, Any] = {
-        "pool": pool_document(pool_config, decision.state),
+        "pool": pool_document(pool_config, decision.state, ctx.hub.reports.get(pool)),
         "events": [e.__dict__ for e in decision.events],
     }
     request = decision.state.request
@@ -98,6 +116,38 @@ async def activate(pool: str, node: str, ctx: Ctx) -> Response:
 async def fail(pool: str, node: str, ctx: Ctx, body: FailBody | None = None) -> Response:
     """Mark FAILED; an ACTIVE node hands over at once (as `mpp fail [--force]`)."""
     return await mutate(ctx, pool, node, order.Fail(node, body.force if body else False))
+
+
+async def maintenance(pool: str, node: str, body: MaintenanceBody, ctx: Ctx) -> Response:
+    """Maintenance on or off (as `mpp maintenance NODE on|off [--for D]`): no failover to or
+    from the node, no fencing, no local restarts by its agent, until off or `for` runs out."""
+    ctx.pool_or_404(pool)
+    ctx.node_or_404(pool, node)
+    duration: float | None = None
+    if body.duration is not None:
+        if not body.on:
+            raise HTTPException(422, 'invalid request: body.for: only with "on": true')
+        try:
+            duration = parse_duration(body.duration)
+        except ValueError:  # its message quotes the value: the API never echoes input
+            duration = None
+        if duration is None or duration <= 0:
+            raise HTTPException(
+                422,
+                "invalid request: body.for: not a positive duration of at most 365 days; "
+                'write it like "2h" or "30m"',
+            )
+
+    def unapplied(state: PoolState) -> str | None:
+        """A logic that does not know the command leaves the node as it was: say so."""
+        held = state.has(node) and state.node(node).maintenance_since is not None
+        if held is body.on:
+            return None
+        logic = ctx.pools[pool].logic
+        return f"the pool's logic ({logic}) did not turn maintenance {'on' if body.on else 'off'}"
+
+    command = order.Maintenance(node, body.on, duration)
+    return await mutate(ctx, pool, node, command, unapplied=unapplied)
 
 
 async def switchover(pool: str, ctx: Ctx, body: SwitchoverBody | None = None) -> Response:
@@ -152,6 +202,7 @@ def router() -> APIRouter:
         ("/v1/pools/{pool}/nodes/{node}/recover", recover, None, APPLIED),
         ("/v1/pools/{pool}/nodes/{node}/activate", activate, None, APPLIED),
         ("/v1/pools/{pool}/nodes/{node}/fail", fail, None, {**APPLIED, **BAD_JSON}),
+        ("/v1/pools/{pool}/nodes/{node}/maintenance", maintenance, None, {**APPLIED, **BAD_JSON}),
         ("/v1/pools/{pool}/switchover", switchover, 202, RECORDED),
         ("/v1/pools/{pool}/takeover", takeover, 202, RECORDED),
         ("/v1/pools/{pool}/acknowledge", acknowledge, None, APPLIED),

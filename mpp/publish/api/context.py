@@ -63,7 +63,7 @@ class Context:
 
     def document(self) -> dict[str, Any]:
         """Every pool, as GET /v1/pools and the dashboard stream show it."""
-        return document(self.config, self.hub.states, self.hub.leader())
+        return document(self.config, self.hub.states, self.hub.leader(), self.hub.reports)
 
     @property
     def stale_after(self) -> float:

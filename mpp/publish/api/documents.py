@@ -15,6 +15,34 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class MaintenanceDoc(BaseModel):
+    since: str | None
+    until: str | None  # null: until `mpp maintenance NODE off`
+
+
+class AgentReportDoc(_Open):
+    """A node agent's latest report (mpp.model.AgentReport), as the agent wrote it."""
+
+    seq: int
+    summary: str
+    process: str  # running | restarting | gave_up | stopped
+    pid: int | None
+    restarts_used: int
+    retry_limit: int
+    last_exit: str
+    message: str
+    ping_ok: bool | None
+    write: str  # unknown | ok | stalled | failed
+    write_ms: float | None
+    write_error: str
+    stalled_for: float | None
+    fenced: str  # why the agent made its server read-only; '' while it has not
+    fence_ttl: float
+    sent_at: str | None  # the agent host's clock
+    # seconds from sent_at to this mpp's clock: two hosts' clocks, for display only
+    age_by_agent_clock: float | None
+
+
 class NodeDoc(_Open):
     name: str
     address: str
@@ -28,6 +56,9 @@ class NodeDoc(_Open):
     reachable: bool | None
     lag: int | None
     gtid: str
+    maintenance: MaintenanceDoc | None = None  # null: not in maintenance
+    agent: str = ""  # what the node's agent reported, as the state keeps it; '' without one
+    agent_report: AgentReportDoc | None = None  # null: no agent, or not read here
 
 
 class PoolDoc(_Open):

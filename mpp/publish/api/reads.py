@@ -7,18 +7,20 @@ it is.
 
 import asyncio
 import logging
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from mpp.config import Config
-from mpp.model import Event
+from mpp.model import AgentReport, Event
 from mpp.publish.api.context import Ctx, Endpoint
 from mpp.publish.api.documents import (
     NOT_FOUND,
+    AgentReportDoc,
     EventDoc,
     NodeDoc,
     PoolDoc,
@@ -27,7 +29,7 @@ from mpp.publish.api.documents import (
 )
 from mpp.publish.api.security import ReadGuard
 from mpp.publish.api.stream import StreamsFull
-from mpp.publish.view import pool_document
+from mpp.publish.view import pool_document, report_document
 from mpp.store import StoreError, open_store
 
 log = logging.getLogger("mpp.api")
@@ -45,17 +47,44 @@ def history(config: Config, pool: str | None, node: str | None, limit: int) -> l
         store.close()
 
 
+def _pool(ctx: Ctx, pool: str) -> dict[str, Any]:
+    return pool_document(ctx.pool_or_404(pool), ctx.hub.state(pool), ctx.hub.reports.get(pool))
+
+
+def reports(config: Config, pool: str) -> dict[str, AgentReport]:
+    """As `history`: a store connection of its own, in a worker thread."""
+    store = open_store(config)
+    try:
+        return store.reports(pool)
+    finally:
+        store.close()
+
+
+async def get_agents(pool: str, ctx: Ctx) -> Response:
+    """Each node agent's latest report, read from the store now (the documents show what
+    the daemon last read). `age_by_agent_clock` compares the agent host's clock with this
+    one's: for people to read; mpp itself dates a report by when it first saw it."""
+    ctx.pool_or_404(pool)
+    try:
+        found = await asyncio.to_thread(reports, ctx.config, pool)
+    except StoreError as err:
+        raise HTTPException(503, str(err)) from None
+    now = time.time()
+    body = {n.name: report_document(found.get(n.name), now) for n in ctx.pools[pool].node}
+    return JSONResponse(body)
+
+
 async def get_pools(ctx: Ctx) -> Response:
     """Every pool, exactly as `mpp status --json`."""
     return JSONResponse(ctx.document())
 
 
 async def get_pool(pool: str, ctx: Ctx) -> Response:
-    return JSONResponse(pool_document(ctx.pool_or_404(pool), ctx.hub.state(pool)))
+    return JSONResponse(_pool(ctx, pool))
 
 
 async def get_node(pool: str, node: str, ctx: Ctx) -> Response:
-    doc = pool_document(ctx.pool_or_404(pool), ctx.hub.state(pool))
+    doc = _pool(ctx, pool)
     ctx.node_or_404(pool, node)
     return JSONResponse(next(n for n in doc["nodes"] if n["name"] == node))
 
@@ -126,6 +155,17 @@ def router(open_reads: bool) -> APIRouter:
             responses={200: {"model": ok}, **errors},
             dependencies=guard.dependencies,
         )
+    routes.add_api_route(
+        "/v1/pools/{pool}/agents",
+        get_agents,
+        response_model=None,
+        responses={
+            200: {"model": dict[str, AgentReportDoc | None]},
+            **errors,
+            503: error_response("the store cannot be read"),
+        },
+        dependencies=guard.dependencies,
+    )
     routes.add_api_route(
         "/v1/stream",
         get_stream,
