@@ -104,6 +104,10 @@ class PoolConfig(_Strict):
     ca_file: FileName | None = None
     cert_file: FileName | None = None  # a client certificate, for servers that ask for one
     key_file: FileName | None = None
+    # logic = "cluster" (docs/logic.md): the fewest nodes kept in service, and how many good
+    # polls in a row bring a node that left service back
+    min_nodes: Annotated[int, Field(ge=1, le=1000)] = 1
+    return_after: Annotated[int, Field(ge=1, le=1000)] = 2
     # node agents (docs/agent.md): how long a primary's write probe may stall before it is
     # failing, and the margin past a fence lease's TTL before promoting past its primary
     write_stall_grace: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
@@ -131,6 +135,11 @@ class PoolConfig(_Strict):
                 "password_file (a file holding the password)"
             )
         names = [n.name for n in self.node]
+        if self.min_nodes > len(names):
+            raise ValueError(
+                f"min_nodes = {self.min_nodes} but the pool has {len(names)} node(s): "
+                "lower min_nodes or add [[pool.node]] entries"
+            )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")

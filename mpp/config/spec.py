@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from mpp.model import (
     AgentPolicy,
+    ClusterPolicy,
     FailoverPolicy,
     NodeSpec,
     NodeType,
@@ -37,5 +38,6 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         replication=ReplicationPolicy(
             **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
         ),
+        cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
     )

@@ -46,7 +46,14 @@ from mpp.model.plan import (
     Unfence,
 )
 from mpp.model.pool import PoolState, Request
-from mpp.model.spec import AgentPolicy, FailoverPolicy, NodeSpec, PoolSpec, ReplicationPolicy
+from mpp.model.spec import (
+    AgentPolicy,
+    ClusterPolicy,
+    FailoverPolicy,
+    NodeSpec,
+    PoolSpec,
+    ReplicationPolicy,
+)
 
 __all__ = [
     "Acknowledge",
@@ -59,6 +66,7 @@ __all__ = [
     "CatchUp",
     "Change",
     "ChangeKind",
+    "ClusterPolicy",
     "Command",
     "CommandRefused",
     "Decision",

@@ -44,6 +44,14 @@ class ReplicationPolicy:
 
 
 @dataclass(frozen=True)
+class ClusterPolicy:
+    """The cluster logic's keys: how many nodes must serve, how a node earns its way back."""
+
+    min_nodes: int = 1  # never fewer in service: the last ones stay, and the pool is CRITICAL
+    return_after: int = 2  # good polls in a row before a node out of service serves again
+
+
+@dataclass(frozen=True)
 class AgentPolicy:
     """How the logic weighs what node agents report (pools without agents never use it)."""
 
@@ -72,6 +80,7 @@ class PoolSpec:
     failover: FailoverPolicy = field(default_factory=FailoverPolicy)
     replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
     agents: AgentPolicy = field(default_factory=AgentPolicy)
+    cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
 
     @property
     def primary_replica(self) -> bool:
