@@ -21,7 +21,7 @@ demo-down: setup
 	@$(MPP) sandbox down --dir $(SANDBOX)
 
 lint: setup
-	$(VENV)/bin/ruff check mpp tests bench scripts
+	$(VENV)/bin/ruff check mpp tests bench scripts contrib
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
