@@ -23,6 +23,7 @@ demo-down: setup
 lint: setup
 	$(VENV)/bin/ruff check mpp tests bench scripts contrib
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict contrib/logic-example/mpp_logic_example.py
 	$(VENV)/bin/lint-imports
 
 test: lint
