@@ -3,8 +3,10 @@ policies."""
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Annotated, Literal
 
+from croniter import croniter
 from pydantic import (
     Field,
     field_validator,
@@ -72,6 +74,38 @@ class HooksConfig(_Strict):
         return tuple((n, c) for n in names if (c := getattr(self, n)))
 
 
+class ScheduleConfig(_Strict):
+    """`[[pool.schedule]]`: a planned switchover at the times a cron expression names
+    ("follow the sun"), with the safety of `mpp switchover`."""
+
+    # five fields (minute hour day month weekday), or six with seconds last
+    cron: Annotated[str, Field(min_length=1, max_length=200)]
+    switchover_to: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    timeout: Annotated[Duration, Field(gt=0)] | None = None  # None: the pool's switchover_timeout
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) not in (5, 6) or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a cron expression: five fields (minute hour day month "
+                'weekday), e.g. "0 8 * * 1-5", or six with seconds last'
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f'{value!r} is not a time zone; use e.g. "UTC" or "Europe/Paris"'
+            ) from None
+        return value
+
+
 class PoolConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     logic: str = "failover"  # a registered logic (mpp.logic.registry)
@@ -113,6 +147,7 @@ class PoolConfig(_Strict):
     write_stall_grace: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
     fence_margin: Annotated[Duration, Field(ge=0, le=600)] = 2.0
     hooks: HooksConfig = HooksConfig()
+    schedule: list[ScheduleConfig] = Field(default_factory=list)
     node: Annotated[list[NodeConfig], Field(min_length=1)]
 
     @field_validator("logic")
@@ -140,6 +175,16 @@ class PoolConfig(_Strict):
                 f"min_nodes = {self.min_nodes} but the pool has {len(names)} node(s): "
                 "lower min_nodes or add [[pool.node]] entries"
             )
+        for entry in self.schedule:
+            if self.topology != "primary-replica":
+                raise ValueError(
+                    '[[pool.schedule]] switches over: it needs topology = "primary-replica"'
+                )
+            if entry.switchover_to is not None and entry.switchover_to not in names:
+                raise ValueError(
+                    f"schedule switchover_to = {entry.switchover_to!r} is not a node of this "
+                    f"pool; nodes: {', '.join(names)}"
+                )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")

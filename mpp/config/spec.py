@@ -18,6 +18,7 @@ from mpp.model import (
     NodeType,
     PoolSpec,
     ReplicationPolicy,
+    Schedule,
     Topology,
 )
 
@@ -37,6 +38,10 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         # every ReplicationPolicy field is the pool key of the same name
         replication=ReplicationPolicy(
             **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
+        ),
+        schedules=tuple(
+            Schedule(e.cron, e.switchover_to, e.timeout or pool.switchover_timeout, e.timezone)
+            for e in pool.schedule
         ),
         cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),

@@ -53,6 +53,7 @@ from mpp.model.spec import (
     NodeSpec,
     PoolSpec,
     ReplicationPolicy,
+    Schedule,
 )
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "Repoint",
     "Request",
     "RequestKind",
+    "Schedule",
     "SetReadOnly",
     "State",
     "Status",

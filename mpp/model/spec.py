@@ -44,6 +44,21 @@ class ReplicationPolicy:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A planned switchover at the times `cron` names (in `timezone`), to `to` (None: the
+    best candidate), checked against the pool's health when it comes due."""
+
+    cron: str
+    to: str | None
+    timeout: float
+    timezone: str = "UTC"
+
+    @property
+    def label(self) -> str:
+        return f"{self.cron!r} ({self.timezone}) -> {self.to or 'best candidate'}"
+
+
+@dataclass(frozen=True)
 class ClusterPolicy:
     """The cluster logic's keys: how many nodes must serve, how a node earns its way back."""
 
@@ -81,6 +96,7 @@ class PoolSpec:
     replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
     agents: AgentPolicy = field(default_factory=AgentPolicy)
     cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
+    schedules: tuple[Schedule, ...] = ()
 
     @property
     def primary_replica(self) -> bool:
