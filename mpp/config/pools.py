@@ -125,6 +125,8 @@ class PoolConfig(_Strict):
     catchup_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     semi_sync: bool = False
+    # master-master: repoint around a failed ring member, re-insert it when it returns
+    ring_repair: bool = False
     semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
     repl_user: Annotated[Printable, Field(min_length=1)] = "repl"
     repl_password_env: EnvName | None = None
@@ -162,6 +164,11 @@ class PoolConfig(_Strict):
             )
         return value
 
+    @property
+    def repoints(self) -> bool:
+        """Does mpp change this pool's replication (and so need the repl account)?"""
+        return self.topology == "primary-replica" or self.ring_repair
+
     @model_validator(mode="after")
     def _check(self) -> PoolConfig:
         if (self.password_env is None) == (self.password_file is None):
@@ -193,11 +200,14 @@ class PoolConfig(_Strict):
         dupes = sorted({a for a in addresses if addresses.count(a) > 1})
         if dupes:
             raise ValueError(f"node addresses must be unique; repeated: {', '.join(dupes)}")
-        if self.topology == "primary-replica" and (self.repl_password_env is None) == (
-            self.repl_password_file is None
-        ):
+        if self.repoints and (self.repl_password_env is None) == (self.repl_password_file is None):
+            what = (
+                'topology "primary-replica" repoints replicas'
+                if self.topology == "primary-replica"
+                else "ring_repair repoints ring members"
+            )
             raise ValueError(
-                'topology "primary-replica" repoints replicas, so set exactly one of '
+                f"{what}, so set exactly one of "
                 "repl_password_env or repl_password_file (the password of repl_user)"
             )
         if self.tls in ("verify_ca", "verify_identity") and self.ca_file is None:

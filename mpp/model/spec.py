@@ -41,6 +41,9 @@ class ReplicationPolicy:
     failover_block: float = 60.0  # anti-flapping: seconds after a failover
     catchup_timeout: float = 10.0
     semi_sync: bool = False
+    # master-master rings: close the ring around a failed member and put a returning one
+    # back in its place (mpp.logic.failover.ring); off: MPP's ring, state only
+    ring_repair: bool = False
 
 
 @dataclass(frozen=True)
