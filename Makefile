@@ -21,8 +21,9 @@ demo-down: setup
 	@$(MPP) sandbox down --dir $(SANDBOX)
 
 lint: setup
-	$(VENV)/bin/ruff check mpp tests bench scripts
+	$(VENV)/bin/ruff check mpp tests bench scripts contrib
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict contrib/logic-example/mpp_logic_example.py
 	$(VENV)/bin/lint-imports
 
 test: lint

@@ -137,8 +137,8 @@ class Executor:
                 return self._catch_up(conn, flavor, source, timeout)
             case plan.Promote(timeout=timeout, semi_sync=semi):
                 return self._promote(conn, flavor, timeout, semi)
-            case plan.Repoint(source=source, semi_sync=semi):
-                return self._repoint(conn, flavor, source, semi)
+            case plan.Repoint(source=source, semi_sync=semi, keep_writable=ring):
+                return self._repoint(conn, flavor, source, semi, fence=not ring)
         raise ActionFailed(f"unknown action {action!r}")
 
     def _fence(self, conn: Any, flavor: Flavor, pending: _ReadOnlyRequest) -> str:
@@ -222,11 +222,14 @@ class Executor:
             steps.append("semi-sync primary on")
         return "; ".join(steps)
 
-    def _repoint(self, conn: Any, flavor: Flavor, source: str, semi_sync: bool) -> str:
+    def _repoint(
+        self, conn: Any, flavor: Flavor, source: str, semi_sync: bool, fence: bool = True
+    ) -> str:
         host, port = self.addresses[source]
         prepare, change, start = flavor.repoint_sql()
         tls_sql, tls_values = flavor.tls_clause(self.tls)
-        _execute(conn, flavor.fence_sql())
+        if fence:
+            _execute(conn, flavor.fence_sql())
         _kill_receiver(conn, flavor)  # its STOP must not wait for a hung old source
         repl_password = self.config.repl_password(self.pool).get_secret_value()
         with conn.cursor() as cur:
@@ -238,7 +241,8 @@ class Executor:
             values = (host, port, self.pool.repl_user, repl_password, *tls_values)
             cur.execute(change + tls_sql, values)
             cur.execute(start)
-        return f"replicating from {source} ({host}:{port}), read_only on"
+        mode = "read_only on" if fence else "read_only left as it was (ring member)"
+        return f"replicating from {source} ({host}:{port}), {mode}"
 
 
 class _ReadOnlyRequest:

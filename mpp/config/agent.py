@@ -31,9 +31,7 @@ from mpp.config.values import (
 
 
 class MysqldConfig(_Strict):
-    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = (
-        None
-    )
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = None
     pid_file: Annotated[str, Field(min_length=1)] | None = None
     start: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)] | None = None
     # the Solaris process monitor's defaults: at most 2 restarts within 5 minutes, then the

@@ -3,8 +3,10 @@ policies."""
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Annotated, Literal
 
+from croniter import croniter
 from pydantic import (
     Field,
     field_validator,
@@ -72,6 +74,38 @@ class HooksConfig(_Strict):
         return tuple((n, c) for n in names if (c := getattr(self, n)))
 
 
+class ScheduleConfig(_Strict):
+    """`[[pool.schedule]]`: a planned switchover at the times a cron expression names
+    ("follow the sun"), with the safety of `mpp switchover`."""
+
+    # five fields (minute hour day month weekday), or six with seconds last
+    cron: Annotated[str, Field(min_length=1, max_length=200)]
+    switchover_to: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] | None = None
+    timeout: Annotated[Duration, Field(gt=0)] | None = None  # None: the pool's switchover_timeout
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) not in (5, 6) or not croniter.is_valid(value):
+            raise ValueError(
+                f"{value!r} is not a cron expression: five fields (minute hour day month "
+                'weekday), e.g. "0 8 * * 1-5", or six with seconds last'
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f'{value!r} is not a time zone; use e.g. "UTC" or "Europe/Paris"'
+            ) from None
+        return value
+
+
 class PoolConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     logic: str = "failover"  # a registered logic (mpp.logic.registry)
@@ -91,6 +125,8 @@ class PoolConfig(_Strict):
     catchup_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     semi_sync: bool = False
+    # master-master: repoint around a failed ring member, re-insert it when it returns
+    ring_repair: bool = False
     semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
     repl_user: Annotated[Printable, Field(min_length=1)] = "repl"
     repl_password_env: EnvName | None = None
@@ -104,11 +140,16 @@ class PoolConfig(_Strict):
     ca_file: FileName | None = None
     cert_file: FileName | None = None  # a client certificate, for servers that ask for one
     key_file: FileName | None = None
+    # logic = "cluster" (docs/logic.md): the fewest nodes kept in service, and how many good
+    # polls in a row bring a node that left service back
+    min_nodes: Annotated[int, Field(ge=1, le=1000)] = 1
+    return_after: Annotated[int, Field(ge=1, le=1000)] = 2
     # node agents (docs/agent.md): how long a primary's write probe may stall before it is
     # failing, and the margin past a fence lease's TTL before promoting past its primary
     write_stall_grace: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
     fence_margin: Annotated[Duration, Field(ge=0, le=600)] = 2.0
     hooks: HooksConfig = HooksConfig()
+    schedule: list[ScheduleConfig] = Field(default_factory=list)
     node: Annotated[list[NodeConfig], Field(min_length=1)]
 
     @field_validator("logic")
@@ -123,6 +164,11 @@ class PoolConfig(_Strict):
             )
         return value
 
+    @property
+    def repoints(self) -> bool:
+        """Does mpp change this pool's replication (and so need the repl account)?"""
+        return self.topology == "primary-replica" or self.ring_repair
+
     @model_validator(mode="after")
     def _check(self) -> PoolConfig:
         if (self.password_env is None) == (self.password_file is None):
@@ -131,6 +177,21 @@ class PoolConfig(_Strict):
                 "password_file (a file holding the password)"
             )
         names = [n.name for n in self.node]
+        if self.min_nodes > len(names):
+            raise ValueError(
+                f"min_nodes = {self.min_nodes} but the pool has {len(names)} node(s): "
+                "lower min_nodes or add [[pool.node]] entries"
+            )
+        for entry in self.schedule:
+            if self.topology != "primary-replica":
+                raise ValueError(
+                    '[[pool.schedule]] switches over: it needs topology = "primary-replica"'
+                )
+            if entry.switchover_to is not None and entry.switchover_to not in names:
+                raise ValueError(
+                    f"schedule switchover_to = {entry.switchover_to!r} is not a node of this "
+                    f"pool; nodes: {', '.join(names)}"
+                )
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"node names must be unique; repeated: {', '.join(dupes)}")
@@ -139,11 +200,14 @@ class PoolConfig(_Strict):
         dupes = sorted({a for a in addresses if addresses.count(a) > 1})
         if dupes:
             raise ValueError(f"node addresses must be unique; repeated: {', '.join(dupes)}")
-        if self.topology == "primary-replica" and (self.repl_password_env is None) == (
-            self.repl_password_file is None
-        ):
+        if self.repoints and (self.repl_password_env is None) == (self.repl_password_file is None):
+            what = (
+                'topology "primary-replica" repoints replicas'
+                if self.topology == "primary-replica"
+                else "ring_repair repoints ring members"
+            )
             raise ValueError(
-                'topology "primary-replica" repoints replicas, so set exactly one of '
+                f"{what}, so set exactly one of "
                 "repl_password_env or repl_password_file (the password of repl_user)"
             )
         if self.tls in ("verify_ca", "verify_identity") and self.ca_file is None:

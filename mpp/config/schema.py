@@ -161,7 +161,7 @@ class Config(_Strict):
         self.etcd_password()
         for pool in self.pool:
             self.password(pool)
-            if pool.topology == "primary-replica":
+            if pool.repoints:
                 self.repl_password(pool)
 
     def _secret(

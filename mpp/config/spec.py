@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 
 from mpp.model import (
     AgentPolicy,
+    ClusterPolicy,
     FailoverPolicy,
     NodeSpec,
     NodeType,
     PoolSpec,
     ReplicationPolicy,
+    Schedule,
     Topology,
 )
 
@@ -37,5 +39,10 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         replication=ReplicationPolicy(
             **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
         ),
+        schedules=tuple(
+            Schedule(e.cron, e.switchover_to, e.timeout or pool.switchover_timeout, e.timezone)
+            for e in pool.schedule
+        ),
+        cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
     )

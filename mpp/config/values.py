@@ -136,6 +136,8 @@ def split_address(address: str) -> tuple[str, int]:
     """A checked Address as (host without IPv6 brackets, port)."""
     host, _, port = address.rpartition(":")
     return host.strip("[]"), int(port)
+
+
 Email = Annotated[str, AfterValidator(_email)]
 FileName = Annotated[str, AfterValidator(_file_name)]
 

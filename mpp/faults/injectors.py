@@ -259,8 +259,10 @@ def _local_ports(pid: int, remote_port: int) -> set[int]:
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-                if state == "01" and inode in inodes and int(remote.rsplit(":", 1)[1], 16) == (
-                    remote_port
+                if (
+                    state == "01"
+                    and inode in inodes
+                    and int(remote.rsplit(":", 1)[1], 16) == (remote_port)
                 ):
                     ports.add(int(local.rsplit(":", 1)[1], 16))
     return ports

@@ -540,7 +540,14 @@ def _topology(d: Path, final: str, states: dict[str, dict[str, Any]]) -> list[st
 def table(rows: list[Row]) -> str:
     """The matrix as a person reads it: one row per scenario."""
     head = (
-        "scenario", "result", "RTO", "lost", "max writable", "misrouted", "failovers", "seconds"
+        "scenario",
+        "result",
+        "RTO",
+        "lost",
+        "max writable",
+        "misrouted",
+        "failovers",
+        "seconds",
     )
     lines = [head]
     for r in rows:

@@ -16,7 +16,7 @@ from typing import cast
 from mpp.logic.interface import Logic
 
 ENTRY_POINT_GROUP = "mpp.logic"
-_BUILTIN = {"failover": "mpp.logic.failover:LOGIC"}
+_BUILTIN = {"failover": "mpp.logic.failover:LOGIC", "cluster": "mpp.logic.cluster:LOGIC"}
 _REGISTERED: dict[str, Logic] = {}  # added at run time by an embedding program (or a test)
 
 

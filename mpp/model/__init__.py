@@ -46,7 +46,15 @@ from mpp.model.plan import (
     Unfence,
 )
 from mpp.model.pool import PoolState, Request
-from mpp.model.spec import AgentPolicy, FailoverPolicy, NodeSpec, PoolSpec, ReplicationPolicy
+from mpp.model.spec import (
+    AgentPolicy,
+    ClusterPolicy,
+    FailoverPolicy,
+    NodeSpec,
+    PoolSpec,
+    ReplicationPolicy,
+    Schedule,
+)
 
 __all__ = [
     "Acknowledge",
@@ -59,6 +67,7 @@ __all__ = [
     "CatchUp",
     "Change",
     "ChangeKind",
+    "ClusterPolicy",
     "Command",
     "CommandRefused",
     "Decision",
@@ -84,6 +93,7 @@ __all__ = [
     "Repoint",
     "Request",
     "RequestKind",
+    "Schedule",
     "SetReadOnly",
     "State",
     "Status",

@@ -71,6 +71,7 @@ class NodeState:
     # `mpp maintenance NODE on [--for D]`: mpp and the agent leave the node alone (no local
     # restarts, no failover to or from it, no fencing) from `since` until `until` (None:
     # until `mpp maintenance NODE off`)
+    streak: int = 0  # consecutive good polls (the cluster logic's way back into service)
     agent: str = ""  # what only the node's agent sees (AgentReport.summary); '' if nothing
     maintenance_since: float | None = None
     maintenance_until: float | None = None

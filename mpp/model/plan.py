@@ -88,6 +88,9 @@ class Repoint(Action):
     source: str = ""
     rejoin: bool = False  # an old primary: start from its own binlog position
     semi_sync: bool = False
+    # a master-master ring's member: only its source changes; read_only is left as it is
+    # (every member of MPP's ring stays writable, the ACTIVE one takes the writes)
+    keep_writable: bool = False
 
     @property
     def action_kind(self) -> ActionKind:

@@ -41,6 +41,32 @@ class ReplicationPolicy:
     failover_block: float = 60.0  # anti-flapping: seconds after a failover
     catchup_timeout: float = 10.0
     semi_sync: bool = False
+    # master-master rings: close the ring around a failed member and put a returning one
+    # back in its place (mpp.logic.failover.ring); off: MPP's ring, state only
+    ring_repair: bool = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A planned switchover at the times `cron` names (in `timezone`), to `to` (None: the
+    best candidate), checked against the pool's health when it comes due."""
+
+    cron: str
+    to: str | None
+    timeout: float
+    timezone: str = "UTC"
+
+    @property
+    def label(self) -> str:
+        return f"{self.cron!r} ({self.timezone}) -> {self.to or 'best candidate'}"
+
+
+@dataclass(frozen=True)
+class ClusterPolicy:
+    """The cluster logic's keys: how many nodes must serve, how a node earns its way back."""
+
+    min_nodes: int = 1  # never fewer in service: the last ones stay, and the pool is CRITICAL
+    return_after: int = 2  # good polls in a row before a node out of service serves again
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,8 @@ class PoolSpec:
     failover: FailoverPolicy = field(default_factory=FailoverPolicy)
     replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
     agents: AgentPolicy = field(default_factory=AgentPolicy)
+    cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
+    schedules: tuple[Schedule, ...] = ()
 
     @property
     def primary_replica(self) -> bool:

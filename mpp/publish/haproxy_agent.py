@@ -95,9 +95,7 @@ class Agent:
         cap: ConnectionCap[_AgentProtocol] = ConnectionCap(
             "agent-check", "[agent] max_connections", self.max_connections, log
         )
-        self.server = await loop.create_server(
-            lambda: _AgentProtocol(self.answer, cap), sock=sock
-        )
+        self.server = await loop.create_server(lambda: _AgentProtocol(self.answer, cap), sock=sock)
         host, port = sock.getsockname()[:2]
         log.info("agent-check listening on %s:%s", host, port)
         try:

@@ -24,12 +24,14 @@ from mpp.act.executor import Executor
 from mpp.act.hooks import run_hook, run_hook_later
 from mpp.config import Config, PoolConfig
 from mpp.logic import logic_for
-from mpp.model import AgentView, Decision, Event, EventKind, Observation, PoolState
+from mpp.logic.schedule import due
+from mpp.model import AgentView, Decision, Event, EventKind, Observation, PoolState, Schedule
 from mpp.probe.connection import pool_targets
 from mpp.probe.mysql import NodeProber
 from mpp.publish.log import log_event
 from mpp.run.agents import AgentTracker
 from mpp.run.leadership import Leadership
+from mpp.run.schedules import Scheduler
 from mpp.run.transact import transact
 from mpp.store import NotLeader, Store, StoreError
 
@@ -84,6 +86,10 @@ class PoolWorker:
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
         self.agents = AgentTracker(self.spec)  # the node agents' reports, dated by this process
         self.reports_error = ""  # the store's last error reading them (logged once per change)
+        # [[pool.schedule]]: planned switchovers when their cron slots come (leader only)
+        self.scheduler = (
+            Scheduler(self.spec.schedules, time.time()) if self.spec.schedules else None
+        )
 
     async def observe(self) -> dict[str, Observation]:
         loop = asyncio.get_running_loop()
@@ -248,6 +254,8 @@ class PoolWorker:
         loop = asyncio.get_running_loop()
         if not self.leading:
             await loop.run_in_executor(self.store_threads, self.follow)
+            if self.scheduler is not None:
+                self.scheduler.restart(time.time())  # a follower's missed slots are not run
             self.last_cycle_seconds = time.perf_counter() - started
             return None
         observations = await self.observe()
@@ -257,8 +265,24 @@ class PoolWorker:
             )
             self.publish(decision)
         done = await self.execute(decision)
+        if self.scheduler is not None:
+            for schedule, slot in self.scheduler.due(time.time()):
+                async with self.lock:
+                    noted = await loop.run_in_executor(
+                        self.store_threads, self.run_schedule, schedule, slot
+                    )
+                    self.publish(noted)
         self.last_cycle_seconds = time.perf_counter() - started
         return done
+
+    def run_schedule(self, schedule: Schedule, slot: float) -> Decision:
+        """A due slot through the logic (mpp.logic.schedule): the switchover is asked for,
+        and the next cycle carries it out, or the pool records why it was skipped."""
+
+        def step(prev: PoolState) -> Decision:
+            return due(self.logic, self.spec, prev, schedule, slot, time.time())
+
+        return transact(self.store, self.spec, step, self.owner)
 
     def follow(self) -> None:
         """The stored state and the history events committed since the last look (the

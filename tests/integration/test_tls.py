@@ -137,9 +137,9 @@ def test_mpp_probes_and_repoints_over_tls_where_clear_text_is_refused(
         _sql(base, files, "INSERT INTO app.tls_check VALUES (1)")
         time.sleep(0.5)
         assert poll_until(
-            lambda: _sql(replica, files, "SELECT COUNT(*) AS n FROM app.tls_check")[0]["n"]
-            == 1
-            or None,
+            lambda: (
+                _sql(replica, files, "SELECT COUNT(*) AS n FROM app.tls_check")[0]["n"] == 1 or None
+            ),
             10,
         )
     finally:

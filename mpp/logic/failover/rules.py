@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from mpp.logic.failover.converge import second_look
 from mpp.logic.failover.cycle import Cycle
 from mpp.logic.failover.primary_replica import PrimaryReplicaCycle
+from mpp.logic.failover.ring import RingCycle
 from mpp.logic.interface import Answer, BaseLogic
 from mpp.model import (
     Acknowledge,
@@ -169,4 +170,6 @@ def _request(spec: PoolSpec, base: PoolState, command: Command, now: float) -> R
 
 
 def _cycle_class(spec: PoolSpec) -> type[Cycle]:
-    return PrimaryReplicaCycle if spec.primary_replica else Cycle
+    if spec.primary_replica:
+        return PrimaryReplicaCycle
+    return RingCycle if spec.replication.ring_repair else Cycle
