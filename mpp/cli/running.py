@@ -87,7 +87,12 @@ def run(c: Ctx, live: bool | None) -> None:
             leading=lambda: leadership.held,
         )
         workers, executor = make_workers(
-            config, store, publishers=(hub.publish,), leadership=leadership, locks=hub.lock
+            config,
+            store,
+            publishers=(hub.publish,),
+            leadership=leadership,
+            locks=hub.lock,
+            reports_to=hub.set_reports,
         )
         from mpp.run.services import Integrations  # the web stack: only `run` needs it
 

@@ -11,7 +11,11 @@ switch over blindly).
 
 from __future__ import annotations
 
+import datetime
+import zoneinfo
 from dataclasses import replace
+
+from croniter import croniter
 
 from mpp.logic.interface import Logic
 from mpp.model import (
@@ -25,6 +29,15 @@ from mpp.model import (
     State,
     Switchover,
 )
+
+
+def next_run(schedule: Schedule, after: float) -> float:
+    """The first slot strictly after `after` (epoch seconds), in the schedule's time zone.
+    Pure arithmetic on the calendar, so the loop and `mpp status` ask the same function."""
+    zone = zoneinfo.ZoneInfo(schedule.timezone)
+    start = datetime.datetime.fromtimestamp(after, zone)
+    slot: datetime.datetime = croniter(schedule.cron, start).get_next(datetime.datetime)
+    return slot.timestamp()
 
 
 def unready(spec: PoolSpec, state: PoolState, schedule: Schedule, now: float) -> str:

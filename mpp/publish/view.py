@@ -16,7 +16,8 @@ from rich.text import Text
 
 from mpp.config import Config, PoolConfig
 from mpp.logic.ladder import status_of
-from mpp.model import AgentReport, NodeState, PoolState, State, Status
+from mpp.logic.schedule import next_run
+from mpp.model import AgentReport, NodeState, PoolState, Schedule, State, Status
 
 # An agent's reports by node, as `Store.reports(pool)` returns them; by pool for a document.
 Reports = Mapping[str, AgentReport]
@@ -93,6 +94,15 @@ def pool_document(
         "failover_blocked_until": _iso(_blocked_until(pool, state)),
         "switching": (state.switching.to if state and state.switching else None),
         "draining": list(state.draining) if state else [],
+        "schedule": [
+            {
+                "cron": e.cron,
+                "timezone": e.timezone,
+                "switchover_to": e.switchover_to,
+                "next": _iso(next_run(Schedule(e.cron, e.switchover_to, 0.0, e.timezone), now)),
+            }
+            for e in pool.schedule
+        ],
         "nodes": nodes,
     }
 
@@ -202,6 +212,8 @@ def table(doc: dict[str, Any]) -> Table:
             )
             if pool.get(key)
         )
+        for entry in pool.get("schedule", []):
+            extra += f"  next-switchover={entry['next']}->{entry['switchover_to'] or 'best'}"
         if pool.get("alert"):
             extra += f"  ALERT: {pool['alert']}"
         t.add_row(

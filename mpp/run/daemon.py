@@ -25,7 +25,16 @@ from mpp.act.hooks import run_hook, run_hook_later
 from mpp.config import Config, PoolConfig
 from mpp.logic import logic_for
 from mpp.logic.schedule import due
-from mpp.model import AgentView, Decision, Event, EventKind, Observation, PoolState, Schedule
+from mpp.model import (
+    AgentReport,
+    AgentView,
+    Decision,
+    Event,
+    EventKind,
+    Observation,
+    PoolState,
+    Schedule,
+)
 from mpp.probe.connection import pool_targets
 from mpp.probe.mysql import NodeProber
 from mpp.publish.log import log_event
@@ -53,8 +62,10 @@ class PoolWorker:
         leadership: Leadership | None = None,
         store_threads: ThreadPoolExecutor | None = None,
         lock: asyncio.Lock | None = None,
+        reports_to: Callable[[str, dict[str, AgentReport]], None] | None = None,
     ) -> None:
         self.config = config
+        self.reports_to = reports_to  # the Hub's set_reports: the API and metrics show them
         self.leadership = leadership
         # store calls (a remote etcd may take seconds) and pre_* hooks run in these threads,
         # never in the event loop that also serves the router, the checks and the API
@@ -134,6 +145,8 @@ class PoolWorker:
         if self.reports_error:
             log.warning("pool=%s agent reports read again", self.pool.name)
             self.reports_error = ""
+        if self.reports_to is not None:
+            self.reports_to(self.spec.name, reports)
         return self.agents.views(reports)
 
     def commit(self, observations: Mapping[str, Observation], now: float) -> Decision:
@@ -349,6 +362,7 @@ def make_workers(
     publishers: tuple[Publisher, ...] = (),
     leadership: Leadership | None = None,
     locks: Callable[[str], asyncio.Lock] | None = None,
+    reports_to: Callable[[str, dict[str, AgentReport]], None] | None = None,
 ) -> tuple[list[PoolWorker], Threads]:
     chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
     threads = Threads(max(4, 2 * sum(len(p.node) for p in chosen)))
@@ -362,6 +376,7 @@ def make_workers(
             leadership,
             threads.store,
             locks(p.name) if locks else None,
+            reports_to,
         )
         for p in chosen
     ]

@@ -9,20 +9,8 @@ looks run once.
 
 from __future__ import annotations
 
-import datetime
-import zoneinfo
-
-from croniter import croniter
-
+from mpp.logic.schedule import next_run
 from mpp.model import Schedule
-
-
-def next_run(schedule: Schedule, after: float) -> float:
-    """The first slot strictly after `after` (epoch seconds)."""
-    zone = zoneinfo.ZoneInfo(schedule.timezone)
-    start = datetime.datetime.fromtimestamp(after, zone)
-    slot: datetime.datetime = croniter(schedule.cron, start).get_next(datetime.datetime)
-    return slot.timestamp()
 
 
 class Scheduler:

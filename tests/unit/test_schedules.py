@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +12,9 @@ import pytest
 
 from mpp.config import ConfigError
 from mpp.logic import logic_for
-from mpp.logic.schedule import due, unready
+from mpp.logic.schedule import due, next_run, unready
 from mpp.model import EventKind, PoolState, RequestKind, Schedule, State
-from mpp.run.schedules import Scheduler, next_run
+from mpp.run.schedules import Scheduler
 from tests.builders import config, config_doc, pool, pool_state, star_spec
 
 UTC = datetime.UTC
@@ -108,3 +109,28 @@ def test_a_schedule_needs_a_primary_replica_pool(tmp_path: Path) -> None:
     doc = config_doc(pool(schedule=[{"cron": "0 8 * * *"}]))
     with pytest.raises(ConfigError, match="primary-replica"):
         config(doc, tmp_path / "mpp.toml")
+
+
+def test_status_shows_each_schedules_next_run(tmp_path: Path) -> None:
+    from mpp.publish.view import pool_document, table
+
+    entry = {"cron": "0 8 * * 1-5", "switchover_to": "db2", "timezone": "Europe/Paris"}
+    cfg = config(
+        config_doc(pool(topology="primary-replica", schedule=[entry], repl_password_env="X")),
+        tmp_path / "mpp.toml",
+    )
+    doc = pool_document(cfg.pool[0], None, now=at("2026-12-04T09:00:00"))  # a Friday
+    assert doc["schedule"] == [
+        {
+            "cron": "0 8 * * 1-5",
+            "timezone": "Europe/Paris",
+            "switchover_to": "db2",
+            "next": datetime.datetime.fromtimestamp(at("2026-12-07T07:00:00"), UTC).isoformat(),
+        }
+    ]
+    from rich.console import Console
+
+    console = Console(width=300, record=True, file=io.StringIO())
+    console.print(table({"pools": [doc], "leader": None}))
+    text = console.export_text()
+    assert "next-switchover=2026-12-07T07:00:00+00:00->db2" in text
