@@ -30,6 +30,7 @@ from mpp.publish.view import document, table
 from mpp.run import eventloop
 from mpp.run.daemon import PoolWorker, Threads, make_workers, poll_once, run_forever
 from mpp.run.leadership import Leadership
+from mpp.run.shards import Shards
 
 
 @click.command()
@@ -42,6 +43,12 @@ def poll(c: Ctx, pool: str | None) -> None:
         store = c.store()
         # a running `mpp run` (or another poll) leads: one cycle here would compete with it
         mpp = c.config.mpp
+        if mpp.shard:
+            store.close()
+            fail(
+                "[mpp] shard = true: the pools are shared among the running `mpp run`; "
+                "`mpp poll` would decide beside them. Use `mpp status`."
+            )
         leadership = Leadership(store, mpp.name, mpp.leader_ttl, record_terms=False)
         if not leadership.renew():
             store.close()
@@ -78,21 +85,35 @@ def run(c: Ctx, live: bool | None) -> None:
         config.check_secrets()
         load_token(config)
         store = c.store()
-        leadership = Leadership(store, config.mpp.name, config.mpp.leader_ttl)
-        hub = Hub(
-            config,
-            states(config, store),
-            leader=leadership.leader,
-            owner=leadership.owner,
-            leading=lambda: leadership.held,
-        )
+        mpp = config.mpp
+        leadership: Leadership | Shards
+        if mpp.shard:  # each pool its own lease, the pools spread over the live instances
+            shards = Shards(store, mpp.name, mpp.leader_ttl, [p.name for p in config.pool])
+            leadership = shards
+            hub = Hub(
+                config,
+                states(config, store),
+                owner=shards.owner,
+                leading=lambda: any(lease.held for lease in shards.leases.values()),
+                leaders=shards.leaders,
+            )
+        else:
+            leadership = Leadership(store, mpp.name, mpp.leader_ttl)
+            hub = Hub(
+                config,
+                states(config, store),
+                leader=leadership.leader,
+                owner=leadership.owner,
+                leading=lambda: leadership.held,
+            )
         workers, executor = make_workers(
             config,
             store,
             publishers=(hub.publish,),
-            leadership=leadership,
+            leadership=leadership if isinstance(leadership, Leadership) else None,
             locks=hub.lock,
             reports_to=hub.set_reports,
+            leases=shards.leases if mpp.shard else None,
         )
         from mpp.run.services import Integrations  # the web stack: only `run` needs it
 
@@ -125,7 +146,13 @@ def run(c: Ctx, live: bool | None) -> None:
                     workers,
                     leadership,
                     show,
-                    lambda: document(config, hub.states, hub.leader(), hub.reports),
+                    lambda: document(
+                        config,
+                        hub.states,
+                        hub.leader(),
+                        hub.reports,
+                        leaders=hub.leaders() if hub.leaders is not None else None,
+                    ),
                     integrations.run,
                 )
             )
@@ -141,7 +168,7 @@ def run(c: Ctx, live: bool | None) -> None:
 
 async def _serve(
     workers: list[PoolWorker],
-    leadership: Leadership,
+    leadership: Leadership | Shards,
     show: bool,
     doc: Callable[[], dict[str, Any]],
     services: Callable[[asyncio.Event], Awaitable[None]] | None = None,

@@ -39,7 +39,17 @@ def status_doc(c: Ctx, pool: str | None) -> dict[str, Any]:
     with closing(c.store()) as store:
         found = store.leader()
         reports = {p.name: store.reports(p.name) for p in config.pool}
-        doc = document(config, states(config, store), found.owner if found else None, reports)
+        leaders: dict[str, str | None] | None = None
+        if config.mpp.shard:
+            held = store.leaders()
+            leaders = {p.name: held.get(p.name) for p in config.pool}
+        doc = document(
+            config,
+            states(config, store),
+            found.owner if found else None,
+            reports,
+            leaders=leaders,
+        )
     if pool is not None:
         doc["pools"] = [p for p in doc["pools"] if p["name"] == pool]
     return doc

@@ -60,6 +60,9 @@ class MppSection(_Strict):
     # holding the leadership lease decides and acts, the others follow; `name` says who
     name: Printable = Field(default_factory=socket.gethostname, min_length=1)
     leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
+    # pools shared among the instances on one store (mpp.run.shards): each pool has its own
+    # lease and the live instances spread the pools; false: one instance leads them all
+    shard: bool = False
     # the local address every session to the servers comes from (a multi-homed host: the
     # monitoring network); None: whatever the routing table picks
     source_address: Annotated[str, BeforeValidator(lambda v: _ip(str(v)))] | None = None

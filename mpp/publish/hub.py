@@ -40,8 +40,11 @@ class Hub:
         leader: Callable[[], str | None] = lambda: None,
         owner: str | None = None,
         leading: Callable[[], bool] = lambda: True,
+        leaders: Callable[[], dict[str, str | None]] | None = None,
     ) -> None:
         self.config = config
+        # pools shared among instances: who leads each pool (None: one leader for all)
+        self.leaders = leaders
         self.leading = leading  # False on a follower: it mirrors, it must not notify
         self.owner = owner  # this process's leadership owner id (None: not tracked)
         self.leader = leader  # the owner id of the mpp that leads, as last seen
@@ -64,6 +67,12 @@ class Hub:
         """The loop hands over what `Store.reports(pool)` returned this cycle (replaced
         whole: a plain assignment, safe from the loop's worker threads)."""
         self.reports[pool] = dict(reports)
+
+    def leads(self, pool: str) -> bool:
+        """Does this instance lead `pool` (its own lease, or the one lease)?"""
+        if self.leaders is None:
+            return self.leading()
+        return self.owner is not None and self.leaders().get(pool) == self.owner
 
     def state(self, pool: str) -> PoolState | None:
         return self.states.get(pool)

@@ -36,19 +36,21 @@ def document(
     leader: str | None = None,
     reports: Mapping[str, Reports] | None = None,
     now: float | None = None,
+    leaders: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """`leader`: the owner id of the `mpp run` that decides and acts (None: nobody now).
+    """`leaders`: pools shared among instances, who leads each (a pool's `leader`).
+    `leader`: the owner id of the `mpp run` that decides and acts (None: nobody now).
     `reports`: the agents' latest reports by pool, where the caller could read them (the
     CLI reads the store; the API what the daemon last read): without them a node's
     `agent_report` is null, its `agent` summary (kept in the state) still shown."""
     now = time.time() if now is None else now
-    return {
-        "leader": leader,
-        "pools": [
-            pool_document(p, states.get(p.name), (reports or {}).get(p.name), now)
-            for p in config.pool
-        ],
-    }
+    pools = [
+        pool_document(p, states.get(p.name), (reports or {}).get(p.name), now) for p in config.pool
+    ]
+    if leaders is not None:
+        for pool in pools:
+            pool["leader"] = leaders.get(pool["name"])
+    return {"leader": leader, "sharded": leaders is not None, "pools": pools}
 
 
 def pool_document(
@@ -189,7 +191,9 @@ def table(doc: dict[str, Any]) -> Table:
         header_style="bold",
         pad_edge=False,
         expand=False,
-        caption=f"leader: {readable_owner(leader)}"
+        caption="leaders: per pool (pools shared among instances)"
+        if doc.get("sharded")
+        else f"leader: {readable_owner(leader)}"
         if leader
         else "leader: none (no mpp run is acting)",
         caption_justify="left",
@@ -214,6 +218,9 @@ def table(doc: dict[str, Any]) -> Table:
         )
         for entry in pool.get("schedule", []):
             extra += f"  next-switchover={entry['next']}->{entry['switchover_to'] or 'best'}"
+        if doc.get("sharded"):
+            who = pool.get("leader")
+            extra += f"  leader={readable_owner(who) if who else 'none'}"
         if pool.get("alert"):
             extra += f"  ALERT: {pool['alert']}"
         t.add_row(

@@ -41,6 +41,7 @@ from mpp.publish.log import log_event
 from mpp.run.agents import AgentTracker
 from mpp.run.leadership import Leadership
 from mpp.run.schedules import Scheduler
+from mpp.run.shards import Shards
 from mpp.run.transact import transact
 from mpp.store import NotLeader, Store, StoreError
 
@@ -162,13 +163,18 @@ class PoolWorker:
                 decision = replace(decision, events=(took, *decision.events))
             return decision
 
-        done = transact(self.store, self.spec, step, self.owner)
+        done = transact(self.store, self.spec, step, self.owner, self.scoped)
         self.recorded_term = term
         return done
 
     @property
     def owner(self) -> str | None:
         return self.leadership.owner if self.leadership else None
+
+    @property
+    def scoped(self) -> bool:
+        """The pool has a lease of its own (pools shared among instances)."""
+        return self.leadership is not None and self.leadership.scope is not None
 
     @property
     def leading(self) -> bool:
@@ -295,7 +301,7 @@ class PoolWorker:
         def step(prev: PoolState) -> Decision:
             return due(self.logic, self.spec, prev, schedule, slot, time.time())
 
-        return transact(self.store, self.spec, step, self.owner)
+        return transact(self.store, self.spec, step, self.owner, self.scoped)
 
     def follow(self) -> None:
         """The stored state and the history events committed since the last look (the
@@ -363,7 +369,10 @@ def make_workers(
     leadership: Leadership | None = None,
     locks: Callable[[str], asyncio.Lock] | None = None,
     reports_to: Callable[[str, dict[str, AgentReport]], None] | None = None,
+    leases: Mapping[str, Leadership] | None = None,
 ) -> tuple[list[PoolWorker], Threads]:
+    """`leases`: each pool's own Leadership (pools shared among instances), instead of the
+    one `leadership` over all of them."""
     chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
     threads = Threads(max(4, 2 * sum(len(p.node) for p in chosen)))
     workers = [
@@ -373,7 +382,7 @@ def make_workers(
             store,
             threads.probes,
             publishers,
-            leadership,
+            leases[p.name] if leases is not None else leadership,
             threads.store,
             locks(p.name) if locks else None,
             reports_to,
@@ -389,7 +398,7 @@ async def poll_once(workers: list[PoolWorker]) -> list[Decision | None]:
 
 
 async def run_forever(
-    workers: list[PoolWorker], stop: asyncio.Event, leadership: Leadership | None = None
+    workers: list[PoolWorker], stop: asyncio.Event, leadership: Leadership | Shards | None = None
 ) -> None:
     """Every pool's loop, and the lease renewal when several instances may share the store.
     The first renewal happens before the loops start, so a lone instance acts at once."""

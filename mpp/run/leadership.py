@@ -24,9 +24,20 @@ _HELD_FRACTION = 0.8
 
 
 class Leadership:
-    def __init__(self, store: Store, name: str, ttl: float, record_terms: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        ttl: float,
+        record_terms: bool = True,
+        owner: str | None = None,
+        scope: str | None = None,
+    ) -> None:
+        """`scope`: the lease of one pool (pools shared among instances, mpp.run.shards,
+        which passes the instance's one `owner` to all of them); None: the one lease."""
         self.store = store
-        self.owner = new_owner(name)
+        self.owner = owner or new_owner(name)
+        self.scope = scope
         self.ttl = ttl
         # `mpp poll` leads for one cycle at a time: a history line per cron run is noise
         self.record_terms = record_terms
@@ -51,8 +62,8 @@ class Leadership:
         """Take or renew the lease once (blocking)."""
         sent = time.monotonic()
         try:
-            got = self.store.lead(self.owner, self.ttl)
-            other = None if got else self.store.leader()
+            got = self.store.lead(self.owner, self.ttl, self.scope)
+            other = None if got else self.store.leader(self.scope)
         except StoreError as err:
             # while the lease still holds, a missed renewal is what the TTL is there to
             # absorb (an etcd election, a slow member): a warning; an error once it is gone
@@ -82,10 +93,16 @@ class Leadership:
         if held == self._said:
             return
         self._said = held
+        what = f"pool {self.scope}" if self.scope else "the pools"
         if held:
-            log.info("leadership: %s is now the leader and acts on the pools", self.owner)
+            log.info("leadership: %s is now the leader and acts on %s", self.owner, what)
         else:
-            log.info("leadership: %s follows (leader: %s)", self.owner, self.current or "none")
+            log.info(
+                "leadership: %s follows on %s (leader: %s)",
+                self.owner,
+                what,
+                self.current or "none",
+            )
 
     def lost(self) -> None:
         """A save found the lease gone: stop acting at once; taking it again is a new term."""
@@ -131,6 +148,21 @@ class Leadership:
         """A clean shutdown hands the lease over at once instead of after the TTL."""
         self._held_until = 0.0
         try:
-            self.store.resign(self.owner)
+            self.store.resign(self.owner, self.scope)
         except StoreError as err:
             log.error("leadership: could not resign: %s", err)
+        with self._lock:
+            if self.current == self.owner:
+                self.current = None
+        self._log_role()
+
+    def watch(self) -> None:
+        """Not this instance's to lead: only learn who does (status, the API)."""
+        try:
+            other = self.store.leader(self.scope)
+        except StoreError:
+            return
+        with self._lock:
+            self._held_until = 0.0
+            self.current = other.owner if other else None
+        self._log_role()

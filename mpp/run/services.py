@@ -118,7 +118,7 @@ class Integrations:
         """Only the leader notifies: every follower mirrors the same changes, and a change
         must reach the operator once, not once per site. A follower keeps its baseline so
         that, once it leads, it reports only what changes from then on."""
-        if self.hub.leading():
+        if self.hub.leads(state.name):
             self.notifier.listener(state, events)
         else:
             self.notifier.tracker.feed(state, events)

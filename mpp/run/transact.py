@@ -23,6 +23,7 @@ def transact(
     spec: PoolSpec,
     step: Callable[[PoolState], Decision],
     leader: str | None = None,
+    scoped: bool = False,
 ) -> Decision:
     """Apply `step` to the stored pool state with compare-and-set, retrying on conflict.
     With `leader`, the commit also requires that owner to still hold the lease."""
@@ -32,7 +33,7 @@ def transact(
         prev = snapshot.state if snapshot else logic.initial_state(spec)
         decision = step(prev)
         version = snapshot.version if snapshot else None
-        if store.save(decision.state, decision.events, version, leader):
+        if store.save(decision.state, decision.events, version, leader, scoped):
             return decision
     raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
 

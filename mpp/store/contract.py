@@ -54,11 +54,17 @@ class Store(ABC):
 
     @abstractmethod
     def save(
-        self, state: PoolState, events: Events, expect: Version, leader: str | None = None
+        self,
+        state: PoolState,
+        events: Events,
+        expect: Version,
+        leader: str | None = None,
+        scoped: bool = False,
     ) -> Version:
         """Compare-and-set: write if the stored version is still `expect` (None:
         the pool must not exist yet). Returns the new version, or None on conflict. With
-        `leader`, the write also requires that owner to hold the lease (else NotLeader)."""
+        `leader`, the write also requires that owner to hold the lease (else NotLeader):
+        the pool's own lease when `scoped` (pools shared among instances), else the one."""
 
     @abstractmethod
     def history(
@@ -71,18 +77,34 @@ class Store(ABC):
         """Names of pools with stored state."""
 
     @abstractmethod
-    def lead(self, owner: str, ttl: float) -> bool:
+    def lead(self, owner: str, ttl: float, scope: str | None = None) -> bool:
         """Take the leadership lease for `ttl` seconds if it is free (or expired, or held by
         a process of this host that no longer exists), or renew it if `owner` holds it.
-        True while `owner` is the leader."""
+        True while `owner` is the leader. `scope`: one pool's lease (pools shared among
+        instances, mpp.run.shards); None: the one lease over every pool."""
 
     @abstractmethod
-    def leader(self) -> Leader | None:
-        """The current holder of the lease, or None."""
+    def leader(self, scope: str | None = None) -> Leader | None:
+        """The current holder of the lease (of `scope`), or None."""
 
     @abstractmethod
-    def resign(self, owner: str) -> None:
-        """Give the lease up at once (a clean shutdown), if `owner` holds it."""
+    def resign(self, owner: str, scope: str | None = None) -> None:
+        """Give the lease (of `scope`) up at once (a clean shutdown, a handover), if
+        `owner` holds it."""
+
+    @abstractmethod
+    def join(self, owner: str, ttl: float) -> None:
+        """Say that `owner` is alive, for `ttl` seconds (pools shared among instances: the
+        live members are who the pools are spread over). On etcd the presence and the
+        owner's scoped leases share one lease, so they expire together."""
+
+    @abstractmethod
+    def members(self) -> list[str]:
+        """The owners whose presence has not expired."""
+
+    @abstractmethod
+    def leaders(self) -> dict[str, str]:
+        """Every pool's scoped lease holder: pool -> owner (for status)."""
 
     @abstractmethod
     def put_report(self, report: AgentReport) -> None:

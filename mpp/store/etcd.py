@@ -10,6 +10,8 @@ Layout under the prefix (default `/mpp`):
     {prefix}/events/{pool}/{at_ns}.{tag}  the events of one commit, a JSON list (one key per
                                           commit: etcd caps a txn at 128 operations)
     {prefix}/agents/{pool}/{node}         a node agent's newest report (codec.report_dumps)
+    {prefix}/leaders/{pool}               a pool's own leader (pools shared among instances)
+    {prefix}/members/{owner}              a live instance (on its lease)
     {prefix}/leader                       the leader's owner id, attached to its lease
 
 A snapshot's version is the etcd mod_revision of the pool's key, so compare-and-set is a
@@ -235,13 +237,18 @@ class EtcdStore(Store):
             raise StoreError(f"{self}: stored state of pool {pool!r} is unreadable: {err}") from err
 
     def save(
-        self, state: PoolState, events: Events, expect: Version, leader: str | None = None
+        self,
+        state: PoolState,
+        events: Events,
+        expect: Version,
+        leader: str | None = None,
+        scoped: bool = False,
     ) -> Version:
         key = _b64(self._key("pools", state.name))
         compare = [
             _compare(key, "VERSION", "0") if expect is None else _compare(key, "MOD", str(expect))
         ]
-        leader_key = _b64(self._key("leader"))
+        leader_key = _b64(self._lease_key(state.name if scoped else None))
         if leader is not None:
             compare.append(_compare(leader_key, "VALUE", _b64(leader)))
         puts = [_put(key, codec.dumps(state))]
@@ -348,8 +355,11 @@ class EtcdStore(Store):
 
     # --- leadership ------------------------------------------------------------------------
 
-    def lead(self, owner: str, ttl: float) -> bool:
-        key = _b64(self._key("leader"))
+    def _lease_key(self, scope: str | None) -> str:
+        return self._key("leader") if scope is None else self._key("leaders", scope)
+
+    def lead(self, owner: str, ttl: float, scope: str | None = None) -> bool:
+        key = _b64(self._lease_key(scope))
         lease = self._lease_of(owner, ttl)
         put = _put(key, owner, lease)
         doc = self._post(
@@ -364,7 +374,7 @@ class EtcdStore(Store):
             return True
         kvs = doc["responses"][0]["response_range"].get("kvs", [])
         if not kvs:
-            return self.lead(owner, ttl)  # released between the compare and the read
+            return self.lead(owner, ttl, scope)  # released between the compare and the read
         holder, revision = _text(kvs[0]["value"]), kvs[0]["mod_revision"]
         if holder == owner:
             if int(kvs[0].get("lease", 0)) == lease:
@@ -392,8 +402,8 @@ class EtcdStore(Store):
             self._leases[owner] = granted
         return granted
 
-    def leader(self) -> Leader | None:
-        kvs = self._range(self._key("leader")).get("kvs", [])
+    def leader(self, scope: str | None = None) -> Leader | None:
+        kvs = self._range(self._lease_key(scope)).get("kvs", [])
         if not kvs:
             return None
         owner = _text(kvs[0]["value"])
@@ -403,8 +413,8 @@ class EtcdStore(Store):
         ttl = int(self._post("/v3/kv/lease/timetolive", {"ID": lease}).get("TTL", -1))
         return Leader(owner, float(ttl)) if ttl >= 0 else None
 
-    def resign(self, owner: str) -> None:
-        key = _b64(self._key("leader"))
+    def resign(self, owner: str, scope: str | None = None) -> None:
+        key = _b64(self._lease_key(scope))
         done = self._post(
             "/v3/kv/txn",
             {
@@ -412,13 +422,31 @@ class EtcdStore(Store):
                 "success": [{"request_delete_range": {"key": key}}],
             },
         )
-        if not done.get("succeeded"):
-            return
+        if not done.get("succeeded") or scope is not None:
+            return  # a pool's lease is the owner's one lease: other keys still ride on it
         with self._lock:
             lease = self._leases.pop(owner, None)
         if lease is not None:
             with contextlib.suppress(StoreError):  # already expired: nothing to give up
                 self._post("/v3/kv/lease/revoke", {"ID": str(lease)})
+
+    def join(self, owner: str, ttl: float) -> None:
+        # on the owner's lease, with its pools' leases: a dead instance's presence and its
+        # pools expire together, so its pools are spread again as soon as they are free
+        lease = self._lease_of(owner, ttl)
+        self._post(
+            "/v3/kv/put", _put(_b64(self._key("members", owner)), owner, lease)["request_put"]
+        )
+
+    def members(self) -> list[str]:
+        start = self._key("members") + "/"
+        kvs = self._range(start, _prefix_end(start)).get("kvs", [])
+        return sorted(_text(kv["value"]) for kv in kvs)
+
+    def leaders(self) -> dict[str, str]:
+        start = self._key("leaders") + "/"
+        kvs = self._range(start, _prefix_end(start)).get("kvs", [])
+        return {_text(kv["key"])[len(start) :]: _text(kv["value"]) for kv in kvs}
 
     def put_report(self, report: AgentReport) -> None:
         # no lease: mpp dates a report by when it first saw its seq (mpp.model.agent), and a

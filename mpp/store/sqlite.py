@@ -46,6 +46,15 @@ CREATE TABLE IF NOT EXISTS agent_report (
     report TEXT NOT NULL,
     PRIMARY KEY (pool, node)
 );
+CREATE TABLE IF NOT EXISTS pool_lease (
+    pool    TEXT PRIMARY KEY,
+    owner   TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS member (
+    owner   TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS leader (
     one     INTEGER PRIMARY KEY CHECK (one = 1),
     owner   TEXT NOT NULL,
@@ -141,10 +150,16 @@ class SqliteStore(Store):
 
     @_locked
     def save(
-        self, state: PoolState, events: Events, expect: Version, leader: str | None = None
+        self,
+        state: PoolState,
+        events: Events,
+        expect: Version,
+        leader: str | None = None,
+        scoped: bool = False,
     ) -> Version:
         with self._write() as db:
-            if leader is not None and not self._holds(leader, time.time()):
+            scope = state.name if scoped else None
+            if leader is not None and not self._holds(leader, time.time(), scope):
                 raise NotLeader(f"{self.path}: {leader} no longer holds the leadership")
             row = db.execute(
                 "SELECT version FROM pool_state WHERE pool = ?", (state.name,)
@@ -195,36 +210,80 @@ class SqliteStore(Store):
         ).fetchall()
         return [codec.event_from(row) for row in reversed(rows)]
 
-    def _holds(self, owner: str, now: float) -> bool:
-        row = self._db.execute("SELECT owner, expires FROM leader").fetchone()
+    # the one lease lives in `leader` (one row), a pool's own in `pool_lease`; expiry is
+    # wall clock: every process sharing this file runs on the same host
+    def _lease_row(self, db: sqlite3.Connection, scope: str | None) -> tuple[str, float] | None:
+        if scope is None:
+            row = db.execute("SELECT owner, expires FROM leader").fetchone()
+        else:
+            row = db.execute(
+                "SELECT owner, expires FROM pool_lease WHERE pool = ?", (scope,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), float(row[1]))
+
+    def _holds(self, owner: str, now: float, scope: str | None = None) -> bool:
+        row = self._lease_row(self._db, scope)
         return row is not None and row[0] == owner and row[1] > now
 
     @_locked
-    def lead(self, owner: str, ttl: float) -> bool:
-        # wall-clock expiry: every process sharing this file runs on the same host
+    def lead(self, owner: str, ttl: float, scope: str | None = None) -> bool:
         with self._write() as db:
             now = time.time()
-            row = db.execute("SELECT owner, expires FROM leader").fetchone()
+            row = self._lease_row(db, scope)
             free = row is None or row[0] == owner or row[1] <= now or vanished_here(row[0])
-            if free:
+            if free and scope is None:
                 db.execute(
                     "INSERT INTO leader (one, owner, expires) VALUES (1, ?, ?) ON CONFLICT "
                     "(one) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
                     (owner, now + ttl),
                 )
+            elif free:
+                db.execute(
+                    "INSERT INTO pool_lease (pool, owner, expires) VALUES (?, ?, ?) ON CONFLICT "
+                    "(pool) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+                    (scope, owner, now + ttl),
+                )
             return free
 
     @_locked
-    def leader(self) -> Leader | None:
-        row = self._db.execute("SELECT owner, expires FROM leader").fetchone()
+    def leader(self, scope: str | None = None) -> Leader | None:
+        row = self._lease_row(self._db, scope)
         if row is None or row[1] <= time.time():
             return None
         return Leader(row[0], row[1] - time.time())
 
     @_locked
-    def resign(self, owner: str) -> None:
+    def resign(self, owner: str, scope: str | None = None) -> None:
         with self._write() as db:
-            db.execute("DELETE FROM leader WHERE owner = ?", (owner,))
+            if scope is None:
+                db.execute("DELETE FROM leader WHERE owner = ?", (owner,))
+            else:
+                db.execute("DELETE FROM pool_lease WHERE pool = ? AND owner = ?", (scope, owner))
+
+    @_locked
+    def join(self, owner: str, ttl: float) -> None:
+        with self._write() as db:
+            now = time.time()
+            db.execute("DELETE FROM member WHERE expires <= ?", (now,))
+            db.execute(
+                "INSERT INTO member (owner, expires) VALUES (?, ?) ON CONFLICT (owner) "
+                "DO UPDATE SET expires = excluded.expires",
+                (owner, now + ttl),
+            )
+
+    @_locked
+    def members(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT owner FROM member WHERE expires > ? ORDER BY owner", (time.time(),)
+        ).fetchall()
+        return [str(r[0]) for r in rows if not vanished_here(str(r[0]))]
+
+    @_locked
+    def leaders(self) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT pool, owner FROM pool_lease WHERE expires > ?", (time.time(),)
+        ).fetchall()
+        return {str(p): str(o) for p, o in rows}
 
     @_locked
     def pools(self) -> list[str]:

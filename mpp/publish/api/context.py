@@ -63,7 +63,10 @@ class Context:
 
     def document(self) -> dict[str, Any]:
         """Every pool, as GET /v1/pools and the dashboard stream show it."""
-        return document(self.config, self.hub.states, self.hub.leader(), self.hub.reports)
+        leaders = self.hub.leaders() if self.hub.leaders is not None else None
+        return document(
+            self.config, self.hub.states, self.hub.leader(), self.hub.reports, leaders=leaders
+        )
 
     @property
     def stale_after(self) -> float:

@@ -2,6 +2,7 @@
 whether the daemon's poll loops are alive (a stale loop serves old answers to every check)."""
 
 import time
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -35,13 +36,17 @@ async def health(ctx: Ctx) -> Response:
         report[name] = {"cycle": seen[0], "seconds_since_cycle": round(age, 3)}
     hub = ctx.hub
     leader = hub.leader()
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if fresh else "stale",
         "version": __version__,
         "role": None if hub.owner is None else "leader" if leader == hub.owner else "follower",
         "leader": leader,
         "pools": report,
     }
+    if hub.leaders is not None:  # pools shared among instances: this one leads some
+        body["role"] = "shard"
+        body["owner"] = hub.owner
+        body["leads"] = sorted(p for p in ctx.pools if hub.leads(p))
     return JSONResponse(body, 200 if fresh else 503)
 
 
