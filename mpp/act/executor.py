@@ -228,6 +228,7 @@ class Executor:
         host, port = self.addresses[source]
         prepare, change, start = flavor.repoint_sql()
         tls_sql, tls_values = flavor.tls_clause(self.tls)
+        beat_sql, beat_values = flavor.heartbeat_clause(self.config.mpp.interval)
         if fence:
             _execute(conn, flavor.fence_sql())
         _kill_receiver(conn, flavor)  # its STOP must not wait for a hung old source
@@ -238,8 +239,8 @@ class Executor:
             if semi_sync:
                 for sql in flavor.semi_sync_sql(False, 0):
                     cur.execute(sql)
-            values = (host, port, self.pool.repl_user, repl_password, *tls_values)
-            cur.execute(change + tls_sql, values)
+            values = (host, port, self.pool.repl_user, repl_password, *tls_values, *beat_values)
+            cur.execute(change + tls_sql + beat_sql, values)
             cur.execute(start)
         mode = "read_only on" if fence else "read_only left as it was (ring member)"
         return f"replicating from {source} ({host}:{port}), {mode}"

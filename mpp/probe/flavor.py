@@ -171,6 +171,15 @@ class Flavor:
             parts.append(f"{word}_SSL_VERIFY_SERVER_CERT={verify}")
         return ", " + ", ".join(parts), tuple(values)
 
+    def heartbeat_clause(self, period: float) -> tuple[str, tuple[float, ...]]:
+        """The CHANGE MASTER/REPLICATION SOURCE option that makes the source send a
+        heartbeat every `period` seconds while it has nothing else to send (mpp sets its
+        own poll interval). The servers' default is half of slave_net_timeout (30 s): a
+        replica then shows no sign of a silent source for that long; with the interval,
+        its received-heartbeat count moves every cycle while the source is alive."""
+        word = "SOURCE" if self._uses_source() else "MASTER"
+        return f", {word}_HEARTBEAT_PERIOD=%s", (round(max(0.001, period), 3),)
+
     def _uses_source(self) -> bool:
         return not self.is_mariadb and self.version >= (8, 0, 23)
 

@@ -91,6 +91,9 @@ def test_kill_primary_promotes_one_repoints_others_fences_and_rejoins_old(
         other = ({"db2", "db3"} - {new}).pop()
         state = drive.until(lambda s: role(cluster, other)[1] == port(cluster, new), cycles=20)
         assert role(cluster, new) == (0, None), "the new primary is writable and replicates nobody"
+        # the repoint asked the new source for a heartbeat every poll interval (200 ms here)
+        (row,) = cluster.sql(other, "SHOW GLOBAL STATUS LIKE 'Slave_heartbeat_period'")
+        assert float(str(row[1])) == pytest.approx(0.2)
         app_write(cluster, new, 2)
         wait_row(cluster, other, 2)
         history = drive.store.history("main", limit=1000)

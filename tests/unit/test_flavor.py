@@ -89,6 +89,8 @@ def test_topology_sql_per_flavor() -> None:
     assert prepare == ["STOP REPLICA"] and start == "START REPLICA"
     assert change.startswith("CHANGE REPLICATION SOURCE TO") and "SOURCE_AUTO_POSITION=1" in change
     assert "MASTER_AUTO_POSITION=1" in detect("8.0.20").repoint_sql()[1]
+    assert maria.heartbeat_clause(1.0) == (", MASTER_HEARTBEAT_PERIOD=%s", (1.0,))
+    assert mysql.heartbeat_clause(0.2) == (", SOURCE_HEARTBEAT_PERIOD=%s", (0.2,))
     assert maria.wait_sql()[0].startswith("SELECT MASTER_GTID_WAIT")
     assert mysql.wait_sql()[0].startswith("SELECT WAIT_FOR_EXECUTED_GTID_SET")
     assert "rpl_semi_sync_master_enabled = ON" in maria.semi_sync_sql(True, 30000)[-1]
