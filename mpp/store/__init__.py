@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError
 from mpp.store.owners import new_owner
 from mpp.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from mpp.config import Config
+    from pydantic import SecretStr
+
+    from mpp.config.sections import EtcdLocation, EtcdSection
 
 
-def open_store(config: Config) -> Store:
+class StoreSettings(Protocol):
+    """Where the store is: mpp.toml's Config, or the node agent's (mpp.config.agent)."""
+
+    @property
+    def etcd_location(self) -> EtcdLocation | None: ...
+    @property
+    def state_path(self) -> Path: ...
+    @property
+    def etcd(self) -> EtcdSection | None: ...
+    def etcd_password(self) -> SecretStr | None: ...
+    def resolve(self, relative: str, /) -> Path: ...
+
+
+def open_store(config: StoreSettings) -> Store:
     where = config.etcd_location
     if where is None:
         return SqliteStore(config.state_path)
