@@ -187,10 +187,14 @@ def _first_seq() -> int:
     return int(time.time() * 1000)
 
 
-def process_of(running: bool, gave_up: bool, held: bool, stopped: bool) -> Process:
-    """The report's process field from what the supervisor knows."""
+def process_of(
+    running: bool, gave_up: bool, held: bool, stopped: bool, answering: bool = True
+) -> Process:
+    """The report's process field from what the supervisor knows. A restarted mysqld is
+    still `restarting` until it answers a ping (`answering`): a process that runs is not
+    yet a server that serves."""
     if running:
-        return Process.RUNNING
+        return Process.RUNNING if answering else Process.RESTARTING
     if gave_up:
         return Process.GAVE_UP
     if stopped or held:  # the agent stopped it, or maintenance keeps it down

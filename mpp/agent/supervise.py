@@ -90,6 +90,9 @@ class Supervisor:
         self.fence_ttl = 0.0
         self._bad_since: float | None = None  # monotonic: the write probe's first failure
         self._stopped = False  # the agent stopped its child on the way out
+        # with the ping probe: when the latest restart began (monotonic), until a ping that
+        # started after it answers; the process is `restarting` until then
+        self._restart_at: float | None = None
         # the process's changes not sent yet: each one goes to the store in its own report
         # (a restart's RESTARTING would otherwise be overtaken by RUNNING a moment later)
         self._unsent: deque[Report] = deque(maxlen=16)
@@ -119,7 +122,8 @@ class Supervisor:
     ) -> None:
         with self._lock:
             used = len(self.ledger.recent(time.monotonic(), self.interval))
-            process = process_of(running, self.ledger.gave_up, held, self._stopped)
+            answering = self._restart_at is None
+            process = process_of(running, self.ledger.gave_up, held, self._stopped, answering)
             self.report = replace(
                 self.report,
                 running=running,
@@ -136,6 +140,14 @@ class Supervisor:
                 self._unsent.append(self.report)
         log.info("agent node=%s %s", self.report.node, message)
         self._changed()
+
+    def _answers_again(self) -> None:
+        """The restarted mysqld answered a ping: the restart is over."""
+        self._restart_at = None
+        with self._lock:
+            running, pid = self.report.running, self.report.pid
+        if running:
+            self._publish(running=True, pid=pid, message=f"mysqld answers again (pid {pid})")
 
     def _changed(self) -> None:
         if self.renewer is not None:
@@ -230,6 +242,9 @@ class Supervisor:
                     ok, ms, error = probe.ping()
                     changes.update(ping_ok=ok, ping_ms=ms, ping_error=error)
                     next_ping = now + ping_every
+                    restarted = self._restart_at
+                    if ok and restarted is not None and now >= restarted:
+                        self._answers_again()
                 if now >= next_write:
                     status, ms, error = probe.write()
                     if status != self.report.write_status:
@@ -306,6 +321,8 @@ class Supervisor:
             self._publish(
                 running=False, pid=None, last_exit=ended, message=f"mysqld {ended}; {verdict.why}"
             )
+            if self.depth is not None:
+                self._restart_at = time.monotonic()
             pid = self.mysqld.start()
             self._publish(running=True, pid=pid, message=f"mysqld restarted (pid {pid})")
             self.systemd.status(self.report.message)
