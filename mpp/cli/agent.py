@@ -34,7 +34,7 @@ def agent(agent_config: Path) -> None:
     with errors():
         cfg = load_agent(agent_config)
         password = cfg.password() if cfg.probe is not None else None  # a bad one stops here
-        store = open_store(cfg) if cfg.store is not None else None
+        store = open_store(cfg, cfg.source_address) if cfg.store is not None else None
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger("mpp")

@@ -28,7 +28,8 @@ class StoreSettings(Protocol):
     def resolve(self, relative: str, /) -> Path: ...
 
 
-def open_store(config: StoreSettings) -> Store:
+def open_store(config: StoreSettings, source_address: str | None = None) -> Store:
+    """`source_address`: the local IP an etcd store's connections come from."""
     where = config.etcd_location
     if where is None:
         return SqliteStore(config.state_path)
@@ -36,7 +37,7 @@ def open_store(config: StoreSettings) -> Store:
 
     section = config.etcd
     if section is None:
-        return EtcdStore(where.endpoints, where.prefix)
+        return EtcdStore(where.endpoints, where.prefix, source_address=source_address)
     access = EtcdAccess(
         user=section.user,
         password=config.etcd_password(),
@@ -44,7 +45,13 @@ def open_store(config: StoreSettings) -> Store:
         cert_file=config.resolve(section.cert_file) if section.cert_file else None,
         key_file=config.resolve(section.key_file) if section.key_file else None,
     )
-    return EtcdStore(where.endpoints, where.prefix, timeout=section.timeout, access=access)
+    return EtcdStore(
+        where.endpoints,
+        where.prefix,
+        timeout=section.timeout,
+        access=access,
+        source_address=source_address,
+    )
 
 
 __all__ = [

@@ -223,3 +223,30 @@ def test_store_keys_and_their_defaults(tmp_path: Path) -> None:
     assert where.endpoints == ("https://10.0.0.1:2379", "https://10.0.0.2:2379")
     with pytest.raises(ConfigError, match=r"etcd\.password_env: environment variable"):
         etcd.etcd_password()
+
+
+def test_the_agents_etcd_connections_come_from_its_source_address(tmp_path: Path) -> None:
+    """`source_address` binds the store's connections too (a fault test partitions the
+    agent from etcd by it): a listener standing in for etcd sees where they come from."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    path = _write(tmp_path, f'store = "etcd://127.0.0.1:{listener.getsockname()[1]}"\n')
+    cfg = load_agent(path)
+    store = open_store(cfg, "127.0.0.5")
+    peers: list[str] = []
+
+    def accept() -> None:
+        conn, (host, _) = listener.accept()
+        peers.append(host)
+        conn.close()  # no answer: the put fails
+
+    t = threading.Thread(target=accept)
+    t.start()
+    try:
+        with pytest.raises(StoreError):
+            store.put_report(_report(1))
+    finally:
+        t.join(5)
+        store.close()
+        listener.close()
+    assert peers == ["127.0.0.5"]
