@@ -22,8 +22,10 @@ import pytest
 from mpp import sandbox
 from mpp.faults.watchers import poll_until
 from mpp.model import AgentReport, NodeState, PoolState, Process, WriteProbe
+from mpp.sandbox.etcd import EtcdServer
 from mpp.sandbox.sessions import accepts_connections, connect
-from mpp.store import SqliteStore
+from mpp.store import SqliteStore, Store
+from mpp.store.etcd import EtcdStore
 from tests.ports import Ports
 
 FENCE_TTL = 2.0  # renewals every 0.67 s, fence checks every 0.33 s
@@ -62,6 +64,8 @@ class Agent:
         peers: list[str],
         store: str | None = None,
         name: str = "agent",
+        reader: Store | None = None,
+        extra: str = "",
     ) -> None:
         self.db = tmp / "state.db"
         self.report_file = tmp / f"{name}.json"
@@ -69,7 +73,7 @@ class Agent:
         config.write_text(
             f'node = "db1"\npool = "main"\nreport_file = "{self.report_file}"\n'
             f'store = "{store or "sqlite://" + str(self.db)}"\n'
-            f'fence_ttl = "{FENCE_TTL:g}s"\npeers = {_toml_list(peers)}\n'
+            f'fence_ttl = "{FENCE_TTL:g}s"\npeers = {_toml_list(peers)}\n{extra}'
             f"[mysqld]\n{mysqld}"
             f'[probe]\naddress = "127.0.0.1:{port}"\nuser = "mpp"\n'
             f'password_file = "{d / "mpp.password"}"\n'
@@ -82,7 +86,7 @@ class Agent:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        self.store = SqliteStore(self.db)
+        self.store: Store = reader or SqliteStore(self.db)
         self.seen: list[AgentReport] = []  # every distinct report, in the order seen
 
     def report(self) -> AgentReport | None:
@@ -133,7 +137,7 @@ def _read_only(port: int) -> int | None:
         conn.close()
 
 
-def _save(store: SqliteStore, state: PoolState) -> None:
+def _save(store: Store, state: PoolState) -> None:
     """What mpp would commit: the pool's state, compare-and-set on the stored version."""
     snap = store.load("main")
     assert store.save(state, [], snap.version if snap else None) is not None
@@ -321,6 +325,41 @@ def test_self_fence_with_an_unreachable_etcd_store(
         assert why and why.startswith("fence lease not renewed"), why
         log = agent.log.read_text()
         assert log.count("store put failed") == 1, log  # one line per distinct error
+    finally:
+        assert agent.stop() == 0
+
+
+def test_through_a_real_etcd_from_a_source_address(
+    pair: tuple[Path, int], tmp_path: Path, etcd_server: EtcdServer
+) -> None:
+    """The same reports and requests through etcd (the key {prefix}/agents/main/db1), the
+    agent's connections to it coming from its source_address."""
+    d, base = pair
+    prefix = f"/agent-{os.getpid()}-{time.monotonic_ns()}"
+    reader = EtcdStore([etcd_server.endpoint], prefix)
+    agent = Agent(
+        tmp_path,
+        d,
+        base,
+        _watched(d),
+        peers=[f"127.0.0.1:{base + 1}"],
+        store=f"etcd://{etcd_server.host_port}{prefix}",
+        reader=reader,
+        extra='source_address = "127.0.0.5"\n',
+    )
+    try:
+        first = agent.wait("a report in etcd", lambda r: r.process is Process.RUNNING)
+        agent.wait("renewed", lambda r: r.seq > first.seq)
+        out = subprocess.run(
+            ["ss", "-tnH", "state", "established", "dst", etcd_server.host_port],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "127.0.0.5:" in out, out  # the agent's keep-alive connection to etcd
+        _save(reader, PoolState("main", (NodeState("db1"), NodeState("db2")), fencing=("db1",)))
+        assert poll_until(lambda: _read_only(base) == 1 or None, 5, period=0.01)
+        assert agent.wait("fenced", lambda r: r.fenced != "").fenced.startswith("mpp asked")
     finally:
         assert agent.stop() == 0
 
