@@ -286,6 +286,8 @@ class Supervisor:
             for t in threads:
                 t.join(timeout=10)
             if self.renewer is not None:  # the last word: mysqld stopped, or left running
+                with self._lock:
+                    self._unsent.clear()  # the state now, not the changes on the way to it
                 self.renewer.put(self.agent_report(self.renewer.seq + 1))
 
     def _supervise(self) -> None:

@@ -209,6 +209,26 @@ def test_reports_reach_the_store_and_say_restarting_running_gave_up(
         sandbox.destroy(d)
 
 
+def test_the_agents_last_report_says_it_stopped_its_mysqld(tmp_path: Path, ports: Ports) -> None:
+    d = tmp_path / "one"
+    port = ports.block(1)
+    sandbox.up(d, nodes=1, base_port=port)
+    sandbox.stop_node(d, "db1", signal.SIGTERM)
+    agent = Agent(tmp_path, d, port, f"command = {_toml_list(_command(d))}\n", peers=[])
+    try:
+        agent.wait("answering", lambda r: r.process is Process.RUNNING and r.ping_ok is True)
+        reader = agent.store
+        agent.store = SqliteStore(agent.db)  # agent.stop() closes this one
+        assert agent.stop() == 0
+        last = reader.reports("main")["db1"]
+        assert last.process is Process.STOPPED and last.dead and last.pid is None, last
+        reader.close()
+    finally:
+        if agent.proc.poll() is None:
+            agent.stop()
+        sandbox.destroy(d)
+
+
 def test_mpp_asks_and_the_agent_fences_at_once(
     pair: tuple[Path, int], tmp_path: Path, ports: Ports
 ) -> None:
