@@ -63,7 +63,7 @@ class Guard:
 
     def check(self) -> None:
         seen = self.lease.seen
-        if seen.maintenance:
+        if seen.in_maintenance(time.time()):
             return  # the operator holds the node: no fence, not even a read
         writable = self.server.writable()
         if writable and self._is_fenced:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mpp.model import AgentReport, PoolState, Process, WriteProbe
+from mpp.model import AgentReport, NodeState, PoolState, Process, WriteProbe
 from mpp.store import Store, StoreError
 
 log = logging.getLogger("mpp.agent")
@@ -30,10 +30,17 @@ log = logging.getLogger("mpp.agent")
 
 @dataclass(frozen=True)
 class Seen:
-    """What the agent read back from the store, for the supervisor and the guard."""
+    """What the agent read back from the store, for the supervisor and the guard. The
+    maintenance window is kept, not a yes/no: one with an end stops holding the node at
+    that end even while the store cannot be read."""
 
-    maintenance: bool = False
+    maintenance_since: float | None = None
+    maintenance_until: float | None = None
     asked: str = ""  # "mpp asked: ..." while the node is in the pool state's fencing
+
+    def in_maintenance(self, now: float) -> bool:
+        since, until = self.maintenance_since, self.maintenance_until
+        return NodeState("", maintenance_since=since, maintenance_until=until).in_maintenance(now)
 
 
 def seen_in(state: PoolState | None, node: str, now: float) -> Seen:
@@ -43,8 +50,10 @@ def seen_in(state: PoolState | None, node: str, now: float) -> Seen:
     asked = ""
     if node in state.fencing:
         asked = f"mpp asked: {node} is in pool {state.name}'s fencing list"
-    held = state.has(node) and state.node(node).in_maintenance(now)
-    return Seen(maintenance=held, asked=asked)
+    if not state.has(node) or not state.node(node).in_maintenance(now):
+        return Seen(asked=asked)  # none, or one that is over already
+    n = state.node(node)
+    return Seen(n.maintenance_since, n.maintenance_until, asked)
 
 
 def significant(report: AgentReport) -> tuple[object, ...]:
@@ -164,7 +173,7 @@ class Renewer:
             log.info(
                 "agent node=%s pool state: maintenance %s%s",
                 self.node,
-                "on" if seen.maintenance else "off",
+                "on" if seen.in_maintenance(time.time()) else "off",
                 f"; {seen.asked}" if seen.asked else "",
             )
             self.lease.see(seen)

@@ -163,7 +163,8 @@ class Supervisor:
     def on_seen(self, seen: Seen) -> None:
         """What the renewal read back: maintenance into the report; mpp's ask to the guard."""
         with self._lock:
-            self.report = replace(self.report, maintenance=seen.maintenance, at=time.time())
+            held = seen.in_maintenance(time.time())
+            self.report = replace(self.report, maintenance=held, at=time.time())
             self._write()
         if self.guard is not None and seen.asked:
             self.guard.poke.set()
@@ -177,6 +178,7 @@ class Supervisor:
             self.report = replace(
                 self.report,
                 seq=seq,
+                maintenance=self.in_maintenance(),
                 stalled_for=stalled,
                 renewed_ago=round(self.lease.age(now), 2) if self.lease.renewals else None,
             )
@@ -222,7 +224,7 @@ class Supervisor:
         )
 
     def in_maintenance(self) -> bool:
-        return self.lease.seen.maintenance
+        return self.lease.seen.in_maintenance(time.time())
 
     def _write(self) -> None:
         if self.report_file is not None:

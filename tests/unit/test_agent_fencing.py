@@ -107,12 +107,14 @@ def test_what_the_agent_reads_back_from_the_pool_state() -> None:
     now = 1000.0
     assert seen_in(None, "db1", now) == Seen()
     assert seen_in(_state(), "db1", now) == Seen()
-    assert seen_in(_state(maintenance_since=900.0), "db1", now).maintenance
-    assert not seen_in(
-        _state(maintenance_since=900.0, maintenance_until=950.0), "db1", now
-    ).maintenance
+    held = seen_in(_state(maintenance_since=900.0, maintenance_until=1100.0), "db1", now)
+    assert held.in_maintenance(now) and held.in_maintenance(1099.0)
+    assert not held.in_maintenance(1100.0)  # its end holds even without a new read
+    assert seen_in(_state(maintenance_since=900.0), "db1", now).in_maintenance(1e12)
+    over = seen_in(_state(maintenance_since=900.0, maintenance_until=950.0), "db1", now)
+    assert over == Seen() and not over.in_maintenance(now)
     asked = seen_in(PoolState("main", (NodeState("db1"),), fencing=("db1",)), "db1", now)
-    assert asked.asked.startswith("mpp asked: db1") and not asked.maintenance
+    assert asked.asked.startswith("mpp asked: db1") and not asked.in_maintenance(now)
     assert seen_in(PoolState("main", (NodeState("db2"),), fencing=("db2",)), "db1", now) == Seen()
 
 
