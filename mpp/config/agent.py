@@ -26,6 +26,7 @@ from mpp.config.values import (
     EnvName,
     FileName,
     Printable,
+    _key_error,
     _Strict,
     split_address,
 )
@@ -112,14 +113,16 @@ class AgentConfig(_Strict):
     @model_validator(mode="after")
     def _store_needs(self) -> AgentConfig:
         if self.store is not None and self.probe is None:
-            raise ValueError(
-                "store is set but [probe] is not: the agent reads read_only and fences "
-                "through the [probe] session; add [probe] (address, user, password_file)"
+            raise _key_error(
+                "store",
+                "set, but [probe] is not: the agent reads read_only and fences "
+                "through the [probe] session; add [probe] (address, user, password_file)",
             )
         if self.etcd is not None and (self.store is None or not _ETCD_URL.match(self.store)):
-            raise ValueError(
-                '[etcd] is set but store is not an etcd store; set store = "etcd://HOST:PORT'
-                '[,...][/PREFIX]" or remove the [etcd] section'
+            raise _key_error(
+                "etcd",
+                'set, but store is not an etcd store; set store = "etcd://HOST:PORT'
+                '[,...][/PREFIX]" or remove the [etcd] section',
             )
         return self
 

@@ -175,14 +175,14 @@ def _write(tmp_path: Path, extra: str, probe: bool = True) -> Path:
     ("extra", "probe", "says"),
     [
         ('store = "mysql://x"\n', True, "store: "),
-        ('store = "sqlite://s.db"\n', False, "store is set but [probe] is not"),
+        ('store = "sqlite://s.db"\n', False, "store: set, but [probe] is not"),
         ('store = "sqlite://s.db"\nfence_ttl = "0s"\n', True, "fence_ttl"),
         ('store = "sqlite://s.db"\npeers = ["nohost"]\n', True, "peers"),
         ('store = "sqlite://s.db"\nsource_address = "here"\n', True, "source_address"),
         (
             'store = "sqlite://s.db"\n[etcd]\nuser = "u"\npassword_env = "X"\n',
             True,
-            "[etcd] is set",
+            "etcd: set, but store",
         ),
     ],
 )
