@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -237,7 +238,8 @@ def test_mpp_asks_and_the_agent_fences_at_once(
     try:
         agent.wait("reporting", lambda r: r.process is Process.RUNNING)
         client = connect(base, sandbox.APP_USER, sandbox.APP_PASSWORD, 5.0, database="app")
-        time.sleep(FENCE_TTL)  # a few renewals: nothing to fence yet
+        # a few renewals, nothing to fence yet; then mpp asks at any moment between two
+        time.sleep(FENCE_TTL + random.uniform(0, FENCE_TTL / 3))
         assert _read_only(base) == 0 and agent.report().fenced == ""  # type: ignore[union-attr]
         _save(
             agent.store,
