@@ -45,8 +45,9 @@ class LocalServer:
         self._conn: Any = None
 
     def writable(self) -> bool | None:
-        """read_only = 0 (and on MySQL super_read_only too: read_only covers both); None
-        when the server does not answer (nothing to fence then, or nothing we can do)."""
+        """The server takes writes (read_only off; on MySQL super_read_only implies
+        read_only, so one variable answers for both); None when the server does not
+        answer (nothing to fence then, or nothing we can do)."""
         try:
             if self._conn is None:
                 self._conn = open_connection(self.target)

@@ -4,6 +4,7 @@ config keys that come with the store."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import mpp.agent
 from mpp.agent.fencing import fence_reason, majority
 from mpp.agent.peers import count_reachable, reachable
 from mpp.agent.renewal import Lease, Renewer, Seen, process_of, seen_in, significant
@@ -252,3 +254,17 @@ def test_the_agents_etcd_connections_come_from_its_source_address(tmp_path: Path
         store.close()
         listener.close()
     assert peers == ["127.0.0.5"]
+
+
+def test_no_agent_code_can_turn_writes_on() -> None:
+    """The agent only ever fences: no module of it names the flavor's unfence SQL or sets
+    read_only off (a regression here would let an isolated node take writes again)."""
+    forbidden = re.compile(r"unfence|read_only\s*=\s*(OFF|0|FALSE)\b", re.IGNORECASE)
+    root = Path(mpp.agent.__file__).parent
+    found = {
+        f"{p.name}:{n}": line
+        for p in sorted(root.glob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if forbidden.search(line) and not line.lstrip().startswith("#")
+    }
+    assert found == {}, found
