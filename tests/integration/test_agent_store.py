@@ -5,6 +5,7 @@ mariadbd (the sandbox), a real SQLite store file that this test reads as mpp wou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -134,8 +135,11 @@ def _read_only(port: int) -> int | None:
             cur.execute("SELECT @@global.read_only")
             row = cur.fetchone()
             return int(row[0]) if row else None
+    except pymysql.MySQLError:  # killed by the fence mid-query: ask again
+        return None
     finally:
-        conn.close()
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def _save(store: Store, state: PoolState) -> None:
@@ -194,7 +198,7 @@ def test_reports_reach_the_store_and_say_restarting_running_gave_up(
             assert (Process.RESTARTING, n) in steps, steps
             assert steps.index((Process.RESTARTING, n)) < steps.index((Process.RUNNING, n)), steps
         restarting = [r for r in agent.seen if r.process is Process.RESTARTING]
-        assert any("restart 1/2" in r.message for r in restarting), restarting
+        assert all(r.last_exit == "killed by signal 9 (SIGKILL)" for r in restarting), restarting
         assert [r.seq for r in agent.seen] == sorted({r.seq for r in agent.seen})
         pid = agent.report().pid  # type: ignore[union-attr]
         assert pid is not None
@@ -293,7 +297,7 @@ def test_self_fence_only_when_cut_off_from_the_store_and_the_pool(
             while time.monotonic() < until:
                 samples.append(_read_only(base))
                 time.sleep(0.05)
-            assert set(samples) == {0}, samples  # never fenced
+            assert 1 not in samples and 0 in samples, samples  # never fenced
         finally:
             lock.rollback()
             lock.close()
