@@ -122,6 +122,11 @@ class Renewer:
         self.seq = _first_seq()
         self._errors: dict[str, str] = {}  # per operation, the error last logged
 
+    @property
+    def taking(self) -> bool:
+        """The last put went through (or none was tried yet)."""
+        return "put" not in self._errors
+
     def start_seq_after(self) -> None:
         """Continue above the stored report's seq (an agent restarted on a fast clock)."""
         try:

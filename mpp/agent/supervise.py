@@ -287,7 +287,14 @@ class Supervisor:
             self.stop.set()
             for t in threads:
                 t.join(timeout=10)
-            if self.renewer is not None:  # the last word: mysqld stopped, or left running
+            stuck = any(t.is_alive() and t.name == "renewal" for t in threads)
+            if self.renewer is not None and (stuck or not self.renewer.taking):
+                # still in a store call, or the last one failed: a last report would only
+                # hold up the exit (a systemd stop) for another store timeout
+                log.warning(
+                    "agent node=%s the store does not answer: no last report", self.report.node
+                )
+            elif self.renewer is not None:  # the last word: mysqld stopped, or left running
                 with self._lock:
                     self._unsent.clear()  # the state now, not the changes on the way to it
                 self.renewer.put(self.agent_report(self.renewer.seq + 1))

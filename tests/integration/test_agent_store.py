@@ -458,3 +458,25 @@ def test_a_write_stall_is_reported_with_its_duration_and_never_replicates(
             replica.close()
     finally:
         assert agent.stop() == 0
+
+
+def test_the_agent_stops_cleanly_while_the_store_hangs(
+    pair: tuple[Path, int], tmp_path: Path
+) -> None:
+    """SIGTERM with every store call stuck behind another writer's lock: a clean exit
+    (status 0) within the renewal thread's join, and the watched mysqld left running."""
+    d, base = pair
+    agent = Agent(tmp_path, d, base, _watched(d), peers=[f"127.0.0.1:{base + 1}"])
+    agent.wait("renewing", lambda r: r.process is Process.RUNNING)
+    lock = _hold_store(agent.db)
+    try:
+        time.sleep(FENCE_TTL / 3 + 0.2)  # a put is now waiting for the lock
+        asked = time.monotonic()
+        code = agent.stop()
+        took = time.monotonic() - asked
+        print(f"SIGTERM to exit with the store hung: {took:.2f} s")
+        assert code == 0 and took < 15, (code, took)  # one store call, not two
+        assert accepts_connections(base, sandbox.ROOT_PASSWORD)
+    finally:
+        lock.rollback()
+        lock.close()
