@@ -74,6 +74,12 @@ def _with_store(
     supervisor: Supervisor, cfg: AgentConfig, store: Store, server: LocalServer
 ) -> None:
     """Reports through the store (the fence lease) and the fence check beside them."""
+    if not cfg.peers:
+        logging.getLogger("mpp.agent").warning(
+            "agent node=%s no peers: a pool of one always reaches its majority, so the agent "
+            "fences only when mpp asks (set peers = [...] to the pool's other nodes)",
+            cfg.node,
+        )
     supervisor.fence_ttl = cfg.fence_ttl
     supervisor.renewer = Renewer(
         store,
