@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 
 from mpp.config.loading import parse_as, read_toml
+from mpp.config.sections import _ETCD_URL, EtcdLocation, EtcdSection, _ip, _state_url
 from mpp.config.values import (
     Address,
     ConfigError,
@@ -25,6 +26,7 @@ from mpp.config.values import (
     EnvName,
     FileName,
     Printable,
+    _key_error,
     _Strict,
     split_address,
 )
@@ -96,26 +98,77 @@ class AgentConfig(_Strict):
     report_file: Annotated[str, Field(min_length=1)] | None = None
     mysqld: MysqldConfig
     probe: DepthConfig | None = None  # none: supervision only
+    # mpp's store, as in mpp.toml's [mpp] state: the agent's reports go there (each one
+    # renews its fence lease) and it reads the pool's state there; none: report_file only
+    store: Annotated[str, BeforeValidator(lambda v: _state_url(str(v)))] | None = None
+    etcd: EtcdSection | None = None  # etcd's user and TLS, as mpp.toml's [etcd]
+    # the fence lease: reports every fence_ttl/3; not renewed for fence_ttl and without a
+    # majority of the pool in reach, the agent makes its writable server read-only
+    fence_ttl: Annotated[Duration, Field(ge=0.5, le=600)] = 6.0
+    # the pool's other nodes' mysqld (HOST:PORT), probed by TCP connect for the majority
+    peers: tuple[Address, ...] = ()
+    # the local address the peer checks come from (a multi-homed host: the pool's network)
+    source_address: Annotated[str, BeforeValidator(lambda v: _ip(str(v)))] | None = None
+
+    @model_validator(mode="after")
+    def _store_needs(self) -> AgentConfig:
+        if self.store is not None and self.probe is None:
+            raise _key_error(
+                "store",
+                "set, but [probe] is not: the agent reads read_only and fences "
+                "through the [probe] session; add [probe] (address, user, password_file)",
+            )
+        if self.etcd is not None and (self.store is None or not _ETCD_URL.match(self.store)):
+            raise _key_error(
+                "etcd",
+                'set, but store is not an etcd store; set store = "etcd://HOST:PORT'
+                '[,...][/PREFIX]" or remove the [etcd] section',
+            )
+        return self
+
+    # what mpp.store.open_store reads, under the names mpp.toml's Config gives them
+    @property
+    def state_path(self) -> Path:
+        assert self.store is not None
+        return self.resolve(self.store.removeprefix("sqlite://"))
+
+    @property
+    def etcd_location(self) -> EtcdLocation | None:
+        match = _ETCD_URL.match(self.store or "")
+        if match is None:
+            return None
+        scheme = "https" if self.etcd is not None and self.etcd.uses_tls else "http"
+        hosts = tuple(f"{scheme}://{h}" for h in match.group(1).split(","))
+        return EtcdLocation(hosts, (match.group(2) or "/mpp").rstrip("/") or "/mpp")
+
+    def etcd_password(self) -> SecretStr | None:
+        """The [etcd] user's password, read now (None without a user)."""
+        e = self.etcd
+        if e is None or e.user is None:
+            return None
+        return self._secret("etcd", e.password_env, e.password_file)
 
     def password(self) -> SecretStr:
         """The probe account's password, read now; errors name the key."""
         assert self.probe is not None
-        if self.probe.password_env is not None:
-            value = os.environ.get(self.probe.password_env)
+        return self._secret("probe", self.probe.password_env, self.probe.password_file)
+
+    def _secret(self, section: str, env: str | None, file_name: str | None) -> SecretStr:
+        if env is not None:
+            value = os.environ.get(env)
             if value is None:
                 raise ConfigError(
-                    f"{self.path}: probe.password_env: environment variable "
-                    f"{self.probe.password_env} is not set"
+                    f"{self.path}: {section}.password_env: environment variable {env} is not set"
                 )
             return SecretStr(value)
-        assert self.probe.password_file is not None
-        file = self.resolve(self.probe.password_file)
+        assert file_name is not None
+        file = self.resolve(file_name)
         try:
             return SecretStr(file.read_text(encoding="utf-8").rstrip("\r\n"))
         except (OSError, UnicodeDecodeError) as err:
             why = err.strerror if isinstance(err, OSError) else "not UTF-8"
             raise ConfigError(
-                f"{self.path}: probe.password_file: cannot read {file} ({why})"
+                f"{self.path}: {section}.password_file: cannot read {file} ({why})"
             ) from None
 
     def resolve(self, name: str) -> Path:

@@ -105,6 +105,7 @@ class EtcdStore(Store):
         timeout: float = 2.0,
         keep_commits: int = 10_000,
         access: EtcdAccess | None = None,
+        source_address: str | None = None,  # the local IP to connect from (the node agent's)
     ) -> None:
         if not endpoints:
             raise StoreError("etcd store: no endpoint given")
@@ -122,7 +123,12 @@ class EtcdStore(Store):
             )
         except (OSError, ssl.SSLError) as err:
             raise StoreError(f"{self}: cannot load the TLS files: {err}") from err
-        self._client = httpx.Client(timeout=timeout, verify=verify)
+        transport = (
+            httpx.HTTPTransport(verify=verify, local_address=source_address)
+            if source_address
+            else None
+        )
+        self._client = httpx.Client(timeout=timeout, verify=verify, transport=transport)
         self._timeout = timeout  # also how long a call waits out a leader election
         self._good = 0  # index of the endpoint that answered last
         self._lock = threading.Lock()  # guards the lease ids and the trim counters
