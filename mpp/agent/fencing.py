@@ -10,6 +10,12 @@ Rules:
    counts as one; its peers are probed). A lease that ran out with a majority in reach is a
    store problem, not isolation: mpp, on the majority's side, still reaches this server and
    fences it itself before promoting, so a fence from here would only add an outage.
+5. A server that does not answer its own agent (not even a local read of read_only) for
+   `hung_after` while a fence is due (rule 3 or 4) cannot be made read-only, and it may
+   resume writable at any moment (SIGSTOP then SIGCONT, a disk that comes back): its death
+   is the only fence left. The agent kills it and does not restart it (rule 2: a restart
+   could bring a writable primary back beside the new one); the report says it is dead,
+   which lets mpp promote at once instead of waiting for a lease that keeps being renewed.
 """
 
 from __future__ import annotations
@@ -49,4 +55,36 @@ def fence_reason(
     return (
         f"fence lease not renewed for {lease_age:.1f} s (fence_ttl {fence_ttl:g} s) and "
         f"only {seen} of {pool_size} nodes in reach"
+    )
+
+
+def kill_reason(
+    *,
+    silent_for: float | None,
+    hung_after: float,
+    maintenance: bool,
+    asked: str,
+    lease_age: float,
+    fence_ttl: float,
+    reachable: int | None,
+    pool_size: int,
+) -> str:
+    """Rule 5: why to kill a server that does not answer, or '' not to. `silent_for`:
+    seconds since the agent's reads of it started failing (None: it answers)."""
+    if maintenance or silent_for is None or silent_for < hung_after:
+        return ""
+    due = asked or fence_reason(
+        writable=True,
+        maintenance=False,
+        asked="",
+        lease_age=lease_age,
+        fence_ttl=fence_ttl,
+        reachable=reachable,
+        pool_size=pool_size,
+    )
+    if not due:
+        return ""
+    return (
+        f"mysqld did not answer its agent for {silent_for:.1f} s while a fence was due "
+        f"({due}): killed, the only fence left; not restarted"
     )

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from mpp.agent.fencing import fence_reason, lease_expired
+from mpp.agent.fencing import fence_reason, kill_reason, lease_expired
 from mpp.agent.local import LocalServer
 from mpp.agent.peers import count_reachable
 from mpp.agent.renewal import Lease
@@ -34,7 +34,10 @@ class Guard:
         source: str | None,
         fenced: Callable[[str], None],
         stop: threading.Event,
+        kill: Callable[[str], bool] | None = None,
     ) -> None:
+        """`kill(why)`: SIGKILL mysqld and never restart it (rule 5 of mpp.agent.fencing);
+        False when there was no process to kill. None: the agent cannot (rule 5 off)."""
         self.node = node
         self.server = server
         self.lease = lease
@@ -48,6 +51,10 @@ class Guard:
         self.poke = threading.Event()  # mpp asked: check now
         self._is_fenced = False
         self._last_error = ""
+        self.kill = kill
+        self.hung_after = 2 * self.period  # two checks in a row without an answer
+        self._silent_since: float | None = None  # monotonic: the first unanswered read
+        self._killed = False
 
     def run(self) -> None:
         try:
@@ -66,6 +73,12 @@ class Guard:
         if seen.in_maintenance(time.time()):
             return  # the operator holds the node: no fence, not even a read
         writable = self.server.writable()
+        now = time.monotonic()
+        if writable is None:
+            self._silent_since = self._silent_since or now
+            self._maybe_kill(seen.asked, now)
+            return
+        self._silent_since = None
         if writable and self._is_fenced:
             log.warning("agent node=%s the server is writable again (not by the agent)", self.node)
             self._is_fenced = False
@@ -99,3 +112,26 @@ class Guard:
         took = time.monotonic() - started
         log.warning("agent node=%s FENCED: %s; %s in %.2f s", self.node, why, done, took)
         self.fenced(why)
+
+    def _maybe_kill(self, asked: str, now: float) -> None:
+        """Rule 5: a server that does not answer while a fence is due is killed."""
+        if self.kill is None or self._killed or self._silent_since is None:
+            return
+        age = self.lease.age(now)
+        reachable = None
+        if not asked and lease_expired(age, self.fence_ttl):
+            reachable = count_reachable(self.peers, self.peer_timeout, self.source)
+        why = kill_reason(
+            silent_for=now - self._silent_since,
+            hung_after=self.hung_after,
+            maintenance=False,
+            asked=asked,
+            lease_age=age,
+            fence_ttl=self.fence_ttl,
+            reachable=reachable,
+            pool_size=1 + len(self.peers),
+        )
+        if why and self.kill(why):
+            self._killed = True
+            log.warning("agent node=%s KILLED mysqld: %s", self.node, why)
+            self.fenced(why)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -90,6 +91,7 @@ class Supervisor:
         self.fence_ttl = 0.0
         self._bad_since: float | None = None  # monotonic: the write probe's first failure
         self._stopped = False  # the agent stopped its child on the way out
+        self._killed_why = ""  # the guard killed a hung mysqld: its death is not restarted
         # with the ping probe: when the latest restart began (monotonic), until a ping that
         # started after it answers; the process is `restarting` until then
         self._restart_at: float | None = None
@@ -152,6 +154,21 @@ class Supervisor:
     def _changed(self) -> None:
         if self.renewer is not None:
             self.renewer.poke.set()
+
+    def kill_hung(self, why: str) -> bool:
+        """The guard's last fence (rule 5 of mpp.agent.fencing): SIGKILL mysqld, and mark
+        the death as final so that `_supervise` does not restart it."""
+        pid = self.mysqld.pid()
+        if pid is None:
+            return False
+        with self._lock:
+            self.ledger = replace(self.ledger, gave_up=True)
+            self._killed_why = why
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        return True
 
     def set_fenced(self, why: str) -> None:
         """The guard's news: fenced (why), or writable again ('')."""
@@ -318,6 +335,8 @@ class Supervisor:
                 break
             verdict = on_death(self.ledger, time.monotonic(), self.limit, self.interval)
             self.ledger = verdict.ledger
+            if self._killed_why:
+                verdict = replace(verdict, why=f"killed by its agent: {self._killed_why}")
             if not verdict.restart:
                 self._publish(
                     running=False,

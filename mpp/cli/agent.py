@@ -99,4 +99,5 @@ def _with_store(
         cfg.source_address,
         supervisor.set_fenced,
         supervisor.stop,
+        kill=supervisor.kill_hung,
     )

@@ -480,3 +480,44 @@ def test_the_agent_stops_cleanly_while_the_store_hangs(
     finally:
         lock.rollback()
         lock.close()
+
+
+def test_a_hung_server_that_mpp_asks_to_fence_is_killed_and_not_restarted(
+    pair: tuple[Path, int], tmp_path: Path, ports: Ports
+) -> None:
+    """SIGSTOP: no session can make it read-only, and it would be writable the moment it
+    resumes. Asked to fence it, the agent kills it (rule 5) and reports it dead, so mpp
+    may promote; the agent never restarts it."""
+    d, base = pair
+    agent = Agent(tmp_path, d, base, _watched(d), peers=[f"127.0.0.1:{base + 1}"])
+    pid = int((d / "db1" / "mariadbd.pid").read_text().split()[0])
+    try:
+        agent.wait("reporting", lambda r: r.process is Process.RUNNING)
+        os.kill(pid, signal.SIGSTOP)
+        _save(
+            agent.store,
+            PoolState("main", (NodeState("db1"), NodeState("db2")), fencing=("db1",)),
+        )
+        asked = time.monotonic()
+        dead = agent.wait("reported dead", lambda r: r.dead, timeout=FENCE_TTL * 3 + 5)
+        took = time.monotonic() - asked
+        print(f"mpp asked to fence a SIGSTOPped mysqld; killed and reported dead in {took:.2f} s")
+        assert dead.process is Process.GAVE_UP
+        assert "did not answer its agent" in dead.fenced
+        assert "killed by its agent" in dead.message
+        time.sleep(FENCE_TTL)  # never restarted
+        assert not _alive(pid)
+        assert agent.report().process is Process.GAVE_UP  # type: ignore[union-attr]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        assert agent.stop() == 0
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie left for the sandbox's parent to reap does not count)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

@@ -268,3 +268,22 @@ def test_no_agent_code_can_turn_writes_on() -> None:
         if forbidden.search(line) and not line.lstrip().startswith("#")
     }
     assert found == {}, found
+
+
+def test_rule_5_kills_a_silent_server_only_when_a_fence_is_due() -> None:
+    from mpp.agent.fencing import kill_reason
+
+    due = dict(maintenance=False, lease_age=1.0, fence_ttl=6.0, reachable=None, pool_size=3)
+    asked = "mpp asked: db1"
+    assert kill_reason(silent_for=2.5, hung_after=2.0, asked=asked, **due).startswith(  # type: ignore[arg-type]
+        "mysqld did not answer its agent for 2.5 s"
+    )
+    assert kill_reason(silent_for=1.0, hung_after=2.0, asked=asked, **due) == ""  # type: ignore[arg-type]
+    assert kill_reason(silent_for=None, hung_after=2.0, asked=asked, **due) == ""  # type: ignore[arg-type]
+    assert kill_reason(silent_for=9.0, hung_after=2.0, asked="", **due) == ""  # type: ignore[arg-type]
+    cut_off = {**due, "lease_age": 7.0, "reachable": 1}
+    assert kill_reason(silent_for=9.0, hung_after=2.0, asked="", **cut_off) != ""  # type: ignore[arg-type]
+    in_reach = {**cut_off, "reachable": 2}
+    assert kill_reason(silent_for=9.0, hung_after=2.0, asked="", **in_reach) == ""  # type: ignore[arg-type]
+    held = {**due, "maintenance": True}
+    assert kill_reason(silent_for=9.0, hung_after=2.0, asked=asked, **held) == ""  # type: ignore[arg-type]
