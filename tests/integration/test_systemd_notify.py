@@ -90,7 +90,13 @@ def test_mpp_agent_is_ready_once_mysqld_is_held(
             env=env,
         )
         try:
-            got = _collect(sock, 2.0)
+            # READY first (a loaded machine may take seconds to start Python and mpp),
+            # then a second of watchdog pings; SIGTERM only once the handler is in place
+            got = []
+            deadline = time.monotonic() + 30
+            while not any("READY=1" in m for m in got) and time.monotonic() < deadline:
+                got += _collect(sock, 0.2)
+            got += _collect(sock, 1.0)
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(30) == 0
