@@ -13,6 +13,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from mpp import faults, sandbox
 from mpp.faults.agents import Agents, FenceKeys, agent_config, toml_value
 from mpp.faults.partition import (
@@ -206,3 +208,37 @@ def _listener() -> socket.socket:
     s.bind(("127.0.0.1", 0))
     s.listen(8)
     return s
+
+
+def test_scenario_agent_keys_are_checked_when_loaded(tmp_path: Path) -> None:
+    """A misspelt agent key would run agents with defaults and prove nothing about the
+    setting; a client_source of 127.0.0.1 would put the primary side's client on the other
+    side of the partition."""
+    from mpp.faults.runner import INJECTORS
+    from mpp.faults.scenario import ScenarioError, load
+
+    path = tmp_path / "s.toml"
+    base = (
+        '[[scenario]]\nname = "x"\n{extra}\n'
+        'steps = [{{ at = 1.0, fault = "isolate_primary" }}]\n'
+        "[scenario.expect]\nfailover = true\nfenced_first = true\nafter_last = 2.5\n"
+    )
+    path.write_text(
+        base.format(
+            extra='agents = true\nagent = { fence_ttl = "2s", retry_limit = 1 }\n'
+            'client_source = "127.0.0.6"'
+        )
+    )
+    (scenario,) = load(path, set(INJECTORS))
+    assert scenario.agents and scenario.agent == {"fence_ttl": "2s", "retry_limit": 1}
+    assert scenario.client_source == "127.0.0.6"
+    assert scenario.expect.fenced_first and scenario.expect.after_last == 2.5
+    path.write_text(base.format(extra='agents = true\nagent = { fence_tll = "2s" }'))
+    with pytest.raises(ScenarioError, match=r"agent: unknown key\(s\) \['fence_tll'\]"):
+        load(path, set(INJECTORS))
+    path.write_text(base.format(extra='agent = { fence_ttl = "2s" }'))
+    with pytest.raises(ScenarioError, match="needs agents = true"):
+        load(path, set(INJECTORS))
+    path.write_text(base.format(extra='client_source = "127.0.0.1"'))
+    with pytest.raises(ScenarioError, match=r"other than 127\.0\.0\.1"):
+        load(path, set(INJECTORS))
