@@ -232,6 +232,7 @@ class Row:
     # the first acknowledged write after the last fault, from that fault
     after_last: float | None = None
     notes: list[str] = field(default_factory=list)  # what else the table should say
+    injected_at: list[float] = field(default_factory=list)  # each fault, from the first
 
 
 def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
@@ -557,6 +558,7 @@ def _judge(
         ack = writer.first_ack(first_fault, exclude=roles["primary"])
         row.rto = round(ack.at - first_fault, 3) if ack is not None else None
     row.fenced = _fenced(sampler, roles["primary"], first_fault)
+    row.injected_at = [round(t - first_fault, 3) for t, _, _, _ in run.injected]
     if pinned is not None:
         after = sum(1 for a in pinned_acks if a.at > first_fault)
         row.notes.append(
