@@ -557,7 +557,9 @@ def _judge(
     if expect.failover:
         ack = writer.first_ack(first_fault, exclude=roles["primary"])
         row.rto = round(ack.at - first_fault, 3) if ack is not None else None
-    row.fenced = _fenced(sampler, roles["primary"], first_fault)
+    # the agent rows' measures (printed under the table only where they mean something)
+    if expect.fenced_first or "isolate_primary" in scenario.faults:
+        row.fenced = _fenced(sampler, roles["primary"], first_fault)
     row.injected_at = [round(t - first_fault, 3) for t, _, _, _ in run.injected]
     if pinned is not None:
         after = sum(1 for a in pinned_acks if a.at > first_fault)
@@ -566,7 +568,8 @@ def _judge(
             f"({after} after the first fault), {len(pinned.refused)} refused by read_only, "
             f"{len(pinned.ambiguous)} without an answer"
         )
-    row.after_last = _after_last(run, writer.snapshot() + pinned_acks)
+    if expect.after_last is not None or scenario.agents:
+        row.after_last = _after_last(run, writer.snapshot() + pinned_acks)
     if promotions:
         took = promotions[0]["at"]
         acks = writer.snapshot() + client.acks + pinned_acks
