@@ -5,6 +5,7 @@ an agent helper that writes an invalid config would run scenarios without agents
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -242,3 +244,43 @@ def test_scenario_agent_keys_are_checked_when_loaded(tmp_path: Path) -> None:
     path.write_text(base.format(extra='client_source = "127.0.0.1"'))
     with pytest.raises(ScenarioError, match=r"other than 127\.0\.0\.1"):
         load(path, set(INJECTORS))
+
+
+def test_the_runner_gives_each_agent_its_store_peers_and_the_primary_its_side(
+    make_cluster: Make, tmp_path: Path
+) -> None:
+    """What the agents of a partition row are told (read back from the files they get):
+    the scenario's store, the lease, the other nodes as peers, and only the first primary
+    the primary side's address; `fence = false` writes none of it."""
+    from mpp.faults.cluster import Daemon
+    from mpp.faults.runner import Run, _agents
+    from mpp.faults.scenario import Expect, Scenario, Step
+
+    d = pr_cluster(make_cluster).dir
+    scenario = Scenario(
+        name="x",
+        what="",
+        steps=(Step(1.0, "isolate_primary"),),
+        expect=Expect(failover=True),
+        agents=True,
+        agent={"fence_ttl": "2s", "retry_limit": 1},
+        client_source=CLIENT_SOURCE,
+    )
+    run = Run(d, d / "mpp.toml", daemon=cast(Daemon, None))
+    agents = _agents(scenario, run, "db1")
+    ports = faults.ports(d)
+    docs = {}
+    for node in ports:
+        path = agent_config(d, node, tmp_path, fence=agents.fence.get(node), mysqld=agents.mysqld)
+        docs[node] = tomllib.loads(path.read_text())
+    store = f"sqlite://{d.resolve()}/state.db"
+    for node, doc in docs.items():
+        assert doc["store"] == store and doc["fence_ttl"] == "2s"
+        assert doc["peers"] == [f"127.0.0.1:{p}" for n, p in ports.items() if n != node]
+        assert doc["mysqld"]["retry_limit"] == 1
+        assert doc["probe"]["address"] == f"127.0.0.1:{ports[node]}"
+    assert docs["db1"]["source_address"] == CLIENT_SOURCE
+    assert "source_address" not in docs["db2"] and "source_address" not in docs["db3"]
+    assert agents.directory == d.parent / "x.agents"
+    plain = dataclasses.replace(scenario, agent={"fence": False})
+    assert _agents(plain, run, "db1").fence == {}
