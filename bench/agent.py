@@ -5,8 +5,10 @@ default 5), all from the fault harness (mpp.faults) so that they are taken from 
 mpp:
 
 - restart: kill -9 the primary's mysqld under its agent (watch mode, the sandbox's own
-  start as its `start`), until it accepts connections again. Floor in the same sandbox:
-  the harness's own restart (sandbox.start_node, no agent: no detection, no process start).
+  node's mariadbd as its `start`), until it accepts connections again. Beside it, in the
+  same sandbox: the harness's own restart (sandbox.start_node once the kill has returned,
+  no agent). Not a floor: the agent may start the new mariadbd while the kill is still
+  waiting for the old one's last threads, the harness only after.
 - exhausted: three kills under the agent (retry_limit 2): the first acknowledged write
   after the last kill (the new primary, once mpp fails over on the agent's "gave up").
 - partition: the primary, its agent and a client writing to it (127.0.0.6) cut off from
@@ -97,7 +99,7 @@ def fence_supported(work: Path) -> bool:
 
 
 def restart_run(work: Path, i: int, fence: bool) -> dict[str, Any]:
-    """kill -9 under the agent until accepting; then the harness's own restart as floor."""
+    """kill -9 under the agent until accepting; then the harness's own restart beside it."""
     d = work / f"restart-{i}"
     base = session_ports().block(3)
     out: dict[str, Any] = {"run": i}
@@ -278,7 +280,7 @@ def human(r: dict[str, Any]) -> str:
         x = r["restart"]
         parts.append(
             f"kill -9 -> accepting again: agent restart {fmt(x['agent_restart_s'])}, "
-            f"harness restart (floor, no agent) {fmt(x['harness_restart_s'])}"
+            f"harness's own restart (no agent) {fmt(x['harness_restart_s'])}"
         )
     if "baseline_kill" in r:
         parts.append(
@@ -307,7 +309,11 @@ def human(r: dict[str, Any]) -> str:
     servers = (r.get("restart") or {}).get("conditions")
     own = f"{r['runs']} runs each, fence keys {'on' if r['fence_keys'] else 'unknown to the agent'}"
     if servers:
-        own += f", {describe_servers(servers)}"
+        own += f", restart sandboxes (no mpp): {describe_servers(servers)}"
+    own += (
+        ", the other measures: the fault matrix's setup (mpp with semi_sync = true, interval "
+        "1 s, connect_timeout 1 s, nodes started read-only, slave_net_timeout 1 s)"
+    )
     return "agent: " + "; ".join(parts) + describe(own, r["machine"])
 
 
