@@ -254,6 +254,16 @@ class Agents:
         for agent in self.running.values():
             agent.wait_report("mysqld held", _holds, timeout)
 
+    def restart(self, node: str, timeout: float = 30.0) -> None:
+        """One node's agent stopped and started again on the same config, as an operator
+        does after it gave up (giving up is final until then): a new agent finds mysqld
+        down and starts it, or finds it running and watches it."""
+        agent = self.running[node]
+        agent.stop()
+        agent.report_file.unlink(missing_ok=True)
+        agent.start()
+        agent.wait_report("mysqld held", _holds, timeout)
+
     def stop(self) -> dict[str, int | None]:
         """Every agent (before the sandbox goes: a stopped node must not be restarted)."""
         return {name: agent.stop() for name, agent in self.running.items()}

@@ -142,7 +142,8 @@ def _kill_supervised(run: Run, node: str, up_within: float = 20.0) -> Heal:
     """kill -9 a node its agent supervises, once it is up again (a repeated step waits for
     the agent's restart of the previous kill, rather than finding no process to kill). No
     restart by the harness: that is the agent's. The heal, at the end, is the operator's
-    start of a node the agent gave up on (nothing when it runs)."""
+    after the agent gave up: the agent restarted (giving up is final until then), which
+    starts mysqld again; nothing changes for a node the agent kept running."""
 
     def up() -> bool:
         rec = {n.name: n for n in sandbox.status(run.d)}[node]
@@ -154,7 +155,14 @@ def _kill_supervised(run: Run, node: str, up_within: float = 20.0) -> Heal:
             raise RuntimeError(f"{node} not back within {up_within:g} s: nothing to kill")
         time.sleep(_POLL)
     injectors.kill(run.d, node)
-    return partial(injectors.resume, run.d, node)
+    return partial(_operator_restart, run, node)
+
+
+def _operator_restart(run: Run, node: str) -> None:
+    agent = run.agents.running.get(node) if run.agents is not None else None
+    if run.agents is not None and agent is not None and agent.report().get("gave_up"):
+        run.agents.restart(node)
+    injectors.resume(run.d, node)  # without an agent (or one that did not start it): the node
 
 
 def _accepts(d: Path, node: str) -> bool:

@@ -181,6 +181,12 @@ def test_agents_start_hold_restart_and_stop_on_a_real_sandbox(
         port = faults.ports(d)["db1"]
         assert faults.poll_until(lambda: accepts_connections(port, sandbox.ROOT_PASSWORD), 20)
         assert {n.name: n.pid for n in sandbox.status(d)}["db1"] == back["pid"]
+        # the operator's restart of the agent (after it gave up): a new agent, same mysqld
+        before = db1.report()["agent_pid"]
+        agents.restart("db1")
+        again = db1.report()
+        assert again["agent_pid"] != before and again["pid"] == back["pid"], again
+        assert again["restarts_used"] == 0, "a new agent starts with its restarts back"
     finally:
         codes = agents.stop()
     assert codes == {"db1": 0, "db2": 0, "db3": 0}, [a.tail() for a in agents.running.values()]
