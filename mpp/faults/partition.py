@@ -26,6 +26,7 @@ read_only through each node's Unix socket, which no iptables rule touches, and
 from __future__ import annotations
 
 import contextlib
+import shlex
 import socket
 import subprocess
 from collections.abc import Iterable
@@ -47,6 +48,7 @@ __all__ = [
     "PinnedClient",
     "SocketSampler",
     "allow_from",
+    "clear_rules",
     "isolate_primary",
     "leftover_rules",
     "partition_rules",
@@ -126,6 +128,23 @@ def leftover_rules(port: int | None = None) -> list[str]:
     )
     mark = f"{TAG}-{port}-" if port is not None else TAG
     return [ln for ln in done.stdout.splitlines() if mark in ln]
+
+
+def clear_rules(ports: Iterable[int]) -> int:
+    """Delete every partition rule of these node ports, whoever put it in and whatever its
+    Undo's fate (a scenario that failed before its heals ran): the ports go back to the
+    allocator, and a rule left behind would cut the next user of one off. How many went."""
+    gone = 0
+    for port in ports:
+        for line in leftover_rules(port):
+            spec = shlex.split(line)
+            if spec[:2] != ["-A", "INPUT"]:
+                continue
+            done = subprocess.run(
+                ["iptables", "-w", "5", "-D", *spec[1:]], capture_output=True, check=False
+            )
+            gone += done.returncode == 0
+    return gone
 
 
 def reachable(port: int, source: str = "127.0.0.1", timeout: float = 0.5) -> bool:

@@ -33,7 +33,7 @@ from ._sql import now, ports
 from .agents import Agents, FenceKeys
 from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
 from .etcd import EtcdCluster
-from .partition import PinnedClient, SocketSampler, allow_from, isolate_primary
+from .partition import PinnedClient, SocketSampler, allow_from, clear_rules, isolate_primary
 from .proxy import Proxies
 from .scenario import Scenario, Step
 from .surfaces import RouterClient, SurfaceWatch, misroutes, summary
@@ -326,6 +326,9 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
                 run.daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
             run.daemon.stop()
         _close_routes(routes)
+        if "isolate_primary" in scenario.faults:
+            with contextlib.suppress(Exception):  # the heals may not have run
+                clear_rules(range(base_port, base_port + 3))
         with contextlib.suppress(Exception):
             sandbox.destroy(d)
     row.passed = not row.problems

@@ -24,6 +24,7 @@ from mpp.faults.partition import (
     PinnedClient,
     SocketSampler,
     allow_from,
+    clear_rules,
     isolate_primary,
     leftover_rules,
     partition_rules,
@@ -89,6 +90,10 @@ def test_isolate_primary_cuts_exactly_its_side_off_and_the_heal_restores_everyth
         assert leftover_rules(primary) == []
         assert reachable(primary, OTHER_SIDE) and reachable(primary, CLIENT_SOURCE)
         assert all(reachable(p, CLIENT_SOURCE) for p in [*others, extra_port])
+        # rules an Undo never removed (a scenario that failed before its heals): cleared
+        isolate_primary(d, "db1")
+        assert clear_rules([primary, *others]) == 6 and leftover_rules(primary) == []
+        assert reachable(primary, OTHER_SIDE)
         back = faults.poll_until(
             lambda: all(
                 faults.replica_status(d, r)["Slave_IO_Running"] == "Yes" for r in ("db2", "db3")
