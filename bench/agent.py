@@ -87,10 +87,14 @@ def fence_supported(work: Path) -> bool:
     path = d / "agent.toml"
     keys = FenceKeys("sqlite:///tmp/x.db", FENCE_TTL, ("127.0.0.1:1",), CLIENT_SOURCE)
     lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.as_keys().items())
-    path.write_text(f'node = "db1"\n{lines}[mysqld]\npid_file = "x.pid"\nstart = ["true"]\n')
+    path.write_text(
+        f'node = "db1"\n{lines}[mysqld]\npid_file = "x.pid"\nstart = ["true"]\n'
+        '[probe]\naddress = "127.0.0.1:3306"\nuser = "mpp"\npassword_file = "x.password"\n'
+    )
     try:
         load_agent(path)
-    except ConfigError:
+    except ConfigError as err:
+        _progress(f"the agent's config refuses the fence keys: {err}")
         return False
     return True
 
