@@ -269,6 +269,7 @@ def _aggregate(key: str, rows: list[Row]) -> dict[str, Any]:
     }
     if key.startswith("baseline_partition") or key == "partition":
         out["old_primary_read_only_s"] = summary([r.fenced for r in rows])
+        out["old_primary_last_writable_s"] = summary([r.writable_until for r in rows])
     if key == "exhausted":
         out["writable_after_last_kill_s"] = summary([r.after_last for r in rows])
         # a failover before the third kill is mpp's usual one, not the "gave up" path
@@ -306,7 +307,8 @@ def human(r: dict[str, Any]) -> str:
             parts.append(f"partition {label}: not measured ({x['not_measured']})")
             continue
         parts.append(
-            f"partition {label}: old primary read-only {fmt(x['old_primary_read_only_s'])}, "
+            f"partition {label}: old primary read-only {fmt(x['old_primary_read_only_s'])} "
+            f"(last seen writable {fmt(x['old_primary_last_writable_s'])}), "
             f"new primary writable {fmt(x['new_primary_writable_s'])} from the cut, lost "
             f"{x['lost_per_run']}, max writable {x['max_writable_per_run']}"
         )

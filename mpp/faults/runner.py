@@ -237,6 +237,8 @@ class Row:
     gap: str = ""
     # the first primary's read_only turned 1 (the sampler), from the first fault
     fenced: float | None = None
+    # the first primary's last answer read_only = 0 before that, from the first fault
+    writable_until: float | None = None
     # the first acknowledged write after the last fault, from that fault
     after_last: float | None = None
     notes: list[str] = field(default_factory=list)  # what else the table should say
@@ -571,6 +573,12 @@ def _judge(
     # the agent rows' measures (printed under the table only where they mean something)
     if expect.fenced_first or "isolate_primary" in scenario.faults:
         row.fenced = _fenced(sampler, roles["primary"], first_fault)
+        writable_until = _last_writable(sampler, roles["primary"], first_fault, row.fenced)
+        row.writable_until = writable_until
+        if writable_until is not None:
+            row.notes.append(
+                f"first primary last seen writable {writable_until:.2f} s after the fault"
+            )
     row.injected_at = [round(t - first_fault, 3) for t, _, _, _ in run.injected]
     if pinned is not None:
         after = sum(1 for a in pinned_acks if a.at > first_fault)
@@ -615,10 +623,18 @@ def _judge(
         node = _resolve(run, ref, roles)
         if states[node]["state"].startswith("FAILED") and text not in states[node]["message"]:
             problems.append(f"{node} is {states[node]['state']} without {text!r}")
-    if expect.fenced_first and (row.fenced is None or row.rto is None or row.fenced > row.rto):
+    # the fence happened between the last answer read_only = 0 and the first = 1 (the
+    # sampler's 50 ms apart): only an answer 0 after the new primary's first acknowledged
+    # write proves it late, and one 1 before it proves it in time
+    if expect.fenced_first and (
+        row.fenced is None
+        or row.rto is None
+        or (row.writable_until is not None and row.writable_until > row.rto)
+    ):
         problems.append(
-            f"{roles['primary']} read-only after {row.fenced} s, the new primary's first "
-            f"acknowledged write after {row.rto} s: the fence must come first"
+            f"{roles['primary']} last seen writable {row.writable_until} s and read-only "
+            f"{row.fenced} s after the fault, the new primary's first acknowledged write "
+            f"after {row.rto} s: the fence must come first"
         )
     if expect.after_last is not None and (
         row.after_last is None or row.after_last > expect.after_last
@@ -643,6 +659,21 @@ def _fenced(sampler: ReadOnlySampler, node: str, since: float) -> float | None:
         if r.read_only.get(node) == 1:
             return round(r.answered.get(node, r.ended) - since, 3)
     return None
+
+
+def _last_writable(
+    sampler: ReadOnlySampler, node: str, since: float, until: float | None
+) -> float | None:
+    """Seconds from `since` to the sampler's last answer read_only = 0 from `node` before
+    its first answer 1 (`until`, from `since`; None: the whole record)."""
+    last = None
+    for r in sampler.snapshot(since):
+        at = r.answered.get(node, r.ended) - since
+        if until is not None and at >= until:
+            break
+        if r.read_only.get(node) == 0:
+            last = round(at, 3)
+    return last
 
 
 def _after_last(run: Run, acks: list[Any]) -> float | None:
