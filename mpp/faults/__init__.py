@@ -18,6 +18,10 @@ hangs under load. A scenario has three parts, one module each:
 - `watchers`: the verdict, taken on the servers, never from mpp's own view: the most nodes
   ever writable at once (must be 1), the acknowledged ids missing on the final primary
   (must be none), and the timings in between.
+- `partition` and `agents`: a partition of the primary with its own side (iptables on
+  the loopback, by source address; a sampler through the Unix sockets and a client bound
+  to that side to judge both), and an `mpp agent` beside every node, for the rows that
+  prove what the node agent adds.
 
 The harness knows nothing of mpp's daemon or logic (it imports only mpp.sandbox), so the
 tests and the benches measure mpp the way an application and an operator would see it.

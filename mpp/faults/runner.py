@@ -30,8 +30,10 @@ from mpp import sandbox
 
 from . import injectors
 from ._sql import now, ports
+from .agents import Agents, FenceKeys
 from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
 from .etcd import EtcdCluster
+from .partition import PinnedClient, SocketSampler, allow_from, clear_rules, isolate_primary
 from .proxy import Proxies
 from .scenario import Scenario, Step
 from .surfaces import RouterClient, SurfaceWatch, misroutes, summary
@@ -50,6 +52,11 @@ class Run:
     daemon: Daemon
     etcd: EtcdCluster | None = None  # the store, when the scenario puts it on etcd
     proxies: Proxies | None = None  # between mpp and the nodes, when the scenario has them
+    agents: Agents | None = None  # an `mpp agent` per node, when the scenario has them
+    # ports the primary side of a partition must not reach besides the nodes' (mpp's own)
+    mpp_ports: tuple[int, ...] = ()
+    # every fault as it went in: (started, injector returned, fault, node)
+    injected: list[tuple[float, float, str, str]] = field(default_factory=list)
 
 
 Injector = Callable[..., Heal | None]
@@ -124,6 +131,50 @@ def _latency(run: Run, node: str, ms: float = 200.0) -> Heal:
     return partial(proxies.set_delay, 0.0)
 
 
+def _isolate_primary(run: Run, node: str, client_source: str = "127.0.0.6") -> Heal:
+    """`node` with whatever binds `client_source` (its agent, its clients) partitioned from
+    the other nodes, mpp and the store (mpp.faults.partition)."""
+    store = tuple(run.etcd.client_ports) if run.etcd is not None else ()
+    return isolate_primary(run.d, node, client_source, (*run.mpp_ports, *store))
+
+
+def _kill_supervised(run: Run, node: str, up_within: float = 20.0) -> Heal:
+    """kill -9 a node its agent supervises, once it is up again (a repeated step waits for
+    the agent's restart of the previous kill, rather than finding no process to kill). No
+    restart by the harness: that is the agent's. The heal, at the end, is the operator's
+    after the agent gave up: the agent restarted (giving up is final until then), which
+    starts mysqld again; nothing changes for a node the agent kept running."""
+
+    def up() -> bool:
+        rec = {n.name: n for n in sandbox.status(run.d)}[node]
+        return rec.running and _accepts(run.d, node)
+
+    deadline = time.monotonic() + up_within
+    while not up():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{node} not back within {up_within:g} s: nothing to kill")
+        time.sleep(_POLL)
+    injectors.kill(run.d, node)
+    return partial(_operator_restart, run, node)
+
+
+def _operator_restart(run: Run, node: str) -> None:
+    agent = run.agents.running.get(node) if run.agents is not None else None
+    if run.agents is not None and agent is not None and agent.report().get("gave_up"):
+        run.agents.restart(node)
+    injectors.resume(run.d, node)  # without an agent (or one that did not start it): the node
+
+
+def _accepts(d: Path, node: str) -> bool:
+    """Whether the node answers a root login now (a started mariadbd still in recovery
+    does not, and a kill then would be a kill of a start, not of a server)."""
+    try:
+        sandbox.admin_connect(d, node, connect_timeout=0.5, read_timeout=0.5).close()
+    except (pymysql.MySQLError, OSError):
+        return False
+    return True
+
+
 INJECTORS: dict[str, Injector] = {
     "kill_etcd": _kill_etcd,
     "latency": _latency,
@@ -133,6 +184,8 @@ INJECTORS: dict[str, Injector] = {
     "pause_mpp": _pause_mpp,
     "kill_mpp": _kill_mpp,
     "switchover": _switchover,
+    "isolate_primary": _isolate_primary,
+    "kill_supervised": _kill_supervised,
     **{
         name: _on_sandbox(getattr(injectors, name))
         for name in (
@@ -153,6 +206,7 @@ INJECTORS: dict[str, Injector] = {
 SURFACE_PORTS = 3
 PORTS_PER_SCENARIO = 3 + SURFACE_PORTS
 ROUTER_FIRST_ID = 10_000_000  # the router client's ids, apart from the writer's
+PINNED_FIRST_ID = 20_000_000  # the primary side's client (client_source)
 _CONNECT_TIMEOUT = 1.0  # mpp's, in every scenario
 
 
@@ -181,6 +235,14 @@ class Row:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     gap: str = ""
+    # the first primary's read_only turned 1 (the sampler), from the first fault
+    fenced: float | None = None
+    # the first primary's last answer read_only = 0 before that, from the first fault
+    writable_until: float | None = None
+    # the first acknowledged write after the last fault, from that fault
+    after_last: float | None = None
+    notes: list[str] = field(default_factory=list)  # what else the table should say
+    injected_at: list[float] = field(default_factory=list)  # each fault, from the first
 
 
 def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
@@ -194,6 +256,7 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     routes: list[object] = []  # an etcd store, proxies: stopped after mpp
     watch: SurfaceWatch | None = None
     client: RouterClient | None = None
+    pinned: PinnedClient | None = None
     try:
         # every node starts read-only, as production servers should (a restarted old primary
         # must not take writes before mpp decides); the primary is made writable once
@@ -210,11 +273,27 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             surfaces_toml(base_port),
         )
         run = _routes(scenario, d, config, routes)
+        run.mpp_ports = tuple(base_port + 3 + i for i in range(SURFACE_PORTS))
         wait_settled(d, config, run.daemon, "db1")
         create_table(d, "db1")
         roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
+        if scenario.agents:
+            run.agents = _agents(scenario, run, roles["primary"])
+            run.agents.start()
         writer = Writer(ports(d), rate=scenario.write_rate)
-        sampler = ReadOnlySampler(d)
+        # a partitioned node is out of every TCP client's reach: the sampler reads through
+        # the Unix sockets then, or it would count the cut-off primary not writable
+        partitioned = "isolate_primary" in scenario.faults
+        sampler = SocketSampler(d) if partitioned else ReadOnlySampler(d)
+        if scenario.client_source:
+            allow_from(d, scenario.client_source)
+            pinned = PinnedClient(
+                roles["primary"],
+                ports(d)[roles["primary"]],
+                PINNED_FIRST_ID,
+                scenario.client_source,
+            )
+            pinned.start()
         host = "127.0.0.1"
         watch = SurfaceWatch("main", sorted(ports(d)), (host, base_port + 3), (host, base_port + 4))
         client = RouterClient(base_port + 5, ports(d), ROUTER_FIRST_ID)
@@ -225,9 +304,10 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             run, scenario, roles, t0, partial(_during, run, scenario, roles, row)
         )
         _settle(run, scenario, roles, row)
-        for running in (writer, client, watch, sampler):
-            running.close()
-        _judge(run, scenario, roles, row, writer, sampler, t0, first_fault, client)
+        for part in (writer, client, watch, sampler, pinned):
+            if part is not None:
+                part.close()
+        _judge(run, scenario, roles, row, writer, sampler, t0, first_fault, client, pinned)
         # mpp sees a change at its next poll, which may itself take up to connect_timeout
         noticed = _seconds(scenario.interval) + _CONNECT_TIMEOUT
         wrong = misroutes(sampler.snapshot(), watch.rounds, client.landings, noticed)
@@ -236,15 +316,21 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     except Exception as err:  # a scenario that cannot even run is a failed row, with why
         row.problems.append(f"{type(err).__name__}: {err}")
     finally:
-        for thread in (writer, client, watch, sampler):
+        for thread in (writer, client, watch, sampler, pinned):
             if thread is not None:
                 with contextlib.suppress(Exception):
                     thread.close()
+        if run is not None and run.agents is not None:
+            with contextlib.suppress(Exception):
+                run.agents.stop()  # before the sandbox goes: no restart of a node stopped
         if run is not None:
             with contextlib.suppress(Exception):
                 run.daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
             run.daemon.stop()
         _close_routes(routes)
+        if "isolate_primary" in scenario.faults:
+            with contextlib.suppress(Exception):  # the heals may not have run
+                clear_rules(range(base_port, base_port + 3))
         with contextlib.suppress(Exception):
             sandbox.destroy(d)
     row.passed = not row.problems
@@ -269,6 +355,29 @@ def _routes(scenario: Scenario, d: Path, config: Path, routes: list[object]) -> 
     config.write_text(text)
     log = d.parent / f"{scenario.name}.mpp.log"  # beside d, which goes at the end
     return Run(d, config, Daemon(config, log), etcd, proxies)
+
+
+def _agents(scenario: Scenario, run: Run, primary: str) -> Agents:
+    """An agent per node, its config and log beside the scenario's directory (kept after the
+    sandbox goes, as mpp's log is): watch mode, the scenario's [mysqld] keys, and unless
+    `fence = false` the fence keys: the scenario's store, its lease, the other nodes as
+    peers, and for the first primary the primary side's address."""
+    keys = dict(scenario.agent)
+    fence = bool(keys.pop("fence", True))
+    ttl = str(keys.pop("fence_ttl", "3s"))
+    store = run.etcd.state_url if run.etcd is not None else f"sqlite://{run.d.resolve()}/state.db"
+    addresses = {n: f"127.0.0.1:{p}" for n, p in ports(run.d).items()}
+    fences = {
+        node: FenceKeys(
+            store,
+            ttl,
+            tuple(a for n, a in addresses.items() if n != node),
+            (scenario.client_source or None) if node == primary else None,
+        )
+        for node in addresses
+    }
+    directory = run.d.parent / f"{scenario.name}.agents"
+    return Agents(run.d, directory, fence=fences if fence else {}, mysqld=keys)
 
 
 def _close_routes(routes: list[object]) -> None:
@@ -331,7 +440,9 @@ def _inject_all(
             # the fault starts as the injector starts (a kill returns only once the process
             # is gone and reaped, which under load can outlast the failover itself)
             first = now() if first is None else first
+            started = now()
             heal = INJECTORS[what.fault](run, node, **what.options)
+            run.injected.append((started, now(), what.fault, node))
             if heal is None:
                 continue
             if what.heal_after is not None:
@@ -436,8 +547,10 @@ def _judge(
     t0: float,
     first_fault: float,
     client: RouterClient,
+    pinned: PinnedClient | None = None,
 ) -> None:
     expect = scenario.expect
+    pinned_acks = pinned.snapshot() if pinned is not None else []
     states = node_states(run.config)
     final = next((n for n, s in states.items() if s["state"] == "ACTIVE"), None)
     history = _history(run.config, t0)
@@ -448,7 +561,8 @@ def _judge(
     )
     row.max_writable = sampler.max_writable()
     if final is not None:
-        acked = writer.acked_ids() | {a.id for a in client.acks}  # the router's path too
+        # the router's path too, and the primary side's client
+        acked = writer.acked_ids() | {a.id for a in client.acks} | {a.id for a in pinned_acks}
         row.lost = len(lost_ids(run.d, final, acked))
     if not client.landings:
         row.problems.append(f"no connection through the router landed: {client.errors[:2]}")
@@ -456,9 +570,28 @@ def _judge(
     if expect.failover:
         ack = writer.first_ack(first_fault, exclude=roles["primary"])
         row.rto = round(ack.at - first_fault, 3) if ack is not None else None
+    # the agent rows' measures (printed under the table only where they mean something)
+    if expect.fenced_first or "isolate_primary" in scenario.faults:
+        row.fenced = _fenced(sampler, roles["primary"], first_fault)
+        writable_until = _last_writable(sampler, roles["primary"], first_fault, row.fenced)
+        row.writable_until = writable_until
+        if writable_until is not None:
+            row.notes.append(
+                f"first primary last seen writable {writable_until:.2f} s after the fault"
+            )
+    row.injected_at = [round(t - first_fault, 3) for t, _, _, _ in run.injected]
+    if pinned is not None:
+        after = sum(1 for a in pinned_acks if a.at > first_fault)
+        row.notes.append(
+            f"the primary side's client: {len(pinned_acks)} writes acknowledged "
+            f"({after} after the first fault), {len(pinned.refused)} refused by read_only, "
+            f"{len(pinned.ambiguous)} without an answer"
+        )
+    if expect.after_last is not None or scenario.agents:
+        row.after_last = _after_last(run, writer.snapshot() + pinned_acks)
     if promotions:
         took = promotions[0]["at"]
-        acks = writer.snapshot() + client.acks
+        acks = writer.snapshot() + client.acks + pinned_acks
         late = [a for a in acks if a.node == roles["primary"] and a.at > took]
         if len(late) > expect.old_primary_acks:
             problems_late = f"{len(late)} writes acknowledged by {roles['primary']} after the"
@@ -490,6 +623,26 @@ def _judge(
         node = _resolve(run, ref, roles)
         if states[node]["state"].startswith("FAILED") and text not in states[node]["message"]:
             problems.append(f"{node} is {states[node]['state']} without {text!r}")
+    # the fence happened between the last answer read_only = 0 and the first = 1 (the
+    # sampler's 50 ms apart): only an answer 0 after the new primary's first acknowledged
+    # write proves it late, and one 1 before it proves it in time
+    if expect.fenced_first and (
+        row.fenced is None
+        or row.rto is None
+        or (row.writable_until is not None and row.writable_until > row.rto)
+    ):
+        problems.append(
+            f"{roles['primary']} last seen writable {row.writable_until} s and read-only "
+            f"{row.fenced} s after the fault, the new primary's first acknowledged write "
+            f"after {row.rto} s: the fence must come first"
+        )
+    if expect.after_last is not None and (
+        row.after_last is None or row.after_last > expect.after_last
+    ):
+        problems.append(
+            f"writes acknowledged again {row.after_last} s after the last fault, "
+            f"bound {expect.after_last:g} s"
+        )
     if expect.clean_log:
         problems.extend(f"mpp logged: {line}" for line in run.daemon.problems(5))
     if final is not None:
@@ -497,6 +650,40 @@ def _judge(
 
 
 _STATE_KINDS = ("state", "operator", "switchover")
+
+
+def _fenced(sampler: ReadOnlySampler, node: str, since: float) -> float | None:
+    """Seconds from `since` to the sampler's first answer read_only = 1 from `node` (dated
+    by when that answer came, not by the round's start)."""
+    for r in sampler.snapshot(since):
+        if r.read_only.get(node) == 1:
+            return round(r.answered.get(node, r.ended) - since, 3)
+    return None
+
+
+def _last_writable(
+    sampler: ReadOnlySampler, node: str, since: float, until: float | None
+) -> float | None:
+    """Seconds from `since` to the sampler's last answer read_only = 0 from `node` before
+    its first answer 1 (`until`, from `since`; None: the whole record)."""
+    last = None
+    for r in sampler.snapshot(since):
+        at = r.answered.get(node, r.ended) - since
+        if until is not None and at >= until:
+            break
+        if r.read_only.get(node) == 0:
+            last = round(at, 3)
+    return last
+
+
+def _after_last(run: Run, acks: list[Any]) -> float | None:
+    """Seconds from the last fault's start to the first write acknowledged after its
+    injector returned (a kill returns once the process is gone)."""
+    if not run.injected:
+        return None
+    started, returned, _, _ = run.injected[-1]
+    ack = next((a for a in sorted(acks, key=lambda a: a.at) if a.at > returned), None)
+    return round(ack.at - started, 3) if ack is not None else None
 
 
 def _history(config: Path, since: float) -> list[dict[str, Any]]:
@@ -569,5 +756,10 @@ def table(rows: list[Row]) -> str:
         if r.gap:
             out.append(f"{r.name}: known gap: {r.gap}")
         out.append(f"{r.name}: mpp recorded: {r.recorded or 'nothing'}")
+        if r.fenced is not None:
+            out.append(f"{r.name}: first primary read-only {r.fenced:.2f} s after the fault")
+        if r.after_last is not None:
+            out.append(f"{r.name}: writes acknowledged {r.after_last:.2f} s after the last fault")
+        out.extend(f"{r.name}: {note}" for note in r.notes)
         out.extend(f"{r.name}: PROBLEM {p}" for p in r.problems)
     return "\n".join(out)

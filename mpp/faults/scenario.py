@@ -28,6 +28,17 @@ Scenario keys beyond the example: `store = "etcd3"` puts mpp's store on a real 3
 etcd cluster (the `kill_etcd` fault), `proxied = true` sends mpp's sessions through a TCP
 proxy per node (the `latency` fault), `mpp = {...}` sets [mpp] keys.
 
+Agents (mpp.faults.agents): `agents = true` runs `mpp agent` beside every node (watch mode
+on the sandbox's mariadbd, its restart through the sandbox's start), with `agent = {...}`:
+`retry_limit`, `retry_interval`, `stop_timeout` for [mysqld], `fence_ttl` for the lease,
+`fence = false` to write no fence keys at all (an agent that does not know them yet).
+`client_source = "127.0.0.6"` adds the primary side's application: a client writing to the
+first primary from that address (mpp.faults.partition), its acknowledged writes judged as
+the writer's; the `isolate_primary` fault cuts that side off (the primary's agent binds the
+same address). Expectations for them: `fenced_first` (the first primary read-only, seen
+by the sampler, before the new primary's first acknowledged write) and `after_last` (a
+bound on the first acknowledged write after the last fault, from that fault).
+
 Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
 (the others, in order), `active` (ACTIVE when the step runs), `standby` (the first healthy
 STANDBY other than `primary` when the step runs: the judge counts on the first primary
@@ -91,6 +102,12 @@ class Expect:
     # mpp's log holds no ERROR, CRITICAL, traceback or failed action (a fault that must
     # have no effect: not even a lost cycle)
     clean_log: bool = False
+    # the first primary turned read-only (the sampler's first read_only = 1 after the first
+    # fault) before any other node acknowledged a write: the fence came before the promotion
+    fenced_first: bool = False
+    # bound on the first acknowledged write after the last fault's injector returned,
+    # counted from that fault: the pool writable again, wherever (restarted or promoted)
+    after_last: float | None = None
 
     @property
     def failovers_needed(self) -> int:
@@ -125,6 +142,11 @@ class Scenario:
     # mpp reaches every node through a userspace TCP proxy (mpp.faults.proxy; the latency
     # fault slows it) while replicas, the writer and the sampler connect directly
     proxied: bool = False
+    # an `mpp agent` per node (mpp.faults.agents), with these keys (see the module text)
+    agents: bool = False
+    agent: dict[str, Any] = field(default_factory=dict)
+    # the primary side's address: a client writes to the first primary from it
+    client_source: str = ""
 
     @property
     def faults(self) -> set[str]:
@@ -135,9 +157,11 @@ _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options",
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
-_EXPECT_KEYS |= {"clean_log"}
+_EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
+_SCENARIO_KEYS |= {"agents", "agent", "client_source"}
+AGENT_KEYS = {"retry_limit", "retry_interval", "stop_timeout", "fence_ttl", "fence"}
 STORES = ("", "etcd3")
 
 
@@ -178,6 +202,15 @@ def _scenario(
     if raw.get("store") and any(s.on for s in steps):
         # the runner times those steps from the SQLite history file, which etcd replaces
         raise ScenarioError(f'{where}: on = "failover" steps need the SQLite store')
+    _only(f"{where} agent", raw.get("agent", {}), AGENT_KEYS)
+    if raw.get("agent") and not raw.get("agents"):
+        raise ScenarioError(f"{where}: agent = {{...}} needs agents = true")
+    source = str(raw.get("client_source", ""))
+    if source and not (source.startswith("127.") and source != "127.0.0.1"):
+        raise ScenarioError(
+            f"{where}: client_source = {source!r}; use a loopback address other than "
+            '127.0.0.1 (which the other side uses), e.g. "127.0.0.6"'
+        )
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
     for key in ("states", "message", "during_states", "during_message", "failed_because"):
         refs += list(expect.get(key, {}))
@@ -199,6 +232,9 @@ def _scenario(
         write_rate=float(raw.get("write_rate", 0.0)),
         store=str(raw.get("store", "")),
         proxied=bool(raw.get("proxied", False)),
+        agents=bool(raw.get("agents", False)),
+        agent=dict(raw.get("agent", {})),
+        client_source=source,
     )
 
 
