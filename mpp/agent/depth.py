@@ -62,6 +62,7 @@ class DepthProbe:
             write_timeout=read_timeout,
             autocommit=True,
             ssl_disabled=True,  # local: the agent runs beside its server
+            bind_address=self.cfg.source_address,
         )
 
     def _drop(self) -> None:

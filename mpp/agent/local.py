@@ -41,6 +41,7 @@ class LocalServer:
             password=password,
             connect_timeout=cfg.connect_timeout,
             query_timeout=max(cfg.connect_timeout, 1.0),
+            source_address=cfg.source_address,
         )
         self._conn: Any = None
 

@@ -70,6 +70,9 @@ class DepthConfig(_Strict):
     write_timeout: Annotated[Duration, Field(gt=0, le=600)] = 5.0  # longer: stalled
     connect_timeout: Annotated[Duration, Field(gt=0, le=60)] = 1.0
     schema_name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "mpp_agent"
+    # the local address the agent's own sessions to its server come from (its probes, the
+    # fence); None: whatever the routing table picks (127.0.0.1 for a local server)
+    source_address: Annotated[str, BeforeValidator(lambda v: _ip(str(v)))] | None = None
 
     @property
     def host(self) -> str:

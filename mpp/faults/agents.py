@@ -142,6 +142,10 @@ def agent_config(
         "write_timeout": "2s",
         **(probe or {}),
     }
+    if fence is not None and fence.source_address is not None:
+        # a host's agent reaches its own server whatever partition the host is in: on one
+        # loopback, its sessions come from the primary side's address too
+        depth.setdefault("source_address", fence.source_address)
     path = directory / f"agent-{node}.toml"
     text = "# written by mpp.faults.agents\n" + _table(top)
     text += "\n[mysqld]\n" + _table(watch) + "\n[probe]\n" + _table(depth)
