@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from mpp.logic import agent
 from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
 from mpp.model.command import CommandRefused
@@ -22,6 +23,7 @@ from mpp.model.pool import PoolState
 from mpp.model.spec import PoolSpec
 
 FAILOVER = ChangeKind.FAILOVER
+HELD = "failover held: "  # the pool alert while a failing ACTIVE node is in maintenance
 
 
 class Cycle:
@@ -51,6 +53,10 @@ class Cycle:
         self.pool_events: list[Event] = []
         self.actions: list[Action] = []
         self.change: Change | None = None
+        self.confirmed: set[str] = set()  # failing by its agent's word (no replica check)
+        self.waiting: set[str] = set()  # old primaries whose agents are asked to fence
+        self.released: dict[str, str] = {}  # old primary -> why promoting past it is safe
+        self.held = False  # a failing ACTIVE node is kept because it is in maintenance
 
     def set_pool(self, **changes: Any) -> None:
         self.pool = replace(self.pool, **changes)
@@ -60,11 +66,148 @@ class Cycle:
 
     def run(self) -> None:
         """One poll cycle: the steps in the order the module docstring gives."""
+        self.end_expired_maintenance()
         verdicts = self.health(self.obs)
         self.fail_standbys(verdicts)
         self.settle_failed(verdicts)
         self.choose_active(verdicts)
         self.standby_unknowns(verdicts)
+        self.settle_fencing()
+
+    def alert(self, node: str, text: str) -> None:
+        """The pool needs the operator: said on the node, recorded once per new text."""
+        self.say(node, f"{self.nodes[node].message}; {text}")
+        if self.pool.alert != text:
+            self.pool_event(self.pool.alert or "-", "ALERT", text, node)
+        self.set_pool(alert=text)
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def resting(self, name: str) -> bool:
+        """In maintenance: never promoted, fenced, rewired or failed by mpp."""
+        return self.nodes[name].in_maintenance(self.now)
+
+    def end_expired_maintenance(self) -> None:
+        for name, node in self.nodes.items():
+            if node.maintenance_since is not None and not node.in_maintenance(self.now):
+                self.nodes[name] = replace(node, maintenance_since=None, maintenance_until=None)
+                self.pool_event("maintenance", "-", f"maintenance of {name} ended (expired)", name)
+
+    def maintenance(self, name: str, on: bool, duration: float | None) -> None:
+        """`mpp maintenance NODE on|off [--for D]`."""
+        node = self.nodes[name]
+        if not on:
+            if not self.resting(name):
+                raise CommandRefused(f"{name} is not in maintenance: nothing to end")
+            self.nodes[name] = replace(node, maintenance_since=None, maintenance_until=None)
+            self.pool_event("maintenance", "-", f"maintenance of {name} ended by operator", name)
+            return
+        if duration is not None and not (0 < duration < float("inf")):
+            raise CommandRefused(
+                f"maintenance duration must be a positive number of seconds, not {duration!r} "
+                f"(omit --for to keep {name} in maintenance until `mpp maintenance {name} off`)"
+            )
+        pending = self.pool.switching or self.pool.request
+        if pending is not None and name in (pending.to, *(n.name for n in self.base.active)):
+            raise CommandRefused(
+                f"a {pending.kind} involving {name} is in progress in pool {self.spec.name}: "
+                "put it in maintenance once it has finished"
+            )
+        since = node.maintenance_since if self.resting(name) else self.now
+        until = self.now + duration if duration is not None else None
+        self.nodes[name] = replace(node, maintenance_since=since, maintenance_until=until)
+        self.set_pool(fencing=tuple(n for n in self.pool.fencing if n != name))
+        span = (
+            f"for {duration:g} s" if duration is not None else f"until `mpp maintenance {name} off`"
+        )
+        self.pool_event(
+            "maintenance" if node.in_maintenance(self.now) else "-",
+            "maintenance",
+            f"maintenance of {name} {span}: no failover to or from it, no fencing, "
+            "no restarts by its agent",
+            name,
+        )
+
+    def hold_for_maintenance(self, current: NodeState) -> bool:
+        """A failing ACTIVE node in maintenance is kept: the operator is working on it."""
+        if not self.resting(current.name):
+            return False
+        self.held = True
+        self.alert(current.name, f"{HELD}{current.name} is in maintenance")
+        return True
+
+    # -- the fence lease -------------------------------------------------------------------
+
+    def fences_itself(self, obs: Observation) -> bool:
+        """mpp's own Fence, which must succeed before the promotion, will stop its writes.
+        A ring's logic runs no actions: only the node's agent can fence it."""
+        return False
+
+    def wait_for_fence(self, old: str, new: str) -> bool:
+        """Before promoting `new` past `old`, which mpp cannot fence itself and which may
+        still take writes from clients mpp cannot see: while old's agent still renews its
+        fence lease (plus fence_margin), and reports neither fenced nor mysqld down, ask it
+        to fence (PoolState.fencing) and do not promote this cycle. Without an agent view
+        nothing waits (mpp alone cannot know more)."""
+        obs = self.obs.get(old)
+        view = obs.agent if obs is not None else None
+        if obs is None or view is None or self.fences_itself(obs):
+            return False
+        if obs.reachable and not obs.error and obs.read_only is True:
+            return False  # mpp sees it read-only: it takes no writes
+        margin = self.spec.agents.fence_margin
+        wait = agent.fence_wait(view, margin)
+        if wait <= 0:
+            self.released[old] = agent.released_by(old, view, margin)
+            return False
+        self.waiting.add(old)
+        text = agent.wait_text(old, wait)
+        self.say(old, f"{self.nodes[old].message}; {text} before promoting {new}")
+        self.set_pool(alert=text)
+        if old not in self.base.fencing:
+            self.pool_event(
+                "-",
+                "fencing",
+                f"{text}: {new} is promoted as soon as it reports fenced or mysqld down, "
+                "or the lease has run out",
+                old,
+            )
+        return True
+
+    def released_note(self, old: str) -> str:
+        why = self.released.get(old)
+        return f" ({why})" if why else ""
+
+    def settle_fencing(self) -> None:
+        """PoolState.fencing: the old primaries whose agents must fence them. A node stays
+        while it is waited on, or while it is FAILED and its agent has not said it fenced
+        (it fences the moment it can read the store again); it leaves once recovered,
+        rejoined, in maintenance, or kept ACTIVE (not being failed over any more)."""
+        kept: list[str] = []
+        for name in (n.name for n in self.spec.nodes):
+            if name in self.waiting:
+                kept.append(name)
+                continue
+            if name not in self.pool.fencing:
+                continue
+            node = self.nodes[name]
+            obs = self.obs.get(name)
+            fenced = obs is not None and obs.agent is not None and bool(obs.agent.report.fenced)
+            if node.state.failed and not fenced and not self.resting(name):
+                kept.append(name)
+            elif node.state is State.ACTIVE:
+                self.pool_event(
+                    "fencing",
+                    "-",
+                    f"{name} is kept ACTIVE: its agent is no longer asked to fence it",
+                    name,
+                )
+        if tuple(kept) != self.pool.fencing:
+            self.set_pool(fencing=tuple(kept))
+        if not self.waiting and self.pool.alert.startswith(agent.FENCE_WAIT):
+            self.set_pool(alert="")
+        if not self.held and self.pool.alert.startswith(HELD):
+            self.set_pool(alert="")
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -111,6 +254,12 @@ class Cycle:
                 continue  # not probed this cycle: nothing new is known about it
             verdict, message = classify(self.spec, self.base, name, observations)
             verdicts[name] = verdict
+            view = obs.agent
+            seconds = agent.stalled(view)
+            if agent.gave_up(view) or (
+                seconds is not None and seconds >= self.spec.agents.write_stall_grace
+            ):
+                self.confirmed.add(name)
             rep = obs.replication
             lag = rep.seconds_behind if rep is not None else None
             if verdict is Verdict.GOOD:
@@ -122,9 +271,14 @@ class Cycle:
                 if node.state is State.ACTIVE and verdict is Verdict.REPLICATION:
                     req = min(req, warn_cap(self.spec.fail_point))
                     message = f"{message} (ACTIVE node keeps serving)"
+            if agent.gave_up(view):
+                req = max(req, self.spec.fail_point)  # confirmed by the host: no more polls
+            if self.resting(name):
+                message = f"{message} (in maintenance: not failed, fenced or promoted)"
             self.nodes[name] = replace(
                 node,
                 req=req,
+                agent=agent.summary(view),
                 last_request=obs.at,
                 message=message,
                 reachable=obs.reachable,
@@ -138,13 +292,17 @@ class Cycle:
 
     def fail_standbys(self, verdicts: Mapping[str, Verdict]) -> None:
         for name, node in self.nodes.items():
-            if node.state in (State.STANDBY, State.UNKNOWN) and self.failing(name):
+            if (
+                node.state in (State.STANDBY, State.UNKNOWN)
+                and self.failing(name)
+                and not self.resting(name)
+            ):
                 self.move(name, self.failed_state(name, verdicts), f"FAIL: {node.message}")
 
     def settle_failed(self, verdicts: Mapping[str, Verdict]) -> None:
         """Keep FAILED_ONLINE/OFFLINE truthful about reachability; never leave FAILED here."""
         for name, node in self.nodes.items():
-            if not node.state.failed or name not in verdicts:
+            if not node.state.failed or name not in verdicts or self.resting(name):
                 continue
             if verdicts[name] is Verdict.OFFLINE:
                 self.move(name, State.FAILED_OFFLINE, f"FAILED node is unreachable: {node.message}")
@@ -166,7 +324,9 @@ class Cycle:
         return [
             n
             for n in self.by_priority()
-            if n.state in (State.STANDBY, State.UNKNOWN) and verdicts.get(n.name) is Verdict.GOOD
+            if n.state in (State.STANDBY, State.UNKNOWN)
+            and verdicts.get(n.name) is Verdict.GOOD
+            and not self.resting(n.name)
         ]
 
     def choose_active(self, verdicts: Mapping[str, Verdict]) -> None:
@@ -185,9 +345,11 @@ class Cycle:
                 self.elect(candidates[0].name, reason, None if self.base.cycle == 0 else FAILOVER)
             return
         if self.failing(current.name):
-            self.fail_active(current, candidates, verdicts)
+            if not self.hold_for_maintenance(current):
+                self.fail_active(current, candidates, verdicts)
             return
-        self.maybe_yield(current, candidates)
+        if not self.resting(current.name):
+            self.maybe_yield(current, candidates)
 
     def elect(self, name: str, reason: str, change: ChangeKind | None = None) -> None:
         self.move(name, State.ACTIVE, reason, change=change)
@@ -196,21 +358,31 @@ class Cycle:
 
     def fail_active(
         self, current: NodeState, candidates: list[NodeState], verdicts: Mapping[str, Verdict]
-    ) -> None:
+    ) -> bool:
+        """Hand ACTIVE to the best candidate; False when it is kept (no candidate, or its
+        agent is still to fence it)."""
         if not candidates:
             self.say(
                 current.name,
                 f"Not failing from ACTIVE state because no other server is on standby: "
                 f"{current.message}",
             )
-            return
+            return False
         successor = candidates[0].name
+        if self.wait_for_fence(current.name, successor):
+            return False
         self.move(
             current.name,
             self.failed_state(current.name, verdicts),
             f"FAIL: {current.message}; ACTIVE handed to {successor}",
         )
-        self.elect(successor, f"FAILOVER: Taking over ACTIVE state from {current.name}.", FAILOVER)
+        self.elect(
+            successor,
+            f"FAILOVER: Taking over ACTIVE state from {current.name}."
+            + self.released_note(current.name),
+            FAILOVER,
+        )
+        return True
 
     def maybe_yield(self, current: NodeState, candidates: list[NodeState]) -> None:
         """A lower-priority ACTIVE gives way to a healthy higher-priority STANDBY."""
@@ -251,18 +423,31 @@ class Cycle:
                 f"{name} is {node.state}, not FAILED_ONLINE/FAILED_OFFLINE: nothing to recover"
             )
         self.nodes[name] = replace(node, req=0)
+        if name in self.pool.fencing:
+            self.set_pool(fencing=tuple(n for n in self.pool.fencing if n != name))
         self.move(name, State.UNKNOWN, "Manual Recovery Initiated.")
+
+    def refuse_resting(self, name: str, verb: str) -> None:
+        if self.resting(name):
+            raise CommandRefused(
+                f"{name} is in maintenance: mpp does not {verb} it; "
+                f"`mpp maintenance {name} off` first"
+            )
 
     def fail_by_operator(self, name: str, force: bool) -> None:
         node = self.nodes[name]
         if node.state.failed:
             raise CommandRefused(f"{name} is already {node.state}")
+        self.refuse_resting(name, "fail")
         failed = State.FAILED_OFFLINE if node.reachable is False else State.FAILED_ONLINE
         if node.state is State.ACTIVE:
             successors = [
                 n
                 for n in self.by_priority()
-                if n.state is State.STANDBY and n.req == 0 and n.reachable
+                if n.state is State.STANDBY
+                and n.req == 0
+                and n.reachable
+                and not self.resting(n.name)
             ]
             if not successors and not force:
                 raise CommandRefused(
@@ -280,6 +465,10 @@ class Cycle:
         node = self.nodes[name]
         if node.state.failed:
             raise CommandRefused(f"{name} is {node.state}: run `mpp recover {name}` first")
+        self.refuse_resting(name, "activate")
+        for other in self.nodes.values():
+            if other.state is State.ACTIVE and other.name != name:
+                self.refuse_resting(other.name, "stand down")
         if node.req != 0 or not node.reachable:
             raise CommandRefused(
                 f"{name} is not healthy (req={node.req}, last: {node.message!r}); "

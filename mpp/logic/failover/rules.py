@@ -39,6 +39,7 @@ from mpp.model import (
     Decision,
     EventKind,
     Fail,
+    Maintenance,
     NodeState,
     Observation,
     Outcome,
@@ -89,6 +90,7 @@ class FailoverLogic(BaseLogic):
         if node is not None and not base.has(node):
             raise CommandRefused(f"pool {spec.name} has no node {node!r}")
         cycle = _cycle_class(spec)(spec, base, now, kind=EventKind.OPERATOR)
+        cycle.end_expired_maintenance()
         match command:
             case Recover(name):
                 cycle.recover(name)
@@ -98,8 +100,14 @@ class FailoverLogic(BaseLogic):
             case Activate(name):
                 _primary_replica_guard(spec, base, name, "activate")
                 cycle.activate(name)
+            case Maintenance(name, on, duration):
+                cycle.maintenance(name, on, duration)
             case Switchover() | Takeover():
-                cycle.set_pool(request=_request(spec, base, command, now))
+                request = _request(spec, base, command, now)
+                for involved in (request.to, *(n.name for n in base.active)):
+                    if involved is not None:
+                        cycle.refuse_resting(involved, "move the writes to or from")
+                cycle.set_pool(request=request)
                 cycle.pool_event("-", command.__class__.__name__.lower(), f"requested: {command}")
             case Acknowledge():
                 cycle.set_pool(failover_acknowledged=True, alert="")
