@@ -55,6 +55,7 @@ class Cycle:
         self.change: Change | None = None
         self.confirmed: set[str] = set()  # failing by its agent's word (no replica check)
         self.waiting: set[str] = set()  # old primaries whose agents are asked to fence
+        self.left: set[str] = set()  # old primaries promoted past, their agents still asked
         self.released: dict[str, str] = {}  # old primary -> why promoting past it is safe
         self.held = False  # a failing ACTIVE node is kept because it is in maintenance
 
@@ -159,6 +160,8 @@ class Cycle:
         wait = agent.fence_wait(view, margin)
         if wait <= 0:
             self.released[old] = agent.released_by(old, view, margin)
+            if not view.report.fenced:
+                self.left.add(old)  # its agent fences it the moment it reads the store
             return False
         self.waiting.add(old)
         text = agent.wait_text(old, wait)
@@ -185,7 +188,7 @@ class Cycle:
         rejoined, in maintenance, or kept ACTIVE (not being failed over any more)."""
         kept: list[str] = []
         for name in (n.name for n in self.spec.nodes):
-            if name in self.waiting:
+            if name in self.waiting or (name in self.left and self.nodes[name].state.failed):
                 kept.append(name)
                 continue
             if name not in self.pool.fencing:
