@@ -70,16 +70,15 @@ def _world(rnd: random.Random, spec: PoolSpec, writer: str, at: float) -> dict[s
 
 def _command(rnd: random.Random, names: list[str]) -> Command:
     node = rnd.choice(names)
-    return rnd.choice(
-        [
-            Recover(node),
-            Fail(node, rnd.random() < 0.5),
-            Activate(node),
-            Switchover(rnd.choice([None, node]), rnd.choice([1.0, 10.0])),
-            Takeover(node, rnd.random() < 0.5),
-            Acknowledge(),
-        ]
-    )
+    commands: list[Command] = [
+        Recover(node),
+        Fail(node, rnd.random() < 0.5),
+        Activate(node),
+        Switchover(rnd.choice([None, node]), rnd.choice([1.0, 10.0])),
+        Takeover(node, rnd.random() < 0.5),
+        Acknowledge(),
+    ]
+    return rnd.choice(commands)
 
 
 def _outcomes(rnd: random.Random, d: Decision) -> list[Outcome]:

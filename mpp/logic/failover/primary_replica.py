@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from mpp.logic.failover import converge
-from mpp.logic.failover.cycle import Cycle
+from mpp.logic.failover.cycle import HELD, Cycle
 from mpp.model import (
     Action,
     CatchUp,
@@ -194,6 +194,8 @@ class PrimaryReplicaCycle(Cycle):
         current = actives[0] if actives else None
         candidates = self.candidates(verdicts)
         if current is None:
+            if self.hold_for_resting_primary():
+                return
             if candidates and self.safe(candidates[0].name, None):
                 first = self.base.cycle == 0
                 reason = (
@@ -218,6 +220,16 @@ class PrimaryReplicaCycle(Cycle):
             return
         if self.fail_active(current, candidates, verdicts):
             self.note_failover(current.name, candidates[0].name)
+
+    def hold_for_resting_primary(self) -> bool:
+        """No election while a node in maintenance runs as a primary: promoting another
+        would leave two writable servers, and mpp does not touch the one in maintenance."""
+        for name in self.nodes:
+            if self.resting(name) and converge.is_primary(self.obs.get(name)):
+                self.held = True
+                self.alert(name, f"{HELD}{name} is in maintenance and writable: none elected")
+                return True
+        return False
 
     def blocked_reason(self) -> str:
         if not self.spec.replication.auto_failover:
