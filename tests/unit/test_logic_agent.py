@@ -8,7 +8,10 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from mpp.logic import agent as facts
 from mpp.logic.failover import apply_command, decide, initial_state
 from mpp.model import (
     Activate,
@@ -34,6 +37,7 @@ from mpp.model import (
 )
 from mpp.store import codec
 from tests.builders import observe, ring_spec, star, star_spec
+from tests.examples import examples
 
 Obs = dict[str, Observation]
 LOST = {"db1": "offline", "db2": "io_lost", "db3": "io_lost"}
@@ -396,3 +400,93 @@ def test_maintenance_is_refused_for_a_node_a_takeover_is_about_to_move() -> None
     state = apply_command(spec, settled(spec), Takeover("db2"), 1.0).state
     with pytest.raises(CommandRefused, match="takeover involving db2 is in progress"):
         apply_command(spec, state, Maintenance("db2", True), 2.0)
+
+
+# -- a ring's random histories with agents and maintenance ---------------------------------
+
+RING_KINDS = ["good", "good", "good", "offline", "offline", "service", "io_down", "lag"]
+
+
+@st.composite
+def ring_history(draw: Any) -> tuple[PoolSpec, list[Any]]:
+    n = draw(st.integers(2, 4))
+    spec = ring_spec(n, fail_point=draw(st.integers(1, 4)), hostile=draw(st.booleans()))
+    names = [f"db{i + 1}" for i in range(n)]
+    node = st.sampled_from(names)
+    view = st.builds(
+        lambda name, process, fenced, age, seq: AgentView(
+            report(name, seq=seq, process=process, fenced=fenced), age
+        ),
+        st.just(""),
+        st.sampled_from([Process.RUNNING] * 4 + [*Process]),
+        st.sampled_from([""] * 5 + ["no majority"]),
+        st.sampled_from([0.0, 1.0, 7.0, 8.0, 30.0]),
+        st.integers(1, 5),
+    )
+    poll = st.fixed_dictionaries(
+        {m: st.tuples(st.sampled_from(RING_KINDS), st.none() | st.none() | view) for m in names}
+    )
+    command = st.one_of(
+        st.builds(Recover, node),
+        st.builds(Recover, node),
+        st.builds(Activate, node),
+        st.builds(Fail, node, st.booleans()),
+        st.builds(Maintenance, node, st.sampled_from([True, True, False]), st.none()),
+    )
+    steps = draw(st.lists(st.one_of(poll, poll, poll, command), min_size=1, max_size=30))
+    # mostly: the ACTIVE node (db1) goes silent for a while, with random agent views
+    good = {m: ("good", None) for m in names}
+    silent = st.builds(lambda v: {**good, "db1": ("offline", v)}, st.none() | view | view)
+    steps = [good, *draw(st.lists(silent, max_size=6)), *steps]
+    if draw(st.booleans()):  # a node in maintenance from the start, mostly the ACTIVE one
+        steps.insert(0, Maintenance(draw(st.sampled_from(["db1", *names])), True, None))
+    return spec, steps
+
+
+def _ring_world(spec: PoolSpec, step: dict[str, Any], at: float) -> Obs:
+    world = observe(spec, {m: kind for m, (kind, _) in step.items()}, at)
+    return {
+        m: replace(o, agent=None if v is None else AgentView(replace(v.report, node=m), v.age))
+        for m, o in world.items()
+        for v in [step[m][1]]
+    }
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(ring_history())
+def test_ring_invariants_with_agents_and_maintenance(case: tuple[PoolSpec, list[Any]]) -> None:
+    spec, steps = case
+    state = initial_state(spec)
+    for t, step in enumerate(steps):
+        now = float(t)
+        prev = state
+        if isinstance(step, dict):
+            obs = _ring_world(spec, step, now)
+            d = decide(spec, state, obs, now)
+            assert decide(spec, restarted(state), obs, now) == d  # restart: same decision
+            old = prev.active[0].name if prev.active else None
+            if old is not None and d.state.active and d.state.node(old).state is not State.ACTIVE:
+                view = obs[old].agent
+                if view is not None and not (view.report.fenced or view.report.dead):
+                    # never past a live fence lease (a ring's logic fences nothing itself)
+                    assert view.lease_left + spec.agents.fence_margin <= 0, (old, view)
+            for n in prev.nodes:
+                then = d.state.node(n.name)
+                gave_up = n.state is State.ACTIVE and facts.gave_up(obs[n.name].agent)
+                if gave_up and then.state is State.ACTIVE and not n.in_maintenance(now):
+                    # restarts exhausted: failed over, or kept (no standby) saying why
+                    assert then.req >= spec.fail_point and "restarts exhausted" in then.message
+        else:
+            try:
+                d = apply_command(spec, state, step, now)
+            except CommandRefused:
+                continue
+        state = d.state
+        assert len(state.active) <= 1
+        for n in prev.nodes:
+            then = state.node(n.name)
+            if n.in_maintenance(now):  # never promoted, failed or failed over
+                assert then.state is State.ACTIVE or n.state is not State.ACTIVE, (n, step)
+                assert then.state is not State.ACTIVE or n.state is State.ACTIVE, (n, step)
+                assert not then.state.failed or then.state is n.state, (n, then, step)
+                assert n.name not in state.fencing
