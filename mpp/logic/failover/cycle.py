@@ -151,8 +151,13 @@ class Cycle:
         to fence (PoolState.fencing) and do not promote this cycle. Without an agent view
         nothing waits (mpp alone cannot know more)."""
         obs = self.obs.get(old)
-        view = obs.agent if obs is not None else None
-        if obs is None or view is None or self.fences_itself(obs):
+        if obs is None:  # not probed this cycle: what it said last still stands
+            if old in self.base.fencing:
+                self.waiting.add(old)
+                return True
+            return False
+        view = obs.agent
+        if view is None or self.fences_itself(obs):
             return False
         if obs.reachable and not obs.error and obs.read_only is True:
             return False  # mpp sees it read-only: it takes no writes

@@ -18,6 +18,12 @@ One cycle, in order:
    ACTIVE becomes STANDBY in the same cycle the new one becomes ACTIVE.
 4. a healthy UNKNOWN node that was not elected becomes STANDBY.
 
+Node agents (mpp/logic/agent.py, docs/fencing.md) add to step 1 (restarts exhausted fails a
+node at once; a write that cannot commit past write_stall_grace is a SERVICE failure) and
+to step 3: no promotion past an old primary mpp cannot fence itself while its agent's fence
+lease is live and it reports neither fenced nor down (PoolState.fencing asks it to fence).
+A node in maintenance is never a candidate, never failed, never failed over, never acted on.
+
 MPP's flaws fixed: no cycle without an ACTIVE node during a reinstatement; an ACTIVE node
 with no healthy standby is not failed into an empty pool; secondaries yield by priority,
 not only to the PRIMARY; a replica is not failed because its source died (see health).
