@@ -270,6 +270,29 @@ def test_a_primary_mpp_can_fence_itself_is_not_waited_for() -> None:
     assert Fence("db1") in d.actions
 
 
+def test_a_busy_primary_that_cannot_commit_waits_for_its_agent_then_goes() -> None:
+    """Too many connections for mpp (its read_only unknown: mpp's fence is best effort),
+    replicas still streaming, the agent's write probe stalled past the grace: the agent's
+    word fails it over despite the replicas, but only once the agent has fenced it."""
+    spec = star_spec(fail_point=2)
+    busy = Observation("db1", 0.0, reachable=True, error="1040 Too many connections")
+    world = {**star(spec, {}), "db1": busy}
+    obs = agent(world, "db1", write=WriteProbe.STALLED, stalled_for=15.0)
+    d = decide(spec, settled(spec), obs, 1.0)
+    d = decide(spec, d.state, obs, 2.0)
+    assert states(d.state)["db1"] is State.ACTIVE and d.state.fencing == ("db1",)
+    # not probed in the next cycle: still waiting, nothing promoted
+    unseen = {m: o for m, o in obs.items() if m != "db1"}
+    d = decide(spec, d.state, unseen, 3.0)
+    assert states(d.state)["db1"] is State.ACTIVE and d.state.fencing == ("db1",)
+    fenced = agent(world, "db1", seq=2, write=WriteProbe.STALLED, stalled_for=17.0, fenced="asked")
+    d = decide(spec, d.state, fenced, 4.0)
+    assert states(d.state)["db2"] is State.ACTIVE and d.state.fencing == ()
+    assert "db1's agent reports it fenced: asked" in next(
+        e.reason for e in d.events if e.node == "db2" and e.new == "ACTIVE"
+    )
+
+
 def test_the_request_is_withdrawn_when_the_primary_answers_again() -> None:
     spec = star_spec()
     state = decide(spec, settled(spec), agent(star(spec, LOST), "db1", age=1.0), 1.0).state
@@ -465,11 +488,16 @@ def test_ring_invariants_with_agents_and_maintenance(case: tuple[PoolSpec, list[
             d = decide(spec, state, obs, now)
             assert decide(spec, restarted(state), obs, now) == d  # restart: same decision
             old = prev.active[0].name if prev.active else None
-            if old is not None and d.state.active and d.state.node(old).state is not State.ACTIVE:
+            if old is not None and d.state.active and d.state.node(old).state.failed:
                 view = obs[old].agent
                 if view is not None and not (view.report.fenced or view.report.dead):
-                    # never past a live fence lease (a ring's logic fences nothing itself)
-                    assert view.lease_left + spec.agents.fence_margin <= 0, (old, view)
+                    # never failed over past a live fence lease (a ring's logic fences
+                    # nothing itself); a healthy node yielding by priority is no failover
+                    assert view.lease_left + spec.agents.fence_margin <= 0, (
+                        old,
+                        step[old][0],
+                        [e.reason for e in d.events],
+                    )
             for n in prev.nodes:
                 then = d.state.node(n.name)
                 gave_up = n.state is State.ACTIVE and facts.gave_up(obs[n.name].agent)

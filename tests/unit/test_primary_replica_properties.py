@@ -462,8 +462,10 @@ def check_cycle(
         # reach; what confirms either is that no replica streams from it any more
         silent = not obs[gone].reachable or bool(obs[gone].error)
         confirmed = silent and not (spec.replication.confirm_with_replicas and streaming)
-        # ... or its host confirms mysqld is down for good, or mpp sees it read-only
-        down = agent_facts.gave_up(obs[gone].agent)
+        # ... or its host confirms mysqld down for good or the server fenced, or mpp sees
+        # it read-only
+        said = obs[gone].agent
+        down = said is not None and (said.report.fenced != "" or agent_facts.gave_up(said))
         assert fenced or confirmed or down or read_only(obs[gone]), (
             gone,
             obs[gone],

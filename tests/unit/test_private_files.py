@@ -60,4 +60,3 @@ def test_a_secret_file_is_0600_even_when_it_existed_readable(tmp_path: Path) -> 
     fresh = tmp_path / "mpp.password"
     write_secret(fresh, "x")
     assert _mode(fresh) == 0o600
-
