@@ -1,16 +1,17 @@
 """The steps of one failover decision, shared by every topology (pure, no I/O).
 
-See mpp/logic/failover.py for the rules; this module holds the mutable scratch object that
-applies them to one pool for one cycle or one operator command.
+See rules.py for the rules; this module holds the steps that apply them to one pool for
+one cycle or one operator command, on the scratch object of scratch.py, with the agent and
+maintenance rules of fencing.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from mpp.logic import agent
+from mpp.logic.failover.fencing import AgentRules
 from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
 from mpp.model.command import CommandRefused
@@ -18,52 +19,19 @@ from mpp.model.event import Event
 from mpp.model.kinds import ChangeKind, EventKind
 from mpp.model.node import NodeState, State, Verdict
 from mpp.model.observation import Observation
-from mpp.model.plan import Action, Change, Decision, Outcome
+from mpp.model.plan import Decision, Outcome
 from mpp.model.pool import PoolState
-from mpp.model.spec import PoolSpec
 
 FAILOVER = ChangeKind.FAILOVER
-HELD = "failover held: "  # the pool alert while a failing ACTIVE node is in maintenance
 
 
-class Cycle:
-    """Mutable scratch space for one decision; never escapes the logic's entry points.
+class Cycle(AgentRules):
+    """The steps of one decision, on the scratch space (scratch.py) with the agent rules
+    (fencing.py).
 
     The steps are methods so that a topology can refine one rule (which node may take over,
     what a failing ACTIVE means) without copying the rest; see primary_replica.py.
     """
-
-    def __init__(
-        self,
-        spec: PoolSpec,
-        base: PoolState,
-        now: float,
-        kind: EventKind = EventKind.STATE,
-        observations: Mapping[str, Observation] | None = None,
-    ) -> None:
-        self.spec = spec
-        self.base = base
-        self.now = now
-        self.kind = kind
-        self.obs: Mapping[str, Observation] = observations or {}
-        self.nodes: dict[str, NodeState] = {n.name: replace(n, notice=False) for n in base.nodes}
-        self.reasons: dict[str, str] = {}
-        self.changes: dict[str, ChangeKind] = {}  # nodes whose move is part of a change
-        self.pool = replace(base, relinquish_to=None)  # pool-level fields, edited in place
-        self.pool_events: list[Event] = []
-        self.actions: list[Action] = []
-        self.change: Change | None = None
-        self.confirmed: set[str] = set()  # failing by its agent's word (no replica check)
-        self.waiting: set[str] = set()  # old primaries whose agents are asked to fence
-        self.left: set[str] = set()  # old primaries promoted past, their agents still asked
-        self.released: dict[str, str] = {}  # old primary -> why promoting past it is safe
-        self.held = False  # a failing ACTIVE node is kept because it is in maintenance
-
-    def set_pool(self, **changes: Any) -> None:
-        self.pool = replace(self.pool, **changes)
-
-    def pool_event(self, old: str, new: str, reason: str, node: str = "-") -> None:
-        self.pool_events.append(self.event(node, EventKind.POOL, old, new, reason))
 
     def run(self) -> None:
         """One poll cycle: the steps in the order the module docstring gives."""
@@ -74,148 +42,6 @@ class Cycle:
         self.choose_active(verdicts)
         self.standby_unknowns(verdicts)
         self.settle_fencing()
-
-    def alert(self, node: str, text: str) -> None:
-        """The pool needs the operator: said on the node, recorded once per new text."""
-        self.say(node, f"{self.nodes[node].message}; {text}")
-        if self.pool.alert != text:
-            self.pool_event(self.pool.alert or "-", "ALERT", text, node)
-        self.set_pool(alert=text)
-
-    # -- maintenance -----------------------------------------------------------------------
-
-    def resting(self, name: str) -> bool:
-        """In maintenance: never promoted, fenced, rewired or failed by mpp."""
-        return self.nodes[name].in_maintenance(self.now)
-
-    def end_expired_maintenance(self) -> None:
-        for name, node in self.nodes.items():
-            if node.maintenance_since is not None and not node.in_maintenance(self.now):
-                self.nodes[name] = replace(node, maintenance_since=None, maintenance_until=None)
-                self.pool_event("maintenance", "-", f"maintenance of {name} ended (expired)", name)
-
-    def maintenance(self, name: str, on: bool, duration: float | None) -> None:
-        """`mpp maintenance NODE on|off [--for D]`."""
-        node = self.nodes[name]
-        if not on:
-            if not self.resting(name):
-                raise CommandRefused(f"{name} is not in maintenance: nothing to end")
-            self.nodes[name] = replace(node, maintenance_since=None, maintenance_until=None)
-            self.pool_event("maintenance", "-", f"maintenance of {name} ended by operator", name)
-            return
-        if duration is not None and not (0 < duration < float("inf")):
-            raise CommandRefused(
-                f"maintenance duration must be a positive number of seconds, not {duration!r} "
-                f"(omit --for to keep {name} in maintenance until `mpp maintenance {name} off`)"
-            )
-        pending = self.pool.switching or self.pool.request
-        if pending is not None and name in (pending.to, *(n.name for n in self.base.active)):
-            raise CommandRefused(
-                f"a {pending.kind} involving {name} is in progress in pool {self.spec.name}: "
-                "put it in maintenance once it has finished"
-            )
-        since = node.maintenance_since if self.resting(name) else self.now
-        until = self.now + duration if duration is not None else None
-        self.nodes[name] = replace(node, maintenance_since=since, maintenance_until=until)
-        self.set_pool(fencing=tuple(n for n in self.pool.fencing if n != name))
-        span = (
-            f"for {duration:g} s" if duration is not None else f"until `mpp maintenance {name} off`"
-        )
-        self.pool_event(
-            "maintenance" if node.in_maintenance(self.now) else "-",
-            "maintenance",
-            f"maintenance of {name} {span}: no failover to or from it, no fencing, "
-            "no restarts by its agent",
-            name,
-        )
-
-    def hold_for_maintenance(self, current: NodeState) -> bool:
-        """A failing ACTIVE node in maintenance is kept: the operator is working on it."""
-        if not self.resting(current.name):
-            return False
-        self.held = True
-        self.alert(current.name, f"{HELD}{current.name} is in maintenance")
-        return True
-
-    # -- the fence lease -------------------------------------------------------------------
-
-    def fences_itself(self, obs: Observation) -> bool:
-        """mpp's own Fence, which must succeed before the promotion, will stop its writes.
-        A ring's logic runs no actions: only the node's agent can fence it."""
-        return False
-
-    def wait_for_fence(self, old: str, new: str) -> bool:
-        """Before promoting `new` past `old`, which mpp cannot fence itself and which may
-        still take writes from clients mpp cannot see: while old's agent still renews its
-        fence lease (plus fence_margin), and reports neither fenced nor mysqld down, ask it
-        to fence (PoolState.fencing) and do not promote this cycle. Without an agent view
-        nothing waits (mpp alone cannot know more)."""
-        obs = self.obs.get(old)
-        if obs is None:  # not probed this cycle: what it said last still stands
-            if old in self.base.fencing:
-                self.waiting.add(old)
-                return True
-            return False
-        view = obs.agent
-        if view is None or self.fences_itself(obs):
-            return False
-        if obs.reachable and not obs.error and obs.read_only is True:
-            return False  # mpp sees it read-only: it takes no writes
-        margin = self.spec.agents.fence_margin
-        wait = agent.fence_wait(view, margin)
-        if wait <= 0:
-            self.released[old] = agent.released_by(old, view, margin)
-            if not view.report.fenced:
-                self.left.add(old)  # its agent fences it the moment it reads the store
-            return False
-        self.waiting.add(old)
-        text = agent.wait_text(old, wait)
-        self.say(old, f"{self.nodes[old].message}; {text} before promoting {new}")
-        self.set_pool(alert=text)
-        if old not in self.base.fencing:
-            self.pool_event(
-                "-",
-                "fencing",
-                f"{text}: {new} is promoted as soon as it reports fenced or mysqld down, "
-                "or the lease has run out",
-                old,
-            )
-        return True
-
-    def released_note(self, old: str) -> str:
-        why = self.released.get(old)
-        return f" ({why})" if why else ""
-
-    def settle_fencing(self) -> None:
-        """PoolState.fencing: the old primaries whose agents must fence them. A node stays
-        while it is waited on, or while it is FAILED and its agent has not said it fenced
-        (it fences the moment it can read the store again); it leaves once recovered,
-        rejoined, in maintenance, or kept ACTIVE (not being failed over any more)."""
-        kept: list[str] = []
-        for name in (n.name for n in self.spec.nodes):
-            if name in self.waiting or (name in self.left and self.nodes[name].state.failed):
-                kept.append(name)
-                continue
-            if name not in self.pool.fencing:
-                continue
-            node = self.nodes[name]
-            obs = self.obs.get(name)
-            fenced = obs is not None and obs.agent is not None and bool(obs.agent.report.fenced)
-            if node.state.failed and not fenced and not self.resting(name):
-                kept.append(name)
-            elif node.state is State.ACTIVE:
-                self.pool_event(
-                    "fencing",
-                    "-",
-                    f"{name} is kept ACTIVE: its agent is no longer asked to fence it",
-                    name,
-                )
-        if tuple(kept) != self.pool.fencing:
-            self.set_pool(fencing=tuple(kept))
-        if not self.waiting and self.pool.alert.startswith(agent.FENCE_WAIT):
-            self.set_pool(alert="")
-        if not self.held and self.pool.alert.startswith(HELD):
-            self.set_pool(alert="")
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -240,9 +66,6 @@ class Cycle:
             self.reasons[name] = reason
             if change is not None:
                 self.changes[name] = change
-
-    def say(self, name: str, message: str) -> None:
-        self.nodes[name] = replace(self.nodes[name], message=message)
 
     def failed_state(self, name: str, verdicts: Mapping[str, Verdict]) -> State:
         verdict = verdicts.get(name)
@@ -435,13 +258,6 @@ class Cycle:
             self.set_pool(fencing=tuple(n for n in self.pool.fencing if n != name))
         self.move(name, State.UNKNOWN, "Manual Recovery Initiated.")
 
-    def refuse_resting(self, name: str, verb: str) -> None:
-        if self.resting(name):
-            raise CommandRefused(
-                f"{name} is in maintenance: mpp does not {verb} it; "
-                f"`mpp maintenance {name} off` first"
-            )
-
     def fail_by_operator(self, name: str, force: bool) -> None:
         node = self.nodes[name]
         if node.state.failed:
@@ -525,9 +341,6 @@ class Cycle:
             events=tuple(events + self.pool_events),
             change=self.change,
         )
-
-    def event(self, node: str, kind: EventKind, old: str, new: str, reason: str) -> Event:
-        return Event(self.now, self.spec.name, node, kind, str(old), str(new), reason)
 
     # -- after the executor ----------------------------------------------------------------
 

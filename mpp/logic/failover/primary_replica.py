@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from mpp.logic.failover import converge
-from mpp.logic.failover.cycle import HELD, Cycle
+from mpp.logic.failover.cycle import Cycle
+from mpp.logic.failover.fencing import HELD
 from mpp.model import (
     Action,
     CatchUp,
