@@ -383,8 +383,9 @@ def test_an_active_node_in_maintenance_is_never_failed_over() -> None:
     assert d.state.alert == "failover held: db1 is in maintenance"
     assert "in maintenance" in d.state.node("db1").message
     assert not any(a.node == "db1" for a in d.actions) and d.state.fencing == ()
-    # maintenance off: the failover goes ahead, and the alert goes
+    # maintenance off: the alert goes, and the failover goes ahead
     state = apply_command(spec, d.state, Maintenance("db1", False), 4.0).state
+    assert state.alert == ""
     d = decide(spec, state, star(spec, LOST), 5.0)
     assert states(d.state)["db2"] is State.ACTIVE and d.state.alert == ""
 

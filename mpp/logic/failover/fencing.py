@@ -38,6 +38,8 @@ class AgentRules(Scratch):
                 raise CommandRefused(f"{name} is not in maintenance: nothing to end")
             self.nodes[name] = replace(node, maintenance_since=None, maintenance_until=None)
             self.pool_event("maintenance", "-", f"maintenance of {name} ended by operator", name)
+            if self.pool.alert == self.held_text(name):
+                self.set_pool(alert="")  # the next cycle fails it over if it still fails
             return
         if duration is not None and not (0 < duration < float("inf")):
             raise CommandRefused(
@@ -70,8 +72,11 @@ class AgentRules(Scratch):
         if not self.resting(current.name):
             return False
         self.held = True
-        self.alert(current.name, f"{HELD}{current.name} is in maintenance")
+        self.alert(current.name, self.held_text(current.name))
         return True
+
+    def held_text(self, name: str) -> str:
+        return f"{HELD}{name} is in maintenance"
 
     # -- the fence lease -------------------------------------------------------------------
 
