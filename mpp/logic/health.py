@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mpp.logic import agent
 from mpp.model import Observation, PoolSpec, PoolState, Replication, State, Verdict
 
 Observations = Mapping[str, Observation]  # this cycle's, by node name
@@ -22,7 +23,52 @@ Observations = Mapping[str, Observation]  # this cycle's, by node name
 def classify(
     spec: PoolSpec, prev: PoolState, name: str, observations: Observations
 ) -> tuple[Verdict, str]:
-    """The verdict for node `name` this cycle and the message that explains it."""
+    """The verdict for node `name` this cycle and the message that explains it: what mpp's
+    probe saw, then what the node's agent adds (mpp/logic/agent.py)."""
+    verdict, message = _probed(spec, prev, name, observations)
+    return _with_agent(spec, observations[name], verdict, message)
+
+
+def _with_agent(
+    spec: PoolSpec, obs: Observation, verdict: Verdict, message: str
+) -> tuple[Verdict, str]:
+    """An agent's fresh facts: mysqld down for good fails the node (OFFLINE when mpp cannot
+    reach it either, else SERVICE: whatever answers is not the mysqld the agent ran); a
+    write that cannot commit past write_stall_grace is a SERVICE failure even while pings
+    answer; in a ring, where every node must take writes, a server its agent fenced cannot
+    serve. A restart under way is only said: the ladder gives it the time it needs."""
+    view = obs.agent
+    if view is None:
+        return verdict, message
+    said = view.report.summary
+    if agent.gave_up(view):
+        down = Verdict.OFFLINE if not obs.reachable else Verdict.SERVICE
+        return down, f"agent: {said}; {message}"
+    if agent.restarting(view):
+        message = f"{message}; agent: {said}"
+    seconds = agent.stalled(view)
+    if seconds is not None:
+        text = agent.stall_text(view, seconds)
+        grace = spec.agents.write_stall_grace
+        if seconds < grace:
+            message = f"{message}; warning: {text} (grace {grace:g} s)"
+        elif verdict in (Verdict.GOOD, Verdict.REPLICATION):
+            return Verdict.SERVICE, f"cannot commit: {text}; {message}"
+        else:
+            message = f"{message}; cannot commit: {text}"
+    if (
+        not spec.primary_replica
+        and agent.fresh(view)
+        and view.report.fenced
+        and verdict is not Verdict.OFFLINE
+    ):
+        return Verdict.SERVICE, f"read-only: fenced by its agent ({view.report.fenced})"
+    return verdict, message
+
+
+def _probed(
+    spec: PoolSpec, prev: PoolState, name: str, observations: Observations
+) -> tuple[Verdict, str]:
     obs = observations[name]
     if not obs.reachable:
         return Verdict.OFFLINE, obs.error or "cannot connect"

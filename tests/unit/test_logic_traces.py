@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +20,23 @@ from mpp.model import (
     Acknowledge,
     Action,
     Activate,
+    AgentReport,
+    AgentView,
     CommandRefused,
     Decision,
     Fail,
+    Maintenance,
     NodeState,
     Observation,
     Outcome,
     PoolSpec,
     PoolState,
+    Process,
     Recover,
     State,
     Switchover,
     Takeover,
+    WriteProbe,
 )
 from tests.builders import observe, ring_spec, star, star_spec
 
@@ -50,7 +55,12 @@ def lines(d: Decision) -> list[str]:
         + (f" [{e.action.value}]" if e.action else "")
         for e in d.events
     ]
-    out += [f"  {n.name} {n.state.value} req={n.req}: {n.message}" for n in d.state.nodes]
+    for n in d.state.nodes:
+        out.append(f"  {n.name} {n.state.value} req={n.req}: {n.message}")
+        if n.agent:
+            out.append(f"    agent: {n.agent}")
+        if n.maintenance_since is not None:
+            out.append(f"    maintenance: {n.maintenance_since:g} to {n.maintenance_until}")
     if d.state.alert:
         out.append(f"  alert: {d.state.alert}")
     pool = {
@@ -227,6 +237,105 @@ SEMI_STEPS: list[Step] = [
 ]
 
 
+def agent(
+    obs: dict[str, Observation], node: str, age: float, **fields: Any
+) -> dict[str, Observation]:
+    """obs with `node` carrying its agent's report (fence_ttl 6 s), first seen age s ago."""
+    report = AgentReport(
+        node,
+        "main",
+        fields.pop("seq", 1),
+        6.0,
+        fields.pop("process", Process.RUNNING),
+        retry_limit=2,
+        **fields,
+    )
+    return {**obs, node: replace(obs[node], agent=AgentView(report, age))}
+
+
+KILL = "killed by signal 9 (SIGKILL)"
+AGENT_STEPS: list[Step] = [
+    ("poll", star(STAR, {})),
+    # the primary cut off from mpp and its replicas; its agent still renews: wait, ask
+    ("poll", agent(star(STAR, LOST), "db1", 1.0)),
+    ("poll", agent(star(STAR, LOST), "db1", 3.0)),
+    # its agent fenced it: promoted in that cycle
+    ("poll", agent(star(STAR, LOST), "db1", 0.0, seq=2, fenced="lease not renewed; no majority")),
+    ("done", all_ok),
+    ("cmd", Recover("db1")),
+    # db3 cannot commit: a warning under the grace, then a SERVICE failure
+    (
+        "poll",
+        agent(
+            star(STAR, {"db1": "fenced"}, source="db2"),
+            "db3",
+            0.0,
+            write=WriteProbe.STALLED,
+            stalled_for=4.0,
+        ),
+    ),
+    (
+        "poll",
+        agent(
+            star(STAR, {"db1": "fenced"}, source="db2"),
+            "db3",
+            0.0,
+            write=WriteProbe.STALLED,
+            stalled_for=11.0,
+        ),
+    ),
+    ("cmd", Maintenance("db3", True, 3.0)),
+    ("cmd", Takeover("db3")),
+    (
+        "poll",
+        agent(
+            star(STAR, {"db1": "offline", "db3": "offline"}, source="db2"),
+            "db3",
+            0.0,
+            process=Process.RESTARTING,
+            last_exit=KILL,
+            restarts_used=1,
+        ),
+    ),
+    ("cmd", Maintenance("db2", True)),
+    # the ACTIVE node gives up while in maintenance: held
+    (
+        "poll",
+        agent(
+            star(STAR, {"db2": "offline"}, source="db2"),
+            "db2",
+            0.0,
+            process=Process.GAVE_UP,
+            last_exit=KILL,
+            restarts_used=2,
+        ),
+    ),
+    ("cmd", Maintenance("db2", False)),
+    ("cmd", Acknowledge()),
+    # and once maintenance is off: failed at once, with the agent's words
+    (
+        "poll",
+        agent(
+            star(STAR, {"db2": "offline", "db3": "io_lost"}, source="db2"),
+            "db2",
+            1.0,
+            seq=3,
+            process=Process.GAVE_UP,
+            last_exit=KILL,
+            restarts_used=2,
+        ),
+    ),
+]
+
+RING_AGENT_STEPS: list[Step] = [
+    ("poll", ring({})),
+    ("poll", agent(ring({"db1": "offline"}), "db1", 1.0)),
+    ("poll", agent(ring({"db1": "offline"}), "db1", 3.0)),
+    ("poll", agent(ring({"db1": "offline"}), "db1", 8.5)),
+    ("poll", agent(ring({"db1": "offline"}), "db1", 9.5)),
+    ("poll", agent(ring({}), "db3", 0.0, fenced="asked by mpp")),
+]
+
 TRACES = Path(__file__).parent / "logic_traces"
 SCENARIOS: dict[str, tuple[PoolSpec, list[Step]]] = {
     "ring": (RING, RING_STEPS),
@@ -235,6 +344,8 @@ SCENARIOS: dict[str, tuple[PoolSpec, list[Step]]] = {
     "takeover": (STAR, TAKEOVER_STEPS),
     "takeover-edges": (STAR, TAKEOVER_EDGE_STEPS),
     "semi-sync-switchover": (SEMI, SEMI_STEPS),
+    "agent": (STAR, AGENT_STEPS),
+    "agent-ring": (replace(RING, fail_point=2), RING_AGENT_STEPS),
 }
 STATES: dict[str, PoolState] = {"takeover-edges": NO_ACTIVE}
 

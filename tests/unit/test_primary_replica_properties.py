@@ -8,7 +8,10 @@ the state the previous one returned:
   actions the logic planned (a failed action stops the plan, best-effort ones run in the
   background and report nothing), which go to `complete()` as the daemon does;
 - an operator command: recover, fail, switchover, takeover (with or without --force) or
-  acknowledge, applied to the stored state (refused ones change nothing).
+  acknowledge, applied to the stored state (refused ones change nothing);
+- in about half the histories, nodes' agent views (random process, write probe, fenced,
+  report age) on the observations, and maintenance on/off (with or without a duration)
+  among the commands; the other half has neither, as before the agents existed.
 
 Checked after every step (the numbers are those of the invariants asked for):
 1. never two ACTIVE nodes;
@@ -26,7 +29,16 @@ Checked after every step (the numbers are those of the invariants asked for):
 5. deciding (or refusing) again from the state read back from the store gives the same
    Decision;
 and every state change is an event of the step's kind, every event has a reason, and the
-change a decision announces is the one its state holds.
+change a decision announces is the one its state holds. With agents and maintenance:
+6. never a promotion past an old primary whose agent's fence lease is live (lease_left +
+   fence_margin > 0) and which its agent reports neither fenced nor down, unless mpp fences
+   it first (a Fence that must succeed) or sees it read-only;
+7. a node in maintenance is never made ACTIVE, never moved to FAILED_* (nor between them),
+   never the target of an action, never in PoolState.fencing, and an ACTIVE one stays;
+8. an ACTIVE node whose fresh report says restarts exhausted is not ACTIVE after that cycle
+   unless in maintenance, or kept at the fail point with the agent's summary said;
+9. where every agent view has nothing to say (fresh, running, writes ok, not fenced), the
+   decision is the one without agent views, but for a promotion that waits for the lease.
 
 The worlds are not always physically possible (a replica may report transactions its
 source never had); the invariants are the logic's promises whatever the probes say.
@@ -42,6 +54,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mpp.logic import agent as agent_facts
 from mpp.logic import gtid
 from mpp.logic.failover import (
     apply_command,
@@ -54,6 +67,8 @@ from mpp.logic.health import classify
 from mpp.model import (
     Acknowledge,
     Action,
+    AgentReport,
+    AgentView,
     CatchUp,
     Change,
     ChangeKind,
@@ -63,10 +78,12 @@ from mpp.model import (
     EventKind,
     Fail,
     Fence,
+    Maintenance,
     Observation,
     Outcome,
     PoolSpec,
     PoolState,
+    Process,
     Promote,
     Recover,
     Replication,
@@ -75,6 +92,7 @@ from mpp.model import (
     Switchover,
     Takeover,
     Verdict,
+    WriteProbe,
 )
 from mpp.store import codec
 from tests.builders import star, star_spec
@@ -168,7 +186,35 @@ def observation(
 
 
 @st.composite
-def scenario(draw: Any) -> tuple[PoolSpec, list[Step]]:
+def agent_view(draw: Any, name: str) -> AgentView:
+    """A node agent's report as mpp sees it: mostly quiet, sometimes restarts exhausted, a
+    stalled write, a fence; from fresh to well past its lease."""
+    report = AgentReport(
+        node=name,
+        pool="main",
+        seq=draw(st.integers(1, 9)),
+        fence_ttl=6.0,
+        process=draw(st.sampled_from([Process.RUNNING] * 3 + list(Process))),
+        restarts_used=draw(st.integers(0, 2)),
+        retry_limit=2,
+        last_exit=draw(st.sampled_from(["", "killed by signal 9"])),
+        write=draw(st.sampled_from([WriteProbe.OK] * 3 + list(WriteProbe))),
+        stalled_for=draw(st.sampled_from([None, 3.0, 10.0, 30.0])),
+        fenced=draw(st.sampled_from(["", "", "", "lease not renewed; no majority"])),
+    )
+    return AgentView(report, draw(st.sampled_from([0.0, 1.0, 5.5, 7.0, 7.9, 8.0, 30.0])))
+
+
+def with_agents(draw: Any, world: dict[str, Observation]) -> dict[str, Observation]:
+    return {
+        m: replace(o, agent=draw(st.none() | st.none() | agent_view(m))) for m, o in world.items()
+    }
+
+
+@st.composite
+def scenario(draw: Any, resting: bool = False) -> tuple[PoolSpec, list[Step]]:
+    """resting: agents on, and a node put in maintenance after the first poll (the
+    writer, more often than not), so that maintenance meets failing primaries."""
     n = draw(st.integers(2, 4))
     spec = star_spec(
         n,
@@ -190,9 +236,19 @@ def scenario(draw: Any) -> tuple[PoolSpec, list[Step]]:
         st.builds(Takeover, node, st.booleans()),
         st.just(Acknowledge()),
     )
+    agents = resting or draw(st.booleans())  # agent views and maintenance, or neither
+    if agents:
+        maintenance = st.builds(
+            Maintenance,
+            node,
+            st.sampled_from([True, True, False]),
+            st.sampled_from([None, None, 60.0, 5.0]),
+        )
+        command = st.one_of(command, maintenance, maintenance)
     outcomes = st.none() | st.lists(st.sampled_from([True] * 4 + [False]), max_size=8).map(tuple)
     steps: list[Step] = []
     writer = draw(node)
+    resting_node = draw(st.sampled_from([writer, writer, *names]))
     for _ in range(draw(st.integers(1, 30))):
         if draw(st.integers(0, 4)) == 0:
             steps.append(draw(command))
@@ -201,6 +257,8 @@ def scenario(draw: Any) -> tuple[PoolSpec, list[Step]]:
             writer = draw(node)
         up = draw(st.sampled_from([True, True, False]))
         world = {m: draw(observation(spec, m, writer, up, positions)) for m in names}
+        if agents:
+            world = with_agents(draw, world)
         steps.append(
             Poll(
                 world,
@@ -209,6 +267,9 @@ def scenario(draw: Any) -> tuple[PoolSpec, list[Step]]:
                 draw(outcomes),
             )
         )
+    if resting:  # after the first poll, which mostly elects the writer
+        first = 1 if isinstance(steps[0], Poll) else 0
+        steps.insert(first, Maintenance(resting_node, True, None))
     return spec, steps
 
 
@@ -401,7 +462,21 @@ def check_cycle(
         # reach; what confirms either is that no replica streams from it any more
         silent = not obs[gone].reachable or bool(obs[gone].error)
         confirmed = silent and not (spec.replication.confirm_with_replicas and streaming)
-        assert fenced or confirmed, (gone, obs[gone], streaming, actions)
+        # ... or its host confirms mysqld down for good or the server fenced, or mpp sees
+        # it read-only
+        said = obs[gone].agent
+        down = said is not None and (said.report.fenced != "" or agent_facts.gave_up(said))
+        assert fenced or confirmed or down or read_only(obs[gone]), (
+            gone,
+            obs[gone],
+            streaming,
+            actions,
+        )
+        # 6. never past a live fence lease its agent has not answered
+        view = obs[gone].agent
+        if view is not None and not (view.report.fenced or view.report.dead):
+            live = view.lease_left + spec.agents.fence_margin > 0
+            assert not live or fenced or read_only(obs[gone]), (gone, view, actions)
     # 4. FAILED_* is left in a cycle only by the automatic rejoin, and only as a STANDBY
     #    replicating without errors from the ACTIVE node with no errant transactions
     for name, was in states(prev).items():
@@ -422,6 +497,58 @@ def check_cycle(
         # node no longer FAILED)
         base = replace(state, rejoin_base=(*prev.rejoin_base, *state.rejoin_base))
         assert topology.errant(base, head, o, obs).empty
+    check_agents(spec, prev, decision, obs)
+
+
+def read_only(o: Observation) -> bool:
+    return o.reachable and not o.error and o.read_only is True
+
+
+def check_agents(
+    spec: PoolSpec, prev: PoolState, decision: Decision, obs: Mapping[str, Observation]
+) -> None:
+    state = decision.state
+    now = state.updated_at
+    assert now is not None
+    for node in prev.nodes:
+        name, was, then = node.name, node.state, states(state)[node.name]
+        if node.in_maintenance(now):
+            # 7. a node in maintenance: not promoted, failed, touched or asked to fence
+            assert then is not State.ACTIVE or was is State.ACTIVE, (name, was, then)
+            assert then is State.ACTIVE or was is not State.ACTIVE, (name, was, then)
+            assert not then.failed or was is then, (name, was, then)
+            assert not [a for a in decision.actions if a.node == name], decision.actions
+            assert name not in state.fencing
+            continue
+        # 8. restarts exhausted on the ACTIVE node: failed over in that cycle, or kept at
+        #    the fail point saying why
+        view = obs[name].agent
+        if was is State.ACTIVE and agent_facts.gave_up(view) and then is State.ACTIVE:
+            kept = state.node(name)
+            assert view is not None
+            assert kept.req >= spec.fail_point, kept
+            assert view.report.summary in kept.message, kept.message
+    # the pool never asks a node in maintenance to fence itself, nor one it does not know
+    assert set(state.fencing) <= {n.name for n in state.nodes}
+    # 9. agent views with nothing to say change nothing, but a wait for the lease
+    views = [o.agent for o in obs.values() if o.agent is not None]
+    if views and all(quiet(v) for v in views) and not prev.fencing:
+        stripped = {m: replace(o, agent=None) for m, o in obs.items()}
+        plain = decide(spec, prev, stripped, now)
+        past = plain.change.old if plain.change is not None else ""
+        if not (past and obs[past].agent is not None):
+            assert decision == plain, "a quiet agent changed the decision"
+
+
+def quiet(view: AgentView) -> bool:
+    r = view.report
+    return (
+        agent_facts.fresh(view)
+        and r.process is Process.RUNNING
+        and not r.last_exit
+        and r.write in (WriteProbe.OK, WriteProbe.UNKNOWN)
+        and not r.fenced
+    )
 
 
 def check_completion(
@@ -455,6 +582,9 @@ def check_command(spec: PoolSpec, prev: PoolState, decision: Decision, command: 
         # 4. FAILED_* is left by the operator only with `recover` of that node, to UNKNOWN
         if was.failed and not now.failed:
             assert command == Recover(name) and now is State.UNKNOWN, (command, was, now)
+        # 7. an operator's command does not fail a node in maintenance either
+        if prev.node(name).in_maintenance(decision.state.updated_at or 0.0):
+            assert not now.failed or was is now, (command, was, now)
 
 
 def _index(
@@ -481,6 +611,13 @@ def _promoted(outcome: Outcome, name: str) -> bool:
 def test_primary_replica_invariants_hold_over_random_histories(
     case: tuple[PoolSpec, list[Step]],
 ) -> None:
+    spec, steps = case
+    history(spec, steps)
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(scenario(resting=True))
+def test_invariants_hold_with_a_node_in_maintenance(case: tuple[PoolSpec, list[Step]]) -> None:
     spec, steps = case
     history(spec, steps)
 

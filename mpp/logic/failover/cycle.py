@@ -1,15 +1,17 @@
 """The steps of one failover decision, shared by every topology (pure, no I/O).
 
-See mpp/logic/failover.py for the rules; this module holds the mutable scratch object that
-applies them to one pool for one cycle or one operator command.
+See rules.py for the rules; this module holds the steps that apply them to one pool for
+one cycle or one operator command, on the scratch object of scratch.py, with the agent and
+maintenance rules of fencing.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
+from mpp.logic import agent
+from mpp.logic.failover.fencing import AgentRules
 from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
 from mpp.model.command import CommandRefused
@@ -17,54 +19,29 @@ from mpp.model.event import Event
 from mpp.model.kinds import ChangeKind, EventKind
 from mpp.model.node import NodeState, State, Verdict
 from mpp.model.observation import Observation
-from mpp.model.plan import Action, Change, Decision, Outcome
+from mpp.model.plan import Decision, Outcome
 from mpp.model.pool import PoolState
-from mpp.model.spec import PoolSpec
 
 FAILOVER = ChangeKind.FAILOVER
 
 
-class Cycle:
-    """Mutable scratch space for one decision; never escapes the logic's entry points.
+class Cycle(AgentRules):
+    """The steps of one decision, on the scratch space (scratch.py) with the agent rules
+    (fencing.py).
 
     The steps are methods so that a topology can refine one rule (which node may take over,
     what a failing ACTIVE means) without copying the rest; see primary_replica.py.
     """
 
-    def __init__(
-        self,
-        spec: PoolSpec,
-        base: PoolState,
-        now: float,
-        kind: EventKind = EventKind.STATE,
-        observations: Mapping[str, Observation] | None = None,
-    ) -> None:
-        self.spec = spec
-        self.base = base
-        self.now = now
-        self.kind = kind
-        self.obs: Mapping[str, Observation] = observations or {}
-        self.nodes: dict[str, NodeState] = {n.name: replace(n, notice=False) for n in base.nodes}
-        self.reasons: dict[str, str] = {}
-        self.changes: dict[str, ChangeKind] = {}  # nodes whose move is part of a change
-        self.pool = replace(base, relinquish_to=None)  # pool-level fields, edited in place
-        self.pool_events: list[Event] = []
-        self.actions: list[Action] = []
-        self.change: Change | None = None
-
-    def set_pool(self, **changes: Any) -> None:
-        self.pool = replace(self.pool, **changes)
-
-    def pool_event(self, old: str, new: str, reason: str, node: str = "-") -> None:
-        self.pool_events.append(self.event(node, EventKind.POOL, old, new, reason))
-
     def run(self) -> None:
         """One poll cycle: the steps in the order the module docstring gives."""
+        self.end_expired_maintenance()
         verdicts = self.health(self.obs)
         self.fail_standbys(verdicts)
         self.settle_failed(verdicts)
         self.choose_active(verdicts)
         self.standby_unknowns(verdicts)
+        self.settle_fencing()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -90,9 +67,6 @@ class Cycle:
             if change is not None:
                 self.changes[name] = change
 
-    def say(self, name: str, message: str) -> None:
-        self.nodes[name] = replace(self.nodes[name], message=message)
-
     def failed_state(self, name: str, verdicts: Mapping[str, Verdict]) -> State:
         verdict = verdicts.get(name)
         offline = verdict is Verdict.OFFLINE or (verdict is None and not self.nodes[name].reachable)
@@ -111,6 +85,12 @@ class Cycle:
                 continue  # not probed this cycle: nothing new is known about it
             verdict, message = classify(self.spec, self.base, name, observations)
             verdicts[name] = verdict
+            view = obs.agent
+            seconds = agent.stalled(view)
+            if agent.gave_up(view) or (
+                seconds is not None and seconds >= self.spec.agents.write_stall_grace
+            ):
+                self.confirmed.add(name)
             rep = obs.replication
             lag = rep.seconds_behind if rep is not None else None
             if verdict is Verdict.GOOD:
@@ -122,9 +102,14 @@ class Cycle:
                 if node.state is State.ACTIVE and verdict is Verdict.REPLICATION:
                     req = min(req, warn_cap(self.spec.fail_point))
                     message = f"{message} (ACTIVE node keeps serving)"
+            if agent.gave_up(view):
+                req = max(req, self.spec.fail_point)  # confirmed by the host: no more polls
+            if self.resting(name):
+                message = f"{message} (in maintenance: not failed, fenced or promoted)"
             self.nodes[name] = replace(
                 node,
                 req=req,
+                agent=agent.summary(view),
                 last_request=obs.at,
                 message=message,
                 reachable=obs.reachable,
@@ -138,13 +123,17 @@ class Cycle:
 
     def fail_standbys(self, verdicts: Mapping[str, Verdict]) -> None:
         for name, node in self.nodes.items():
-            if node.state in (State.STANDBY, State.UNKNOWN) and self.failing(name):
+            if (
+                node.state in (State.STANDBY, State.UNKNOWN)
+                and self.failing(name)
+                and not self.resting(name)
+            ):
                 self.move(name, self.failed_state(name, verdicts), f"FAIL: {node.message}")
 
     def settle_failed(self, verdicts: Mapping[str, Verdict]) -> None:
         """Keep FAILED_ONLINE/OFFLINE truthful about reachability; never leave FAILED here."""
         for name, node in self.nodes.items():
-            if not node.state.failed or name not in verdicts:
+            if not node.state.failed or name not in verdicts or self.resting(name):
                 continue
             if verdicts[name] is Verdict.OFFLINE:
                 self.move(name, State.FAILED_OFFLINE, f"FAILED node is unreachable: {node.message}")
@@ -166,7 +155,9 @@ class Cycle:
         return [
             n
             for n in self.by_priority()
-            if n.state in (State.STANDBY, State.UNKNOWN) and verdicts.get(n.name) is Verdict.GOOD
+            if n.state in (State.STANDBY, State.UNKNOWN)
+            and verdicts.get(n.name) is Verdict.GOOD
+            and not self.resting(n.name)
         ]
 
     def choose_active(self, verdicts: Mapping[str, Verdict]) -> None:
@@ -185,9 +176,11 @@ class Cycle:
                 self.elect(candidates[0].name, reason, None if self.base.cycle == 0 else FAILOVER)
             return
         if self.failing(current.name):
-            self.fail_active(current, candidates, verdicts)
+            if not self.hold_for_maintenance(current):
+                self.fail_active(current, candidates, verdicts)
             return
-        self.maybe_yield(current, candidates)
+        if not self.resting(current.name):
+            self.maybe_yield(current, candidates)
 
     def elect(self, name: str, reason: str, change: ChangeKind | None = None) -> None:
         self.move(name, State.ACTIVE, reason, change=change)
@@ -196,21 +189,31 @@ class Cycle:
 
     def fail_active(
         self, current: NodeState, candidates: list[NodeState], verdicts: Mapping[str, Verdict]
-    ) -> None:
+    ) -> bool:
+        """Hand ACTIVE to the best candidate; False when it is kept (no candidate, or its
+        agent is still to fence it)."""
         if not candidates:
             self.say(
                 current.name,
                 f"Not failing from ACTIVE state because no other server is on standby: "
                 f"{current.message}",
             )
-            return
+            return False
         successor = candidates[0].name
+        if self.wait_for_fence(current.name, successor):
+            return False
         self.move(
             current.name,
             self.failed_state(current.name, verdicts),
             f"FAIL: {current.message}; ACTIVE handed to {successor}",
         )
-        self.elect(successor, f"FAILOVER: Taking over ACTIVE state from {current.name}.", FAILOVER)
+        self.elect(
+            successor,
+            f"FAILOVER: Taking over ACTIVE state from {current.name}."
+            + self.released_note(current.name),
+            FAILOVER,
+        )
+        return True
 
     def maybe_yield(self, current: NodeState, candidates: list[NodeState]) -> None:
         """A lower-priority ACTIVE gives way to a healthy higher-priority STANDBY."""
@@ -251,18 +254,24 @@ class Cycle:
                 f"{name} is {node.state}, not FAILED_ONLINE/FAILED_OFFLINE: nothing to recover"
             )
         self.nodes[name] = replace(node, req=0)
+        if name in self.pool.fencing:
+            self.set_pool(fencing=tuple(n for n in self.pool.fencing if n != name))
         self.move(name, State.UNKNOWN, "Manual Recovery Initiated.")
 
     def fail_by_operator(self, name: str, force: bool) -> None:
         node = self.nodes[name]
         if node.state.failed:
             raise CommandRefused(f"{name} is already {node.state}")
+        self.refuse_resting(name, "fail")
         failed = State.FAILED_OFFLINE if node.reachable is False else State.FAILED_ONLINE
         if node.state is State.ACTIVE:
             successors = [
                 n
                 for n in self.by_priority()
-                if n.state is State.STANDBY and n.req == 0 and n.reachable
+                if n.state is State.STANDBY
+                and n.req == 0
+                and n.reachable
+                and not self.resting(n.name)
             ]
             if not successors and not force:
                 raise CommandRefused(
@@ -280,6 +289,10 @@ class Cycle:
         node = self.nodes[name]
         if node.state.failed:
             raise CommandRefused(f"{name} is {node.state}: run `mpp recover {name}` first")
+        self.refuse_resting(name, "activate")
+        for other in self.nodes.values():
+            if other.state is State.ACTIVE and other.name != name:
+                self.refuse_resting(other.name, "stand down")
         if node.req != 0 or not node.reachable:
             raise CommandRefused(
                 f"{name} is not healthy (req={node.req}, last: {node.message!r}); "
@@ -328,9 +341,6 @@ class Cycle:
             events=tuple(events + self.pool_events),
             change=self.change,
         )
-
-    def event(self, node: str, kind: EventKind, old: str, new: str, reason: str) -> Event:
-        return Event(self.now, self.spec.name, node, kind, str(old), str(new), reason)
 
     # -- after the executor ----------------------------------------------------------------
 

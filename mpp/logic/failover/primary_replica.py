@@ -23,7 +23,9 @@ from dataclasses import replace
 
 from mpp.logic.failover import converge
 from mpp.logic.failover.cycle import Cycle
+from mpp.logic.failover.fencing import HELD
 from mpp.model import (
+    Action,
     CatchUp,
     Change,
     ChangeKind,
@@ -31,6 +33,7 @@ from mpp.model import (
     EventKind,
     Fence,
     NodeState,
+    Observation,
     Outcome,
     PoolState,
     Promote,
@@ -45,6 +48,7 @@ from mpp.model import (
 
 class PrimaryReplicaCycle(Cycle):
     def run(self) -> None:
+        self.end_expired_maintenance()
         verdicts = self.health(self.obs)
         self.confirm_active(verdicts)
         self.fail_standbys(verdicts)
@@ -58,6 +62,12 @@ class PrimaryReplicaCycle(Cycle):
         self.rejoin_or_quarantine(verdicts)
         self.settle_promotion()
         self.forget_returned()
+        self.settle_fencing()
+
+    def fences_itself(self, obs: Observation) -> bool:
+        """Reachable and writable: converge.plan fences it first, and that Fence must
+        succeed before the successor's Promote runs."""
+        return obs.reachable and obs.read_only is False
 
     def forget_returned(self) -> None:
         """An old primary that is no longer FAILED (rejoined, recovered) needs no base."""
@@ -128,6 +138,10 @@ class PrimaryReplicaCycle(Cycle):
             verdict = verdicts.get(name)
             if node.state is not State.ACTIVE or verdict not in (Verdict.OFFLINE, Verdict.SERVICE):
                 continue
+            if name in self.confirmed:
+                # its agent says mysqld is down for good, or that it cannot commit: what
+                # the replicas still receive does not make it a primary that serves
+                continue
             replicas = converge.replicas_of(self.spec, name, self.obs)
             streaming = [
                 n for n, o in replicas if o.replication and o.replication.io_running == "Yes"
@@ -160,7 +174,9 @@ class PrimaryReplicaCycle(Cycle):
         names = [
             n.name
             for n in self.nodes.values()
-            if n.state in (State.STANDBY, State.UNKNOWN) and verdicts.get(n.name) is Verdict.GOOD
+            if n.state in (State.STANDBY, State.UNKNOWN)
+            and verdicts.get(n.name) is Verdict.GOOD
+            and not self.resting(n.name)
         ]
         return [self.nodes[n] for n in converge.order(self.spec, names, self.obs)]
 
@@ -179,6 +195,8 @@ class PrimaryReplicaCycle(Cycle):
         current = actives[0] if actives else None
         candidates = self.candidates(verdicts)
         if current is None:
+            if self.hold_for_resting_primary():
+                return
             if candidates and self.safe(candidates[0].name, None):
                 first = self.base.cycle == 0
                 reason = (
@@ -190,7 +208,7 @@ class PrimaryReplicaCycle(Cycle):
                 if not first:
                     self.note_failover("", candidates[0].name)
             return
-        if not self.failing(current.name):
+        if not self.failing(current.name) or self.hold_for_maintenance(current):
             return
         if not candidates:
             self.fail_active(current, candidates, verdicts)  # keeps it, says why
@@ -201,8 +219,18 @@ class PrimaryReplicaCycle(Cycle):
             return
         if not self.safe(candidates[0].name, current.name):
             return
-        self.fail_active(current, candidates, verdicts)
-        self.note_failover(current.name, candidates[0].name)
+        if self.fail_active(current, candidates, verdicts):
+            self.note_failover(current.name, candidates[0].name)
+
+    def hold_for_resting_primary(self) -> bool:
+        """No election while a node in maintenance runs as a primary: promoting another
+        would leave two writable servers, and mpp does not touch the one in maintenance."""
+        for name in self.nodes:
+            if self.resting(name) and converge.is_primary(self.obs.get(name)):
+                self.held = True
+                self.alert(name, f"{HELD}{name} is in maintenance and writable: none elected")
+                return True
+        return False
 
     def blocked_reason(self) -> str:
         if not self.spec.replication.auto_failover:
@@ -222,12 +250,6 @@ class PrimaryReplicaCycle(Cycle):
                 f"the last one (failover_block); `mpp acknowledge {self.spec.name}` lifts it"
             )
         return ""
-
-    def alert(self, node: str, text: str) -> None:
-        self.say(node, f"{self.nodes[node].message}; {text}")
-        if self.pool.alert != text:
-            self.pool_event(self.pool.alert or "-", "ALERT", text, node)
-        self.set_pool(alert=text)
 
     def safe(self, candidate: str, failing: str | None) -> bool:
         """Refuse a successor that lacks transactions another reachable node has."""
@@ -292,6 +314,12 @@ class PrimaryReplicaCycle(Cycle):
             # and let a returning old primary's errant transactions rejoin unnoticed
             self.refuse(request, f"{target} is already the ACTIVE node")
             return
+        for name in (target, current.name if current is not None else None):
+            if name is not None and self.resting(name):
+                self.refuse(
+                    request, f"{name} is in maintenance: `mpp maintenance {name} off` first"
+                )
+                return
         others = [n for n in self.contenders(target) if current is None or n != current.name]
         gap = converge.missing(target, others, self.obs)
         if gap is not None and not request.force:
@@ -299,11 +327,21 @@ class PrimaryReplicaCycle(Cycle):
             self.refuse(request, f"{holder} has {extra} that {target} lacks; use --force")
             return
         loss = f"; may lose {gap[1]} (only on {gap[0]})" if gap else ""
+        if current is not None and self.wait_for_fence(current.name, target):
+            # force overrides the data checks, never the fence lease: kept for next cycle
+            self.set_pool(request=request)
+            return
+        released = self.released_note(current.name) if current is not None else ""
         if current is not None and current.name != target:
             failed = State.FAILED_ONLINE if current.reachable else State.FAILED_OFFLINE
             why = f"taken over by operator: {target} is ACTIVE{loss}"
             self.move(current.name, failed, why, change=ChangeKind.TAKEOVER)
-        self.move(target, State.ACTIVE, f"TAKEOVER by operator{loss}", change=ChangeKind.TAKEOVER)
+        self.move(
+            target,
+            State.ACTIVE,
+            f"TAKEOVER by operator{loss}{released}",
+            change=ChangeKind.TAKEOVER,
+        )
         left = current.name if current is not None and current.name != target else ""
         self.took_writes(target, acknowledged=True, left_out=left)
         self.change = Change(ChangeKind.TAKEOVER, current.name if current else "", target)
@@ -313,6 +351,12 @@ class PrimaryReplicaCycle(Cycle):
         if current is None or verdicts.get(current.name) is not Verdict.GOOD:
             self.refuse(request, "no healthy ACTIVE node to switch over from; use takeover")
             return
+        for name in (current.name, request.to):
+            if name is not None and name in self.nodes and self.resting(name):
+                self.refuse(
+                    request, f"{name} is in maintenance: `mpp maintenance {name} off` first"
+                )
+                return
         ready = [
             n.name
             for n in self.candidates(verdicts)
@@ -411,7 +455,12 @@ class PrimaryReplicaCycle(Cycle):
             return
         for name, node in list(self.nodes.items()):
             obs = self.obs.get(name)
-            if node.state is not State.FAILED_ONLINE or obs is None or not obs.reachable:
+            if (
+                node.state is not State.FAILED_ONLINE
+                or obs is None
+                or not obs.reachable
+                or self.resting(name)
+            ):
                 continue
             extra = converge.errant(self.pool, active, obs, self.obs)
             if not extra.empty:
@@ -435,6 +484,13 @@ class PrimaryReplicaCycle(Cycle):
     def finish(self, prev: PoolState) -> Decision:
         decision = super().finish(prev)
         if self.kind is not EventKind.STATE or self.actions:
-            return decision
+            return replace(decision, actions=self.leave_resting(decision.actions))
         actions = converge.plan(self.spec, self.base, decision.state, self.obs)
-        return Decision(decision.state, tuple(actions), decision.events, decision.change)
+        return Decision(
+            decision.state, self.leave_resting(actions), decision.events, decision.change
+        )
+
+    def leave_resting(self, actions: Sequence[Action]) -> tuple[Action, ...]:
+        """No action touches a node in maintenance (switchovers from or to one are refused
+        before they are planned; the other replicas' repoints are left for later)."""
+        return tuple(a for a in actions if not self.resting(a.node))

@@ -18,6 +18,12 @@ One cycle, in order:
    ACTIVE becomes STANDBY in the same cycle the new one becomes ACTIVE.
 4. a healthy UNKNOWN node that was not elected becomes STANDBY.
 
+Node agents (mpp/logic/agent.py, docs/fencing.md) add to step 1 (restarts exhausted fails a
+node at once; a write that cannot commit past write_stall_grace is a SERVICE failure) and
+to step 3: no promotion past an old primary mpp cannot fence itself while its agent's fence
+lease is live and it reports neither fenced nor down (PoolState.fencing asks it to fence).
+A node in maintenance is never a candidate, never failed, never failed over, never acted on.
+
 MPP's flaws fixed: no cycle without an ACTIVE node during a reinstatement; an ACTIVE node
 with no healthy standby is not failed into an empty pool; secondaries yield by priority,
 not only to the PRIMARY; a replica is not failed because its source died (see health).
@@ -40,6 +46,7 @@ from mpp.model import (
     Decision,
     EventKind,
     Fail,
+    Maintenance,
     NodeState,
     Observation,
     Outcome,
@@ -90,6 +97,7 @@ class FailoverLogic(BaseLogic):
         if node is not None and not base.has(node):
             raise CommandRefused(f"pool {spec.name} has no node {node!r}")
         cycle = _cycle_class(spec)(spec, base, now, kind=EventKind.OPERATOR)
+        cycle.end_expired_maintenance()
         match command:
             case Recover(name):
                 cycle.recover(name)
@@ -99,8 +107,14 @@ class FailoverLogic(BaseLogic):
             case Activate(name):
                 _primary_replica_guard(spec, base, name, "activate")
                 cycle.activate(name)
+            case Maintenance(name, on, duration):
+                cycle.maintenance(name, on, duration)
             case Switchover() | Takeover():
-                cycle.set_pool(request=_request(spec, base, command, now))
+                request = _request(spec, base, command, now)
+                for involved in (request.to, *(n.name for n in base.active)):
+                    if involved is not None:
+                        cycle.refuse_resting(involved, "move the writes to or from")
+                cycle.set_pool(request=request)
                 cycle.pool_event("-", command.__class__.__name__.lower(), f"requested: {command}")
             case Acknowledge():
                 cycle.set_pool(failover_acknowledged=True, alert="")
