@@ -5,8 +5,11 @@ that a server answering pings cannot commit, that it fenced its own server. Its 
 only while its report is fresh (age <= fence_ttl): an agent that stopped renewing may be cut
 off from a server that has changed since, so its last words are shown but not acted on.
 The fence lease is the exception: it is about the report's age itself, and a report that
-said "fenced" or "dead" stays true of what it described (the agent never unfences and never
-restarts a mysqld it gave up on), so those two release the lease whatever the age.
+said "fenced" or "gave up" stays true of what it described (the agent never unfences and
+never restarts a mysqld it gave up on), so those two release the lease whatever the age.
+A mysqld merely "stopped" (the agent's own shutdown, or held down in maintenance) may be
+started again when maintenance ends or the agent comes back: that releases the lease only
+while the report is fresh.
 """
 
 from __future__ import annotations
@@ -61,12 +64,21 @@ def stall_text(view: AgentView, seconds: float) -> str:
     return f"write probe stalled {seconds:.0f} s"
 
 
+def confirms_down(view: AgentView | None) -> bool:
+    """The agent's word that the server takes no writes: fenced, mysqld given up on, or
+    (fresh report) stopped."""
+    if view is None:
+        return False
+    report = view.report
+    return bool(report.fenced) or report.process is Process.GAVE_UP or (report.dead and fresh(view))
+
+
 def fence_wait(view: AgentView | None, margin: float) -> float:
     """Seconds mpp must still wait before promoting past this node without its agent's
     word (0: no wait). The agent fences a writable server at the latest fence_ttl after its
     last renewal, plus its check period and the fence itself (the margin); `age` is counted
     from when mpp first saw the report, never earlier than the renewal, so never early."""
-    if view is None or view.report.fenced or view.report.dead:
+    if view is None or confirms_down(view):
         return 0.0
     return max(0.0, view.lease_left + margin)
 

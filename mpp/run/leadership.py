@@ -97,11 +97,9 @@ class Leadership:
         if held:
             log.info("leadership: %s is now the leader and acts on %s", self.owner, what)
         else:
+            where = f" on {what}" if self.scope else ""
             log.info(
-                "leadership: %s follows on %s (leader: %s)",
-                self.owner,
-                what,
-                self.current or "none",
+                "leadership: %s follows%s (leader: %s)", self.owner, where, self.current or "none"
             )
 
     def lost(self) -> None:

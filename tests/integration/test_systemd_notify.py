@@ -92,7 +92,7 @@ def test_mpp_agent_is_ready_once_mysqld_is_held(
         try:
             # READY first (a loaded machine may take seconds to start Python and mpp),
             # then a second of watchdog pings; SIGTERM only once the handler is in place
-            got = []
+            got: list[str] = []
             deadline = time.monotonic() + 30
             while not any("READY=1" in m for m in got) and time.monotonic() < deadline:
                 got += _collect(sock, 0.2)

@@ -14,7 +14,6 @@ from mpp.publish.metrics import Metrics
 from mpp.store import SqliteStore
 from tests.unit.test_api import HEALTHY, TOKEN, Api
 from tests.unit.test_api_fuzz import settled
-from tests.unit.test_cli_maintenance import logic_applies_maintenance, pending_logic
 
 URL = "/v1/pools/main/nodes/db2/maintenance"
 SECRET = "hunter2-Echo-Marker"
@@ -97,7 +96,6 @@ def test_openapi_lists_the_maintenance_command_and_the_agents_read(api: Api) -> 
     assert {"maintenance", "agent", "agent_report"} <= set(node)
 
 
-@pending_logic
 def test_on_for_2h_then_off_round_trip(api: Api) -> None:
     began = time.time()
     r = api.post(URL, json={"on": True, "for": "2h"})
@@ -122,14 +120,6 @@ def test_on_for_2h_then_off_round_trip(api: Api) -> None:
     assert r.json()["pool"]["nodes"][1]["maintenance"] is None
     assert api.get("/v1/pools/main/nodes/db2").json()["maintenance"] is None
     assert 'mpp_node_maintenance{node="db2",pool="main"} 0.0' in api.get("/metrics").text
-
-
-@pytest.mark.skipif(logic_applies_maintenance(), reason="the logic applies Maintenance now")
-def test_a_logic_that_ignores_the_command_is_a_409(api: Api) -> None:
-    r = api.post(URL, json={"on": True, "for": "2h"})
-    assert r.status_code == 409, r.text
-    assert r.json() == {"error": "the pool's logic (failover) did not turn maintenance on"}
-    assert api.post(URL, json={"on": False}).status_code == 200, "off: nothing to turn off"
 
 
 def test_documents_show_maintenance_and_the_agent(api: Api) -> None:

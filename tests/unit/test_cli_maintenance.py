@@ -1,9 +1,8 @@
 """`mpp maintenance NODE on|off [--for D]` and what `mpp status` shows of maintenance and of
 the node agents: real `mpp` processes on a real SQLite store.
 
-The round trip through the logic (`Maintenance` sets NodeState.maintenance_since/until) is
-marked xfail while the failover logic does not apply the command yet; strict, so the marks
-turn into failures to remove the day it does, and the tests then must pass as written.
+The round trip goes through the failover logic (`Maintenance` sets
+NodeState.maintenance_since/until) and back out of the store.
 """
 
 from __future__ import annotations
@@ -16,33 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from mpp.logic import logic_for
-from mpp.model import AgentReport, Maintenance, NodeState, PoolState, Process, State
+from mpp.model import AgentReport, NodeState, PoolState, Process, State
 from mpp.publish.view import agent_text, maintenance_text
 from mpp.store.sqlite import SqliteStore
-from tests.builders import config, config_doc, pool, write_config
+from tests.builders import config_doc, pool, write_config
 from tests.daemons import mpp_command
 
 NOW = time.time()
-
-
-def logic_applies_maintenance() -> bool:
-    """Whether the failover logic records `Maintenance` in the node's state yet."""
-    spec = config(config_doc(pool())).pool[0].spec()
-    logic = logic_for(spec.logic)
-    state = PoolState("main", tuple(NodeState(n.name, State.STANDBY) for n in spec.nodes))
-    try:
-        decided = logic.apply_command(spec, state, Maintenance("db2", True, 60.0), NOW)
-    except Exception:
-        return False
-    return decided.state.node("db2").maintenance_since is not None
-
-
-pending_logic = pytest.mark.xfail(
-    not logic_applies_maintenance(),
-    reason="the failover logic does not apply Maintenance yet (h-logic)",
-    strict=True,
-)
 
 
 def _mpp(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -126,7 +105,6 @@ def test_help_names_the_switch_and_the_duration(tmp_path: Path) -> None:
 # -- the round trip through the logic and the store -----------------------------------------
 
 
-@pending_logic
 def test_on_for_2h_is_stored_shown_and_off_ends_it(tmp_path: Path) -> None:
     cfg = _stored(tmp_path)
     began = time.time()
@@ -153,7 +131,6 @@ def test_on_for_2h_is_stored_shown_and_off_ends_it(tmp_path: Path) -> None:
     assert "maint" not in _mpp(cfg, "status").stdout
 
 
-@pending_logic
 def test_on_without_for_lasts_until_off(tmp_path: Path) -> None:
     cfg = _stored(tmp_path)
     out = _mpp(cfg, "maintenance", "db3", "on", "--pool", "main")
@@ -162,14 +139,6 @@ def test_on_without_for_lasts_until_off(tmp_path: Path) -> None:
     assert node.maintenance_since is not None and node.maintenance_until is None
     assert "in maintenance until turned off" in out.stdout
     assert "maint (until off)" in _mpp(cfg, "status").stdout
-
-
-@pytest.mark.skipif(logic_applies_maintenance(), reason="the logic applies Maintenance now")
-def test_a_logic_that_ignores_the_command_is_an_error_not_a_quiet_success(tmp_path: Path) -> None:
-    out = _mpp(_stored(tmp_path), "maintenance", "db2", "on")
-    assert out.returncode == 1, (out.stdout, out.stderr)
-    assert "main/db2: the pool's logic (failover) did not turn maintenance on" in out.stderr
-    assert "Traceback" not in out.stderr
 
 
 # -- mpp status: maintenance and the agents --------------------------------------------------

@@ -193,6 +193,11 @@ def test_no_promotion_past_a_partitioned_primary_while_its_agent_lease_is_live()
     assert not any(isinstance(a, Promote) for a in d.actions)
     assert d.state.fencing == ("db1",)
     assert d.state.alert == "waiting for db1's agent to fence it (lease ends in 7 s)"
+    # no new writes sent to a primary that is being taken out, though still ACTIVE
+    from mpp.logic.failover import LOGIC
+
+    up, why = LOGIC.writer(spec, d.state, d.state.node("db1"))
+    assert not up and "being fenced by its agent" in why
     assert [(n, new) for n, new, _ in pool_events(d)] == [("db1", "fencing")]
     # the next cycle: still waiting, the countdown moves, no second event
     again = decide(spec, d.state, agent(star(spec, LOST), "db1", age=2.5), 2.5)
@@ -491,7 +496,12 @@ def test_ring_invariants_with_agents_and_maintenance(case: tuple[PoolSpec, list[
             old = prev.active[0].name if prev.active else None
             if old is not None and d.state.active and d.state.node(old).state.failed:
                 view = obs[old].agent
-                if view is not None and not (view.report.fenced or view.report.dead):
+                said_down = view is not None and (
+                    bool(view.report.fenced)
+                    or view.report.process is Process.GAVE_UP
+                    or (view.report.dead and view.age <= view.report.fence_ttl)
+                )
+                if view is not None and not said_down:
                     # never failed over past a live fence lease (a ring's logic fences
                     # nothing itself); a healthy node yielding by priority is no failover
                     assert view.lease_left + spec.agents.fence_margin <= 0, (
@@ -519,3 +529,15 @@ def test_ring_invariants_with_agents_and_maintenance(case: tuple[PoolSpec, list[
                 assert then.state is not State.ACTIVE or n.state is State.ACTIVE, (n, step)
                 assert not then.state.failed or then.state is n.state, (n, then, step)
                 assert n.name not in state.fencing
+
+
+def test_a_stale_stopped_report_does_not_release_the_lease_but_gave_up_does() -> None:
+    from mpp.logic.agent import confirms_down, fence_wait
+    from mpp.model import AgentReport, AgentView
+
+    stopped = AgentReport("db1", "main", seq=1, fence_ttl=6.0, process=Process.STOPPED)
+    assert confirms_down(AgentView(stopped, age=1.0))  # fresh: mysqld is down now
+    stale = AgentView(stopped, age=7.0)  # maintenance may have ended and mysqld come back
+    assert not confirms_down(stale) and fence_wait(stale, 2.0) == pytest.approx(1.0)
+    gave_up = AgentView(replace(stopped, process=Process.GAVE_UP), age=7.0)
+    assert confirms_down(gave_up) and fence_wait(gave_up, 2.0) == 0.0  # final: never restarted

@@ -465,7 +465,11 @@ def check_cycle(
         # ... or its host confirms mysqld down for good or the server fenced, or mpp sees
         # it read-only
         said = obs[gone].agent
-        down = said is not None and (said.report.fenced != "" or agent_facts.gave_up(said))
+        down = said is not None and (
+            said.report.fenced != ""
+            or said.report.process is Process.GAVE_UP
+            or (said.report.dead and said.age <= said.report.fence_ttl)
+        )
         assert fenced or confirmed or down or read_only(obs[gone]), (
             gone,
             obs[gone],
@@ -474,7 +478,7 @@ def check_cycle(
         )
         # 6. never past a live fence lease its agent has not answered
         view = obs[gone].agent
-        if view is not None and not (view.report.fenced or view.report.dead):
+        if view is not None and not down:
             live = view.lease_left + spec.agents.fence_margin > 0
             assert not live or fenced or read_only(obs[gone]), (gone, view, actions)
     # 4. FAILED_* is left in a cycle only by the automatic rejoin, and only as a STANDBY

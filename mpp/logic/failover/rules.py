@@ -141,6 +141,10 @@ class FailoverLogic(BaseLogic):
             return False, f"{node.name} is draining (switchover in progress)"
         if node.name == state.promoting:
             return False, f"{node.name} is being promoted (not writable yet)"
+        if node.name in state.fencing:
+            # mpp is failing it over and waits for its agent to fence it: no new writes
+            # should be sent to a primary that is being taken out
+            return False, f"{node.name} is being fenced by its agent (failover waiting)"
         return True, f"{node.name} is ACTIVE"
 
     def writers(self, spec: PoolSpec, state: PoolState) -> Answer:
