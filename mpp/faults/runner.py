@@ -68,8 +68,10 @@ def _kill(run: Run, node: str) -> Heal:
 
 
 def _hang(run: Run, node: str) -> Heal:
+    """SIGSTOP; healed by SIGCONT, or, with agents, as the operator heals a node its agent
+    killed for a fence and gave up on (the agent restarted, which starts mysqld)."""
     injectors.hang(run.d, node)
-    return partial(injectors.resume, run.d, node)
+    return partial(_operator_restart, run, node)
 
 
 def _writable(run: Run, node: str) -> Heal:
