@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,11 +23,14 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "contrib" / "logic-example"
 
 def installed(target: Path) -> dict[str, str]:
     """pip installs the example (offline: no build isolation, no dependencies) into a
-    directory of its own; the environment that puts it on the path."""
+    directory of its own; the environment that puts it on the path. Built from a copy, so
+    that setuptools' build/ and egg-info never land in the checkout."""
+    source = target.parent / "logic-example"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     subprocess.run(
         [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--no-build-isolation", "--target", str(target), str(EXAMPLE),
+            "--no-build-isolation", "--target", str(target), str(source),
         ],
         check=True,
         capture_output=True,
