@@ -531,7 +531,7 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             states = node_states(run.config)
-            last = {n: (s["state"], s["requests"]) for n, s in states.items()}
+            last = {n: (s["state"], s["requests"], s["message"][:160]) for n, s in states.items()}
             actives = [n for n, s in states.items() if s["state"] == "ACTIVE"]
             if len(actives) == 1 and all(settled(n, s) for n, s in states.items()):
                 return
