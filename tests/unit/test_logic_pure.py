@@ -454,6 +454,25 @@ def test_stopped_cleanly_means_a_thread_stopped_without_any_error() -> None:
     assert not converge.stopped_cleanly(obs(io_running="No", last_io_errno=1045))
     assert not converge.stopped_cleanly(obs(sql_running=False, last_sql_errno=1062))
     assert not converge.stopped_cleanly(obs(io_running="Connecting"))
+    # a repoint cut short after CHANGE MASTER: both stopped, the dead source's 2003 kept
+    assert converge.stopped_cleanly(obs(io_running="No", sql_running=False, last_io_errno=2003))
+    assert not converge.stopped_cleanly(
+        obs(io_running="No", sql_running=False, last_io_errno=2003, last_sql_errno=1062)
+    )
+
+
+def test_a_repoint_cut_short_after_its_change_master_is_finished() -> None:
+    """mpp killed between CHANGE MASTER (to the new primary) and START SLAVE: the replica
+    is stopped, already pointing at the ACTIVE node, with the old source's IO error kept."""
+    obs = star(SPEC, {"db1": "offline", "db2": "primary", "db3": "replica"}, source="db2")
+    cut = obs["db3"].replication
+    assert cut is not None
+    obs["db3"] = replace(
+        obs["db3"],
+        replication=replace(cut, io_running="No", sql_running=False, last_io_errno=2003),
+    )
+    assert converge.source_of(SPEC, obs["db3"]) == "db2"
+    assert Repoint("db3", source="db2") in converge.plan(SPEC, FAILED_OVER, FAILED_OVER, obs)
 
 
 def test_a_semi_sync_rejoin_asks_for_semi_sync() -> None:

@@ -219,9 +219,18 @@ def _repoint_standby(
 def stopped_cleanly(obs: Observation) -> bool:
     """Replication threads stopped without an error: a repoint cut short (mpp killed
     between its CHANGE MASTER and START SLAVE) or a STOP by hand. Converging starts them
-    again; a thread stopped by an error is the operator's to look at, never restarted."""
+    again; a thread stopped by an error is the operator's to look at, never restarted.
+
+    Both threads stopped with no SQL error is a STOP, whatever the IO error says: an IO
+    error stops the IO thread alone, and MariaDB keeps the last one (2003 from the dead old
+    primary) through STOP SLAVE and CHANGE MASTER, so a repoint cut short before its START
+    shows it (seen in the fault matrix's mpp-killed-mid-failover row; reproduced on 10.11)."""
     rep = obs.replication
-    if rep is None or rep.last_io_errno or rep.last_sql_errno:
+    if rep is None or rep.last_sql_errno:
+        return False
+    if rep.io_running == "No" and not rep.sql_running:
+        return True
+    if rep.last_io_errno:
         return False
     return rep.io_running == "No" or not rep.sql_running
 
