@@ -27,7 +27,7 @@ lint: setup
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25
 
 unit: setup
 	$(VENV)/bin/pytest -q -m "not integration"
