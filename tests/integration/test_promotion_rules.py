@@ -4,16 +4,23 @@ semi-sync settings at once, not only after a failover."""
 
 from __future__ import annotations
 
+import copy
+import json
 import time
+from pathlib import Path
 
 import pymysql
 import pytest
 
 from mpp import sandbox
-from mpp.model import ActionKind, State
+from mpp.faults import wait_for
+from mpp.model import ActionKind, PoolState, State
+from mpp.store import SqliteStore
+from tests.builders import write_config
 from tests.conftest import Cluster
+from tests.daemons import MppRun
 from tests.driver import Driver
-from tests.integration.test_topology import Make, active, app_write, pr_cluster, wait_row
+from tests.integration.test_topology import Make, active, app_write, pr_cluster, role, wait_row
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +102,42 @@ def test_a_running_primarys_semi_sync_settings_are_corrected_at_start(make_clust
             e for e in drive.store.history("main", limit=100) if e.action is ActionKind.SEMI_SYNC
         ]
         assert len(again) == 1
+
+
+def test_losing_the_primarys_site_waits_for_the_cli_takeover(
+    make_cluster: Make, tmp_path: Path
+) -> None:
+    """cross_site = "manual", db1 and db2 in dc1, db3 in dc2: dc1 lost whole, mpp run
+    keeps db3 a replica with the pool's alert until `mpp takeover main --to db3`."""
+    cluster = pr_cluster(make_cluster, cross_site="manual")
+    doc = copy.deepcopy(cluster.doc)
+    for node, site in zip(doc["pool"][0]["node"], ["dc1", "dc1", "dc2"], strict=True):
+        node["site"] = site
+    write_config(cluster.config_path, doc)
+    store = SqliteStore(cluster.config().state_path)
+    daemon = MppRun(cluster.config_path, tmp_path / "mpp-run.log")
+    try:
+
+        def stored() -> PoolState:
+            snap = store.load("main")
+            return snap.state if snap is not None else PoolState("main")
+
+        wait_for("db1 ACTIVE", lambda: active(stored()) == ["db1"], 15)
+        out = cluster.cli("status", "--json")
+        nodes = json.loads(out.stdout)["pools"][0]["nodes"]
+        assert [n["site"] for n in nodes] == ["dc1", "dc1", "dc2"]
+        cluster.kill("db2")
+        cluster.kill("db1")
+        wait_for("the cross-site alert", lambda: "cross_site = manual" in stored().alert, 15)
+        time.sleep(1.0)  # five more polls: still nobody promoted
+        assert active(stored()) == ["db1"]
+        assert role(cluster, "db3")[0] == 1, "db3 is still a read-only replica"
+        out = cluster.cli("takeover", "main", "--to", "db3")
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "TAKEOVER" in out.stdout
+        wait_for("db3 writable", lambda: role(cluster, "db3") == (0, None), 10)
+        alerts = [e for e in store.history("main", limit=200) if e.new == "ALERT"]
+        assert alerts and "no eligible node left in site dc1" in alerts[0].reason
+    finally:
+        daemon.stop()
+        store.close()
