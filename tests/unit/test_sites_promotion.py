@@ -142,6 +142,8 @@ def test_the_successor_is_eligible_safe_and_best_at_equal_data(
         assert key(chosen) == min(key(n) for n in same), (chosen, same)
         return
     assert [n.name for n in d.state.active] == ["db1"], "db1 is kept while none may take over"
+    if not _eligible(spec, delayed):
+        assert "no candidate mpp may promote by itself" in d.state.alert
     safe = [n for n in eligible if _lacks_nothing(obs, n, others)]
     event(f"kept ({cross})")
     assert not safe, f"{safe} could safely take over but nobody was promoted: {d.state.alert}"

@@ -214,6 +214,21 @@ class PrimaryReplicaCycle(Cycle):
             return f"a delayed replica (MASTER_DELAY {rep.sql_delay}s)"
         return ""
 
+    def say_unpromotable(self, failing: str, verdicts: Mapping[str, Verdict]) -> None:
+        """A failing primary kept because every healthy standby is one mpp may not promote
+        by itself (`promotion = "never"`, delayed): the operator's to decide."""
+        held = [
+            f"{n.name} ({why})"
+            for n in self.candidates(verdicts, automatic=False)
+            if (why := self.unpromotable(n.name))
+        ]
+        if held:
+            self.alert(
+                failing,
+                f"no candidate mpp may promote by itself: {', '.join(held)}; "
+                f"`mpp takeover {self.spec.name} --to NODE` if one should take over",
+            )
+
     def home_site(self) -> str:
         """The failed primary's site: the ACTIVE node's, else the configured primary's
         ("" when it has none: no site preference)."""
@@ -276,6 +291,7 @@ class PrimaryReplicaCycle(Cycle):
             return
         if not candidates:
             self.fail_active(current, candidates, verdicts)  # keeps it, says why
+            self.say_unpromotable(current.name, verdicts)
             return
         blocked = self.blocked_reason()
         if blocked:
