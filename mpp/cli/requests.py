@@ -79,14 +79,19 @@ def _withdraw(c: Ctx, pool_name: str, request_id: str) -> None:
 
 
 def _report(events: list[Event], takeover_to: str = "") -> bool:
-    """False when anything was refused, rolled back, vetoed or FAILED; for a takeover, the
-    fence of another node may fail: the primary it replaces is usually the one that cannot
-    be reached (a dead primary, a lost site), and the promotion does not wait for it."""
+    """False when anything was refused, rolled back, vetoed or FAILED; for a takeover whose
+    target was promoted, the fence of another node may fail: the primary it replaces is
+    usually the one that cannot be reached (a dead primary, a lost site), and that fence
+    runs in the background without holding the promotion (a fence the promotion must
+    wait for stops the plan before the Promote, which then never reports ok)."""
     ok = True
+    promoted = any(
+        e.action is ActionKind.PROMOTE and e.node == takeover_to and e.new == "ok" for e in events
+    )
     for e in events:
         if e.kind == "status":
             continue
-        expected = bool(takeover_to) and e.action is ActionKind.FENCE and e.node != takeover_to
+        expected = promoted and e.action is ActionKind.FENCE and e.node != takeover_to
         if e.new in ("refused", "rolled back", "vetoed", "FAILED") and not expected:
             ok = False
         when = time.strftime("%H:%M:%S", time.localtime(e.at))
