@@ -15,6 +15,7 @@ random GTID positions; db1 then dies (every replica lost it too). Checked:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -25,6 +26,7 @@ from mpp.logic import gtid
 from mpp.logic.failover import apply_command, complete, converge, decide, initial_state
 from mpp.logic.health import classify
 from mpp.model import (
+    CommandRefused,
     CrossSite,
     EventKind,
     NodeSpec,
@@ -34,6 +36,7 @@ from mpp.model import (
     PoolState,
     Promote,
     Promotion,
+    Recover,
     ReplicationPolicy,
     SemiSync,
     State,
@@ -72,11 +75,12 @@ def pools(draw: Any) -> tuple[PoolSpec, dict[str, str], set[str], CrossSite]:
 
 
 def _delay(obs: dict[str, Observation], delayed: set[str]) -> dict[str, Observation]:
+    """The `delayed` nodes' replication with MASTER_DELAY (those that replicate now)."""
     out = dict(obs)
     for name in delayed:
         rep = out[name].replication
-        assert rep is not None
-        out[name] = replace(out[name], replication=replace(rep, sql_delay=3600))
+        if rep is not None:
+            out[name] = replace(out[name], replication=replace(rep, sql_delay=3600))
     return out
 
 
@@ -305,3 +309,75 @@ def test_no_sites_and_normal_promotion_rank_as_before() -> None:
     # with no site known, prefer decides
     assert converge.order(sited, ["db2", "db3", "db4"], obs, "") == ["db3", "db4", "db2"]
     assert NodeSpec("x", spec.nodes[0].type).promotion is Promotion.NORMAL
+
+
+STAR_KINDS = ["replica"] * 4 + ["offline", "io_lost", "sql_stopped", "fenced", "lagging"]
+
+
+@st.composite
+def histories(draw: Any) -> tuple[PoolSpec, set[str], list[Any]]:
+    spec, _, delayed, _ = draw(pools())
+    names = [n.name for n in spec.nodes]
+    steps: list[Any] = []
+    writer = "db1"
+    for _ in range(draw(st.integers(3, 25))):
+        if draw(st.integers(0, 5)) == 0:
+            node = draw(st.sampled_from(names))
+            steps.append(
+                draw(
+                    st.sampled_from(
+                        [Takeover(node), Switchover(node), Switchover(None), Recover(node)]
+                    )
+                )
+            )
+            continue
+        if draw(st.integers(0, 6)) == 0:
+            writer = draw(st.sampled_from(names))
+        kinds = {m: draw(st.sampled_from(STAR_KINDS)) for m in names if m != writer}
+        kinds[writer] = draw(st.sampled_from(["primary"] * 4 + ["offline", "fenced"]))
+        gtids = {m: draw(st.sampled_from(POSITIONS)) for m in names}
+        steps.append((kinds, writer, gtids, draw(st.booleans())))
+    return spec, delayed, steps
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(histories())
+def test_mpps_own_promotions_respect_the_rules_over_random_histories(
+    history: tuple[PoolSpec, set[str], list[Any]],
+) -> None:
+    """Over random polls and operator commands: never two ACTIVE nodes, and a node that a
+    poll cycle makes ACTIVE by mpp's own choice (no request carried out, no switchover
+    resolved) is a running primary, or neither `never` nor delayed, and with cross_site =
+    manual in the site of the node it replaces (or of the configured primary)."""
+    spec, delayed, steps = history
+    state = initial_state(spec)
+    now = 0.0
+    for step in steps:
+        now += 1.0
+        if not isinstance(step, tuple):
+            with contextlib.suppress(CommandRefused):
+                state = apply_command(spec, state, step, now).state
+            continue
+        kinds, writer, gtids, run = step
+        obs = _delay(star(spec, kinds, source=writer, gtids=gtids, at=now), delayed)
+        d = decide(spec, state, obs, now)
+        actives = [n.name for n in d.state.active]
+        assert len(actives) <= 1
+        own = state.request is None and state.switching is None
+        before = [n.name for n in state.active]
+        for name in actives:
+            if name in before or not own:
+                continue
+            seen = obs.get(name)
+            if converge.is_primary(seen):
+                continue
+            event(f"promoted by mpp ({spec.replication.cross_site})")
+            assert spec.spec(name).promotion is not Promotion.NEVER, name
+            assert seen is None or seen.replication is None or not seen.replication.delayed
+            if spec.replication.cross_site is CrossSite.MANUAL:
+                home = spec.spec((before or ["db1"])[0]).site
+                assert spec.spec(name).site == home, (name, home)
+        state = d.state
+        if run and d.actions:
+            outcomes = [Outcome(a, True, "", 0.01) for a in d.actions if not a.best_effort]
+            state = complete(spec, state, outcomes, now + 0.1).state
