@@ -10,7 +10,11 @@ random GTID positions; db1 then dies (every replica lost it too). Checked:
 4. with cross_site = "auto", an eligible node lacking nothing is always promoted;
 5. with cross_site = "manual", the successor is in db1's site; with no eligible node there,
    nobody is promoted, the pool alert says why (an ALERT event with that reason), and the
-   operator's takeover of a remote node that lacks nothing makes it ACTIVE.
+   operator's takeover of a remote node that lacks nothing makes it ACTIVE;
+6. over random histories of polls and operator commands on such pools: never two ACTIVE
+   nodes, and whatever mpp promotes by itself obeys 1 and 5.
+Besides: a delayed replica's lag counts only past its delay; a running primary gets mpp's
+semi-sync settings exactly when they differ; pools without the new keys rank as before.
 """
 
 from __future__ import annotations
