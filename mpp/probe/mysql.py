@@ -61,7 +61,7 @@ class NodeProber:
             # a probe is then one RTT, not two, inside the same deadline
             with conn.cursor() as cur:
                 cur.execute(f"{flavor.health_sql}; {flavor.replica_status_sql}")
-                row = cur.fetchone() or (None, "", "", None, None, None, None)
+                row = cur.fetchone() or (None, "", "", None, None)
                 if not cur.nextset():
                     raise pymysql.err.InternalError(0, "no replication status in the answer")
                 status = cur.fetchone()
