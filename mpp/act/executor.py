@@ -137,6 +137,9 @@ class Executor:
                 return self._catch_up(conn, flavor, source, timeout)
             case plan.Promote(timeout=timeout, semi_sync=semi):
                 return self._promote(conn, flavor, timeout, semi)
+            case plan.SemiSync():
+                _execute(conn, self._semi_sync_primary_sql(flavor))
+                return "semi-sync primary settings applied"
             case plan.Repoint(source=source, semi_sync=semi, keep_writable=ring):
                 return self._repoint(conn, flavor, source, semi, fence=not ring)
         raise ActionFailed(f"unknown action {action!r}")
@@ -218,9 +221,13 @@ class Executor:
         _execute(conn, flavor.promote_sql())
         steps.append("replication reset, writable")
         if semi_sync:
-            _execute(conn, flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000)))
+            _execute(conn, self._semi_sync_primary_sql(flavor))
             steps.append("semi-sync primary on")
         return "; ".join(steps)
+
+    def _semi_sync_primary_sql(self, flavor: Flavor) -> list[str]:
+        """The primary side of semi-sync with the pool's timeout (Promote and SemiSync)."""
+        return flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000))
 
     def _repoint(
         self, conn: Any, flavor: Flavor, source: str, semi_sync: bool, fence: bool = True

@@ -18,7 +18,7 @@ import click
 
 from mpp.cli.common import Ctx, console, errors, pass_ctx
 from mpp.config import parse_duration
-from mpp.model import Acknowledge, Command, Event, PoolState, Switchover, Takeover
+from mpp.model import Acknowledge, ActionKind, Command, Event, PoolState, Switchover, Takeover
 from mpp.run.transact import command
 
 
@@ -39,8 +39,12 @@ def _submit(c: Ctx, pool_name: str, order: Command) -> int:
         return len(store.history(pool_name, limit=1_000_000))
 
 
-def _follow(c: Ctx, pool_name: str, request_id: str, seen: int, wait: float) -> bool:
-    """Wait for the daemon to carry the request out; print what happened. True on success."""
+def _follow(
+    c: Ctx, pool_name: str, request_id: str, seen: int, wait: float, target: str = ""
+) -> bool:
+    """Wait for the daemon to carry the request out; print what happened. True on success.
+    `target`: a takeover's node (the fence of the primary it replaces may fail, see
+    `_report`)."""
     interval = c.config.mpp.interval
     pickup = 3 * interval + 5.0
     started = time.monotonic()
@@ -51,7 +55,7 @@ def _follow(c: Ctx, pool_name: str, request_id: str, seen: int, wait: float) -> 
             pending = state is not None and _pending(state, request_id)
             if state is not None and not pending:
                 events = store.history(pool_name, limit=1_000_000)[seen:]
-                return _report(events)
+                return _report(events, target)
             waited = time.monotonic() - started
             picked_up = state is not None and state.request is None
             if (not picked_up and waited > pickup) or waited > pickup + wait:
@@ -74,12 +78,21 @@ def _withdraw(c: Ctx, pool_name: str, request_id: str) -> None:
             store.save(replace(snap.state, request=None), (), snap.version)
 
 
-def _report(events: list[Event]) -> bool:
+def _report(events: list[Event], takeover_to: str = "") -> bool:
+    """False when anything was refused, rolled back, vetoed or FAILED; for a takeover whose
+    target was promoted, the fence of another node may fail: the primary it replaces is
+    usually the one that cannot be reached (a dead primary, a lost site), and that fence
+    runs in the background without holding the promotion (a fence the promotion must
+    wait for stops the plan before the Promote, which then never reports ok)."""
     ok = True
+    promoted = any(
+        e.action is ActionKind.PROMOTE and e.node == takeover_to and e.new == "ok" for e in events
+    )
     for e in events:
         if e.kind == "status":
             continue
-        if e.new in ("refused", "rolled back", "vetoed", "FAILED"):
+        expected = promoted and e.action is ActionKind.FENCE and e.node != takeover_to
+        if e.new in ("refused", "rolled back", "vetoed", "FAILED") and not expected:
             ok = False
         when = time.strftime("%H:%M:%S", time.localtime(e.at))
         console.print(f"{when} {e.node}: {e.old} -> {e.new}  ({e.reason})", highlight=False)
@@ -122,7 +135,8 @@ def takeover(c: Ctx, pool: str, target: str, force: bool) -> None:
         request_id = uuid.uuid4().hex
         seen = _submit(c, pool, Takeover(target, force, request_id))
         console.print(f"takeover of {pool} by {target} requested; waiting for the daemon...")
-        ok = _follow(c, pool, request_id, seen, c.config.get_pool(pool).catchup_timeout + 10.0)
+        wait = c.config.get_pool(pool).catchup_timeout + 10.0
+        ok = _follow(c, pool, request_id, seen, wait, target)
     sys.exit(0 if ok else 1)
 
 

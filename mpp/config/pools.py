@@ -19,6 +19,7 @@ from mpp.config.values import (
     EnvName,
     FileName,
     Printable,
+    _key_error,
     _Strict,
     split_address,
 )
@@ -33,6 +34,13 @@ class NodeConfig(_Strict):
     # where the other nodes replicate from this one, when their network is not mpp's (a
     # management network, a proxy in front of the node); None: `address`
     replication_address: Address | None = None
+    # where the node runs (docs/sites.md): a failover prefers its failed primary's site
+    site: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] | None
+    ) = None
+    # may mpp promote it by its own choice: "prefer" wins at equal data, "never" stays a
+    # replica unless the operator names it (switchover --to, takeover --to)
+    promotion: Literal["prefer", "normal", "never"] = "normal"
 
     @property
     def host(self) -> str:
@@ -128,6 +136,8 @@ class PoolConfig(_Strict):
     # master-master: repoint around a failed ring member, re-insert it when it returns
     ring_repair: bool = False
     semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
+    # "manual": a failover never moves the writes to another site by itself (docs/sites.md)
+    cross_site: Literal["auto", "manual"] = "auto"
     repl_user: Annotated[Printable, Field(min_length=1)] = "repl"
     repl_password_env: EnvName | None = None
     repl_password_file: FileName | None = None
@@ -219,6 +229,14 @@ class PoolConfig(_Strict):
                 'ca_file, cert_file and key_file need tls = "required" or stricter '
                 f'(tls = "{self.tls}" uses none of them)'
             )
+        if self.cross_site == "manual":
+            unsited = [n.name for n in self.node if n.site is None]
+            if unsited:
+                raise _key_error(
+                    "cross_site",
+                    '"manual" keeps failovers inside the primary\'s site, so every '
+                    f'[[pool.node]] needs site = "NAME"; missing on: {", ".join(unsited)}',
+                )
         primaries = [n.name for n in self.node if n.type == "primary"]
         if len(primaries) != 1:
             raise ValueError(

@@ -60,6 +60,10 @@ class MppSection(_Strict):
     # holding the leadership lease decides and acts, the others follow; `name` says who
     name: Printable = Field(default_factory=socket.gethostname, min_length=1)
     leader_ttl: Annotated[Duration, Field(ge=2)] = 10.0
+    # the site this instance runs in (docs/sites.md), as nodes name theirs; None: not said
+    site: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] | None
+    ) = None
     # pools shared among the instances on one store (mpp.run.shards): each pool has its own
     # lease and the live instances spread the pools; false: one instance leads them all
     shard: bool = False

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from mpp.model import (
     AgentPolicy,
     ClusterPolicy,
+    CrossSite,
     FailoverPolicy,
     NodeSpec,
     NodeType,
     PoolSpec,
+    Promotion,
     ReplicationPolicy,
     Schedule,
     Topology,
@@ -29,7 +31,17 @@ if TYPE_CHECKING:
 def pool_spec(pool: PoolConfig) -> PoolSpec:
     return PoolSpec(
         name=pool.name,
-        nodes=tuple(NodeSpec(n.name, NodeType(n.type), n.address, n.source) for n in pool.node),
+        nodes=tuple(
+            NodeSpec(
+                n.name,
+                NodeType(n.type),
+                n.address,
+                n.source,
+                site=n.site or "",
+                promotion=Promotion(n.promotion),
+            )
+            for n in pool.node
+        ),
         fail_point=pool.fail_point,
         max_lag=pool.max_lag,
         topology=Topology(pool.topology),
@@ -37,7 +49,12 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         failover=FailoverPolicy(hostile_takeover=pool.hostile_takeover),
         # every ReplicationPolicy field is the pool key of the same name
         replication=ReplicationPolicy(
-            **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
+            **{
+                f.name: getattr(pool, f.name)
+                for f in fields(ReplicationPolicy)
+                if f.name != "cross_site"
+            },
+            cross_site=CrossSite(pool.cross_site),
         ),
         schedules=tuple(
             Schedule(e.cron, e.switchover_to, e.timeout or pool.switchover_timeout, e.timezone)

@@ -110,10 +110,15 @@ def _replication_verdict(
         return Verdict.REPLICATION, f"replication IO thread {rep.io_running} to {label}{detail}"
     if rep.seconds_behind is None:
         return Verdict.REPLICATION, f"replication lag from {label} unknown"
-    if rep.seconds_behind > spec.max_lag:
+    # a delayed replica (MASTER_DELAY) is behind by design: only what it lags past its
+    # delay counts against max_lag
+    late = rep.seconds_behind - rep.sql_delay if rep.delayed else rep.seconds_behind
+    delay = f" (MASTER_DELAY {rep.sql_delay}s by design)" if rep.delayed else ""
+    if late > spec.max_lag:
+        past = f", {late}s past its MASTER_DELAY {rep.sql_delay}s," if rep.delayed else ""
         return (
             Verdict.REPLICATION,
-            f"replication lag {rep.seconds_behind}s over max_lag {spec.max_lag:g}s",
+            f"replication lag {rep.seconds_behind}s{past} over max_lag {spec.max_lag:g}s",
         )
     if rep.relay_pending_bytes == 0:
         applied = "relay log applied"
@@ -121,7 +126,10 @@ def _replication_verdict(
         applied = "relay log being applied"
     else:
         applied = f"{rep.relay_pending_bytes} bytes of relay log to apply"
-    return Verdict.GOOD, f"replicating from {label}, lag {rep.seconds_behind}s, {applied}"
+    return (
+        Verdict.GOOD,
+        f"replicating from {label}, lag {rep.seconds_behind}s{delay}, {applied}",
+    )
 
 
 def _source_name(spec: PoolSpec, rep: Replication) -> str | None:

@@ -29,7 +29,15 @@ from mpp.model.command import (
     Takeover,
 )
 from mpp.model.event import Event
-from mpp.model.kinds import ActionKind, ChangeKind, EventKind, RequestKind, Topology
+from mpp.model.kinds import (
+    ActionKind,
+    ChangeKind,
+    CrossSite,
+    EventKind,
+    Promotion,
+    RequestKind,
+    Topology,
+)
 from mpp.model.node import NodeState, NodeType, State, Status, Verdict
 from mpp.model.observation import Observation, Replication
 from mpp.model.plan import (
@@ -42,6 +50,7 @@ from mpp.model.plan import (
     Outcome,
     Promote,
     Repoint,
+    SemiSync,
     SetReadOnly,
     Unfence,
 )
@@ -70,6 +79,7 @@ __all__ = [
     "ClusterPolicy",
     "Command",
     "CommandRefused",
+    "CrossSite",
     "Decision",
     "Detach",
     "Event",
@@ -87,6 +97,7 @@ __all__ = [
     "PoolState",
     "Process",
     "Promote",
+    "Promotion",
     "Recover",
     "Replication",
     "ReplicationPolicy",
@@ -94,6 +105,7 @@ __all__ = [
     "Request",
     "RequestKind",
     "Schedule",
+    "SemiSync",
     "SetReadOnly",
     "State",
     "Status",

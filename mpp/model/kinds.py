@@ -65,3 +65,24 @@ class ActionKind(enum.StrEnum):
     REPOINT = "repoint"
     REJOIN = "rejoin"
     SET_READ_ONLY = "setreadonly"
+    SEMI_SYNC = "semisync"  # the running primary's semi-sync settings made mpp's
+
+
+class Promotion(enum.StrEnum):
+    """May a node be promoted by mpp's own choice (failover, automatic election)? An
+    operator's switchover or takeover to it is always allowed."""
+
+    PREFER = "prefer"  # wins over a normal candidate holding the same data
+    NORMAL = "normal"
+    NEVER = "never"  # stays a replica unless the operator names it
+
+    @property
+    def rank(self) -> int:
+        return {Promotion.PREFER: 0, Promotion.NORMAL: 1, Promotion.NEVER: 2}[self]
+
+
+class CrossSite(enum.StrEnum):
+    """May a failover move the writes to another site by itself (docs/sites.md)?"""
+
+    AUTO = "auto"
+    MANUAL = "manual"  # losing the primary's whole site waits for `mpp takeover`

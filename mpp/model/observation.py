@@ -24,6 +24,12 @@ class Replication:
     relay_pending_bytes: int | None = 0  # read but unexecuted bytes; None: not comparable
     using_gtid: str = ""
     gtid_io_pos: str = ""
+    # MASTER_DELAY (SQL_Delay): a delayed replica by design; its lag includes this much
+    sql_delay: int = 0
+
+    @property
+    def delayed(self) -> bool:
+        return self.sql_delay > 0
 
     @property
     def source_address(self) -> str:
@@ -46,6 +52,9 @@ class Observation:
     gtid_binlog: str = ""  # what its own binlog holds (MariaDB gtid_binlog_pos): errant checks
     semi_sync_primary: bool | None = None
     semi_sync_replica: bool | None = None
+    # the primary side's settings as the server has them (None/"": not read)
+    semi_sync_timeout_ms: int | None = None
+    semi_sync_wait_point: str = ""
     replication: Replication | None = None
     agent: AgentView | None = None  # the node agent's newest report (None: no agent)
 

@@ -109,6 +109,14 @@ class SetReadOnly(Action):
 
 
 @dataclass(frozen=True)
+class SemiSync(Action):
+    """Give a running primary mpp's semi-sync settings (timeout, AFTER_SYNC): one mpp
+    found with settings of its own, not one it promoted."""
+
+    kind: ClassVar[ActionKind] = ActionKind.SEMI_SYNC
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened when the executor carried out one action."""
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from mpp.model.kinds import Topology
+from mpp.model.kinds import CrossSite, Promotion, Topology
 from mpp.model.node import NodeType
 
 
@@ -21,6 +21,8 @@ class NodeSpec:
     # what replicas of this node report as their source (the config's replication_address,
     # else `address`): a replica's source is matched against it, not against mpp's address
     replication_address: str = ""
+    site: str = ""  # where it runs ("dc1"); "": not said (no site preference applies)
+    promotion: Promotion = Promotion.NORMAL
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class ReplicationPolicy:
     failover_block: float = 60.0  # anti-flapping: seconds after a failover
     catchup_timeout: float = 10.0
     semi_sync: bool = False
+    # what mpp sets on the primary with semi_sync (also on one it finds running)
+    semi_sync_timeout: float = 30.0
+    # auto: a failover may promote a node of another site; manual: when no eligible node
+    # is left in the failed primary's site, wait for the operator's `mpp takeover`
+    cross_site: CrossSite = CrossSite.AUTO
     # master-master rings: close the ring around a failed member and put a returning one
     # back in its place (mpp.logic.failover.ring); off: MPP's ring, state only
     ring_repair: bool = False

@@ -35,17 +35,31 @@ class Flavor:
     def health_sql(self) -> str:
         """The trivial query of MPP's connect check, also reading read_only, GTIDs, semi-sync.
 
-        Columns: read_only, applied GTIDs, own binlog GTIDs, semi-sync primary, replica.
+        Columns: read_only, applied GTIDs, own binlog GTIDs, semi-sync primary, replica,
+        then the primary side's timeout (ms) and wait point (`semi_sync_settings`), so that
+        mpp can give a primary it did not promote its own settings, in the same round trip.
         MySQL's semi-sync variables exist only with the plugin loaded, so they read NULL.
         """
         if self.is_mariadb:
             return (
                 "SELECT @@global.read_only, @@global.gtid_current_pos, @@global.gtid_binlog_pos, "
-                "@@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_slave_enabled"
+                "@@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_slave_enabled, "
+                "@@global.rpl_semi_sync_master_timeout, @@global.rpl_semi_sync_master_wait_point"
             )
         return (
-            "SELECT @@global.read_only, @@global.gtid_executed, @@global.gtid_executed, NULL, NULL"
+            "SELECT @@global.read_only, @@global.gtid_executed, @@global.gtid_executed, "
+            "NULL, NULL, NULL, NULL"
         )
+
+    @staticmethod
+    def semi_sync_settings(row: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+        """The health row's semi-sync timeout and wait point, as Observation fields."""
+        timeout = row[5] if len(row) > 5 else None
+        point = row[6] if len(row) > 6 else None
+        return {
+            "semi_sync_timeout_ms": None if timeout is None else _int(timeout),
+            "semi_sync_wait_point": str(point or "").upper(),
+        }
 
     # -- topology changes (mpp.act.executor) ---------------------------------------------------
 
@@ -233,6 +247,8 @@ class Flavor:
             relay_pending_bytes=pending,
             using_gtid=str(col("Using_Gtid") or col("Auto_Position") or ""),
             gtid_io_pos=str(col("Gtid_IO_Pos") or col("Retrieved_Gtid_Set") or ""),
+            # MASTER_DELAY / SOURCE_DELAY: MariaDB and MySQL both name the column SQL_Delay
+            sql_delay=_int(col("SQL_Delay")),
         )
 
 

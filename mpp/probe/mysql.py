@@ -84,6 +84,7 @@ class NodeProber:
             gtid_binlog=str(row[2] or ""),
             semi_sync_primary=_flag(row[3]),
             semi_sync_replica=_flag(row[4]),
+            **flavor.semi_sync_settings(row),
             replication=replication,
         )
 

@@ -69,6 +69,8 @@ def pool_document(
                 "name": n.name,
                 "address": n.address,
                 "type": n.type,
+                "site": n.site,  # docs/sites.md; None: not said
+                "promotion": n.promotion,
                 "state": ns.state.value,
                 "status": status.label,
                 "level": int(status),
@@ -238,7 +240,7 @@ def table(doc: dict[str, Any]) -> Table:
             last = n["last_request"] or "-"
             t.add_row(
                 n["type"][0].upper(),
-                f"{n['name']} ({n['address']})",
+                f"{n['name']} ({n['address']})" + (f" @{n['site']}" if n.get("site") else ""),
                 str(n["requests"]),
                 last.replace("T", " ")[:19],
                 Text(level.label, _STATUS_STYLE[level]),

@@ -7,9 +7,14 @@ Rules of this module:
   read-only replica of it, any other writable node is fenced. Doing it by convergence, every
   cycle, is what makes a crash mid-failover harmless: a restarted mpp sees the half-done
   topology and finishes it towards the ACTIVE node already recorded; it never picks another.
-- Candidates are ordered by how much they have received (GTID), then by priority. A
-  candidate that lacks transactions another reachable node has is never chosen unless the
-  operator forces it (mpp takeover --force).
+- Candidates are ordered by how much they have received (GTID), then, at equal data, a
+  node in the failed primary's site before a remote one, `promotion = "prefer"` before
+  "normal", then priority. A candidate that lacks transactions another reachable node has
+  is never chosen unless the operator forces it (mpp takeover --force). Nodes with
+  `promotion = "never"` and delayed replicas (MASTER_DELAY) are not candidates at all
+  (primary_replica.py filters them before ordering).
+- The ACTIVE node's semi-sync settings are mpp's (semi_sync_timeout, AFTER_SYNC) whoever
+  set them: a primary found running with its own is given mpp's (a SemiSync action).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from mpp.model import (
     PoolState,
     Promote,
     Repoint,
+    SemiSync,
     SetReadOnly,
     State,
 )
@@ -83,11 +89,16 @@ def second_look(spec: PoolSpec, observations: Mapping[str, Observation]) -> list
 
 
 def order(
-    spec: PoolSpec, names: Sequence[str], observations: Mapping[str, Observation]
+    spec: PoolSpec,
+    names: Sequence[str],
+    observations: Mapping[str, Observation],
+    site: str = "",
 ) -> list[str]:
-    """Best candidate first: a running primary, then the most received, then priority."""
+    """Best candidate first: a running primary, then the most received, then (at equal
+    data) a node in `site` (the failed primary's; "": no preference), then a preferred
+    node (`promotion = "prefer"`), then priority."""
 
-    def rank(name: str) -> tuple[int, int, int]:
+    def rank(name: str) -> tuple[int, int, int, int, int]:
         obs = observations.get(name)
         ahead = sum(
             1
@@ -96,7 +107,15 @@ def order(
             and gtid.contains(received(obs), received(observations.get(other)))
             and not gtid.contains(received(observations.get(other)), received(obs))
         )
-        return (0 if is_primary(obs) else 1, -ahead, spec.priority(name))
+        node = spec.spec(name)
+        remote = 1 if site and node.site != site else 0
+        return (
+            0 if is_primary(obs) else 1,
+            -ahead,
+            remote,
+            node.promotion.rank,
+            spec.priority(name),
+        )
 
     return sorted(names, key=rank)
 
@@ -183,7 +202,28 @@ def _promote(spec: PoolSpec, node: NodeState, obs: Observation | None) -> list[A
                 semi_sync=spec.replication.semi_sync,
             )
         ]
+    if spec.replication.semi_sync and semi_sync_differs(spec, obs):
+        return [SemiSync(node.name)]
     return []
+
+
+WAIT_POINT = "AFTER_SYNC"  # a commit waits for the ACK before the engine commits
+
+
+def semi_sync_differs(spec: PoolSpec, obs: Observation) -> str:
+    """How a semi-sync primary's settings differ from mpp's ("" when they do not, or when
+    the probe could not read them): a primary mpp did not promote keeps whatever it was
+    started with (MariaDB's 10 s and AFTER_COMMIT by default)."""
+    if obs.semi_sync_primary is not True:
+        return ""
+    wanted = int(spec.replication.semi_sync_timeout * 1000)  # as the executor sets it
+    seen = []
+    if obs.semi_sync_timeout_ms is not None and obs.semi_sync_timeout_ms != wanted:
+        seen.append(f"timeout {obs.semi_sync_timeout_ms} ms, not {wanted}")
+    point = obs.semi_sync_wait_point.upper()
+    if point and point != WAIT_POINT:
+        seen.append(f"wait point {point}, not {WAIT_POINT}")
+    return "; ".join(seen)
 
 
 def _fence_failed(node: NodeState, obs: Observation | None, just_demoted: bool) -> list[Action]:

@@ -16,7 +16,7 @@ from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
 from mpp.model.command import CommandRefused
 from mpp.model.event import Event
-from mpp.model.kinds import ChangeKind, EventKind
+from mpp.model.kinds import ChangeKind, EventKind, Promotion
 from mpp.model.node import NodeState, State, Verdict
 from mpp.model.observation import Observation
 from mpp.model.plan import Decision, Outcome
@@ -151,13 +151,15 @@ class Cycle(AgentRules):
     # -- 3. the ACTIVE node ----------------------------------------------------------------
 
     def candidates(self, verdicts: Mapping[str, Verdict]) -> list[NodeState]:
-        """Nodes that may take ACTIVE now: healthy this cycle and not failed, best first."""
+        """Nodes that may take ACTIVE now: healthy this cycle and not failed, best first;
+        never one with `promotion = "never"` (the operator's `activate` may name it)."""
         return [
             n
             for n in self.by_priority()
             if n.state in (State.STANDBY, State.UNKNOWN)
             and verdicts.get(n.name) is Verdict.GOOD
             and not self.resting(n.name)
+            and self.spec.spec(n.name).promotion is not Promotion.NEVER
         ]
 
     def choose_active(self, verdicts: Mapping[str, Verdict]) -> None:
@@ -272,6 +274,7 @@ class Cycle(AgentRules):
                 and n.req == 0
                 and n.reachable
                 and not self.resting(n.name)
+                and self.spec.spec(n.name).promotion is not Promotion.NEVER
             ]
             if not successors and not force:
                 raise CommandRefused(

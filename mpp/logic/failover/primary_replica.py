@@ -5,8 +5,12 @@ writable primary and mpp rewires replication itself:
 - Detection asks the replicas (as orchestrator does): a primary that only mpp cannot reach
   while replicas still stream from it is not failed over; one that every replica lost as
   well is confirmed dead and fails at once instead of climbing the whole ladder.
-- The successor is the candidate that received the most (GTID), then priority; a candidate
+- The successor is the candidate that received the most (GTID), then, at equal data, one
+  in the failed primary's site, a `promotion = "prefer"` one, then priority; a candidate
   lacking transactions another reachable node has is refused (operator: takeover --force).
+  Nodes with `promotion = "never"` and delayed replicas (MASTER_DELAY) are never chosen by
+  mpp itself; with `cross_site = "manual"` a failover that would have to leave the
+  primary's site waits, with an alert, for the operator's `mpp takeover` (docs/sites.md).
 - No automatic failback: handing ACTIVE back to a higher-priority node is a switchover,
   which only the operator starts. auto_failover = false and the failover_block
   (anti-flapping) leave a failing primary in place with an alert for the operator.
@@ -29,14 +33,17 @@ from mpp.model import (
     CatchUp,
     Change,
     ChangeKind,
+    CrossSite,
     Decision,
     EventKind,
     Fence,
     NodeState,
+    NodeType,
     Observation,
     Outcome,
     PoolState,
     Promote,
+    Promotion,
     Repoint,
     Request,
     RequestKind,
@@ -170,15 +177,86 @@ class PrimaryReplicaCycle(Cycle):
 
     # -- choosing the ACTIVE node ----------------------------------------------------------
 
-    def candidates(self, verdicts: Mapping[str, Verdict]) -> list[NodeState]:
+    def candidates(
+        self, verdicts: Mapping[str, Verdict], automatic: bool = True
+    ) -> list[NodeState]:
+        """Healthy nodes that may take ACTIVE, best first. `automatic`: mpp's own choice,
+        which leaves out what `unpromotable` names (an operator's switchover may name
+        them)."""
         names = [
             n.name
             for n in self.nodes.values()
             if n.state in (State.STANDBY, State.UNKNOWN)
             and verdicts.get(n.name) is Verdict.GOOD
             and not self.resting(n.name)
+            and not (automatic and self.unpromotable(n.name))
         ]
-        return [self.nodes[n] for n in converge.order(self.spec, names, self.obs)]
+        ordered = converge.order(self.spec, names, self.obs, self.home_site())
+        return [self.nodes[n] for n in ordered]
+
+    def unpromotable(self, name: str) -> str:
+        """Why mpp must not promote `name` by itself ("" when it may). A node already
+        running as the primary is recognised, not promoted: it is never left out (electing
+        another would fence the server its clients write to)."""
+        obs = self.obs.get(name)
+        if converge.is_primary(obs):
+            return ""
+        if self.spec.spec(name).promotion is Promotion.NEVER:
+            return 'promotion = "never"'
+        return self.delay(name)
+
+    def delay(self, name: str) -> str:
+        """A delayed replica applies what it receives only after MASTER_DELAY: promoted,
+        it would first have to apply that much, or lose it."""
+        obs = self.obs.get(name)
+        rep = obs.replication if obs is not None else None
+        if rep is not None and rep.delayed:
+            return f"a delayed replica (MASTER_DELAY {rep.sql_delay}s)"
+        return ""
+
+    def say_unpromotable(self, failing: str, verdicts: Mapping[str, Verdict]) -> None:
+        """A failing primary kept because every healthy standby is one mpp may not promote
+        by itself (`promotion = "never"`, delayed): the operator's to decide."""
+        held = [
+            f"{n.name} ({why})"
+            for n in self.candidates(verdicts, automatic=False)
+            if (why := self.unpromotable(n.name))
+        ]
+        if held:
+            self.alert(
+                failing,
+                f"no candidate mpp may promote by itself: {', '.join(held)}; "
+                f"`mpp takeover {self.spec.name} --to NODE` if one should take over",
+            )
+
+    def home_site(self) -> str:
+        """The failed primary's site: the ACTIVE node's, else the configured primary's
+        ("" when it has none: no site preference)."""
+        names = {n.name for n in self.spec.nodes}
+        active = [n.name for n in self.base.nodes if n.state is State.ACTIVE and n.name in names]
+        primary = [n.name for n in self.spec.nodes if n.type is NodeType.PRIMARY]
+        home = (active or primary or [""])[0]
+        return self.spec.spec(home).site if home else ""
+
+    def within_site(self, candidates: list[NodeState], failing: str | None) -> list[NodeState]:
+        """With cross_site = "manual", only candidates in the failed primary's site; none
+        there while others are elsewhere: an alert, and the operator's takeover decides
+        (a whole site lost looks, from the other side, like a cut link)."""
+        if self.spec.replication.cross_site is not CrossSite.MANUAL or not candidates:
+            return candidates
+        if converge.is_primary(self.obs.get(candidates[0].name)):
+            return candidates  # the running primary, recognised: nothing is moved
+        home = self.home_site()
+        local = [c for c in candidates if self.spec.spec(c.name).site == home]
+        if not local:
+            remote = ", ".join(f"{c.name} ({self.spec.spec(c.name).site})" for c in candidates)
+            self.alert(
+                failing or candidates[0].name,
+                f"no eligible node left in site {home} and cross_site = manual: not "
+                f"promoting {remote} by itself; `mpp takeover {self.spec.name} --to NODE` "
+                "moves the writes to another site",
+            )
+        return local
 
     def contenders(self, exclude: str | None) -> list[str]:
         """Reachable, non-failed nodes whose data a successor must not lack."""
@@ -197,6 +275,7 @@ class PrimaryReplicaCycle(Cycle):
         if current is None:
             if self.hold_for_resting_primary():
                 return
+            candidates = self.within_site(candidates, None)
             if candidates and self.safe(candidates[0].name, None):
                 first = self.base.cycle == 0
                 reason = (
@@ -212,10 +291,14 @@ class PrimaryReplicaCycle(Cycle):
             return
         if not candidates:
             self.fail_active(current, candidates, verdicts)  # keeps it, says why
+            self.say_unpromotable(current.name, verdicts)
             return
         blocked = self.blocked_reason()
         if blocked:
             self.alert(current.name, blocked)
+            return
+        candidates = self.within_site(candidates, current.name)
+        if not candidates:
             return
         if not self.safe(candidates[0].name, current.name):
             return
@@ -308,6 +391,9 @@ class PrimaryReplicaCycle(Cycle):
         if self.nodes[target].state.failed or verdicts.get(target) is not Verdict.GOOD:
             self.refuse(request, f"{target} is not healthy ({self.nodes[target].message})")
             return
+        if self.delay(target):
+            self.refuse(request, self.delayed_text(target))
+            return
         current = next((n for n in self.nodes.values() if n.state is State.ACTIVE), None)
         if current is not None and current.name == target:
             # not a change: recording one would move promoted_at, the errant-check base,
@@ -357,13 +443,19 @@ class PrimaryReplicaCycle(Cycle):
                     request, f"{name} is in maintenance: `mpp maintenance {name} off` first"
                 )
                 return
-        ready = [
+        standing = [
             n.name
-            for n in self.candidates(verdicts)
+            for n in self.candidates(verdicts, automatic=False)
             if n.state is State.STANDBY
             and converge.source_of(self.spec, self.obs.get(n.name)) == current.name
         ]
-        target = request.to or (ready[0] if ready else None)
+        if request.to in standing and self.delay(request.to):
+            self.refuse(request, self.delayed_text(request.to))
+            return
+        # the operator may name a `promotion = "never"` node; mpp's own pick never is one
+        ready = [n for n in standing if not self.delay(n)]
+        chosen = [n for n in ready if not self.unpromotable(n)]
+        target = request.to or (chosen[0] if chosen else None)
         if target is None or target not in ready:
             why = (
                 f"{target} is not a healthy STANDBY replicating from {current.name} "
@@ -395,6 +487,12 @@ class PrimaryReplicaCycle(Cycle):
             draining=(old,),
         )
         self.change = Change(ChangeKind.SWITCHOVER, old, target)
+
+    def delayed_text(self, name: str) -> str:
+        return (
+            f"{name} is {self.delay(name)}: it applies what it receives only after the "
+            "delay; remove it first (CHANGE MASTER TO MASTER_DELAY = 0)"
+        )
 
     def finish_switchover(self, outcomes: Sequence[Outcome]) -> None:
         """After the executor ran the plan: commit the new ACTIVE, or roll back."""

@@ -59,6 +59,8 @@ class NodeDoc(_Open):
     maintenance: MaintenanceDoc | None = None  # null: not in maintenance
     agent: str = ""  # what the node's agent reported, as the state keeps it; '' without one
     agent_report: AgentReportDoc | None = None  # null: no agent, or not read here
+    site: str | None = None  # the node's site (docs/sites.md); null: not said
+    promotion: str = "normal"  # prefer | normal | never: may mpp promote it by itself
 
 
 class PoolDoc(_Open):
