@@ -14,6 +14,7 @@ import-linter in `make test`). One module per kind of value:
 - spec: the logic's view of the configuration, with its policy objects
 - command: operator commands
 - agent: what a node agent reports, and mpp's view of it
+- reach: MPP's checkpoints and the place of a cut
 """
 
 from mpp.model.agent import AgentReport, AgentView, Process, WriteProbe
@@ -46,6 +47,14 @@ from mpp.model.plan import (
     Unfence,
 )
 from mpp.model.pool import PoolState, Request
+from mpp.model.reach import (
+    CheckpointKind,
+    CheckpointSpec,
+    CheckpointState,
+    Cut,
+    Reach,
+    ReachReport,
+)
 from mpp.model.spec import (
     AgentPolicy,
     ClusterPolicy,
@@ -67,9 +76,13 @@ __all__ = [
     "CatchUp",
     "Change",
     "ChangeKind",
+    "CheckpointKind",
+    "CheckpointSpec",
+    "CheckpointState",
     "ClusterPolicy",
     "Command",
     "CommandRefused",
+    "Cut",
     "Decision",
     "Detach",
     "Event",
@@ -87,6 +100,8 @@ __all__ = [
     "PoolState",
     "Process",
     "Promote",
+    "Reach",
+    "ReachReport",
     "Recover",
     "Replication",
     "ReplicationPolicy",
