@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
-from mpp.model import Event, PoolState
+from mpp.model import Event, PoolState, Reach
 from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
 from mpp.publish.log import Throttle
@@ -135,6 +135,14 @@ def run(c: Ctx, live: bool | None) -> None:
             hub.barred = monitor.barred
             hub.reach = monitor.report
             monitor.listeners.extend(w.note_reach for w in workers)
+
+            async def resign_now(before: Reach, now: Reach) -> None:
+                """Give the lease up at once, not at the next renewal (a third of the
+                TTL later): the other instances may take it from now on."""
+                if now.cut_off:
+                    await asyncio.to_thread(leadership.renew)
+
+            monitor.listeners.append(resign_now)
         from mpp.run.services import Integrations  # the web stack: only `run` needs it
 
         integrations: Integrations | None = None

@@ -157,6 +157,10 @@ class PoolWorker:
         term = leadership.term if leadership else 0
 
         def step(prev: PoolState) -> Decision:
+            # a cycle that began before this instance's checkpoints cut it off decides
+            # nothing: a failover from an instance that cannot see the primary is a guess
+            if leadership is not None and (barred := leadership.barred()):
+                raise NotLeader(f"pool {self.spec.name}: nothing decided: mpp is {barred}")
             decision = self.logic.decide(self.spec, prev, observations, now)
             why = self.pre_hook(decision)
             decision = self.logic.veto(self.spec, prev, decision, why, now) if why else decision

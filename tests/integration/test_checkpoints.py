@@ -8,6 +8,7 @@ DROP rules carry a tag of their own and are deleted after every test, even a fai
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import os
 import shlex
@@ -25,9 +26,11 @@ import httpx
 import pytest
 
 from mpp import sandbox
+from mpp.config import load
 from mpp.faults import wait_for
-from mpp.model import CheckpointKind, CheckpointSpec, EventKind
+from mpp.model import CheckpointKind, CheckpointSpec, Cut, EventKind, Reach
 from mpp.probe.checkpoint import probe
+from mpp.run.reach import ReachMonitor
 from mpp.sandbox.etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
 from mpp.store.sqlite import SqliteStore
@@ -354,3 +357,59 @@ def test_a_lone_instance_on_sqlite_cut_off_sends_no_writes_and_fails_nothing_ove
     finally:
         log = run.stop()
     assert "resigns the lease" in log and "cut off (LAN)" in log, log[-2000:]
+
+
+def test_the_monitor_never_blocks_the_event_loop_and_settles_on_a_cut(
+    cluster: Cluster, listeners: Listeners, cuts: Cuts, tmp_path: Path
+) -> None:
+    """A round with a silent checkpoint takes its timeout in a thread: the loop (which
+    serves the checks and the router) keeps ticking; settle() needs fail_after rounds."""
+    doc = merged(
+        cluster.doc,
+        {
+            "mpp": {"state": f"sqlite://{tmp_path / 'm.db'}", "name": "m"},
+            "checkpoint": [
+                {**c, "fail_after": 3} for c in _checkpoints(listeners.tcp[0], listeners.http)
+            ],
+        },
+    )
+    config = load(write_config(tmp_path / "m.toml", doc))
+    store = SqliteStore(tmp_path / "m.db")
+    monitor = ReachMonitor(config, store)
+    gaps: list[float] = []
+
+    async def scenario() -> tuple[Reach, float, Reach]:
+        assert (await monitor.settle()).cut is Cut.NONE
+        cuts.cut(listeners.tcp[0])
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.01)
+                gaps.append(time.monotonic() - last)
+                last = time.monotonic()
+
+        tick = asyncio.create_task(ticker())
+        started = time.monotonic()
+        verdict = await monitor.settle()
+        took = time.monotonic() - started
+        stop.set()
+        await tick
+        cuts.heal(listeners.tcp[0])
+        return verdict, took, await monitor.round()
+
+    try:
+        verdict, took, healed = asyncio.run(scenario())
+        assert (verdict.cut, verdict.cut_off) == (Cut.LAN, True), verdict
+        assert 0.85 < took < 3.0, f"three rounds of a 0.3 s timeout: {took:.2f} s"
+        assert max(gaps) < 0.2, f"the event loop stalled {max(gaps):.2f} s"
+        assert healed.cut is Cut.NONE, "one good answer is enough"
+        stored = store.reach()["m"]
+        assert stored.reach.cut is Cut.NONE and [c.name for c in stored.checkpoints] == [
+            "lan-gw",
+            "wan",
+        ]
+    finally:
+        monitor.close()
+        store.close()

@@ -25,7 +25,9 @@ from mpp.model import (
 )
 from mpp.publish.roles import Role, check_node, check_pool
 from mpp.publish.view import document, table
-from mpp.store import codec
+from mpp.run.leadership import Leadership
+from mpp.run.shards import Shards
+from mpp.store import SqliteStore, codec
 from tests.builders import Doc, config, config_doc, ring_spec
 
 KINDS = list(CheckpointKind)
@@ -228,3 +230,41 @@ def test_rw_is_down_for_every_node_of_a_cut_off_site() -> None:
         assert not up and why in reason
     assert not check_pool(spec, state, Role.RW, barred=why)[0]
     assert check_node(spec, state, "db1", Role.OK, barred=why)[0]  # reads are not refused
+
+
+def test_a_barred_instance_neither_takes_nor_keeps_the_lease(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        why = ""
+        a = Leadership(store, "site-a", 10.0)
+        a.barred = lambda: why
+        assert a.renew() and a.held and store.leader() is not None
+        why = "cut off (LAN): every internal checkpoint fails"
+        assert not a.held, "barred: stops acting at once, before the next renewal"
+        assert not a.renew() and store.leader() is None, "and gives the lease up"
+        b = Leadership(store, "site-b", 10.0)
+        assert b.renew(), "another instance takes it"
+        assert not a.renew() and a.current == b.owner
+        assert not a.renew(), "a barred instance does not campaign"
+        why = ""
+        b.resign()
+        assert a.renew(), "healed, it may lead again"
+    finally:
+        store.close()
+
+
+def test_a_barred_shard_member_leaves_its_pools_to_the_others(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        why = "cut off (WAN): every edge checkpoint fails"
+        a = Shards(store, "site-a", 2.0, ["p1", "p2"])
+        a.bar(lambda: why)
+        a.look()
+        assert store.members() == [] and store.leaders() == {}, "not a member while cut off"
+        b = Shards(store, "site-b", 2.0, ["p1", "p2"])
+        b.look()
+        assert set(store.leaders()) == {"p1", "p2"} and all(
+            o == b.owner for o in store.leaders().values()
+        )
+    finally:
+        store.close()
