@@ -282,6 +282,8 @@ def table(doc: dict[str, Any]) -> Table:
         if doc.get("sharded"):
             who = pool.get("leader")
             extra += f"  leader={readable_owner(who) if who else 'none'}"
+        if pool.get("cut"):  # this instance's checkpoints (the C rows say which)
+            extra += f"  cut-off={pool['cut']} (no writes from this site)"
         if pool.get("alert"):
             extra += f"  ALERT: {pool['alert']}"
         t.add_row(
