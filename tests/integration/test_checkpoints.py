@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pymysql
 import pytest
 
 from mpp import sandbox
@@ -38,6 +39,7 @@ from tests.builders import merged, write_config
 from tests.conftest import Cluster, quick_config
 from tests.daemons import MppRun, mpp_command
 from tests.ports import Ports
+from tests.probes import app_connect, query_one, routes_to
 
 pytestmark = pytest.mark.integration
 
@@ -315,7 +317,7 @@ def _role(api: int) -> str | None:
 def test_a_lone_instance_on_sqlite_cut_off_sends_no_writes_and_fails_nothing_over(
     cluster: Cluster, listeners: Listeners, cuts: Cuts, ports: Ports, tmp_path: Path
 ) -> None:
-    api, agent = ports.port(), ports.port()
+    api, agent, rw = ports.port(), ports.port(), ports.port()
     config = _variant(
         cluster,
         "lone",
@@ -323,6 +325,7 @@ def test_a_lone_instance_on_sqlite_cut_off_sends_no_writes_and_fails_nothing_ove
             "mpp": {"state": f"sqlite://{tmp_path / 'lone.db'}", "name": "lone"},
             "api": {"listen": f"127.0.0.1:{api}"},
             "agent": {"listen": f"127.0.0.1:{agent}"},
+            "router": {"rw": f"127.0.0.1:{rw}"},
             "checkpoint": _checkpoints(listeners.tcp[0], listeners.http),
         },
     )
@@ -330,11 +333,19 @@ def test_a_lone_instance_on_sqlite_cut_off_sends_no_writes_and_fails_nothing_ove
     try:
         wait_for("rw UP on db1", lambda: _code(api, "/v1/check/main/db1/rw") == 200, 15)
         assert _agent(agent, "main/db1/rw").startswith("up ready")
+        routes_to(rw, {1})  # the router's rw port reaches db1 (server_id 1)
+        held = app_connect(rw)  # a writer's session through the router, open at the cut
         cuts.cut(listeners.tcp[0])
         wait_for("rw DOWN on db1", lambda: _code(api, "/v1/check/main/db1/rw") == 503, 10)
         assert _code(api, "/v1/check/main/rw") == 503
         assert _agent(agent, "main/db1/rw").startswith("down #no writes from this site")
         assert _agent(agent, "main/db2/ok").startswith("up"), "reads are not refused"
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            app_connect(rw)
+        assert "no writes from this site" in str(refused.value), refused.value
+        with pytest.raises(pymysql.err.Error):  # the session open at the cut was closed
+            query_one(held, "SELECT 1")
+        held.close()
         # the primary dies while the instance is cut off: nothing is failed over
         cluster.kill("db1")
         time.sleep(2.5)  # 12 intervals; fail_point is 3 bad polls
