@@ -3,8 +3,11 @@ the config's errors, the store codec, the status rows and the rw answer of a cut
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from mpp.model import (
     CheckpointKind,
     CheckpointState,
     Cut,
+    EventKind,
     NodeState,
     PoolState,
     Reach,
@@ -25,10 +29,11 @@ from mpp.model import (
 )
 from mpp.publish.roles import Role, check_node, check_pool
 from mpp.publish.view import document, table
+from mpp.run.daemon import PoolWorker
 from mpp.run.leadership import Leadership
 from mpp.run.shards import Shards
-from mpp.store import SqliteStore, codec
-from tests.builders import Doc, config, config_doc, ring_spec
+from mpp.store import NotLeader, SqliteStore, codec
+from tests.builders import Doc, config, config_doc, pool, ring_spec
 
 KINDS = list(CheckpointKind)
 
@@ -267,4 +272,43 @@ def test_a_barred_shard_member_leaves_its_pools_to_the_others(tmp_path: Path) ->
             o == b.owner for o in store.leaders().values()
         )
     finally:
+        store.close()
+
+
+def test_a_cycle_begun_before_the_cut_commits_nothing_and_the_verdict_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's commit refuses once the checkpoints bar the instance, even while the
+    lease is still its own in the store; the verdict's line is written without the lease."""
+    monkeypatch.setenv("MPP_UNUSED_PASSWORD", "x")
+    cfg = config(
+        config_doc(
+            pool(count=2, password_env="MPP_UNUSED_PASSWORD"),
+            mpp={"state": "sqlite://state.db", "interval": "10ms", "connect_timeout": "50ms"},
+        ),
+        tmp_path / "mpp.toml",
+    )
+    store = SqliteStore(cfg.state_path)
+    lease = Leadership(store, "a", 5)
+    why = ""
+    lease.barred = lambda: why
+    worker = PoolWorker(cfg, cfg.pool[0], store, ThreadPoolExecutor(4), (), lease)
+    try:
+        assert lease.renew() and asyncio.run(worker.cycle()) is not None
+        saved = store.load("main")
+        assert saved is not None
+        observations = asyncio.run(worker.observe())  # probed before the cut
+        why = "cut off (LAN): every internal checkpoint fails (gw: timed out)"
+        assert store.leader() is not None, "the lease is still a's in the store"
+        with pytest.raises(NotLeader, match="nothing decided"):
+            worker.commit(observations, time.time())
+        after = store.load("main")
+        assert after is not None and after.version == saved.version
+        cut = Reach(Cut.LAN, True, "every internal checkpoint fails (gw: timed out)")
+        asyncio.run(worker.note_reach(Reach(), cut))
+        [line] = [e for e in store.history("main") if e.kind is EventKind.POOL]
+        assert (line.old, line.new) == ("reachable", "cut off (LAN)")
+        assert "gw: timed out" in line.reason and "resigns its lease" in line.reason
+    finally:
+        worker.close()
         store.close()
