@@ -101,7 +101,10 @@ class ReachMonitor:
         if (before.cut, before.cut_off) != (self.verdict.cut, self.verdict.cut_off):
             self._log(before, self.verdict)
             for listener in self.listeners:
-                await listener(before, self.verdict)
+                try:
+                    await listener(before, self.verdict)
+                except Exception:  # one pool's failure must not keep the lease from going
+                    log.exception("checkpoints: a listener of the verdict failed")
         if self.store is not None:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(self.store_threads, self._put, self.report())
