@@ -336,7 +336,8 @@ def test_a_lone_instance_on_sqlite_cut_off_sends_no_writes_and_fails_nothing_ove
         routes_to(rw, {1})  # the router's rw port reaches db1 (server_id 1)
         held = app_connect(rw)  # a writer's session through the router, open at the cut
         cuts.cut(listeners.tcp[0])
-        wait_for("rw DOWN on db1", lambda: _code(api, "/v1/check/main/db1/rw") == 503, 10)
+        down = wait_for("rw DOWN on db1", lambda: _code(api, "/v1/check/main/db1/rw") == 503, 10)
+        print(f"rw DOWN {down:.2f} s after the cut")
         assert _code(api, "/v1/check/main/rw") == 503
         assert _agent(agent, "main/db1/rw").startswith("down #no writes from this site")
         assert _agent(agent, "main/db2/ok").startswith("up"), "reads are not refused"
