@@ -97,6 +97,9 @@ class Leadership:
             elif got is False:
                 self._held_until = 0.0
                 self.current = other.owner if other else None
+        if got and (why := self.barred()):  # cut off while this renewal was on its way
+            log.warning("leadership: %s resigns the lease: %s", self.owner, why)
+            self.resign()
         self._log_role()
         return self.held
 
