@@ -81,10 +81,15 @@ def _via_store(config: Config, c: _Ctx, pool: str, node: str, role: Role, lag: f
     store = c.store()
     try:
         snapshot = store.load(pool)
+        # this instance's last checkpoint verdict (mpp.run.reach): cut off, no writes
+        mine = store.reach().get(config.mpp.name) if config.checkpoint else None
     finally:
         store.close()
     state = snapshot.state if snapshot else None
-    up, reason = check_node(pool_config.spec(), state, node, role, lag)
+    barred = ""
+    if mine is not None and mine.reach.cut_off:
+        barred = f"cut off ({mine.reach.cut.value}): {mine.reach.reason}"
+    up, reason = check_node(pool_config.spec(), state, node, role, lag, barred)
     if state is not None and state.updated_at is not None:
         age = time.time() - state.updated_at
         if age > stale_after(config):

@@ -21,7 +21,7 @@ from rich.logging import RichHandler
 from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
-from mpp.model import Event, PoolState
+from mpp.model import Event, PoolState, Reach
 from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
 from mpp.publish.log import Throttle
@@ -30,6 +30,7 @@ from mpp.publish.view import document, table
 from mpp.run import eventloop
 from mpp.run.daemon import PoolWorker, Threads, make_workers, poll_once, run_forever
 from mpp.run.leadership import Leadership
+from mpp.run.reach import ReachMonitor
 from mpp.run.shards import Shards
 
 
@@ -49,6 +50,15 @@ def poll(c: Ctx, pool: str | None) -> None:
                 "[mpp] shard = true: the pools are shared among the running `mpp run`; "
                 "`mpp poll` would decide beside them. Use `mpp status`."
             )
+        if c.config.checkpoint:  # a cut-off instance decides nothing (mpp.run.reach)
+            monitor = ReachMonitor(c.config, store)
+            try:
+                asyncio.run(monitor.settle())
+            finally:
+                monitor.close()
+            if why := monitor.barred():
+                store.close()
+                fail(f"mpp {mpp.name} is {why}; `mpp poll` decides nothing from here")
         leadership = Leadership(store, mpp.name, mpp.leader_ttl, record_terms=False)
         if not leadership.renew():
             store.close()
@@ -115,6 +125,24 @@ def run(c: Ctx, live: bool | None) -> None:
             reports_to=hub.set_reports,
             leases=shards.leases if mpp.shard else None,
         )
+        # [[checkpoint]]: a cut-off instance neither leads nor sends writes (mpp.run.reach)
+        monitor = ReachMonitor(config, store, executor.store) if config.checkpoint else None
+        if monitor is not None:
+            if isinstance(leadership, Shards):
+                leadership.bar(monitor.barred)
+            else:
+                leadership.barred = monitor.barred
+            hub.barred = monitor.barred
+            hub.reach = monitor.report
+            monitor.listeners.extend(w.note_reach for w in workers)
+
+            async def resign_now(before: Reach, now: Reach) -> None:
+                """Give the lease up at once, not at the next renewal (a third of the
+                TTL later): the other instances may take it from now on."""
+                if now.cut_off:
+                    await asyncio.to_thread(leadership.renew)
+
+            monitor.listeners.append(resign_now)
         from mpp.run.services import Integrations  # the web stack: only `run` needs it
 
         integrations: Integrations | None = None
@@ -152,8 +180,10 @@ def run(c: Ctx, live: bool | None) -> None:
                         hub.leader(),
                         hub.reports,
                         leaders=hub.leaders() if hub.leaders is not None else None,
+                        reach={r.instance: r} if (r := hub.reach()) is not None else None,
                     ),
                     integrations.run,
+                    monitor,
                 )
             )
         finally:
@@ -162,6 +192,8 @@ def run(c: Ctx, live: bool | None) -> None:
             if integrations is not None:
                 integrations.close()
             _close_workers(workers, executor)
+            if monitor is not None:
+                monitor.close()
             store.close()
             logging.getLogger("mpp").info("mpp stopped")
 
@@ -172,14 +204,20 @@ async def _serve(
     show: bool,
     doc: Callable[[], dict[str, Any]],
     services: Callable[[asyncio.Event], Awaitable[None]] | None = None,
+    monitor: ReachMonitor | None = None,
 ) -> None:
     """The loop, the services and the live table share one stop event, set by the
-    signals, so SIGTERM ends all of them together and `run`'s cleanup follows."""
+    signals, so SIGTERM ends all of them together and `run`'s cleanup follows. The
+    checkpoints' first round comes before the first lease renewal: an instance that starts
+    cut off never takes the lease."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     extra = [services(stop)] if services is not None else []
+    if monitor is not None:
+        await monitor.settle()
+        extra.append(monitor.run(stop))
     if not show:
         await asyncio.gather(run_forever(workers, stop, leadership), *extra)
         return

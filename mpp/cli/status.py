@@ -49,6 +49,7 @@ def status_doc(c: Ctx, pool: str | None) -> dict[str, Any]:
             found.owner if found else None,
             reports,
             leaders=leaders,
+            reach=store.reach(),
         )
     if pool is not None:
         doc["pools"] = [p for p in doc["pools"] if p["name"] == pool]

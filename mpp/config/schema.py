@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from mpp.config.checkpoints import CheckpointConfig
 from mpp.config.pools import NodeConfig, PoolConfig
 from mpp.config.sections import (
     _ETCD_URL,
@@ -36,6 +37,8 @@ class Config(_Strict):
     agent: AgentSection | None = None
     notify: NotifySection = NotifySection()
     router: RouterSection | None = None
+    # [[checkpoint]]: MPP's checkpoints, probed by this instance (mpp.run.reach)
+    checkpoint: list[CheckpointConfig] = Field(default_factory=list)
     path: Path = Path(DEFAULT_CONFIG)
 
     @field_validator("router")
@@ -77,6 +80,14 @@ class Config(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"pool names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_checkpoints(self) -> Config:
+        names = [c.name for c in self.checkpoint]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"[[checkpoint]] names must be unique; repeated: {', '.join(dupes)}")
         return self
 
     @property

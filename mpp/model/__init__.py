@@ -14,6 +14,7 @@ import-linter in `make test`). One module per kind of value:
 - spec: the logic's view of the configuration, with its policy objects
 - command: operator commands
 - agent: what a node agent reports, and mpp's view of it
+- reach: MPP's checkpoints and the place of a cut
 """
 
 from mpp.model.agent import AgentReport, AgentView, Process, WriteProbe
@@ -55,6 +56,14 @@ from mpp.model.plan import (
     Unfence,
 )
 from mpp.model.pool import PoolState, Request
+from mpp.model.reach import (
+    CheckpointKind,
+    CheckpointSpec,
+    CheckpointState,
+    Cut,
+    Reach,
+    ReachReport,
+)
 from mpp.model.spec import (
     AgentPolicy,
     ClusterPolicy,
@@ -76,10 +85,14 @@ __all__ = [
     "CatchUp",
     "Change",
     "ChangeKind",
+    "CheckpointKind",
+    "CheckpointSpec",
+    "CheckpointState",
     "ClusterPolicy",
     "Command",
     "CommandRefused",
     "CrossSite",
+    "Cut",
     "Decision",
     "Detach",
     "Event",
@@ -98,6 +111,8 @@ __all__ = [
     "Process",
     "Promote",
     "Promotion",
+    "Reach",
+    "ReachReport",
     "Recover",
     "Replication",
     "ReplicationPolicy",

@@ -79,14 +79,14 @@ class Agent:
             return f"down #{_clean(f'unknown role {parts[-1]!r}; use rw, ro or ok')}\n"
         state = self.hub.state(spec.name)
         if len(parts) == 2:
-            up, reason = check_pool(spec, state, role, max_lag)
+            up, reason = check_pool(spec, state, role, max_lag, self.hub.barred())
         else:
             node = parts[1]
             if node not in {n.name for n in spec.nodes}:
                 return f"down #{_clean(f'unknown node {node!r} in pool {spec.name!r}')}\n"
             if draining(state, node):
                 return f"drain #{_clean(f'{node} is draining (switchover in progress)')}\n"
-            up, reason = check_node(spec, state, node, role, max_lag)
+            up, reason = check_node(spec, state, node, role, max_lag, self.hub.barred())
         return f"up ready #{_clean(reason)}\n" if up else f"down #{_clean(reason)}\n"
 
     async def serve(self, sock: socket.socket, stop: asyncio.Event) -> None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from mpp.config import Config
-from mpp.model import AgentReport, Event, PoolState
+from mpp.model import AgentReport, Event, PoolState, ReachReport
 
 Listener = Callable[[PoolState, tuple[Event, ...]], None]
 log = logging.getLogger("mpp")
@@ -56,6 +56,10 @@ class Hub:
         # store (`set_reports`); empty without agents. Shown, never decided on, here.
         self.reports: dict[str, dict[str, AgentReport]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # why this instance sends no writes ("" when it may): its checkpoints say it is cut
+        # off (mpp.run.reach); every rw answer of the checks and the router reads it
+        self.barred: Callable[[], str] = lambda: ""
+        self.reach: Callable[[], ReachReport | None] = lambda: None  # shown by the API
 
     def publish(self, state: PoolState, events: tuple[Event, ...]) -> None:
         """The daemon's Publisher: remember, then tell every listener (metrics, notify)."""

@@ -30,7 +30,7 @@ from prometheus_client.metrics_core import Metric
 from mpp import __version__
 from mpp.config import Config
 from mpp.logic.ladder import status_of
-from mpp.model import AgentReport, Event, PoolState, State
+from mpp.model import AgentReport, Cut, Event, PoolState, ReachReport, State
 from mpp.publish.changes import ChangeTracker, is_failover
 
 if TYPE_CHECKING:
@@ -145,6 +145,10 @@ class Metrics:
         adds to plain integers, never to a Prometheus object."""
         self.registry.register(_RouterCollector(stats))
 
+    def add_reach(self, report: Callable[[], ReachReport | None]) -> None:
+        """This instance's checkpoints (mpp.run.reach), read at scrape time."""
+        self.registry.register(_ReachCollector(report))
+
     def failover_finished(self, pool: str, seconds: float) -> None:
         """For the topology executor: a promotion's real end is later than the state change
         (catch-up, repointing), so it reports the duration itself and this value wins."""
@@ -210,6 +214,51 @@ class _AgentCollector:
             "seconds since the node agent's latest report, by the agent host's clock",
             labels=list(_NODE),
         )
+
+
+class _ReachCollector:
+    """`mpp_checkpoint_up{checkpoint,kind}` (1 answering, 0 failing, absent before its first
+    probe), `mpp_checkpoint_failures` (consecutive), `mpp_cut{place}` (1 for the place of
+    the cut the checkpoints show: none, LAN, WAN, GLOBAL) and `mpp_cut_off` (1 while this
+    instance neither leads nor sends writes). No series without [[checkpoint]]."""
+
+    def __init__(self, report: Callable[[], ReachReport | None]) -> None:
+        self.report = report
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        up, failures, cut, cut_off = families = self._families()
+        report = self.report()
+        if report is None:
+            return iter([])
+        for c in report.checkpoints:
+            if c.ok is not None:
+                up.add_metric([c.name, c.kind.value], 1.0 if c.ok else 0.0)
+            failures.add_metric([c.name, c.kind.value], float(c.failures))
+        for place in Cut:
+            cut.add_metric([place.value], 1.0 if report.reach.cut is place else 0.0)
+        cut_off.add_metric([], 1.0 if report.reach.cut_off else 0.0)
+        return iter(families)
+
+    @staticmethod
+    def _families() -> list[GaugeMetricFamily]:
+        labels = ["checkpoint", "kind"]
+        return [
+            GaugeMetricFamily(
+                "mpp_checkpoint_up", "1 when the checkpoint answered its last probe", labels=labels
+            ),
+            GaugeMetricFamily(
+                "mpp_checkpoint_failures", "consecutive failed probes", labels=labels
+            ),
+            GaugeMetricFamily(
+                "mpp_cut", "1 for the place of the cut the checkpoints show", labels=["place"]
+            ),
+            GaugeMetricFamily(
+                "mpp_cut_off", "1 while this instance is cut off (no lease, no writes)"
+            ),
+        ]
 
 
 class _RouterCollector:

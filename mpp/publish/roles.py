@@ -12,6 +12,10 @@ Roles:
   an application's read-only address keeps working (MPP's fallback).
 - `ok`: a healthy node (the two-site set-up where smart DNS picks the site).
 
+`barred`: this instance's checkpoints say it is cut off (mpp.run.reach): `rw` is DOWN for
+every node and for the pool, whatever the state says, so no load balancer of this site
+sends writes anywhere. `ro` and `ok` are left as the state says.
+
 "Healthy" is `req == 0`: no bad poll since the last good one. That is status OK, and also
 the OK INFO shown for one cycle after a state change (a notice, not a problem). The OK INFO
 of a first bad poll (req 1) is not healthy: a check should let go of a node on its first
@@ -74,8 +78,11 @@ def check_node(
     node: str,
     role: Role,
     max_lag: float | None = None,
+    barred: str = "",
 ) -> Answer:
     """Is `node` UP for `role`? `max_lag` (seconds) overrides the pool's for `ro`."""
+    if barred and role is Role.RW:
+        return False, f"no writes from this site: mpp is {barred}"
     found = _known(state, spec, node)
     if isinstance(found, str):
         return False, found
@@ -102,10 +109,16 @@ def check_node(
 
 
 def check_pool(
-    spec: PoolSpec, state: PoolState | None, role: Role, max_lag: float | None = None
+    spec: PoolSpec,
+    state: PoolState | None,
+    role: Role,
+    max_lag: float | None = None,
+    barred: str = "",
 ) -> Answer:
     """Pool level: `rw` asks whether this site has a writable ACTIVE node (smart DNS, F5
     wide IPs); `ro`/`ok` whether any node is UP for that role."""
+    if barred and role is Role.RW:
+        return False, f"pool {spec.name}: no writes from this site: mpp is {barred}"
     if state is None:
         return False, f"no state yet: mpp has not polled pool {spec.name}"
     if role is Role.RW:

@@ -17,14 +17,26 @@ from rich.text import Text
 from mpp.config import Config, PoolConfig
 from mpp.logic.ladder import status_of
 from mpp.logic.schedule import next_run
-from mpp.model import AgentReport, NodeState, PoolState, Schedule, State, Status
+from mpp.model import (
+    AgentReport,
+    CheckpointState,
+    NodeState,
+    PoolState,
+    ReachReport,
+    Schedule,
+    State,
+    Status,
+)
 
 # An agent's reports by node, as `Store.reports(pool)` returns them; by pool for a document.
 Reports = Mapping[str, AgentReport]
 
 
-def pool_status(state: PoolState | None) -> str:
-    """MPP's pool line: UNKNOWN before the first poll, FAIL without an ACTIVE node."""
+def pool_status(state: PoolState | None, cut_off: bool = False) -> str:
+    """MPP's pool line: UNKNOWN before the first poll, FAIL without an ACTIVE node, and
+    FAIL when this instance's checkpoints say it is cut off (it sends no writes)."""
+    if cut_off:
+        return "FAIL"
     if state is None or (state.cycle == 0 and not state.active):
         return "UNKNOWN"
     return "OK" if state.active else "FAIL"
@@ -37,8 +49,11 @@ def document(
     reports: Mapping[str, Reports] | None = None,
     now: float | None = None,
     leaders: Mapping[str, str | None] | None = None,
+    reach: Mapping[str, ReachReport] | None = None,
 ) -> dict[str, Any]:
-    """`leaders`: pools shared among instances, who leads each (a pool's `leader`).
+    """`reach`: the instances' checkpoint reports by instance name (mpp.run.reach); the
+    one of this config's `[mpp] name` makes every pool FAIL while it is cut off.
+    `leaders`: pools shared among instances, who leads each (a pool's `leader`).
     `leader`: the owner id of the `mpp run` that decides and acts (None: nobody now).
     `reports`: the agents' latest reports by pool, where the caller could read them (the
     CLI reads the store; the API what the daemon last read): without them a node's
@@ -50,7 +65,53 @@ def document(
     if leaders is not None:
         for pool in pools:
             pool["leader"] = leaders.get(pool["name"])
-    return {"leader": leader, "sharded": leaders is not None, "pools": pools}
+    doc = {"leader": leader, "sharded": leaders is not None, "pools": pools}
+    if reach or config.checkpoint:
+        mine = (reach or {}).get(config.mpp.name)
+        if mine is not None and mine.reach.cut_off:
+            for pool in pools:
+                pool["status"] = pool_status(None, cut_off=True)
+                pool["cut"] = mine.reach.cut.value
+        doc["checkpoints"] = [reach_document(r, now) for _, r in sorted((reach or {}).items())]
+    return doc
+
+
+def checkpoint_status(c: CheckpointState) -> str:
+    """MPP's ladder, for a checkpoint: OK, OK WARN while it fails without counting yet,
+    FAIL once it counts as failed, UNKNOWN before its first probe."""
+    if c.ok is None:
+        return "UNKNOWN"
+    if c.failed:
+        return "FAIL"
+    return "OK" if c.ok else "OK WARN"
+
+
+def reach_document(report: ReachReport, now: float) -> dict[str, Any]:
+    """One instance's checkpoints and their verdict (`mpp status`'s C rows, the API)."""
+    verdict = report.reach
+    return {
+        "instance": report.instance,
+        "at": _iso(report.at),
+        "age": round(max(0.0, now - report.at), 3),
+        "cut": verdict.cut.value,
+        "cut_off": verdict.cut_off,
+        "reason": verdict.reason,
+        "warning": verdict.warning,
+        "checkpoints": [
+            {
+                "name": c.name,
+                "kind": c.kind.value,
+                "target": c.target,
+                "status": checkpoint_status(c),
+                "failures": c.failures,
+                "fail_after": c.fail_after,
+                "error": c.error,
+                "checked_at": _iso(c.checked_at),
+                "ms": c.ms,
+            }
+            for c in report.checkpoints
+        ],
+    }
 
 
 def pool_document(
@@ -223,6 +284,8 @@ def table(doc: dict[str, Any]) -> Table:
         if doc.get("sharded"):
             who = pool.get("leader")
             extra += f"  leader={readable_owner(who) if who else 'none'}"
+        if pool.get("cut"):  # this instance's checkpoints (the C rows say which)
+            extra += f"  cut-off={pool['cut']} (no writes from this site)"
         if pool.get("alert"):
             extra += f"  ALERT: {pool['alert']}"
         t.add_row(
@@ -251,7 +314,45 @@ def table(doc: dict[str, Any]) -> Table:
                 *([agent_text(n)] if agents else []),
                 n["message"],
             )
+    for instance in doc.get("checkpoints", []):
+        _checkpoint_rows(t, instance, agents)
     return t
+
+
+_CUT_STYLE = {"none": "green", "GLOBAL": "yellow"}
+
+
+def _checkpoint_rows(t: Table, instance: dict[str, Any], agents: bool) -> None:
+    """MPP's C rows: the instance's verdict, then one row per checkpoint (kind, target,
+    state, last error)."""
+    cut = instance["cut"]
+    verdict = f"cut off ({cut})" if instance["cut_off"] else "reachable" if cut == "none" else cut
+    t.add_row(
+        "C",
+        Text.assemble(
+            f"[ checkpoints of {instance['instance']} ] ",
+            (verdict, _CUT_STYLE.get(cut, "bold red")),
+        ),
+        "",
+        (instance["at"] or "-").replace("T", " ")[:19],
+        "",
+        "",
+        *([""] if agents else []),
+        instance["reason"] or instance["warning"],
+    )
+    for c in instance["checkpoints"]:
+        status = c["status"]
+        style = {"OK": "green", "FAIL": "bold red", "OK WARN": "yellow"}.get(status, "yellow")
+        t.add_row(
+            "C",
+            f"{c['name']} ({c['target']})",
+            str(c["failures"]),
+            (c["checked_at"] or "-").replace("T", " ")[:19],
+            Text(status, style),
+            c["kind"],
+            *([""] if agents else []),
+            c["error"] or (f"{c['ms']:g} ms" if c["ms"] is not None else ""),
+        )
 
 
 AGENT_WIDTH = 64  # the Agent column folds past this: a row stays within about 200 columns

@@ -33,6 +33,7 @@ from mpp.model import (
     EventKind,
     Observation,
     PoolState,
+    Reach,
     Schedule,
 )
 from mpp.probe.connection import pool_targets
@@ -40,6 +41,7 @@ from mpp.probe.mysql import NodeProber
 from mpp.publish.log import log_event
 from mpp.run.agents import AgentTracker
 from mpp.run.leadership import Leadership
+from mpp.run.reach import reach_event
 from mpp.run.schedules import Scheduler
 from mpp.run.shards import Shards
 from mpp.run.transact import transact
@@ -155,6 +157,10 @@ class PoolWorker:
         term = leadership.term if leadership else 0
 
         def step(prev: PoolState) -> Decision:
+            # a cycle that began before this instance's checkpoints cut it off decides
+            # nothing: a failover from an instance that cannot see the primary is a guess
+            if leadership is not None and (barred := leadership.barred()):
+                raise NotLeader(f"pool {self.spec.name}: nothing decided: mpp is {barred}")
             decision = self.logic.decide(self.spec, prev, observations, now)
             why = self.pre_hook(decision)
             decision = self.logic.veto(self.spec, prev, decision, why, now) if why else decision
@@ -293,6 +299,30 @@ class PoolWorker:
                     self.publish(noted)
         self.last_cycle_seconds = time.perf_counter() - started
         return done
+
+    async def note_reach(self, before: Reach, now: Reach) -> None:
+        """This instance's checkpoints changed their verdict (mpp.run.reach): a line in the
+        pool's history, published at once so the checks and the router follow it now.
+        Written without the lease (an event, the state as stored, compare-and-set): a
+        follower's cut is the operator's business too, and a cut-off leader has just given
+        its lease up. An unreachable store costs the line its place in the history; the
+        log keeps it."""
+        event = reach_event(self.spec.name, self.config.mpp.name, before, now, time.time())
+        loop = asyncio.get_running_loop()
+
+        def step(prev: PoolState) -> Decision:
+            return Decision(prev, events=(event,))
+
+        async with self.lock:
+            try:
+                done = await loop.run_in_executor(
+                    self.store_threads, transact, self.store, self.spec, step
+                )
+            except StoreError as err:
+                log_event(event)
+                log.error("pool=%s checkpoint verdict not recorded: %s", self.pool.name, err)
+                return
+            self.publish(done)
 
     def run_schedule(self, schedule: Schedule, slot: float) -> Decision:
         """A due slot through the logic (mpp.logic.schedule): the switchover is asked for,

@@ -47,10 +47,13 @@ class Leadership:
         self._held_until = 0.0
         self._said: bool | None = None  # the role last logged
         self._lock = threading.Lock()
+        # why this instance may not lead now ("" when it may): its checkpoints say it is
+        # cut off (mpp.run.reach); set by `mpp run`
+        self.barred: Callable[[], str] = lambda: ""
 
     @property
     def held(self) -> bool:
-        return time.monotonic() < self._held_until
+        return time.monotonic() < self._held_until and not self.barred()
 
     def leader(self) -> str | None:
         """Who leads, as far as this process can tell now (for status and health)."""
@@ -59,7 +62,16 @@ class Leadership:
         return self.current if self.current != self.owner else None
 
     def renew(self) -> bool:
-        """Take or renew the lease once (blocking)."""
+        """Take or renew the lease once (blocking). A barred instance (cut off) gives the
+        lease up instead, and only watches who leads."""
+        why = self.barred()
+        if why:
+            if self._held_until > time.monotonic() or self.current == self.owner:
+                log.warning("leadership: %s resigns the lease: %s", self.owner, why)
+                self.resign()
+            else:
+                self.watch()
+            return False
         sent = time.monotonic()
         try:
             got = self.store.lead(self.owner, self.ttl, self.scope)
@@ -85,6 +97,9 @@ class Leadership:
             elif got is False:
                 self._held_until = 0.0
                 self.current = other.owner if other else None
+        if got and (why := self.barred()):  # cut off while this renewal was on its way
+            log.warning("leadership: %s resigns the lease: %s", self.owner, why)
+            self.resign()
         self._log_role()
         return self.held
 

@@ -52,6 +52,7 @@ class Integrations:
                 config, hub.states, cycle_seconds=self._cycle_seconds, reports=hub.reports
             )
             hub.listeners.append(guarded(self.metrics.listener, "metrics"))
+            self.metrics.add_reach(lambda: hub.reach())  # [[checkpoint]] (mpp.run.reach)
             # reads the token: may raise
             self.app = create_app(config, hub, self.metrics, self._command)
         if config.agent is not None:

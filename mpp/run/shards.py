@@ -72,9 +72,22 @@ class Shards:
         self.owner = new_owner(name)
         self.leases = {p: Leadership(store, name, ttl, owner=self.owner, scope=p) for p in pools}
         self.members: list[str] = []
+        self.barred: Callable[[], str] = lambda: ""  # mpp.run.reach: cut off
+
+    def bar(self, barred: Callable[[], str]) -> None:
+        """Every pool's lease asks `barred` too."""
+        self.barred = barred
+        for lease in self.leases.values():
+            lease.barred = barred
 
     def look(self) -> None:
-        """Say this instance is alive, then lead the pools it wins and hand back the rest."""
+        """Say this instance is alive, then lead the pools it wins and hand back the rest.
+        A barred instance (its checkpoints say it is cut off) says nothing, so that its
+        presence runs out and the others spread its pools, and resigns what it holds."""
+        if self.barred():
+            for lease in self.leases.values():
+                lease.renew()  # barred too: resigns or watches
+            return
         try:
             self.store.join(self.owner, self.ttl)
             members = self.store.members()

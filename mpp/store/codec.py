@@ -12,11 +12,16 @@ from mpp.model import (
     ActionKind,
     AgentReport,
     ChangeKind,
+    CheckpointKind,
+    CheckpointState,
+    Cut,
     Event,
     EventKind,
     NodeState,
     PoolState,
     Process,
+    Reach,
+    ReachReport,
     Request,
     RequestKind,
     State,
@@ -151,3 +156,37 @@ def report_loads(text: str) -> AgentReport:
     doc["process"] = Process(doc["process"])
     doc["write"] = WriteProbe(doc.get("write", WriteProbe.UNKNOWN))
     return AgentReport(**doc)
+
+
+def reach_dumps(report: ReachReport) -> str:
+    return json.dumps(asdict(report), separators=(",", ":"), sort_keys=True)
+
+
+def reach_loads(text: str) -> ReachReport:
+    """An instance's stored checkpoint report (shown, never decided on: a damaged one is
+    a ValueError/KeyError/TypeError the store names)."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"a checkpoint report is a JSON object, not {type(raw).__name__}")
+    verdict = raw["reach"]
+    reach = Reach(
+        Cut(verdict["cut"]),
+        bool(verdict["cut_off"]),
+        str(verdict["reason"]),
+        str(verdict["warning"]),
+    )
+    points = tuple(
+        CheckpointState(
+            str(c["name"]),
+            CheckpointKind(c["kind"]),
+            str(c["target"]),
+            int(c["fail_after"]),
+            None if c["ok"] is None else bool(c["ok"]),
+            int(c["failures"]),
+            str(c["error"]),
+            None if c["checked_at"] is None else float(c["checked_at"]),
+            None if c["ms"] is None else float(c["ms"]),
+        )
+        for c in raw["checkpoints"]
+    )
+    return ReachReport(str(raw["instance"]), float(raw["at"]), reach, points)

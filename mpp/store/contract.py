@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpp.model import AgentReport, Event, PoolState
+from mpp.model import AgentReport, Event, PoolState, ReachReport
 
 # the save's signature in words every backend repeats: what to write, the version it must
 # find (None: the pool must not exist yet); with `leader`, the lease holder it must find
@@ -115,6 +115,15 @@ class Store(ABC):
     @abstractmethod
     def reports(self, pool: str) -> dict[str, AgentReport]:
         """The newest report of every node agent of the pool, by node name."""
+
+    @abstractmethod
+    def put_reach(self, report: ReachReport) -> None:
+        """Replace the checkpoint report of the instance `report.instance` names (what its
+        checkpoints say, for `mpp status` and `mpp check` on any host)."""
+
+    @abstractmethod
+    def reach(self) -> dict[str, ReachReport]:
+        """Every instance's latest checkpoint report, by instance name."""
 
     @abstractmethod
     def close(self) -> None:

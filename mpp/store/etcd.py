@@ -10,6 +10,7 @@ Layout under the prefix (default `/mpp`):
     {prefix}/events/{pool}/{at_ns}.{tag}  the events of one commit, a JSON list (one key per
                                           commit: etcd caps a txn at 128 operations)
     {prefix}/agents/{pool}/{node}         a node agent's newest report (codec.report_dumps)
+    {prefix}/reach/{instance}             an instance's checkpoint report (codec.reach_dumps)
     {prefix}/leaders/{pool}               a pool's own leader (pools shared among instances)
     {prefix}/members/{owner}              a live instance (on its lease)
     {prefix}/leader                       the leader's owner id, attached to its lease
@@ -37,7 +38,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from mpp.model import AgentReport, Event, PoolState
+from mpp.model import AgentReport, Event, PoolState, ReachReport
 from mpp.store import codec
 from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
 from mpp.store.owners import vanished_here
@@ -472,6 +473,24 @@ class EtcdStore(Store):
                     f"{self}: an agent report of pool {pool!r} is unreadable: {err}"
                 ) from err
             found[report.node] = report
+        return found
+
+    def put_reach(self, report: ReachReport) -> None:
+        # no lease: the report says when it was made, and a cut-off instance's last word
+        # ("cut off") is what the others should go on showing
+        key = _b64(self._key("reach", report.instance))
+        self._post("/v3/kv/put", {"key": key, "value": _b64(codec.reach_dumps(report))})
+
+    def reach(self) -> dict[str, ReachReport]:
+        start = self._key("reach") + "/"
+        kvs = self._range(start, _prefix_end(start)).get("kvs", [])
+        found: dict[str, ReachReport] = {}
+        for kv in kvs:
+            try:
+                report = codec.reach_loads(_text(kv["value"]))
+            except (ValueError, TypeError, KeyError) as err:
+                raise StoreError(f"{self}: a checkpoint report is unreadable: {err}") from err
+            found[report.instance] = report
         return found
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mpp.model import AgentReport, Event, PoolState
+from mpp.model import AgentReport, Event, PoolState, ReachReport
 from mpp.store import codec
 from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
 from mpp.store.owners import vanished_here
@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS agent_report (
     node   TEXT NOT NULL,
     report TEXT NOT NULL,
     PRIMARY KEY (pool, node)
+);
+CREATE TABLE IF NOT EXISTS reach (
+    instance TEXT PRIMARY KEY,
+    report   TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pool_lease (
     pool    TEXT PRIMARY KEY,
@@ -314,6 +318,26 @@ class SqliteStore(Store):
             raise StoreError(
                 f"{self.path}: an agent report of pool {pool!r} is unreadable: {err}"
             ) from err
+
+    @_locked
+    def put_reach(self, report: ReachReport) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO reach (instance, report) VALUES (?, ?) ON CONFLICT "
+                "(instance) DO UPDATE SET report = excluded.report",
+                (report.instance, codec.reach_dumps(report)),
+            )
+
+    @_locked
+    def reach(self) -> dict[str, ReachReport]:
+        try:
+            rows = self._db.execute("SELECT instance, report FROM reach").fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot read state store {self.path}: {err}") from err
+        try:
+            return {name: codec.reach_loads(text) for name, text in rows}
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"{self.path}: a checkpoint report is unreadable: {err}") from err
 
     @_locked
     def close(self) -> None:

@@ -17,7 +17,20 @@ from typing import Any
 import httpx
 import pytest
 
-from mpp.model import AgentReport, Event, EventKind, NodeState, PoolState, Process, State
+from mpp.model import (
+    AgentReport,
+    CheckpointKind,
+    CheckpointState,
+    Cut,
+    Event,
+    EventKind,
+    NodeState,
+    PoolState,
+    Process,
+    Reach,
+    ReachReport,
+    State,
+)
 from mpp.publish.api import create_app, serve
 from mpp.publish.api.stream import MAX_SUBSCRIBERS
 from mpp.publish.hub import Hub
@@ -361,3 +374,37 @@ def test_page_reconnects_after_the_server_comes_back(tmp_path: Path, browser: An
             second.stop()
     finally:
         page.close()
+
+
+def test_page_shows_the_checkpoints_and_the_place_of_the_cut(server: Server, browser: Any) -> None:
+    """MPP's C rows on the page: a card per instance with its verdict and each checkpoint."""
+    now = time.time()
+    name = server.config.mpp.name  # this instance: its pools are FAIL while it is cut off
+    report = ReachReport(
+        name,
+        now,
+        Reach(Cut.LAN, True, "every internal checkpoint fails (gw: no answer within 1s)", ""),
+        (
+            CheckpointState(
+                "gw", CheckpointKind.INTERNAL, "tcp:10.0.0.1:22", 2, False, 3, EVIL, now
+            ),
+            CheckpointState("web", CheckpointKind.EXTERNAL, "https://x/", 2, True, 0, "", now, 3.0),
+        ),
+    )
+    server.hub.reach = lambda: report
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "/")
+        card = page.locator(f'section.checkpoints[data-instance="{name}"]')
+        card.wait_for(timeout=5000)
+        assert "cut off (LAN)" in card.locator("h2").inner_text()
+        assert "every internal checkpoint fails" in card.locator(".alert").inner_text()
+        gw = card.locator('tr[data-checkpoint="gw"]').inner_text()
+        assert "FAIL" in gw and "internal" in gw and "tcp:10.0.0.1:22" in gw
+        assert card.locator('tr[data-checkpoint="gw"] td.msg').inner_text() == EVIL
+        assert "OK" in card.locator('tr[data-checkpoint="web"]').inner_text()
+        assert page.locator("img").count() == 0, "text, never HTML"
+        assert page.locator('section.pool[data-pool="main"] .p-FAIL').count() == 1, "pool FAIL"
+    finally:
+        server.hub.reach = lambda: None
+    page.close()

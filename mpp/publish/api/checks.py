@@ -43,9 +43,9 @@ def check_text(
     answer from. `pool` and `node` must be known (the callers have checked)."""
     state = ctx.hub.state(pool)
     if node is None:
-        up, reason = check_pool(ctx.specs[pool], state, role, max_lag)
+        up, reason = check_pool(ctx.specs[pool], state, role, max_lag, ctx.hub.barred())
     else:
-        up, reason = check_node(ctx.specs[pool], state, node, role, max_lag)
+        up, reason = check_node(ctx.specs[pool], state, node, role, max_lag, ctx.hub.barred())
     return (200, f"UP {reason}\n") if up else (503, f"DOWN {reason}\n")
 
 

@@ -64,8 +64,14 @@ class Context:
     def document(self) -> dict[str, Any]:
         """Every pool, as GET /v1/pools and the dashboard stream show it."""
         leaders = self.hub.leaders() if self.hub.leaders is not None else None
+        mine = self.hub.reach()  # this instance's checkpoints, as it probes them now
         return document(
-            self.config, self.hub.states, self.hub.leader(), self.hub.reports, leaders=leaders
+            self.config,
+            self.hub.states,
+            self.hub.leader(),
+            self.hub.reports,
+            leaders=leaders,
+            reach={mine.instance: mine} if mine is not None else None,
         )
 
     @property

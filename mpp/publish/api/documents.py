@@ -79,6 +79,29 @@ class PoolsDoc(_Open):
     pools: list[PoolDoc]
 
 
+class CheckpointDoc(BaseModel):
+    name: str
+    kind: str  # internal, edge, external
+    target: str
+    status: str  # OK, OK WARN (failing, not counted yet), FAIL, UNKNOWN
+    failures: int
+    fail_after: int
+    error: str
+    checked_at: str | None
+    ms: float | None
+
+
+class ReachDoc(_Open):
+    instance: str
+    at: str | None
+    age: float
+    cut: str  # none, LAN, WAN, GLOBAL
+    cut_off: bool
+    reason: str
+    warning: str
+    checkpoints: list[CheckpointDoc]
+
+
 class EventDoc(BaseModel):
     at: float
     pool: str

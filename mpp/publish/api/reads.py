@@ -25,11 +25,12 @@ from mpp.publish.api.documents import (
     NodeDoc,
     PoolDoc,
     PoolsDoc,
+    ReachDoc,
     error_response,
 )
 from mpp.publish.api.security import ReadGuard
 from mpp.publish.api.stream import StreamsFull
-from mpp.publish.view import pool_document, report_document
+from mpp.publish.view import pool_document, reach_document, report_document
 from mpp.store import StoreError, open_store
 
 log = logging.getLogger("mpp.api")
@@ -77,6 +78,25 @@ async def get_agents(pool: str, ctx: Ctx) -> Response:
 async def get_pools(ctx: Ctx) -> Response:
     """Every pool, exactly as `mpp status --json`."""
     return JSONResponse(ctx.document())
+
+
+async def get_checkpoints(ctx: Ctx) -> Response:
+    """This instance's checkpoints as it probes them now, and the place of the cut they
+    show (`mpp status` shows every instance's, from the store)."""
+    mine = ctx.hub.reach()
+    if mine is None:
+        body: dict[str, Any] = {
+            "instance": ctx.config.mpp.name,
+            "at": None,
+            "age": 0.0,
+            "cut": "none",
+            "cut_off": False,
+            "reason": "",
+            "warning": "no [[checkpoint]] in this instance's configuration",
+            "checkpoints": [],
+        }
+        return JSONResponse(body)
+    return JSONResponse(reach_document(mine, time.time()))
 
 
 async def get_pool(pool: str, ctx: Ctx) -> Response:
@@ -146,6 +166,7 @@ def router(open_reads: bool) -> APIRouter:
         ("/v1/pools", get_pools, PoolsDoc),
         ("/v1/pools/{pool}", get_pool, PoolDoc),
         ("/v1/pools/{pool}/nodes/{node}", get_node, NodeDoc),
+        ("/v1/checkpoints", get_checkpoints, ReachDoc),
     ]
     for path, endpoint, ok in documents:
         routes.add_api_route(

@@ -143,9 +143,12 @@ class Router:
 
     def update(self, state: PoolState | None) -> None:
         self.state = state
+        barred = self.hub.barred()  # cut off (mpp.run.reach): no rw target at all
         for role in (Role.RW, Role.RO):
             self.targets[role] = [
-                n.name for n in self.spec.nodes if check_node(self.spec, state, n.name, role)[0]
+                n.name
+                for n in self.spec.nodes
+                if check_node(self.spec, state, n.name, role, barred=barred)[0]
             ]
 
     def keeps(self, role: Role, state: PoolState, node: str) -> bool:
@@ -156,6 +159,8 @@ class Router:
             return False
         n = state.node(node)
         if role is Role.RW:
+            if self.hub.barred():  # this site is cut off: its writes go nowhere
+                return False
             return n.state is State.ACTIVE or node in self.targets[Role.RW]
         return not n.state.failed
 
@@ -183,7 +188,7 @@ class Router:
         """Wait for the Hub rather than refuse: only for rw, and only when a new primary
         is on its way (a switchover, an operator's request, a primary that stopped
         answering and is being failed over) or mpp has not polled the pool yet."""
-        if role is not Role.RW:
+        if role is not Role.RW or self.hub.barred():  # cut off: no primary will come here
             return False
         state = self.state
         if (
@@ -205,6 +210,8 @@ class Router:
         if failed:
             why = "; ".join(f"{n} ({self.addresses[n]}): {e}" for n, e in failed.items())
             return f"mpp: pool {pool}: cannot connect to {why}{waited_for}"
+        if role is Role.RW and (barred := self.hub.barred()):
+            return f"mpp: pool {pool}: no writes from this site: mpp is {barred}"
         if self.state is None:
             return f"mpp: pool {pool} has no state yet (mpp has not polled it){waited_for}"
         if role is Role.RW:
