@@ -148,6 +148,10 @@ class PoolConfig(_Strict):
     # failing, and the margin past a fence lease's TTL before promoting past its primary
     write_stall_grace: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
     fence_margin: Annotated[Duration, Field(ge=0, le=600)] = 2.0
+    # several mpp instances on one store (docs/sites.md): "leader", the leader's probe alone
+    # decides that a node does not answer; "majority", every instance probes and a node is
+    # failed only when the leader's probe and a majority of the fresh views agree
+    quorum: Literal["leader", "majority"] = "leader"
     hooks: HooksConfig = HooksConfig()
     schedule: list[ScheduleConfig] = Field(default_factory=list)
     node: Annotated[list[NodeConfig], Field(min_length=1)]

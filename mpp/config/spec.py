@@ -17,6 +17,8 @@ from mpp.model import (
     NodeSpec,
     NodeType,
     PoolSpec,
+    Quorum,
+    QuorumPolicy,
     ReplicationPolicy,
     Schedule,
     Topology,
@@ -45,4 +47,5 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         ),
         cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
+        quorum=QuorumPolicy(Quorum(pool.quorum)),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mpp.logic import agent
+from mpp.logic import agent, views
 from mpp.model import Observation, PoolSpec, PoolState, Replication, State, Verdict
 
 Observations = Mapping[str, Observation]  # this cycle's, by node name
@@ -26,7 +26,23 @@ def classify(
     """The verdict for node `name` this cycle and the message that explains it: what mpp's
     probe saw, then what the node's agent adds (mpp/logic/agent.py)."""
     verdict, message = _probed(spec, prev, name, observations)
+    verdict, message = _with_views(spec, observations[name], verdict, message)
     return _with_agent(spec, observations[name], verdict, message)
+
+
+def _with_views(
+    spec: PoolSpec, obs: Observation, verdict: Verdict, message: str
+) -> tuple[Verdict, str]:
+    """The quorum of views (mpp/logic/views.py): a node the leader cannot get an answer
+    from, but which a majority of the instances' fresh views sees answering, is not counted
+    against it: one site's broken link does not fail it for every site."""
+    seen_by = views.overruled(spec, obs)
+    if seen_by is None:
+        return verdict, message
+    return Verdict.GOOD, (
+        f"not answering this instance ({message}) but answering {views.who(seen_by)}: "
+        "not counted against it (quorum of views)"
+    )
 
 
 def _with_agent(

@@ -14,6 +14,7 @@ import-linter in `make test`). One module per kind of value:
 - spec: the logic's view of the configuration, with its policy objects
 - command: operator commands
 - agent: what a node agent reports, and mpp's view of it
+- views: how each mpp instance sees the nodes (the quorum of views)
 """
 
 from mpp.model.agent import AgentReport, AgentView, Process, WriteProbe
@@ -55,6 +56,7 @@ from mpp.model.spec import (
     ReplicationPolicy,
     Schedule,
 )
+from mpp.model.views import NodeSight, PeerSight, Quorum, QuorumPolicy, SiteView
 
 __all__ = [
     "Acknowledge",
@@ -78,15 +80,19 @@ __all__ = [
     "FailoverPolicy",
     "Fence",
     "Maintenance",
+    "NodeSight",
     "NodeSpec",
     "NodeState",
     "NodeType",
     "Observation",
     "Outcome",
+    "PeerSight",
     "PoolSpec",
     "PoolState",
     "Process",
     "Promote",
+    "Quorum",
+    "QuorumPolicy",
     "Recover",
     "Replication",
     "ReplicationPolicy",
@@ -95,6 +101,7 @@ __all__ = [
     "RequestKind",
     "Schedule",
     "SetReadOnly",
+    "SiteView",
     "State",
     "Status",
     "Switchover",

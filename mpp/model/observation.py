@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpp.model.agent import AgentView
+from mpp.model.views import PeerSight
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Observation:
     semi_sync_replica: bool | None = None
     replication: Replication | None = None
     agent: AgentView | None = None  # the node agent's newest report (None: no agent)
+    # the other mpp instances' sights of this node (quorum = "majority"; () otherwise)
+    peers: tuple[PeerSight, ...] = ()
 
     @property
     def writable(self) -> bool:

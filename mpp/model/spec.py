@@ -9,6 +9,7 @@ from functools import cached_property
 
 from mpp.model.kinds import Topology
 from mpp.model.node import NodeType
+from mpp.model.views import QuorumPolicy
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class PoolSpec:
     replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
     agents: AgentPolicy = field(default_factory=AgentPolicy)
     cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
+    quorum: QuorumPolicy = field(default_factory=QuorumPolicy)
     schedules: tuple[Schedule, ...] = ()
 
     @property

@@ -177,8 +177,15 @@ class PrimaryReplicaCycle(Cycle):
             if n.state in (State.STANDBY, State.UNKNOWN)
             and verdicts.get(n.name) is Verdict.GOOD
             and not self.resting(n.name)
+            and self.answers(n.name)
         ]
         return [self.nodes[n] for n in converge.order(self.spec, names, self.obs)]
+
+    def answers(self, name: str) -> bool:
+        """The leader's own probe got an answer: a node that other instances see healthy
+        (the quorum of views) but this one cannot reach cannot be promoted from here."""
+        obs = self.obs.get(name)
+        return obs is not None and obs.reachable and not obs.error
 
     def contenders(self, exclude: str | None) -> list[str]:
         """Reachable, non-failed nodes whose data a successor must not lack."""
