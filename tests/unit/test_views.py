@@ -91,7 +91,8 @@ def _cycles(peer_age: float, count: int = 8) -> PoolState:
             assert rep is not None
             obs[name] = replace(obs[name], replication=replace(rep, io_running="Connecting"))
         sights = tuple(
-            PeerSight(owner, site, True, peer_age, 1.0) for owner, site in (("b", "dc2"), ("c", "dc3"))
+            PeerSight(owner, site, True, peer_age, 1.0)
+            for owner, site in (("b", "dc2"), ("c", "dc3"))
         )
         obs["db1"] = replace(obs["db1"], peers=sights)
         state = logic.decide(SPEC, state, obs, float(i)).state
