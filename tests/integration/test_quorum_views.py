@@ -12,6 +12,8 @@ others' views the leader would fail it over after fail_point polls.
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from mpp.faults import cut_from_mpp, wait_for
 from mpp.model import EventKind, State
 from mpp.sandbox.etcd import EtcdServer
 from mpp.store.etcd import EtcdStore
+from tests.daemons import mpp_command
 from tests.integration.test_sites import Site
 from tests.integration.test_topology import Make
 from tests.ports import Ports
@@ -103,6 +106,16 @@ def test_one_site_cut_from_the_primary_is_outvoted_a_majority_is_not(
             db1 = _db1(a)
             assert db1["state"] == "ACTIVE", db1
             assert "site-b" in str(db1["message"]) and "site-c" in str(db1["message"]), db1
+            # how the others see it, in the API document and `mpp status` of any instance
+            assert "site-b" in str(db1["views"]) and " ok" in str(db1["views"]), db1
+            status = subprocess.run(
+                [*mpp_command(cluster.dir / "site-c.toml", "status")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "COLUMNS": "250"},
+            )
+            assert "Seen by others" in status.stdout, status.stdout
             assert not any(
                 e.kind is EventKind.STATE and e.node == "db1" and e.at >= cut_at
                 for e in store.history("main", limit=200)
