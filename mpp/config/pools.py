@@ -33,6 +33,11 @@ class NodeConfig(_Strict):
     # where the other nodes replicate from this one, when their network is not mpp's (a
     # management network, a proxy in front of the node); None: `address`
     replication_address: Address | None = None
+    # a second way in that a full server still answers, for the fence of a primary that
+    # refuses mpp (1040 too many connections): MariaDB's extra_port, MySQL's admin_address
+    # and admin_port. Without one (or a node agent) mpp does not fail over a primary that
+    # answers but refuses it: its clients may still be writing (docs/fencing.md)
+    admin_address: Address | None = None
 
     @property
     def host(self) -> str:

@@ -31,7 +31,16 @@ if TYPE_CHECKING:
 def pool_spec(pool: PoolConfig) -> PoolSpec:
     return PoolSpec(
         name=pool.name,
-        nodes=tuple(NodeSpec(n.name, NodeType(n.type), n.address, n.source) for n in pool.node),
+        nodes=tuple(
+            NodeSpec(
+                n.name,
+                NodeType(n.type),
+                n.address,
+                n.source,
+                admin_path=n.admin_address is not None,
+            )
+            for n in pool.node
+        ),
         fail_point=pool.fail_point,
         max_lag=pool.max_lag,
         topology=Topology(pool.topology),

@@ -22,6 +22,8 @@ class NodeSpec:
     # what replicas of this node report as their source (the config's replication_address,
     # else `address`): a replica's source is matched against it, not against mpp's address
     replication_address: str = ""
+    # mpp can reach it through an admin port (admin_address) when its main port refuses it
+    admin_path: bool = False
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,8 @@ class Cycle(AgentRules):
             )
             return False
         successor = candidates[0].name
+        if self.hold_refusing(current.name, successor):
+            return False
         if self.wait_for_fence(current.name, successor):
             return False
         self.move(

@@ -64,6 +64,30 @@ class PrimaryReplicaCycle(Cycle):
         self.forget_returned()
         self.settle_fencing()
 
+    def hold_refusing(self, old: str, new: str) -> bool:
+        """A primary that answers but refuses mpp (1040 too many connections, access
+        denied, a failing query) is still a running server that may take writes from the
+        clients it already has, and mpp's fence would be refused like its probe. So it is
+        failed over only when something can still fence it: its admin path (admin_address:
+        MariaDB extra_port, MySQL admin_address), which converge.plan fences first, the
+        Promote running only if that Fence succeeded; or its node agent (wait_for_fence).
+        Otherwise the failover is held, with the alert, until the server lets mpp in
+        again, the operator forces a takeover, or it stops answering altogether."""
+        obs = self.obs.get(old)
+        if obs is None or not obs.reachable or not obs.error or obs.read_only is True:
+            return False
+        if self.spec.spec(old).admin_path or obs.agent is not None:
+            return False
+        self.held = True
+        self.alert(
+            old,
+            f"{HELD}{old} answers but refuses mpp ({obs.error[:60]}): it may still take "
+            "writes from its clients and mpp cannot fence it; give it an admin_address "
+            "(MariaDB extra_port, MySQL admin_address) or a node agent, or force "
+            f"`mpp takeover {self.spec.name} {new} --force`",
+        )
+        return True
+
     def fences_itself(self, obs: Observation) -> bool:
         """Reachable and writable: converge.plan fences it first, and that Fence must
         succeed before the successor's Promote runs."""
