@@ -122,6 +122,11 @@ def _replication_verdict(
     if rep.io_running != "Yes":
         if source is not None and _source_down(prev, source, observations):
             return Verdict.GOOD, f"replication source {source} is down; not counted against it"
+        if source is not None and _source_refuses(source, observations):
+            return Verdict.GOOD, (
+                f"replication source {source} refuses connections "
+                f"({observations[source].error[:60]}); not counted against it"
+            )
         detail = f": {rep.last_io_errno} {rep.last_io_error}" if rep.last_io_errno else ""
         return Verdict.REPLICATION, f"replication IO thread {rep.io_running} to {label}{detail}"
     if rep.seconds_behind is None:
@@ -142,6 +147,15 @@ def _replication_verdict(
 
 def _source_name(spec: PoolSpec, rep: Replication) -> str | None:
     return spec.name_at(rep.source_address)
+
+
+def _source_refuses(source: str, observations: Mapping[str, Observation]) -> bool:
+    """The source answers mpp only with an error (1040 too many connections, access
+    denied): a replica that cannot connect to it either is not the one at fault, and it
+    must stay a candidate should the source be failed over (PrimaryReplicaCycle.
+    hold_refusing says when it may be)."""
+    obs = observations.get(source)
+    return obs is not None and obs.reachable and bool(obs.error)
 
 
 def _source_down(prev: PoolState, source: str, observations: Mapping[str, Observation]) -> bool:
