@@ -122,7 +122,7 @@ def _replication_verdict(
     if rep.io_running != "Yes":
         if source is not None and _source_down(prev, source, observations):
             return Verdict.GOOD, f"replication source {source} is down; not counted against it"
-        if source is not None and _source_refuses(source, observations):
+        if spec.primary_replica and source is not None and _source_refuses(source, observations):
             return Verdict.GOOD, (
                 f"replication source {source} refuses connections "
                 f"({observations[source].error[:60]}); not counted against it"
