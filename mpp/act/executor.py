@@ -18,8 +18,9 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pymysql
@@ -29,12 +30,15 @@ from mpp.config import Config, PoolConfig
 # the actions are named as plan.Fence, plan.Promote...: the plan is the executor's vocabulary
 from mpp.model import plan
 from mpp.model.plan import Action, Outcome
-from mpp.probe.connection import Target, open_connection, pool_targets, pool_tls
+from mpp.probe.connection import admin_targets, open_connection, pool_targets, pool_tls
 from mpp.probe.flavor import Flavor, detect
 
 log = logging.getLogger("mpp.executor")
 
 _BACKGROUND_FENCE_SECONDS = 30.0
+# MySQL client-side errnos start here (2003 cannot connect, 2013 lost...): below it, the
+# server answered and refused
+_CLIENT_ERRORS = 2000
 _SETTLE_SECONDS = 0.05  # for commits in progress to reach their ACK wait (see _fence)
 
 
@@ -47,6 +51,8 @@ class Executor:
         self.pool = pool
         self.config = config
         self.targets = pool_targets(config, pool)
+        # nodes with an admin_address: tried when the main port refuses mpp (1040...)
+        self.admin = admin_targets(config, pool)
         # where replicas are pointed: the replication address, which may not be mpp's
         self.addresses = {n.name: n.source_host_port for n in pool.node}
         self.tls = pool_tls(config, pool)  # replication uses TLS as mpp's sessions do
@@ -102,12 +108,12 @@ class Executor:
         timeout = getattr(action, "timeout", 0.0) or self.pool.catchup_timeout
         # a fence asks for read_only before anything else, in its own session (see _fence)
         pending = (
-            _ReadOnlyRequest(self.targets[action.node]) if isinstance(action, plan.Fence) else None
+            _ReadOnlyRequest(partial(self.connect, action.node))
+            if isinstance(action, plan.Fence)
+            else None
         )
         try:
-            conn = open_connection(
-                self.targets[action.node], read_timeout or self.config.query_timeout + timeout
-            )
+            conn = self.connect(action.node, read_timeout or self.config.query_timeout + timeout)
         except pymysql.MySQLError as err:
             return Outcome(action, False, f"cannot connect: {_text(err)}", _since(started))
         try:
@@ -121,6 +127,21 @@ class Executor:
             return Outcome(action, False, _text(err), _since(started))
         finally:
             conn.close()
+
+    def connect(self, node: str, read_timeout: float) -> pymysql.connections.Connection[Any]:
+        """A session to `node`: its main port, else its admin path (admin_address) when the
+        server answered there but refused mpp (1040 too many connections, an account
+        refused): the way a full primary can still be fenced. A port that does not answer
+        at all is not retried elsewhere: the server (or the path to it) is gone."""
+        try:
+            return open_connection(self.targets[node], read_timeout)
+        except pymysql.MySQLError as err:
+            admin = self.admin.get(node)
+            code = err.args[0] if err.args and isinstance(err.args[0], int) else 0
+            if admin is None or not 0 < code < _CLIENT_ERRORS:
+                raise
+            log.info("%s refused mpp on its main port (%s): through its admin path", node, code)
+            return open_connection(admin, read_timeout)
 
     def _dispatch(self, conn: Any, flavor: Flavor, action: Action) -> str:
         match action:
@@ -258,15 +279,15 @@ class _ReadOnlyRequest:
     before the fence's other session connects: on a hung server both connections queue, and
     the request is among the first things the server runs when it wakes up."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, connect: Callable[[float], pymysql.connections.Connection[Any]]) -> None:
         self.sent = threading.Event()
         self.done = threading.Event()
         self.failure: BaseException | None = None
-        threading.Thread(target=self._run, args=(target,), daemon=True, name="read-only").start()
+        threading.Thread(target=self._run, args=(connect,), daemon=True, name="read-only").start()
 
-    def _run(self, target: Target) -> None:
+    def _run(self, connect: Callable[[float], pymysql.connections.Connection[Any]]) -> None:
         try:
-            conn = open_connection(target, _BACKGROUND_FENCE_SECONDS)
+            conn = connect(_BACKGROUND_FENCE_SECONDS)
             try:
                 flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
                 self.sent.set()

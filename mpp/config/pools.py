@@ -41,6 +41,11 @@ class NodeConfig(_Strict):
     # may mpp promote it by its own choice: "prefer" wins at equal data, "never" stays a
     # replica unless the operator names it (switchover --to, takeover --to)
     promotion: Literal["prefer", "normal", "never"] = "normal"
+    # a second way in that a full server still answers, for the fence of a primary that
+    # refuses mpp (1040 too many connections): MariaDB's extra_port, MySQL's admin_address
+    # and admin_port. Without one (or a node agent) mpp does not fail over a primary that
+    # answers but refuses it: its clients may still be writing (docs/fencing.md)
+    admin_address: Address | None = None
 
     @property
     def host(self) -> str:
@@ -158,6 +163,10 @@ class PoolConfig(_Strict):
     # failing, and the margin past a fence lease's TTL before promoting past its primary
     write_stall_grace: Annotated[Duration, Field(gt=0, le=3600)] = 10.0
     fence_margin: Annotated[Duration, Field(ge=0, le=600)] = 2.0
+    # several mpp instances on one store (docs/sites.md): "leader", the leader's probe alone
+    # decides that a node does not answer; "majority", every instance probes and a node is
+    # failed only when the leader's probe and a majority of the fresh views agree
+    quorum: Literal["leader", "majority"] = "leader"
     hooks: HooksConfig = HooksConfig()
     schedule: list[ScheduleConfig] = Field(default_factory=list)
     node: Annotated[list[NodeConfig], Field(min_length=1)]

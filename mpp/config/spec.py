@@ -19,6 +19,8 @@ from mpp.model import (
     NodeType,
     PoolSpec,
     Promotion,
+    Quorum,
+    QuorumPolicy,
     ReplicationPolicy,
     Schedule,
     Topology,
@@ -39,6 +41,7 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
                 n.source,
                 site=n.site or "",
                 promotion=Promotion(n.promotion),
+                admin_path=n.admin_address is not None,
             )
             for n in pool.node
         ),
@@ -62,4 +65,5 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         ),
         cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
+        quorum=QuorumPolicy(Quorum(pool.quorum)),
     )

@@ -319,6 +319,7 @@ def exhaust_connections(
     password: str = sandbox.APP_PASSWORD,
     kill_user: str | None = sandbox.MPP_USER,
     room: int = 1,
+    evict: tuple[str, ...] = (),
 ) -> Undo:
     """A node out of connections: every new session, of any user, gets 1040 (Too many
     connections), while the sessions already open keep working. The state a connection
@@ -332,7 +333,8 @@ def exhaust_connections(
     max_connections, and the sandbox's `mpp` account has ALL PRIVILEGES, so without that
     extra slot taken mpp would still get in. Then the sessions of `kill_user` (mpp's) are
     killed, each freed slot taken again at once, until none is left: mpp reuses its probe
-    session, so without this it would never see the fault.
+    session, so without this it would never see the fault. Those of the users in `evict`
+    too (the replicas' `repl`: they cannot reconnect either, so none still streams).
 
     Heal: max_connections restored through a root session opened before the fault (the
     only way back in), then every held connection closed.
@@ -365,6 +367,8 @@ def exhaust_connections(
         _fill(port, "root", sandbox.ROOT_PASSWORD, held)
         if kill_user is not None:
             _evict(control, port, kill_user, held)
+        for user in evict:  # e.g. the replicas' sessions (sandbox.REPL_USER): they lose it too
+            _evict(control, port, user, held)
     except BaseException:
         heal()
         raise

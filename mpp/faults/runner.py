@@ -486,6 +486,8 @@ def _failover_recorded(d: Path) -> float | None:
 def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
     """What must hold while the faults are still in: states, messages, ro checks."""
     expect = scenario.expect
+    if not (expect.during_states or expect.during_message or expect.ro_down):
+        return  # nothing to look at (and `mpp status` cannot read a store that lost quorum)
     states = node_states(run.config)
     for ref, state in expect.during_states.items():
         node = _resolve(run, ref, roles)
@@ -591,6 +593,17 @@ def _judge(
         )
     if expect.after_last is not None or scenario.agents:
         row.after_last = _after_last(run, writer.snapshot() + pinned_acks)
+    if expect.max_write_pause is not None:
+        pause, since, until = writer.longest_gap(first_fault, t0 + scenario.observe)
+        row.notes.append(
+            f"longest time without an acknowledged write from the first fault to the heal: "
+            f"{pause:.2f} s (from {since - first_fault:.2f} s to {until - first_fault:.2f} s)"
+        )
+        if pause > expect.max_write_pause:
+            row.problems.append(
+                f"no write acknowledged for {pause:.2f} s during the fault, "
+                f"bound {expect.max_write_pause:g} s"
+            )
     if promotions:
         took = promotions[0]["at"]
         acks = writer.snapshot() + client.acks + pinned_acks

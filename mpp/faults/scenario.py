@@ -37,7 +37,9 @@ first primary from that address (mpp.faults.partition), its acknowledged writes 
 the writer's; the `isolate_primary` fault cuts that side off (the primary's agent binds the
 same address). Expectations for them: `fenced_first` (the first primary read-only, seen
 by the sampler, before the new primary's first acknowledged write) and `after_last` (a
-bound on the first acknowledged write after the last fault, from that fault).
+bound on the first acknowledged write after the last fault, from that fault). Any row may
+bound `max_write_pause`: the longest time without an acknowledged write from the first
+fault until the heals (a pool that must keep serving through its fault).
 
 Node references: `primary` (ACTIVE when the scenario starts), `replica` and `replica2`
 (the others, in order), `active` (ACTIVE when the step runs), `standby` (the first healthy
@@ -108,6 +110,9 @@ class Expect:
     # bound on the first acknowledged write after the last fault's injector returned,
     # counted from that fault: the pool writable again, wherever (restarted or promoted)
     after_last: float | None = None
+    # bound on the longest time without an acknowledged write, from the first fault until
+    # the heals: the pool kept serving through the fault (e.g. the store's quorum lost)
+    max_write_pause: float | None = None
 
     @property
     def failovers_needed(self) -> int:
@@ -157,7 +162,7 @@ _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options",
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
-_EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last"}
+_EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last", "max_write_pause"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
 _SCENARIO_KEYS |= {"agents", "agent", "client_source"}

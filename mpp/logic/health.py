@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mpp.logic import agent
+from mpp.logic import agent, views
 from mpp.model import Observation, PoolSpec, PoolState, Replication, State, Verdict
 
 Observations = Mapping[str, Observation]  # this cycle's, by node name
@@ -26,7 +26,23 @@ def classify(
     """The verdict for node `name` this cycle and the message that explains it: what mpp's
     probe saw, then what the node's agent adds (mpp/logic/agent.py)."""
     verdict, message = _probed(spec, prev, name, observations)
+    verdict, message = _with_views(spec, observations[name], verdict, message)
     return _with_agent(spec, observations[name], verdict, message)
+
+
+def _with_views(
+    spec: PoolSpec, obs: Observation, verdict: Verdict, message: str
+) -> tuple[Verdict, str]:
+    """The quorum of views (mpp/logic/views.py): a node the leader cannot get an answer
+    from, but which a majority of the instances' fresh views sees answering, is not counted
+    against it: one site's broken link does not fail it for every site."""
+    seen_by = views.overruled(spec, obs)
+    if seen_by is None:
+        return verdict, message
+    return Verdict.GOOD, (
+        f"not answering this instance ({message}) but answering {views.who(seen_by)}: "
+        "not counted against it (quorum of views)"
+    )
 
 
 def _with_agent(
@@ -106,6 +122,11 @@ def _replication_verdict(
     if rep.io_running != "Yes":
         if source is not None and _source_down(prev, source, observations):
             return Verdict.GOOD, f"replication source {source} is down; not counted against it"
+        if spec.primary_replica and source is not None and _source_refuses(source, observations):
+            return Verdict.GOOD, (
+                f"replication source {source} refuses connections "
+                f"({observations[source].error[:60]}); not counted against it"
+            )
         detail = f": {rep.last_io_errno} {rep.last_io_error}" if rep.last_io_errno else ""
         return Verdict.REPLICATION, f"replication IO thread {rep.io_running} to {label}{detail}"
     if rep.seconds_behind is None:
@@ -134,6 +155,15 @@ def _replication_verdict(
 
 def _source_name(spec: PoolSpec, rep: Replication) -> str | None:
     return spec.name_at(rep.source_address)
+
+
+def _source_refuses(source: str, observations: Mapping[str, Observation]) -> bool:
+    """The source answers mpp only with an error (1040 too many connections, access
+    denied): a replica that cannot connect to it either is not the one at fault, and it
+    must stay a candidate should the source be failed over (PrimaryReplicaCycle.
+    hold_refusing says when it may be)."""
+    obs = observations.get(source)
+    return obs is not None and obs.reachable and bool(obs.error)
 
 
 def _source_down(prev: PoolState, source: str, observations: Mapping[str, Observation]) -> bool:

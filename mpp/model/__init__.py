@@ -15,6 +15,7 @@ import-linter in `make test`). One module per kind of value:
 - command: operator commands
 - agent: what a node agent reports, and mpp's view of it
 - reach: MPP's checkpoints and the place of a cut
+- views: how each mpp instance sees the nodes (the quorum of views)
 """
 
 from mpp.model.agent import AgentReport, AgentView, Process, WriteProbe
@@ -73,6 +74,7 @@ from mpp.model.spec import (
     ReplicationPolicy,
     Schedule,
 )
+from mpp.model.views import NodeSight, PeerSight, Quorum, QuorumPolicy, SiteView
 
 __all__ = [
     "Acknowledge",
@@ -101,16 +103,20 @@ __all__ = [
     "FailoverPolicy",
     "Fence",
     "Maintenance",
+    "NodeSight",
     "NodeSpec",
     "NodeState",
     "NodeType",
     "Observation",
     "Outcome",
+    "PeerSight",
     "PoolSpec",
     "PoolState",
     "Process",
     "Promote",
     "Promotion",
+    "Quorum",
+    "QuorumPolicy",
     "Reach",
     "ReachReport",
     "Recover",
@@ -122,6 +128,7 @@ __all__ = [
     "Schedule",
     "SemiSync",
     "SetReadOnly",
+    "SiteView",
     "State",
     "Status",
     "Switchover",

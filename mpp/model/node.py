@@ -73,6 +73,8 @@ class NodeState:
     # until `mpp maintenance NODE off`)
     streak: int = 0  # consecutive good polls (the cluster logic's way back into service)
     agent: str = ""  # what only the node's agent sees (AgentReport.summary); '' if nothing
+    # how the other mpp instances see it (quorum of views: "dc2 ok, dc3 down"); '' if none
+    views: str = ""
     maintenance_since: float | None = None
     maintenance_until: float | None = None
 

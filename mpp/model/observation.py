@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpp.model.agent import AgentView
+from mpp.model.views import PeerSight
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Observation:
     semi_sync_wait_point: str = ""
     replication: Replication | None = None
     agent: AgentView | None = None  # the node agent's newest report (None: no agent)
+    # the other mpp instances' sights of this node (quorum = "majority"; () otherwise)
+    peers: tuple[PeerSight, ...] = ()
 
     @property
     def writable(self) -> bool:

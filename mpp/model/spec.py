@@ -9,6 +9,7 @@ from functools import cached_property
 
 from mpp.model.kinds import CrossSite, Promotion, Topology
 from mpp.model.node import NodeType
+from mpp.model.views import QuorumPolicy
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class NodeSpec:
     replication_address: str = ""
     site: str = ""  # where it runs ("dc1"); "": not said (no site preference applies)
     promotion: Promotion = Promotion.NORMAL
+    # mpp can reach it through an admin port (admin_address) when its main port refuses it
+    admin_path: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class PoolSpec:
     replication: ReplicationPolicy = field(default_factory=ReplicationPolicy)
     agents: AgentPolicy = field(default_factory=AgentPolicy)
     cluster: ClusterPolicy = field(default_factory=ClusterPolicy)
+    quorum: QuorumPolicy = field(default_factory=QuorumPolicy)
     schedules: tuple[Schedule, ...] = ()
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pymysql
@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from pymysql.constants import CLIENT
 
 from mpp.config import Config, PoolConfig
+from mpp.config.values import split_address
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,18 @@ def pool_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
         )
         for n in pool.node
     }
+
+
+def admin_targets(config: Config, pool: PoolConfig) -> dict[str, Target]:
+    """Each node's admin path (its admin_address), for the nodes that have one: where the
+    executor goes when a node's main port refuses it (mpp.act.executor)."""
+    main = pool_targets(config, pool)
+    out = {}
+    for n in pool.node:
+        if n.admin_address is not None:
+            host, port = split_address(n.admin_address)
+            out[n.name] = replace(main[n.name], host=host, port=port)
+    return out
 
 
 def pool_tls(config: Config, pool: PoolConfig) -> Tls | None:

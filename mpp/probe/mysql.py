@@ -51,6 +51,17 @@ class NodeProber:
             self._drop()
 
     def _probe(self, started: float) -> Observation:
+        kept = self._conn is not None
+        seen = self._probe_once(started)
+        if kept and _session_lost(seen):
+            # the kept session died, not necessarily the server: a KILL of mpp's session (a
+            # server out of connections evicting it, an operator) reads exactly like a crash.
+            # One fresh connect tells them apart: "connection refused" is a dead server,
+            # 1040 a full one that must not be taken for dead (its clients still write)
+            return self._probe_once(started)
+        return seen
+
+    def _probe_once(self, started: float) -> Observation:
         t0 = time.perf_counter()
         try:
             conn, flavor = self._connection()
@@ -113,6 +124,11 @@ class NodeProber:
             reachable=code not in _UNREACHABLE and code != 0,
             error=f"{what}: {code} {text}".strip() if code else f"{what}: {text}",
         )
+
+
+def _session_lost(obs: Observation) -> bool:
+    """The query failed because the session went away (2006 gone, 2013 lost)."""
+    return not obs.reachable and obs.error.startswith(("query failed: 2006", "query failed: 2013"))
 
 
 def _flag(value: Any) -> bool | None:

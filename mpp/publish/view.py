@@ -144,6 +144,7 @@ def pool_document(
                 "maintenance": _maintenance(ns, now),
                 "agent": ns.agent,
                 "agent_report": report_document((reports or {}).get(n.name), now),
+                "views": ns.views,  # how the other mpp instances see it (quorum of views)
             }
         )
     return {
@@ -266,6 +267,9 @@ def table(doc: dict[str, Any]) -> Table:
     agents = any(n.get("agent") or n.get("agent_report") for p in doc["pools"] for n in p["nodes"])
     if agents:  # a pool without agents keeps the table it always had
         t.add_column("Agent", overflow="fold", max_width=AGENT_WIDTH)
+    seen = any(n.get("views") for p in doc["pools"] for n in p["nodes"])
+    if seen:  # quorum = "majority": how each other instance (by site) sees the node
+        t.add_column("Seen by others", overflow="fold", max_width=AGENT_WIDTH)
     t.add_column("Last Status Message", overflow="fold")
     for pool in doc["pools"]:
         status = pool["status"]
@@ -295,6 +299,7 @@ def table(doc: dict[str, Any]) -> Table:
             "",
             "",
             *([""] if agents else []),
+            *([""] if seen else []),
             f"{pool['logic']} / {pool['topology']}"
             + ("  (no TLS to the servers)" if pool.get("tls") == "off" else f"  TLS {pool['tls']}"),
         )
@@ -312,6 +317,7 @@ def table(doc: dict[str, Any]) -> Table:
                     (f" {maint}" if (maint := maintenance_text(n)) else "", "bold magenta"),
                 ),
                 *([agent_text(n)] if agents else []),
+                *([n.get("views") or "-"] if seen else []),
                 n["message"],
             )
     for instance in doc.get("checkpoints", []):

@@ -33,6 +33,7 @@ from mpp.model import (
     EventKind,
     Observation,
     PoolState,
+    Quorum,
     Reach,
     Schedule,
 )
@@ -45,6 +46,7 @@ from mpp.run.reach import reach_event
 from mpp.run.schedules import Scheduler
 from mpp.run.shards import Shards
 from mpp.run.transact import transact
+from mpp.run.views import ViewTracker
 from mpp.store import NotLeader, Store, StoreError
 
 log = logging.getLogger("mpp")
@@ -99,6 +101,15 @@ class PoolWorker:
         self.last_cycle_seconds = 0.0
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
         self.agents = AgentTracker(self.spec)  # the node agents' reports, dated by this process
+        # quorum = "majority": every instance probes, shares its view and reads the others'
+        # (mpp/run/views.py); alone, or with quorum = "leader", nothing of it runs
+        self.views = (
+            ViewTracker(self.spec, leadership.owner)
+            if leadership is not None and self.spec.quorum.mode is Quorum.MAJORITY
+            else None
+        )
+        self.site = config.mpp.site or ""  # [mpp] site: how the others name this view
+        self.views_error = ""  # the store's last error sharing or reading views
         self.reports_error = ""  # the store's last error reading them (logged once per change)
         # [[pool.schedule]]: planned switchovers when their cron slots come (leader only)
         self.scheduler = (
@@ -106,6 +117,43 @@ class PoolWorker:
         )
 
     async def observe(self) -> dict[str, Observation]:
+        """This cycle's observations, with the agents' reports and the other instances'
+        views attached (when the pool has them)."""
+        loop = asyncio.get_running_loop()
+        results = await self.probe()
+        views = await loop.run_in_executor(self.store_threads, self.agent_views)
+        results = with_agents(results, views)
+        if self.views is not None:
+            results = await loop.run_in_executor(self.store_threads, self.exchange, results)
+        return results
+
+    def share(self, observations: Mapping[str, Observation]) -> None:
+        """Write this instance's view of the pool (blocking: a store thread). A view that
+        cannot be written simply does not vote; the error is logged once per change."""
+        assert self.views is not None
+        try:
+            self.store.put_view(self.views.mine(self.site, self.config.mpp.interval, observations))
+        except StoreError as err:
+            self._views_failed(f"cannot share this instance's view: {err}")
+
+    def exchange(self, observations: Mapping[str, Observation]) -> dict[str, Observation]:
+        """Share this instance's view, read the others' and attach them; on a store error
+        the last views read go on ageing (stale ones stop voting)."""
+        assert self.views is not None
+        self.share(observations)
+        try:
+            self.views.read(self.store.views(self.spec.name))
+            self._views_failed("")
+        except StoreError as err:
+            self._views_failed(f"cannot read the other instances' views: {err}")
+        return self.views.attach(observations)
+
+    def _views_failed(self, error: str) -> None:
+        if error and error != self.views_error:
+            log.warning("pool=%s %s", self.pool.name, error)
+        self.views_error = error
+
+    async def probe(self) -> dict[str, Observation]:
         loop = asyncio.get_running_loop()
 
         async def one(prober: NodeProber) -> Observation:
@@ -127,8 +175,7 @@ class PoolWorker:
         if again:
             fresh = await asyncio.gather(*(one(self.prober[n]) for n in again))
             results.update((o.node, o) for o in fresh)
-        views = await loop.run_in_executor(self.store_threads, self.agent_views)
-        return with_agents(results, views)
+        return results
 
     def agent_views(self) -> dict[str, AgentView]:
         """The node agents' reports as mpp dates them (blocking: runs in a store thread).
@@ -278,6 +325,9 @@ class PoolWorker:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         if not self.leading:
+            if self.views is not None:  # the leader counts this instance's view
+                seen = await self.probe()
+                await loop.run_in_executor(self.store_threads, self.share, seen)
             await loop.run_in_executor(self.store_threads, self.follow)
             if self.scheduler is not None:
                 self.scheduler.restart(time.time())  # a follower's missed slots are not run

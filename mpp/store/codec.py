@@ -17,6 +17,7 @@ from mpp.model import (
     Cut,
     Event,
     EventKind,
+    NodeSight,
     NodeState,
     PoolState,
     Process,
@@ -24,6 +25,7 @@ from mpp.model import (
     ReachReport,
     Request,
     RequestKind,
+    SiteView,
     State,
     WriteProbe,
 )
@@ -190,3 +192,53 @@ def reach_loads(text: str) -> ReachReport:
         for c in raw["checkpoints"]
     )
     return ReachReport(str(raw["instance"]), float(raw["at"]), reach, points)
+
+
+def view_dumps(view: SiteView) -> str:
+    return json.dumps(asdict(view), separators=(",", ":"), sort_keys=True)
+
+
+def view_loads(text: str) -> SiteView:
+    """A stored SiteView; raises ValueError (or KeyError/TypeError) naming what is wrong.
+    Checked field by field: a damaged view must be the store's named error, never a wrong
+    vote in the quorum."""
+    raw = json.loads(text)
+    if not isinstance(raw, dict):
+        raise ValueError(f"a view is a JSON object, not {type(raw).__name__}")
+    texts = {k: raw[k] for k in ("pool", "owner", "site")}
+    for name, value in texts.items():
+        if not isinstance(value, str):
+            raise ValueError(f"field {name!r} holds {value!r}")
+    seq, interval, sent_at = raw["seq"], raw["interval"], raw.get("sent_at", 0.0)
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ValueError(f"field 'seq' holds {seq!r}")
+    for name, value in (("interval", interval), ("sent_at", sent_at)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"field {name!r} holds {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"field {name!r} holds {value!r}")
+    if interval <= 0:
+        raise ValueError(f"field 'interval' holds {interval!r}")
+    nodes = raw["nodes"]
+    if not isinstance(nodes, list):
+        raise ValueError(f"field 'nodes' holds {nodes!r}")
+    sights = []
+    for item in nodes:
+        if not isinstance(item, dict):
+            raise ValueError(f"a node sight is a JSON object, not {type(item).__name__}")
+        node, reachable, answered = item["node"], item["reachable"], item["answered"]
+        error = item.get("error", "")
+        if not isinstance(node, str) or not isinstance(error, str):
+            raise ValueError(f"a node sight holds {item!r}")
+        if not isinstance(reachable, bool) or not isinstance(answered, bool):
+            raise ValueError(f"a node sight holds {item!r}")
+        sights.append(NodeSight(node, reachable, answered, error))
+    return SiteView(
+        texts["pool"],
+        texts["owner"],
+        texts["site"],
+        seq,
+        float(interval),
+        tuple(sights),
+        float(sent_at),
+    )

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpp.model import AgentReport, Event, PoolState, ReachReport
+from mpp.model import AgentReport, Event, PoolState, ReachReport, SiteView
 
 # the save's signature in words every backend repeats: what to write, the version it must
 # find (None: the pool must not exist yet); with `leader`, the lease holder it must find
@@ -124,6 +124,16 @@ class Store(ABC):
     @abstractmethod
     def reach(self) -> dict[str, ReachReport]:
         """Every instance's latest checkpoint report, by instance name."""
+
+    @abstractmethod
+    def put_view(self, view: SiteView) -> None:
+        """Replace this instance's view of the pool (view.pool, view.owner): how it sees
+        every node this cycle (quorum = "majority"); raises StoreError when not written."""
+
+    @abstractmethod
+    def views(self, pool: str) -> dict[str, SiteView]:
+        """Every instance's newest view of the pool, by owner (stale ones included: the
+        reader ages them)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -11,6 +11,7 @@ Layout under the prefix (default `/mpp`):
                                           commit: etcd caps a txn at 128 operations)
     {prefix}/agents/{pool}/{node}         a node agent's newest report (codec.report_dumps)
     {prefix}/reach/{instance}             an instance's checkpoint report (codec.reach_dumps)
+    {prefix}/views/{pool}/{owner}         an instance's newest view of the pool's nodes
     {prefix}/leaders/{pool}               a pool's own leader (pools shared among instances)
     {prefix}/members/{owner}              a live instance (on its lease)
     {prefix}/leader                       the leader's owner id, attached to its lease
@@ -38,7 +39,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from mpp.model import AgentReport, Event, PoolState, ReachReport
+from mpp.model import AgentReport, Event, PoolState, ReachReport, SiteView
 from mpp.store import codec
 from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
 from mpp.store.owners import vanished_here
@@ -491,6 +492,23 @@ class EtcdStore(Store):
             except (ValueError, TypeError, KeyError) as err:
                 raise StoreError(f"{self}: a checkpoint report is unreadable: {err}") from err
             found[report.instance] = report
+        return found
+
+    def put_view(self, view: SiteView) -> None:
+        # no lease either: the reader ages a view by its seq, and a stale one does not vote
+        key = _b64(self._key("views", view.pool, view.owner))
+        self._post("/v3/kv/put", {"key": key, "value": _b64(codec.view_dumps(view))})
+
+    def views(self, pool: str) -> dict[str, SiteView]:
+        start = self._key("views", pool) + "/"
+        kvs = self._range(start, _prefix_end(start)).get("kvs", [])
+        found: dict[str, SiteView] = {}
+        for kv in kvs:
+            try:
+                view = codec.view_loads(_text(kv["value"]))
+            except (ValueError, TypeError, KeyError) as err:
+                raise StoreError(f"{self}: a view of pool {pool!r} is unreadable: {err}") from err
+            found[view.owner] = view
         return found
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from mpp.model import AgentReport, Event, PoolState, ReachReport
+from mpp.model import AgentReport, Event, PoolState, ReachReport, SiteView
 from mpp.store import codec
 from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
 from mpp.store.owners import vanished_here
@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS agent_report (
 CREATE TABLE IF NOT EXISTS reach (
     instance TEXT PRIMARY KEY,
     report   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS site_view (
+    pool  TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    view  TEXT NOT NULL,
+    PRIMARY KEY (pool, owner)
 );
 CREATE TABLE IF NOT EXISTS pool_lease (
     pool    TEXT PRIMARY KEY,
@@ -301,6 +307,28 @@ class SqliteStore(Store):
                 "(pool, node) DO UPDATE SET report = excluded.report",
                 (report.pool, report.node, codec.report_dumps(report)),
             )
+
+    @_locked
+    def put_view(self, view: SiteView) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO site_view (pool, owner, view) VALUES (?, ?, ?) ON CONFLICT "
+                "(pool, owner) DO UPDATE SET view = excluded.view",
+                (view.pool, view.owner, codec.view_dumps(view)),
+            )
+
+    @_locked
+    def views(self, pool: str) -> dict[str, SiteView]:
+        try:
+            rows = self._db.execute(
+                "SELECT owner, view FROM site_view WHERE pool = ?", (pool,)
+            ).fetchall()
+        except sqlite3.Error as err:
+            raise StoreError(f"cannot read state store {self.path}: {err}") from err
+        try:
+            return {owner: codec.view_loads(text) for owner, text in rows}
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"{self.path}: a view of pool {pool!r} is unreadable: {err}") from err
 
     @_locked
     def reports(self, pool: str) -> dict[str, AgentReport]:

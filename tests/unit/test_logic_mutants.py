@@ -626,9 +626,11 @@ def test_a_failed_node_holding_more_does_not_block_the_failover() -> None:
 
 
 def test_the_failing_primary_is_no_contender_for_its_own_successor() -> None:
-    """Without confirmation a busy primary is failed over even if it reports more than its
-    replicas have (what no replica received is lost with it, as in any failover)."""
+    """Without confirmation a busy primary that can be fenced (its admin path) is failed
+    over even if it reports more than its replicas have (what no replica received is lost
+    with it, as in any failover)."""
     spec = star_spec(confirm_with_replicas=False)
+    spec = replace(spec, nodes=(replace(spec.nodes[0], admin_path=True), *spec.nodes[1:]))
     state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
     busy = Observation(
         "db1", 0.0, reachable=True, error="1040 Too many connections", gtid_executed="0-1-20"

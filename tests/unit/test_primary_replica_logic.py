@@ -114,9 +114,33 @@ def test_without_confirmation_fast_fail_still_needs_every_replica_to_have_lost_i
     assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
 
 
-def test_without_confirmation_a_busy_primary_is_failed_over_and_fenced_in_the_background() -> None:
-    """Its read_only is unknown: the fence is tried in the background until it answers."""
+def test_a_busy_primary_nothing_can_fence_is_not_failed_over() -> None:
+    """1040 to mpp, and (without confirm_with_replicas) nobody to confirm it: it may still
+    take writes from its clients and mpp's fence would be refused too, so the failover is
+    held with the alert, however long it lasts (issue 14)."""
     spec = star_spec(confirm_with_replicas=False)
+    state = settled(spec)
+    busy = Observation("db1", 0.0, reachable=True, error="1040 Too many connections")
+    obs = {**star(spec, {}), "db1": busy}
+    for t in range(3 * spec.fail_point):
+        decision = decide(spec, state, obs, float(t))
+        state = decision.state
+        assert decision.change is None and decision.actions == ()
+    assert states(state)["db1"] is State.ACTIVE
+    assert "refuses mpp" in state.alert and "admin_address" in state.alert
+    alerts = [e for e in decision.events if e.new == "ALERT"]
+    assert alerts == [], "the alert is recorded once, not every cycle"
+    # it lets mpp in again: the hold ends by itself
+    state = decide(spec, state, star(spec, {}), 99.0).state
+    assert state.alert == "" and states(state)["db1"] is State.ACTIVE
+
+
+def test_a_busy_primary_with_an_admin_path_is_fenced_before_the_promotion() -> None:
+    """With an admin_address the Fence (not best-effort) runs before the Promote, which the
+    executor then runs only if the fence succeeded; until the promotion has happened every
+    cycle fences it first again."""
+    spec = star_spec(confirm_with_replicas=False)
+    spec = replace(spec, nodes=(replace(spec.nodes[0], admin_path=True), *spec.nodes[1:]))
     state = settled(spec)
     busy = Observation("db1", 0.0, reachable=True, error="1040 Too many connections")
     obs = {**star(spec, {}), "db1": busy}
@@ -124,7 +148,13 @@ def test_without_confirmation_a_busy_primary_is_failed_over_and_fenced_in_the_ba
         decision = decide(spec, state, obs, float(t))
         state = decision.state
     assert decision.change == Change(ChangeKind.FAILOVER, "db1", "db2")
-    assert decision.actions[0] == Fence("db1", best_effort=True)
+    assert decision.actions[0] == Fence("db1")
+    promote = next(i for i, a in enumerate(decision.actions) if isinstance(a, Promote))
+    assert promote > 0
+    # the promotion did not happen (the fence failed): the next cycle fences first again
+    again = decide(spec, state, obs, 10.0)
+    assert again.actions[0] == Fence("db1")
+    assert any(isinstance(a, Promote) for a in again.actions)
 
 
 def test_a_replica_of_the_active_node_stopped_without_error_is_restarted() -> None:

@@ -158,7 +158,6 @@ def plan(
         return []
     active = actives[0].name
     fences: list[Action] = []
-    promote: list[Action] = []
     repoints: list[Action] = []
     just_failed_over = prev.has(active) and prev.node(active).state is not State.ACTIVE
     old = next((n.name for n in prev.nodes if n.state is State.ACTIVE), None)
@@ -174,13 +173,19 @@ def plan(
         and state.has(name)
         and not state.node(name).state.failed
     ]
+    promote = _promote(spec, state.node(active), observations.get(active))
+    old_primaries = {n for n in (old, *dict(state.rejoin_base)) if n is not None}
     for node in state.nodes:
         obs = observations.get(node.name)
         if node.name == active:
-            promote += _promote(spec, node, obs)
             continue
         was_active = prev.has(node.name) and prev.node(node.name).state is State.ACTIVE
         if node.state.failed:
+            if promote and node.name in old_primaries and _refuses_with_admin_path(spec, obs):
+                # it refuses mpp but may take writes: fenced through its admin path, and
+                # the Promote after it runs only if that Fence succeeded (hold_refusing)
+                fences.append(Fence(node.name))
+                continue
             fences += _fence_failed(node, obs, was_active and just_failed_over)
             repoints += _rejoin(spec, state, node, active, obs, observations)
         else:
@@ -224,6 +229,17 @@ def semi_sync_differs(spec: PoolSpec, obs: Observation) -> str:
     if point and point != WAIT_POINT:
         seen.append(f"wait point {point}, not {WAIT_POINT}")
     return "; ".join(seen)
+
+
+def _refuses_with_admin_path(spec: PoolSpec, obs: Observation | None) -> bool:
+    """Answers but refuses mpp (its read_only unknown), and has an admin_address."""
+    return (
+        obs is not None
+        and obs.reachable
+        and bool(obs.error)
+        and obs.read_only is None
+        and spec.spec(obs.node).admin_path
+    )
 
 
 def _fence_failed(node: NodeState, obs: Observation | None, just_demoted: bool) -> list[Action]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from mpp.logic import agent
+from mpp.logic import agent, views
 from mpp.logic.failover.fencing import AgentRules
 from mpp.logic.health import classify
 from mpp.logic.ladder import status_of, warn_cap
@@ -110,6 +110,7 @@ class Cycle(AgentRules):
                 node,
                 req=req,
                 agent=agent.summary(view),
+                views=views.summary(obs),
                 last_request=obs.at,
                 message=message,
                 reachable=obs.reachable,
@@ -202,6 +203,8 @@ class Cycle(AgentRules):
             )
             return False
         successor = candidates[0].name
+        if self.hold_refusing(current.name, successor):
+            return False
         if self.wait_for_fence(current.name, successor):
             return False
         self.move(

@@ -80,6 +80,11 @@ class AgentRules(Scratch):
 
     # -- the fence lease -------------------------------------------------------------------
 
+    def hold_refusing(self, old: str, new: str) -> bool:
+        """Keep a failing ACTIVE node that answers but refuses mpp, when nothing can fence
+        it (primary-replica pools: PrimaryReplicaCycle); a ring runs no actions."""
+        return False
+
     def fences_itself(self, obs: Observation) -> bool:
         """mpp's own Fence, which must succeed before the promotion, will stop its writes.
         A ring's logic runs no actions: only the node's agent can fence it."""

@@ -71,6 +71,30 @@ class PrimaryReplicaCycle(Cycle):
         self.forget_returned()
         self.settle_fencing()
 
+    def hold_refusing(self, old: str, new: str) -> bool:
+        """A primary that answers but refuses mpp (1040 too many connections, access
+        denied, a failing query) is still a running server that may take writes from the
+        clients it already has, and mpp's fence would be refused like its probe. So it is
+        failed over only when something can still fence it: its admin path (admin_address:
+        MariaDB extra_port, MySQL admin_address), which converge.plan fences first, the
+        Promote running only if that Fence succeeded; or its node agent (wait_for_fence).
+        Otherwise the failover is held, with the alert, until the server lets mpp in
+        again, the operator forces a takeover, or it stops answering altogether."""
+        obs = self.obs.get(old)
+        if obs is None or not obs.reachable or not obs.error or obs.read_only is True:
+            return False
+        if self.spec.spec(old).admin_path or obs.agent is not None:
+            return False
+        self.held = True
+        self.alert(
+            old,
+            f"{HELD}{old} answers but refuses mpp ({obs.error[:60]}): it may still take "
+            "writes from its clients and mpp cannot fence it; give it an admin_address "
+            "(MariaDB extra_port, MySQL admin_address) or a node agent, or force "
+            f"`mpp takeover {self.spec.name} {new} --force`",
+        )
+        return True
+
     def fences_itself(self, obs: Observation) -> bool:
         """Reachable and writable: converge.plan fences it first, and that Fence must
         succeed before the successor's Promote runs."""
@@ -190,6 +214,7 @@ class PrimaryReplicaCycle(Cycle):
             and verdicts.get(n.name) is Verdict.GOOD
             and not self.resting(n.name)
             and not (automatic and self.unpromotable(n.name))
+            and self.answers(n.name)
         ]
         ordered = converge.order(self.spec, names, self.obs, self.home_site())
         return [self.nodes[n] for n in ordered]
@@ -257,6 +282,12 @@ class PrimaryReplicaCycle(Cycle):
                 "moves the writes to another site",
             )
         return local
+
+    def answers(self, name: str) -> bool:
+        """The leader's own probe got an answer: a node that other instances see healthy
+        (the quorum of views) but this one cannot reach cannot be promoted from here."""
+        obs = self.obs.get(name)
+        return obs is not None and obs.reachable and not obs.error
 
     def contenders(self, exclude: str | None) -> list[str]:
         """Reachable, non-failed nodes whose data a successor must not lack."""
