@@ -75,6 +75,7 @@ def test_one_site_cut_from_the_primary_is_outvoted_a_majority_is_not(
                     "name": name,
                     "leader_ttl": "3s",
                     "source_address": SOURCES[name],
+                    "site": name.replace("site-", "dc-"),
                 },
                 "api": {"listen": f"127.0.0.1:{api}"},
             }
@@ -91,6 +92,7 @@ def test_one_site_cut_from_the_primary_is_outvoted_a_majority_is_not(
             wait_for("every instance to share its view", lambda: len(store.views("main")) == 3, 15)
             views = store.views("main")
             assert {v.owner.split("@")[0] for v in views.values()} == set(SOURCES)
+            assert {v.site for v in views.values()} == {"dc-a", "dc-b", "dc-c"}
             sights = [v.sight("db1") for v in views.values()]
             assert all(s is not None and s.answered for s in sights), sights
 
@@ -105,9 +107,9 @@ def test_one_site_cut_from_the_primary_is_outvoted_a_majority_is_not(
             time.sleep(6.0)  # past fail_point (4) polls at 1 s: the leader alone would fail it
             db1 = _db1(a)
             assert db1["state"] == "ACTIVE", db1
-            assert "site-b" in str(db1["message"]) and "site-c" in str(db1["message"]), db1
-            # how the others see it, in the API document and `mpp status` of any instance
-            assert "site-b" in str(db1["views"]) and " ok" in str(db1["views"]), db1
+            assert "dc-b" in str(db1["message"]) and "dc-c" in str(db1["message"]), db1
+            # how the others see it, by site, in the API document and any instance's status
+            assert db1["views"] == "dc-b ok, dc-c ok", db1
             status = subprocess.run(
                 [*mpp_command(cluster.dir / "site-c.toml", "status")],
                 capture_output=True,
