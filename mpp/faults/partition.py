@@ -107,6 +107,39 @@ def isolate_primary(
     return _once(heal)
 
 
+def cut_port(port: int) -> Undo:
+    """Every TCP connection to 127.0.0.1:`port` dropped (its SYN never answered): the cut
+    between an mpp instance and one of its checkpoints. Tagged as the partition rules are,
+    so clear_rules([port]) removes it whatever became of the heal."""
+    rule = ["--dport", str(port)]
+    tag = f"{TAG}-{port}-checkpoint"
+    _iptables("-I", rule, tag)
+    return _once(lambda: _iptables("-D", rule, tag))
+
+
+class Gateway(Background):
+    """A TCP listener standing for a network device an mpp instance watches as one of its
+    checkpoints (MPP's "internal" kind: the LAN's router); it accepts and closes."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(f"gateway-{port}")
+        self.port = port
+        self.sock = socket.create_server(("127.0.0.1", port), backlog=64)
+        self.sock.settimeout(0.2)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    def close(self) -> None:
+        super().close()
+        self.sock.close()
+
+
 def _iptables(op: str, rule: list[str], tag: str) -> None:
     spec = ["INPUT", "-i", "lo", "-p", "tcp", *rule, "-m", "comment", "--comment", tag]
     try:

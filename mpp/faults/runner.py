@@ -33,7 +33,15 @@ from ._sql import now, ports
 from .agents import Agents, FenceKeys
 from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
 from .etcd import EtcdCluster
-from .partition import PinnedClient, SocketSampler, allow_from, clear_rules, isolate_primary
+from .partition import (
+    Gateway,
+    PinnedClient,
+    SocketSampler,
+    allow_from,
+    clear_rules,
+    cut_port,
+    isolate_primary,
+)
 from .proxy import Proxies
 from .scenario import Scenario, Step
 from .surfaces import RouterClient, SurfaceWatch, misroutes, summary
@@ -53,6 +61,7 @@ class Run:
     etcd: EtcdCluster | None = None  # the store, when the scenario puts it on etcd
     proxies: Proxies | None = None  # between mpp and the nodes, when the scenario has them
     agents: Agents | None = None  # an `mpp agent` per node, when the scenario has them
+    gateway: Gateway | None = None  # the internal checkpoint, when the scenario has one
     # ports the primary side of a partition must not reach besides the nodes' (mpp's own)
     mpp_ports: tuple[int, ...] = ()
     # every fault as it went in: (started, injector returned, fault, node)
@@ -140,6 +149,14 @@ def _isolate_primary(run: Run, node: str, client_source: str = "127.0.0.6") -> H
     return isolate_primary(run.d, node, client_source, (*run.mpp_ports, *store))
 
 
+def _cut_checkpoints(run: Run, node: str) -> Heal:
+    """The instance cut off from its internal checkpoint (iptables DROP to the gateway):
+    by its own rule it is on the wrong side of a LAN cut. `node` is not used."""
+    if run.gateway is None:
+        raise RuntimeError("cut_checkpoints needs checkpoints = true")
+    return cut_port(run.gateway.port)
+
+
 def _kill_supervised(run: Run, node: str, up_within: float = 20.0) -> Heal:
     """kill -9 a node its agent supervises, once it is up again (a repeated step waits for
     the agent's restart of the previous kill, rather than finding no process to kill). No
@@ -188,6 +205,7 @@ INJECTORS: dict[str, Injector] = {
     "switchover": _switchover,
     "isolate_primary": _isolate_primary,
     "kill_supervised": _kill_supervised,
+    "cut_checkpoints": _cut_checkpoints,
     **{
         name: _on_sandbox(getattr(injectors, name))
         for name in (
@@ -206,10 +224,23 @@ INJECTORS: dict[str, Injector] = {
 # per scenario, after the sandbox's three node ports: the API (HTTP checks), the agent-check
 # and the router's rw port, so every scenario watches every surface
 SURFACE_PORTS = 3
-PORTS_PER_SCENARIO = 3 + SURFACE_PORTS
+# and the gateway a scenario with checkpoints watches as its internal checkpoint
+PORTS_PER_SCENARIO = 3 + SURFACE_PORTS + 1
 ROUTER_FIRST_ID = 10_000_000  # the router client's ids, apart from the writer's
 PINNED_FIRST_ID = 20_000_000  # the primary side's client (client_source)
 _CONNECT_TIMEOUT = 1.0  # mpp's, in every scenario
+
+
+def gateway_port(base_port: int) -> int:
+    return base_port + 3 + SURFACE_PORTS
+
+
+def checkpoints_toml(base_port: int) -> str:
+    """The instance's one internal checkpoint: the gateway (MPP's LAN router)."""
+    return (
+        f'\n[[checkpoint]]\nname = "lan-gateway"\nkind = "internal"\n'
+        f'target = "tcp:127.0.0.1:{gateway_port(base_port)}"\ntimeout = "300ms"\n'
+    )
 
 
 def surfaces_toml(base_port: int) -> str:
@@ -272,9 +303,15 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             scenario.pool,
             "scenario.toml",
             scenario.mpp,
-            surfaces_toml(base_port),
+            surfaces_toml(base_port)
+            + (checkpoints_toml(base_port) if scenario.checkpoints else ""),
         )
+        gateway = Gateway(gateway_port(base_port)) if scenario.checkpoints else None
+        if gateway is not None:
+            gateway.start()
+            routes.append(gateway)
         run = _routes(scenario, d, config, routes)
+        run.gateway = gateway
         run.mpp_ports = tuple(base_port + 3 + i for i in range(SURFACE_PORTS))
         wait_settled(d, config, run.daemon, "db1")
         create_table(d, "db1")
@@ -333,6 +370,9 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         if "isolate_primary" in scenario.faults:
             with contextlib.suppress(Exception):  # the heals may not have run
                 clear_rules(range(base_port, base_port + 3))
+        if scenario.checkpoints:
+            with contextlib.suppress(Exception):
+                clear_rules([gateway_port(base_port)])
         with contextlib.suppress(Exception):
             sandbox.destroy(d)
     row.passed = not row.problems
@@ -389,6 +429,8 @@ def _close_routes(routes: list[object]) -> None:
                 route.close()
             elif isinstance(route, EtcdCluster):
                 route.stop()
+            elif isinstance(route, Gateway):
+                route.close()
 
 
 def _seconds(duration: str) -> float:
@@ -486,7 +528,7 @@ def _failover_recorded(d: Path) -> float | None:
 def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
     """What must hold while the faults are still in: states, messages, ro checks."""
     expect = scenario.expect
-    if not (expect.during_states or expect.during_message or expect.ro_down):
+    if not (expect.during_states or expect.during_message or expect.ro_down or expect.rw_down):
         return  # nothing to look at (and `mpp status` cannot read a store that lost quorum)
     states = node_states(run.config)
     for ref, state in expect.during_states.items():
@@ -502,13 +544,21 @@ def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
         done = mpp_cli(run.config, "check", node, "--role", "ro")
         if done.returncode == 0:
             row.problems.append(f"during the fault the ro check says {done.stdout.strip()!r}")
+    for ref in expect.rw_down:
+        node = _resolve(run, ref, roles)
+        done = mpp_cli(run.config, "check", node, "--role", "rw")
+        if done.returncode == 0:
+            row.problems.append(
+                f"during the fault the rw check of {node} says {done.stdout.strip()!r}"
+            )
 
 
 def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
     """Until mpp shows one ACTIVE node, the expected end states, and every other node
     STANDBY and healthy, or quarantined for errant transactions (a killed primary may hold
-    a commit no replica received: keeping it out is right); a pool that never gets there
-    is a problem of the row."""
+    a commit no replica received: keeping it out is right), and the servers match (one
+    writable primary, its replicas streaming); a pool that never gets there is a problem
+    of the row."""
     wanted = {
         _resolve(run, ref, roles): [state] if isinstance(state, str) else state
         for ref, state in scenario.expect.states.items()
@@ -535,7 +585,13 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
             states = node_states(run.config)
             last = {n: (s["state"], s["requests"], s["message"][:160]) for n, s in states.items()}
             actives = [n for n, s in states.items() if s["state"] == "ACTIVE"]
-            if len(actives) == 1 and all(settled(n, s) for n, s in states.items()):
+            # and the servers match (the judge's final check): mpp may have just taken the
+            # lease back (a healed cut) and not yet converged them
+            if (
+                len(actives) == 1
+                and all(settled(n, s) for n, s in states.items())
+                and not _topology(run.d, actives[0], states)
+            ):
                 return
         time.sleep(0.25)
     row.problems.append(f"not settled within {scenario.settle:g} s: {last}")

@@ -101,6 +101,7 @@ class Expect:
     during_states: dict[str, str] = field(default_factory=dict)
     during_message: dict[str, str] = field(default_factory=dict)
     ro_down: list[str] = field(default_factory=list)
+    rw_down: list[str] = field(default_factory=list)  # `mpp check NODE --role rw` says DOWN
     # mpp's log holds no ERROR, CRITICAL, traceback or failed action (a fault that must
     # have no effect: not even a lost cycle)
     clean_log: bool = False
@@ -152,6 +153,9 @@ class Scenario:
     agent: dict[str, Any] = field(default_factory=dict)
     # the primary side's address: a client writes to the first primary from it
     client_source: str = ""
+    # the instance watches an internal checkpoint (a gateway listener the harness runs):
+    # the `cut_checkpoints` fault cuts it off from it
+    checkpoints: bool = False
 
     @property
     def faults(self) -> set[str]:
@@ -162,10 +166,10 @@ _STEP_KEYS = {"at", "fault", "node", "heal_after", "repeat", "every", "options",
 _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable", "states"}
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
-_EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last", "max_write_pause"}
+_EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last", "max_write_pause", "rw_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
-_SCENARIO_KEYS |= {"agents", "agent", "client_source"}
+_SCENARIO_KEYS |= {"agents", "agent", "client_source", "checkpoints"}
 AGENT_KEYS = {"retry_limit", "retry_interval", "stop_timeout", "fence_ttl", "fence"}
 STORES = ("", "etcd3")
 
@@ -217,6 +221,7 @@ def _scenario(
             '127.0.0.1 (which the other side uses), e.g. "127.0.0.6"'
         )
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
+    refs += list(expect.get("rw_down", []))
     for key in ("states", "message", "during_states", "during_message", "failed_because"):
         refs += list(expect.get(key, {}))
     refs += [expect["to"]] if expect.get("to") else []
@@ -240,6 +245,7 @@ def _scenario(
         agents=bool(raw.get("agents", False)),
         agent=dict(raw.get("agent", {})),
         client_source=source,
+        checkpoints=bool(raw.get("checkpoints", False)),
     )
 
 
