@@ -133,6 +133,9 @@ class Executor:
             case plan.SetReadOnly():
                 _execute(conn, flavor.fence_sql())
                 return "read_only on"
+            case plan.RelaxSemiSync():
+                _execute(conn, flavor.relax_semi_sync_sql())
+                return "semi-sync primary off: commits no longer wait for a replica"
             case plan.CatchUp(source=source, timeout=timeout):
                 return self._catch_up(conn, flavor, source, timeout)
             case plan.Promote(timeout=timeout, semi_sync=semi):
@@ -218,8 +221,10 @@ class Executor:
         _execute(conn, flavor.promote_sql())
         steps.append("replication reset, writable")
         if semi_sync:
-            _execute(conn, flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000)))
-            steps.append("semi-sync primary on")
+            strict = self.pool.semi_sync == "strict"
+            timeout_ms = int(self.pool.semi_sync_timeout * 1000)
+            _execute(conn, flavor.semi_sync_sql(True, timeout_ms, strict=strict))
+            steps.append("strict semi-sync primary on" if strict else "semi-sync primary on")
         return "; ".join(steps)
 
     def _repoint(

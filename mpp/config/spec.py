@@ -35,14 +35,26 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         topology=Topology(pool.topology),
         logic=pool.logic,
         failover=FailoverPolicy(hostile_takeover=pool.hostile_takeover),
-        # every ReplicationPolicy field is the pool key of the same name
-        replication=ReplicationPolicy(
-            **{f.name: getattr(pool, f.name) for f in fields(ReplicationPolicy)}
-        ),
+        replication=_replication(pool),
         schedules=tuple(
             Schedule(e.cron, e.switchover_to, e.timeout or pool.switchover_timeout, e.timezone)
             for e in pool.schedule
         ),
         cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
+    )
+
+
+def _replication(pool: PoolConfig) -> ReplicationPolicy:
+    """Every ReplicationPolicy field is the pool key of the same name, except semi_sync
+    (true or "strict": on) and semi_sync_strict (its "strict")."""
+    derived = {
+        "semi_sync": pool.semi_sync is not False,
+        "semi_sync_strict": pool.semi_sync == "strict",
+    }
+    return ReplicationPolicy(
+        **{
+            f.name: derived[f.name] if f.name in derived else getattr(pool, f.name)
+            for f in fields(ReplicationPolicy)
+        }
     )

@@ -65,3 +65,4 @@ class ActionKind(enum.StrEnum):
     REPOINT = "repoint"
     REJOIN = "rejoin"
     SET_READ_ONLY = "setreadonly"
+    RELAX_SEMI_SYNC = "relax-semi-sync"  # strict semi-sync let go (semi_sync_fallback)

@@ -46,6 +46,13 @@ class Observation:
     gtid_binlog: str = ""  # what its own binlog holds (MariaDB gtid_binlog_pos): errant checks
     semi_sync_primary: bool | None = None
     semi_sync_replica: bool | None = None
+    # a semi-sync primary that never falls back by itself (wait-no-replica on, the timeout
+    # at its maximum), and how many semi-sync replicas it has connected (None: unknown)
+    semi_sync_strict: bool | None = None
+    semi_sync_clients: int | None = None
+    # mpp's heartbeat row as this node holds it: mpp's clock when the ACTIVE primary wrote
+    # it, replicated like any row (None: not read, or no row yet)
+    heartbeat: float | None = None
     replication: Replication | None = None
     agent: AgentView | None = None  # the node agent's newest report (None: no agent)
 

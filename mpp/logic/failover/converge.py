@@ -26,6 +26,7 @@ from mpp.model import (
     PoolSpec,
     PoolState,
     Promote,
+    RelaxSemiSync,
     Repoint,
     SetReadOnly,
     State,
@@ -158,7 +159,7 @@ def plan(
     for node in state.nodes:
         obs = observations.get(node.name)
         if node.name == active:
-            promote += _promote(spec, node, obs)
+            promote += _promote(spec, node, obs, state.semi_sync_relaxed == active)
             continue
         was_active = prev.has(node.name) and prev.node(node.name).state is State.ACTIVE
         if node.state.failed:
@@ -170,17 +171,26 @@ def plan(
     return fences + detaches + promote + repoints
 
 
-def _promote(spec: PoolSpec, node: NodeState, obs: Observation | None) -> list[Action]:
+def _promote(
+    spec: PoolSpec, node: NodeState, obs: Observation | None, relaxed: bool = False
+) -> list[Action]:
     if obs is None or not obs.reachable or obs.error:
         return []
     needs = obs.replication is not None or obs.read_only is not False
-    semi = spec.replication.semi_sync and obs.semi_sync_primary is False
+    policy = spec.replication
+    if relaxed and not needs:
+        # strict semi-sync let go (semi_sync_fallback): off until a replica is back
+        return [RelaxSemiSync(node.name)] if obs.semi_sync_primary else []
+    semi = policy.semi_sync and obs.semi_sync_primary is False
+    # strict: also a primary whose server would fall back by itself (a restored strict
+    # after relaxing, or settings changed by hand)
+    semi = semi or (policy.semi_sync_strict and obs.semi_sync_strict is False)
     if needs or semi:
         return [
             Promote(
                 node.name,
                 timeout=spec.replication.catchup_timeout,
-                semi_sync=spec.replication.semi_sync,
+                semi_sync=policy.semi_sync and not relaxed,
             )
         ]
     return []
