@@ -41,6 +41,17 @@ def _fallback(value: object) -> float | None:
 Fallback = Annotated[float | None, BeforeValidator(_fallback)]
 
 
+def _semi_sync(value: object) -> object:
+    if isinstance(value, bool) or value == "strict":
+        return value
+    raise ValueError(
+        f'{value!r}: semi_sync is true, false or "strict" (never asynchronous by the server itself)'
+    )
+
+
+SemiSync = Annotated[Literal["strict"] | bool, BeforeValidator(_semi_sync)]
+
+
 class NodeConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     address: Address
@@ -142,7 +153,7 @@ class PoolConfig(_Strict):
     # true: AFTER_SYNC with semi_sync_timeout, after which the server itself turns
     # asynchronous; "strict": it never does (docs/topology.md), only mpp may relax it, after
     # semi_sync_fallback with every semi-sync replica down
-    semi_sync: Literal["strict"] | bool = False
+    semi_sync: SemiSync = False
     semi_sync_fallback: Fallback = None
     # seconds between mpp's heartbeat rows through the ACTIVE primary (0: none): confirms a
     # hung primary through its replicas without waiting for their slave_net_timeout
