@@ -32,6 +32,8 @@ Agents (mpp.faults.agents): `agents = true` runs `mpp agent` beside every node (
 on the sandbox's mariadbd, its restart through the sandbox's start), with `agent = {...}`:
 `retry_limit`, `retry_interval`, `stop_timeout` for [mysqld], `fence_ttl` for the lease,
 `fence = false` to write no fence keys at all (an agent that does not know them yet).
+`slave_net_timeout = 60` sets the servers' own (the sandbox runs with 1 s) before mpp
+starts: what a hung primary looks like to replicas in production.
 `client_source = "127.0.0.6"` adds the primary side's application: a client writing to the
 first primary from that address (mpp.faults.partition), its acknowledged writes judged as
 the writer's; the `isolate_primary` fault cuts that side off (the primary's agent binds the
@@ -147,6 +149,9 @@ class Scenario:
     agent: dict[str, Any] = field(default_factory=dict)
     # the primary side's address: a client writes to the first primary from it
     client_source: str = ""
+    # the servers' slave_net_timeout, set on every node before mpp starts (0: the
+    # sandbox's 1 s); 60 is MariaDB's and MySQL's default, what production runs with
+    slave_net_timeout: int = 0
 
     @property
     def faults(self) -> set[str]:
@@ -160,7 +165,7 @@ _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message
 _EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
-_SCENARIO_KEYS |= {"agents", "agent", "client_source"}
+_SCENARIO_KEYS |= {"agents", "agent", "client_source", "slave_net_timeout"}
 AGENT_KEYS = {"retry_limit", "retry_interval", "stop_timeout", "fence_ttl", "fence"}
 STORES = ("", "etcd3")
 
@@ -235,6 +240,7 @@ def _scenario(
         agents=bool(raw.get("agents", False)),
         agent=dict(raw.get("agent", {})),
         client_source=source,
+        slave_net_timeout=int(raw.get("slave_net_timeout", 0)),
     )
 
 

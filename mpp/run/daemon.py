@@ -295,7 +295,7 @@ class PoolWorker:
             self.publish(decision)
         if self.heartbeat is not None and self.beating:
             # before the actions: a switchover or failover stops the row at once
-            target = heartbeat_target(self.spec, decision.state, observations)
+            target = heartbeat_target(self.spec, decision.state, observations, decision.actions)
             self.heartbeat.aim(target)
         done = await self.execute(decision)
         if self.scheduler is not None:

@@ -228,3 +228,4 @@ def test_heartbeat_target() -> None:
     fenced = {**obs, "db1": replace(obs["db1"], read_only=True)}
     assert heartbeat_target(spec, state, fenced) is None
     assert heartbeat_target(star_spec(), state, obs) is None  # no heartbeat key
+    assert heartbeat_target(spec, state, obs, [RelaxSemiSync("db1")]) is None

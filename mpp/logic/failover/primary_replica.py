@@ -166,11 +166,13 @@ class PrimaryReplicaCycle(Cycle):
                     f"heartbeat for {min(ages):.1f}s ({', '.join(connected)} still connected)",
                 )
             elif streaming and policy.confirm_with_replicas:
+                beats = policy.heartbeat > 0 and verdict is Verdict.OFFLINE
+                heard = semisync.heard(self.obs, streaming) if beats else ""
                 self.nodes[name] = replace(
                     node,
                     req=min(node.req, limit - 1),
                     message=f"{node.message}; not failing over: {', '.join(streaming)} "
-                    "still replicate from it",
+                    f"still replicate from it{heard}",
                 )
             elif (
                 verdict is Verdict.OFFLINE

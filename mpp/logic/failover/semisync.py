@@ -21,10 +21,10 @@ still hear from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from mpp.logic.failover import converge
-from mpp.model import Observation, PoolSpec, PoolState, State
+from mpp.model import Action, Observation, PoolSpec, PoolState, State
 
 # the pool alert's first words when mpp holds or relaxes strict semi-sync: cleared only
 # by this module (a restored replica), never confused with another rule's alert
@@ -38,6 +38,15 @@ def heartbeat_fresh(spec: PoolSpec, obs: Observation) -> bool:
     if period <= 0 or obs.heartbeat is None:
         return True
     return obs.at - obs.heartbeat <= 2 * period
+
+
+def heard(observations: Mapping[str, Observation], names: list[str]) -> str:
+    """What the heartbeat rows of `names` say, for the held primary's message."""
+    parts = []
+    for n in names:
+        age = heartbeat_age(observations[n])
+        parts.append(f"{n} no row read" if age is None else f"{n} {age:.1f}s ago")
+    return f" (heartbeat: {', '.join(parts)})"
 
 
 def heartbeat_age(obs: Observation) -> float | None:
@@ -101,13 +110,20 @@ def relaxed_text(active: str, seconds: float) -> str:
 
 
 def heartbeat_target(
-    spec: PoolSpec, state: PoolState, observations: Mapping[str, Observation]
+    spec: PoolSpec,
+    state: PoolState,
+    observations: Mapping[str, Observation],
+    actions: Sequence[Action] = (),
 ) -> str | None:
     """The node mpp's heartbeat row is written through, or None: the ACTIVE node once a
     poll saw it as a writable primary (not while it is being promoted or switched away
     from), and, with semi-sync on, only while it has a semi-sync replica connected (a
-    commit would wait for an acknowledgement otherwise: under strict, for ever)."""
-    if spec.replication.heartbeat <= 0 or state.switching is not None:
+    commit would wait for an acknowledgement otherwise: under strict, for ever). Not in a
+    cycle whose decision changes the topology (`actions`): what this poll saw is about to
+    change (a Promote turns semi-sync on before its replicas are semi-sync; a heartbeat
+    commit, or the table's DDL, would then wait for an acknowledgement, and a DDL waiting
+    so was seen to hold up the primary's probes too)."""
+    if spec.replication.heartbeat <= 0 or state.switching is not None or actions:
         return None
     active = active_name(state)
     if active is None or state.promoting == active or active in state.draining:
