@@ -25,9 +25,10 @@ _UNREACHABLE = {2002, 2003, 2006, 2013, 2055}
 
 
 class NodeProber:
-    def __init__(self, target: Target, heartbeat: bool = False) -> None:
+    def __init__(self, target: Target, heartbeat: bool = False, clients: bool = False) -> None:
         self.target = target
         self.heartbeat = heartbeat  # also read mpp's heartbeat row (pool key heartbeat)
+        self.clients = clients  # also count semi-sync replicas (strict semi-sync, heartbeat)
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._flavor: Flavor | None = None
         self._busy = threading.Lock()
@@ -62,7 +63,8 @@ class NodeProber:
             # a probe is then one RTT, not two, inside the same deadline
             with conn.cursor() as cur:
                 beat = f"; {flavor.heartbeat_sql}" if self.heartbeat else ""
-                cur.execute(f"{flavor.health_sql}; {flavor.replica_status_sql}{beat}")
+                health = flavor.health(self.clients)
+                cur.execute(f"{health}; {flavor.replica_status_sql}{beat}")
                 row = cur.fetchone() or (None, "", "", None, None, None, None)
                 if not cur.nextset():
                     raise pymysql.err.InternalError(0, "no replication status in the answer")

@@ -84,8 +84,10 @@ class PoolWorker:
         self.store = store
         self.probe_threads = probe_threads
         self.publishers = publishers
+        watch = pool.heartbeat > 0 or pool.semi_sync == "strict"
         self.probers = [
-            NodeProber(t, heartbeat=pool.heartbeat > 0) for t in pool_targets(config, pool).values()
+            NodeProber(t, heartbeat=pool.heartbeat > 0, clients=watch)
+            for t in pool_targets(config, pool).values()
         ]
         self.prober = {p.target.node: p for p in self.probers}
         # carries out whatever actions the logic decides (a ring's logic decides none)

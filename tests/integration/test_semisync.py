@@ -43,9 +43,8 @@ def semi_primary(cluster: Cluster, node: str) -> tuple[int, int, int, int]:
 
 def timed_write(cluster: Cluster, value: int, timeout: float) -> float | None:
     """Seconds until the app's INSERT on db1 was acknowledged; None: not within timeout."""
-    conn = probes.app_connect(probes.node_port(cluster.dir, "db1"))
+    conn = probes.app_connect(probes.node_port(cluster.dir, "db1"), timeout)
     try:
-        conn._read_timeout = timeout  # the commit's wait, not the connect, is bounded
         started = time.monotonic()
         probes.query_one(conn, "CREATE TABLE IF NOT EXISTS s (id INT PRIMARY KEY)")
         probes.query_one(conn, "INSERT INTO s VALUES (%s)", (value,))
