@@ -164,37 +164,42 @@ def test_fallback_rules(fallback: float | None, polls: list[Poll]) -> None:
 # -- the heartbeat row --------------------------------------------------------------------------
 
 
-def hung(spec: PoolSpec, now: float, ages: dict[str, float | None]) -> dict[str, Observation]:
-    """db1 not answering; db2 and db3 still connected to it (IO Yes), their heartbeat rows
-    `ages` seconds old at the probe (None: not read)."""
-    obs = star(spec, {"db1": "offline"}, at=now)
+def hung(spec: PoolSpec, now: float, ages: dict[str, float | str | None]) -> dict[str, Observation]:
+    """db1 not answering; each replica's heartbeat row `ages` seconds old at the probe (None:
+    not read), or "lost": its IO thread lost db1 too (Connecting)."""
+    lost = {n: "io_lost" for n, a in ages.items() if a == "lost"}
+    obs = star(spec, {"db1": "offline", **lost}, at=now)
     for name, age in ages.items():
-        obs[name] = replace(obs[name], heartbeat=None if age is None else now - age)
+        if isinstance(age, float):
+            obs[name] = replace(obs[name], heartbeat=now - age)
     return obs
 
 
-ages = st.one_of(st.none(), st.floats(0.0, 10.0, allow_nan=False))
+ages = st.one_of(st.none(), st.just("lost"), st.floats(0.0, 10.0, allow_nan=False))
 
 
-@settings(max_examples=200, deadline=None)
-@given(age2=ages, age3=ages, fast_fail=st.booleans())
+@settings(max_examples=300, deadline=None)
+@given(age2=ages, age3=ages, fast_fail=st.booleans(), confirm=st.booleans())
 def test_heartbeat_confirms_only_when_every_replica_lost_it(
-    age2: float | None, age3: float | None, fast_fail: bool
+    age2: float | str | None, age3: float | str | None, fast_fail: bool, confirm: bool
 ) -> None:
-    """Never confirmed down while any replica still receives heartbeats (or cannot say);
-    confirmed at once (fast_fail) when none did for two periods."""
-    spec = star_spec(heartbeat=PERIOD, fast_fail=fast_fail)
+    """Never confirmed down while any connected replica still receives heartbeats (or
+    cannot say); confirmed at once (fast_fail) when none did for two periods, as when every
+    replica's IO thread lost it."""
+    spec = star_spec(heartbeat=PERIOD, fast_fail=fast_fail, confirm_with_replicas=confirm)
     state = settled(spec)
     d = decide(spec, state, hung(spec, 5.0, {"db2": age2, "db3": age3}), 5.0)
-    fresh = [a for a in (age2, age3) if a is None or a <= 2 * PERIOD]
+    connected = [a for a in (age2, age3) if a != "lost"]
+    hearing = [a for a in connected if a is None or (isinstance(a, float) and a <= 2 * PERIOD)]
     db1 = d.state.node("db1")
-    if fresh:
+    if hearing and confirm:
         assert db1.state is State.ACTIVE and db1.req < spec.fail_point
-        assert "still replicate from it" in db1.message
-    elif fast_fail:
+        assert "still replicate from it (heartbeat: " in db1.message
+    elif not hearing and fast_fail:
         assert db1.state.failed
         assert d.state.active and d.state.active[0].name in ("db2", "db3")
-        assert "no replica received mpp's heartbeat" in d.events[0].reason
+        why = "no replica received mpp's heartbeat" if connected else "every replica lost it"
+        assert why in d.events[0].reason
     else:
         assert db1.state is State.ACTIVE  # the ladder decides, one step at a time
         assert db1.req == 1
