@@ -94,6 +94,10 @@ class _Beat(threading.Thread):
     def write_once(self) -> None:
         try:
             conn, flavor = self._connection()
+            if self.stopped.is_set():
+                # aimed elsewhere while connecting (to a hung server, say, that answered
+                # when it resumed): nothing is sent after that
+                return
             sent = time.time()
             with conn.cursor() as cur:
                 try:

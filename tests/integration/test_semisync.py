@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -151,8 +152,17 @@ def test_heartbeat_row_written_through_the_primary_and_read_on_replicas(
                 return obs.heartbeat is not None and obs.at - obs.heartbeat < 1.0
 
             wait_for("the heartbeat row on db2 and db3", lambda: fresh("db2") and fresh("db3"), 10)
+            # frozen: the writes sent meanwhile queue on the server and run when it resumes,
+            # more than a period late, so they change nothing
+            frozen_at = time.time()
+            cluster.kill("db1", signal.SIGSTOP)
+            time.sleep(2.5)
         finally:
-            writer.close()
+            writer.close()  # what the loop does once db1 stops answering
+            time.sleep(0.5)  # longer than a period: the last write sent is out of date
+            cluster.start("db1")  # SIGCONT
+        time.sleep(1.0)
+        assert float(cluster.sql("db1", "SELECT ts FROM mpp.heartbeat")[0][0]) <= frozen_at  # type: ignore[arg-type]
         assert cluster.sql("db1", "SELECT @@global.gtid_binlog_pos")[0][0] != gtid
         # a write that reaches the server after its period, or a fenced server, changes
         # nothing and logs nothing: never an errant transaction on an old primary
@@ -163,6 +173,7 @@ def test_heartbeat_row_written_through_the_primary_and_read_on_replicas(
         beat(cluster, 2.0, time.time() + 5)  # fenced
         assert cluster.sql("db1", "SELECT @@global.gtid_binlog_pos")[0][0] == gtid
         assert float(cluster.sql("db1", "SELECT ts FROM mpp.heartbeat")[0][0]) > 2  # type: ignore[arg-type]
+        assert writer.node is None
     finally:
         for prober in probers.values():
             prober.close()
