@@ -234,3 +234,21 @@ def test_heartbeat_target() -> None:
     assert heartbeat_target(spec, state, fenced) is None
     assert heartbeat_target(star_spec(), state, obs) is None  # no heartbeat key
     assert heartbeat_target(spec, state, obs, [RelaxSemiSync("db1")]) is None
+
+
+def test_hung_replicas_count_as_down_once_failed() -> None:
+    """Replicas frozen (SIGSTOP) still count as the primary's semi-sync clients until their
+    TCP connections time out; mpp's ladder failing them (FAILED_OFFLINE) is the other
+    confirmation, and the fallback's clock starts then."""
+    spec = star_spec(semi_sync=True, semi_sync_strict=True, semi_sync_fallback=2.0)
+    state = settled(spec)
+    t = 2.0
+    while not state.node("db2").state.failed:
+        obs = strict_obs(spec, 2, t)
+        for name in ("db2", "db3"):
+            obs[name] = Observation(name, t, reachable=False, error="no answer within 1.0s")
+        state = decide(spec, state, obs, t).state
+        assert state.semi_sync_alone_since is None or state.node("db3").state.failed
+        t += 1.0
+    assert state.semi_sync_alone_since == t - 1.0
+    assert "writes wait" in state.alert

@@ -202,7 +202,7 @@ class PrimaryReplicaCycle(Cycle):
             return
         relaxed = semisync.relaxed_on(self.pool, active)
         fallback = self.spec.replication.semi_sync_fallback
-        if semisync.alone(self.spec, self.pool, active, self.obs):
+        if semisync.alone(self.spec, self.nodes.values(), active, self.obs):
             since = self.pool.semi_sync_alone_since
             if since is None:
                 since = self.now

@@ -21,10 +21,10 @@ still hear from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from mpp.logic.failover import converge
-from mpp.model import Action, Observation, PoolSpec, PoolState, State
+from mpp.model import Action, NodeState, Observation, PoolSpec, PoolState, State
 
 # the pool alert's first words when mpp holds or relaxes strict semi-sync: cleared only
 # by this module (a restored replica), never confused with another rule's alert
@@ -68,7 +68,10 @@ def semi_sync_streaming(
 
 
 def alone(
-    spec: PoolSpec, state: PoolState, active: str, observations: Mapping[str, Observation]
+    spec: PoolSpec,
+    nodes: Iterable[NodeState],
+    active: str,
+    observations: Mapping[str, Observation],
 ) -> bool:
     """The ACTIVE primary, seen healthy, has no semi-sync replica that could acknowledge a
     commit: none streams from it as mpp sees them, and either the primary itself counts no
@@ -80,7 +83,7 @@ def alone(
         return False
     if obs.semi_sync_clients == 0:
         return True
-    others = [n for n in state.nodes if n.name != active]
+    others = [n for n in nodes if n.name != active]
     return bool(others) and all(n.state.failed for n in others)
 
 
