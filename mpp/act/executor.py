@@ -154,6 +154,9 @@ class Executor:
             case plan.SetReadOnly():
                 _execute(conn, flavor.fence_sql())
                 return "read_only on"
+            case plan.RelaxSemiSync():
+                _execute(conn, flavor.relax_semi_sync_sql())
+                return "semi-sync primary off: commits no longer wait for a replica"
             case plan.CatchUp(source=source, timeout=timeout):
                 return self._catch_up(conn, flavor, source, timeout)
             case plan.Promote(timeout=timeout, semi_sync=semi):
@@ -243,12 +246,15 @@ class Executor:
         steps.append("replication reset, writable")
         if semi_sync:
             _execute(conn, self._semi_sync_primary_sql(flavor))
-            steps.append("semi-sync primary on")
+            strict = self.pool.semi_sync == "strict"
+            steps.append("strict semi-sync primary on" if strict else "semi-sync primary on")
         return "; ".join(steps)
 
     def _semi_sync_primary_sql(self, flavor: Flavor) -> list[str]:
-        """The primary side of semi-sync with the pool's timeout (Promote and SemiSync)."""
-        return flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000))
+        """The primary side of semi-sync with the pool's timeout, or strict (the timeout at
+        its maximum, wait-no-replica on): Promote and SemiSync."""
+        strict = self.pool.semi_sync == "strict"
+        return flavor.semi_sync_sql(True, int(self.pool.semi_sync_timeout * 1000), strict=strict)
 
     def _repoint(
         self, conn: Any, flavor: Flavor, source: str, semi_sync: bool, fence: bool = True

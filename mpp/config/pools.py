@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from croniter import croniter
 from pydantic import (
+    BeforeValidator,
     Field,
     field_validator,
     model_validator,
@@ -21,10 +22,35 @@ from mpp.config.values import (
     Printable,
     _key_error,
     _Strict,
+    parse_duration,
     split_address,
 )
 from mpp.logic import registry
 from mpp.model import PoolSpec
+
+
+def _fallback(value: object) -> float | None:
+    """semi_sync_fallback: "never" (None) or a duration."""
+    if value == "never" or value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise ValueError(f'{err}; or "never" (strict semi-sync is never relaxed)') from None
+
+
+Fallback = Annotated[float | None, BeforeValidator(_fallback)]
+
+
+def _semi_sync(value: object) -> object:
+    if isinstance(value, bool) or value == "strict":
+        return value
+    raise ValueError(
+        f'{value!r}: semi_sync is true, false or "strict" (never asynchronous by the server itself)'
+    )
+
+
+SemiSync = Annotated[Literal["strict"] | bool, BeforeValidator(_semi_sync)]
 
 
 class NodeConfig(_Strict):
@@ -137,7 +163,14 @@ class PoolConfig(_Strict):
     failover_block: Duration = 60.0
     catchup_timeout: Annotated[Duration, Field(gt=0)] = 10.0
     switchover_timeout: Annotated[Duration, Field(gt=0)] = 10.0
-    semi_sync: bool = False
+    # true: AFTER_SYNC with semi_sync_timeout, after which the server itself turns
+    # asynchronous; "strict": it never does (docs/topology.md), only mpp may relax it, after
+    # semi_sync_fallback with every semi-sync replica down
+    semi_sync: SemiSync = False
+    semi_sync_fallback: Fallback = None
+    # seconds between mpp's heartbeat rows through the ACTIVE primary (0: none): confirms a
+    # hung primary through its replicas without waiting for their slave_net_timeout
+    heartbeat: Annotated[Duration, Field(ge=0, le=3600)] = 0.0
     # master-master: repoint around a failed ring member, re-insert it when it returns
     ring_repair: bool = False
     semi_sync_timeout: Annotated[Duration, Field(gt=0)] = 30.0
@@ -246,6 +279,16 @@ class PoolConfig(_Strict):
                     '"manual" keeps failovers inside the primary\'s site, so every '
                     f'[[pool.node]] needs site = "NAME"; missing on: {", ".join(unsited)}',
                 )
+        if self.semi_sync_fallback is not None and self.semi_sync != "strict":
+            raise ValueError(
+                'semi_sync_fallback relaxes strict semi-sync: set semi_sync = "strict", '
+                "or remove semi_sync_fallback (semi_sync = true falls back after "
+                "semi_sync_timeout by itself)"
+            )
+        if self.heartbeat and self.topology != "primary-replica":
+            raise ValueError('heartbeat needs topology = "primary-replica" (or heartbeat = 0)')
+        if 0 < self.heartbeat < 0.1:
+            raise ValueError('heartbeat is at least "100ms" (or 0: no heartbeat)')
         primaries = [n.name for n in self.node if n.type == "primary"]
         if len(primaries) != 1:
             raise ValueError(

@@ -8,7 +8,7 @@ Hooks are not in the spec: running them is the loop's business (mpp.run), not th
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mpp.model import (
     AgentPolicy,
@@ -50,15 +50,7 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         topology=Topology(pool.topology),
         logic=pool.logic,
         failover=FailoverPolicy(hostile_takeover=pool.hostile_takeover),
-        # every ReplicationPolicy field is the pool key of the same name
-        replication=ReplicationPolicy(
-            **{
-                f.name: getattr(pool, f.name)
-                for f in fields(ReplicationPolicy)
-                if f.name != "cross_site"
-            },
-            cross_site=CrossSite(pool.cross_site),
-        ),
+        replication=_replication(pool),
         schedules=tuple(
             Schedule(e.cron, e.switchover_to, e.timeout or pool.switchover_timeout, e.timezone)
             for e in pool.schedule
@@ -66,4 +58,20 @@ def pool_spec(pool: PoolConfig) -> PoolSpec:
         cluster=ClusterPolicy(min_nodes=pool.min_nodes, return_after=pool.return_after),
         agents=AgentPolicy(**{f.name: getattr(pool, f.name) for f in fields(AgentPolicy)}),
         quorum=QuorumPolicy(Quorum(pool.quorum)),
+    )
+
+
+def _replication(pool: PoolConfig) -> ReplicationPolicy:
+    """Every ReplicationPolicy field is the pool key of the same name, except semi_sync
+    (true or "strict": on), semi_sync_strict (its "strict") and cross_site (an enum)."""
+    derived: dict[str, Any] = {
+        "semi_sync": pool.semi_sync is not False,
+        "semi_sync_strict": pool.semi_sync == "strict",
+        "cross_site": CrossSite(pool.cross_site),
+    }
+    return ReplicationPolicy(
+        **{
+            f.name: derived[f.name] if f.name in derived else getattr(pool, f.name)
+            for f in fields(ReplicationPolicy)
+        }
     )

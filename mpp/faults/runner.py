@@ -29,7 +29,7 @@ import pymysql.cursors
 from mpp import sandbox
 
 from . import injectors
-from ._sql import now, ports
+from ._sql import now, ports, root_sql
 from .agents import Agents, FenceKeys
 from .cluster import Daemon, mpp_cli, node_states, wait_settled, write_config
 from .etcd import EtcdCluster
@@ -278,6 +278,16 @@ class Row:
     injected_at: list[float] = field(default_factory=list)  # each fault, from the first
 
 
+def net_timeout(d: Path, seconds: int) -> None:
+    """slave_net_timeout on every node, the replicas' IO threads reconnected so that they
+    use it (a receiver reads it when it connects)."""
+    for node in sandbox.nodes(d):
+        root_sql(d, node.name, f"SET GLOBAL slave_net_timeout = {int(seconds)}")
+        if node.name != "db1":
+            root_sql(d, node.name, "STOP SLAVE")
+            root_sql(d, node.name, "START SLAVE")
+
+
 def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     """Build, break, heal and judge; the sandbox and mpp are gone when it returns."""
     row = Row(scenario.name, gap=scenario.gap)
@@ -296,6 +306,8 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         sandbox.up(
             d, nodes=3, base_port=base_port, topology="primary-replica", read_only_start=True
         )
+        if scenario.slave_net_timeout:
+            net_timeout(d, scenario.slave_net_timeout)
         config = write_config(
             d,
             scenario.interval,

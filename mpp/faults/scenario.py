@@ -32,6 +32,8 @@ Agents (mpp.faults.agents): `agents = true` runs `mpp agent` beside every node (
 on the sandbox's mariadbd, its restart through the sandbox's start), with `agent = {...}`:
 `retry_limit`, `retry_interval`, `stop_timeout` for [mysqld], `fence_ttl` for the lease,
 `fence = false` to write no fence keys at all (an agent that does not know them yet).
+`slave_net_timeout = 60` sets the servers' own (the sandbox runs with 1 s) before mpp
+starts: what a hung primary looks like to replicas in production.
 `client_source = "127.0.0.6"` adds the primary side's application: a client writing to the
 first primary from that address (mpp.faults.partition), its acknowledged writes judged as
 the writer's; the `isolate_primary` fault cuts that side off (the primary's agent binds the
@@ -156,6 +158,9 @@ class Scenario:
     # the instance watches an internal checkpoint (a gateway listener the harness runs):
     # the `cut_checkpoints` fault cuts it off from it
     checkpoints: bool = False
+    # the servers' slave_net_timeout, set on every node before mpp starts (0: the
+    # sandbox's 1 s); 60 is MariaDB's and MySQL's default, what production runs with
+    slave_net_timeout: int = 0
 
     @property
     def faults(self) -> set[str]:
@@ -169,7 +174,7 @@ _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message
 _EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last", "max_write_pause", "rw_down"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
-_SCENARIO_KEYS |= {"agents", "agent", "client_source", "checkpoints"}
+_SCENARIO_KEYS |= {"agents", "agent", "client_source", "checkpoints", "slave_net_timeout"}
 AGENT_KEYS = {"retry_limit", "retry_interval", "stop_timeout", "fence_ttl", "fence"}
 STORES = ("", "etcd3")
 
@@ -246,6 +251,7 @@ def _scenario(
         agent=dict(raw.get("agent", {})),
         client_source=source,
         checkpoints=bool(raw.get("checkpoints", False)),
+        slave_net_timeout=int(raw.get("slave_net_timeout", 0)),
     )
 
 

@@ -66,6 +66,7 @@ class ActionKind(enum.StrEnum):
     REJOIN = "rejoin"
     SET_READ_ONLY = "setreadonly"
     SEMI_SYNC = "semisync"  # the running primary's semi-sync settings made mpp's
+    RELAX_SEMI_SYNC = "relax-semi-sync"  # strict semi-sync let go (semi_sync_fallback)
 
 
 class Promotion(enum.StrEnum):

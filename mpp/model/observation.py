@@ -56,6 +56,13 @@ class Observation:
     # the primary side's settings as the server has them (None/"": not read)
     semi_sync_timeout_ms: int | None = None
     semi_sync_wait_point: str = ""
+    # a semi-sync primary that never falls back by itself (wait-no-replica on, the timeout
+    # at its maximum), and how many semi-sync replicas it has connected (None: unknown)
+    semi_sync_strict: bool | None = None
+    semi_sync_clients: int | None = None
+    # mpp's heartbeat row as this node holds it: mpp's clock when the ACTIVE primary wrote
+    # it, replicated like any row (None: not read, or no row yet)
+    heartbeat: float | None = None
     replication: Replication | None = None
     agent: AgentView | None = None  # the node agent's newest report (None: no agent)
     # the other mpp instances' sights of this node (quorum = "majority"; () otherwise)

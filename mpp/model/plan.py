@@ -117,6 +117,16 @@ class SemiSync(Action):
 
 
 @dataclass(frozen=True)
+class RelaxSemiSync(Action):
+    """Let a strict semi-sync primary commit without a replica's acknowledgement (semi-sync
+    primary off): what semi_sync_fallback allows once every semi-sync replica has been
+    down that long. Commits waiting for an acknowledgement return at once. Strict is
+    restored by the Promote that converging plans once a replica is back."""
+
+    kind: ClassVar[ActionKind] = ActionKind.RELAX_SEMI_SYNC
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened when the executor carried out one action."""
 

@@ -46,6 +46,11 @@ class PoolState:
     # nodes whose agents mpp asks to fence themselves (read-only, clients killed): a primary
     # mpp cannot reach but whose agent still renews its fence lease; the agent reads this
     fencing: tuple[str, ...] = ()
+    # strict semi-sync (semi_sync = "strict"): since when the healthy ACTIVE node has had no
+    # semi-sync replica (its writes wait), and the node whose semi-sync mpp relaxed
+    # (semi_sync_fallback) until a replica is back
+    semi_sync_alone_since: float | None = None
+    semi_sync_relaxed: str | None = None
 
     def node(self, name: str) -> NodeState:
         return self._by_name[name]

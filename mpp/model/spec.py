@@ -51,6 +51,15 @@ class ReplicationPolicy:
     # auto: a failover may promote a node of another site; manual: when no eligible node
     # is left in the failed primary's site, wait for the operator's `mpp takeover`
     cross_site: CrossSite = CrossSite.AUTO
+    # semi_sync = "strict": the primary never falls back to asynchronous commits by itself
+    # (server timeout at its maximum, wait-no-replica on); mpp relaxes it only after every
+    # semi-sync replica has been down for semi_sync_fallback seconds (None: never)
+    semi_sync_strict: bool = False
+    semi_sync_fallback: float | None = None
+    # seconds between the heartbeat rows mpp writes through the ACTIVE primary (0: none);
+    # a primary mpp cannot reach whose row stopped arriving on every replica for two of
+    # these is confirmed down although their IO threads still say Yes
+    heartbeat: float = 0.0
     # master-master rings: close the ring around a failed member and put a returning one
     # back in its place (mpp.logic.failover.ring); off: MPP's ring, state only
     ring_repair: bool = False

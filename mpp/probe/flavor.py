@@ -33,22 +33,37 @@ class Flavor:
 
     @property
     def health_sql(self) -> str:
+        return self.health(clients=False)
+
+    def health(self, clients: bool) -> str:
         """The trivial query of MPP's connect check, also reading read_only, GTIDs, semi-sync.
 
         Columns: read_only, applied GTIDs, own binlog GTIDs, semi-sync primary, replica,
         then the primary side's timeout (ms) and wait point (`semi_sync_settings`), so that
-        mpp can give a primary it did not promote its own settings, in the same round trip.
-        MySQL's semi-sync variables exist only with the plugin loaded, so they read NULL.
+        mpp can give a primary it did not promote its own settings, in the same round trip;
+        then whether it is a strict semi-sync primary (wait-no-replica on, timeout at its
+        maximum) and its connected semi-sync replicas (only with `clients`: reading a status
+        variable costs the probe about a millisecond, measured, so pools that do not use it
+        read NULL). MySQL's semi-sync variables exist only with the plugin loaded, so they
+        read NULL.
         """
         if self.is_mariadb:
+            count = (
+                "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
+                "WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS')"
+                if clients
+                else "NULL"
+            )
             return (
                 "SELECT @@global.read_only, @@global.gtid_current_pos, @@global.gtid_binlog_pos, "
                 "@@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_slave_enabled, "
-                "@@global.rpl_semi_sync_master_timeout, @@global.rpl_semi_sync_master_wait_point"
+                "@@global.rpl_semi_sync_master_timeout, @@global.rpl_semi_sync_master_wait_point, "
+                "@@global.rpl_semi_sync_master_wait_no_slave AND "
+                f"@@global.rpl_semi_sync_master_timeout = {self.strict_timeout_ms}, {count}"
             )
         return (
             "SELECT @@global.read_only, @@global.gtid_executed, @@global.gtid_executed, "
-            "NULL, NULL, NULL, NULL"
+            "NULL, NULL, NULL, NULL, NULL, NULL"
         )
 
     @staticmethod
@@ -60,6 +75,48 @@ class Flavor:
             "semi_sync_timeout_ms": None if timeout is None else _int(timeout),
             "semi_sync_wait_point": str(point or "").upper(),
         }
+
+    @property
+    def strict_timeout_ms(self) -> int:
+        """The semi-sync timeout's maximum (strict semi-sync): measured on MariaDB 10.11, a
+        commit with no replica then waits (no overflow to an immediate timeout)."""
+        return 18446744073709551615 if self.is_mariadb else 4294967295
+
+    # -- mpp's heartbeat row (written through the ACTIVE primary, read on every node) ------
+
+    heartbeat_sql = "SELECT ts FROM mpp.heartbeat WHERE id = 1"
+    # `ts` is mpp's clock when it wrote the row. The WHERE makes a write that reaches the
+    # server late (queued on a hung primary, run when it resumes after its failover), or a
+    # fenced one (read_only, which mpp's SUPER account would pass), change nothing, and a
+    # statement that changes no row writes no binlog event (MariaDB 10.11, ROW and
+    # STATEMENT alike, measured): it can never be an errant transaction.
+    heartbeat_write_sql = (
+        "UPDATE mpp.heartbeat SET ts = %s WHERE id = 1 AND @@global.read_only = 0 "
+        "AND UNIX_TIMESTAMP(NOW(6)) < %s"
+    )
+    heartbeat_setup_sql = (
+        "CREATE DATABASE IF NOT EXISTS mpp",
+        "CREATE TABLE IF NOT EXISTS mpp.heartbeat "
+        "(id TINYINT UNSIGNED PRIMARY KEY, ts DOUBLE NOT NULL) ENGINE=InnoDB",
+        "INSERT IGNORE INTO mpp.heartbeat (id, ts) VALUES (1, 0)",
+    )
+    # no mpp schema or table there yet: the row is not read (None), the probe goes on
+    heartbeat_missing = frozenset({1049, 1146})
+
+    def heartbeat_value(self, cur: Any) -> float | None:
+        """The heartbeat row from the probe's next result (its third statement); None when
+        this node has no heartbeat table yet (its error ends the batch, the session stays
+        usable)."""
+        try:
+            if not cur.nextset():
+                return None
+        except Exception as err:  # the driver's error for the missing table
+            code = getattr(err, "args", (None,))[0]
+            if code in self.heartbeat_missing:
+                return None
+            raise
+        row = cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     # -- topology changes (mpp.act.executor) ---------------------------------------------------
 
@@ -135,14 +192,21 @@ class Flavor:
     def promote_sql(self) -> list[str]:
         return [f"STOP {self._replica}", f"RESET {self._replica} ALL", *self.unfence_sql()]
 
-    def semi_sync_sql(self, primary: bool, timeout_ms: int) -> list[str]:
+    def semi_sync_sql(self, primary: bool, timeout_ms: int, strict: bool = False) -> list[str]:
         """Semi-sync for one role. A replica must not have the primary side on: in MariaDB
-        that stalls its SQL thread when it has no replicas of its own."""
+        that stalls its SQL thread when it has no replicas of its own. `strict`: the primary
+        waits for an acknowledgement however long it takes, even with no replica connected
+        (the timeout at its maximum, wait-no-replica on): it never turns asynchronous by
+        itself."""
+        if strict:
+            timeout_ms = self.strict_timeout_ms
         if self.is_mariadb:
             if primary:
+                wait = ["SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON"] if strict else []
                 return [
                     "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
                     "SET GLOBAL rpl_semi_sync_master_wait_point = 'AFTER_SYNC'",
+                    *wait,
                     f"SET GLOBAL rpl_semi_sync_master_timeout = {int(timeout_ms)}",
                     "SET GLOBAL rpl_semi_sync_master_enabled = ON",
                 ]
@@ -155,9 +219,11 @@ class Flavor:
                 "SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1",
             ]
         if primary:
+            no_replica = ["SET GLOBAL rpl_semi_sync_source_wait_no_replica = ON"] if strict else []
             return [
                 "SET GLOBAL rpl_semi_sync_replica_enabled = OFF",
                 "SET GLOBAL rpl_semi_sync_source_wait_point = 'AFTER_SYNC'",
+                *no_replica,
                 f"SET GLOBAL rpl_semi_sync_source_timeout = {int(timeout_ms)}",
                 "SET GLOBAL rpl_semi_sync_source_enabled = ON",
             ]
@@ -165,6 +231,15 @@ class Flavor:
             "SET GLOBAL rpl_semi_sync_source_enabled = OFF",
             "SET GLOBAL rpl_semi_sync_replica_enabled = ON",
         ]
+
+    def relax_semi_sync_sql(self) -> list[str]:
+        """A strict primary let go (semi_sync_fallback): semi-sync primary off. Commits
+        waiting for an acknowledgement return at once (measured on MariaDB 10.11) and later
+        ones do not wait; the replicas' semi-sync side stays on, so turning the primary's
+        back on needs no reconnection (they still count as its semi-sync clients)."""
+        if self.is_mariadb:
+            return ["SET GLOBAL rpl_semi_sync_master_enabled = OFF"]
+        return ["SET GLOBAL rpl_semi_sync_source_enabled = OFF"]
 
     def tls_clause(self, tls: Tls | None) -> tuple[str, tuple[str, ...]]:
         """The CHANGE MASTER/REPLICATION SOURCE options that make replication use TLS as

@@ -25,8 +25,10 @@ _UNREACHABLE = {2002, 2003, 2006, 2013, 2055}
 
 
 class NodeProber:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, heartbeat: bool = False, clients: bool = False) -> None:
         self.target = target
+        self.heartbeat = heartbeat  # also read mpp's heartbeat row (pool key heartbeat)
+        self.clients = clients  # also count semi-sync replicas (strict semi-sync, heartbeat)
         self._conn: pymysql.connections.Connection[Any] | None = None
         self._flavor: Flavor | None = None
         self._busy = threading.Lock()
@@ -71,8 +73,10 @@ class NodeProber:
             # both statements in one round trip: on a slow management link (200 ms each way)
             # a probe is then one RTT, not two, inside the same deadline
             with conn.cursor() as cur:
-                cur.execute(f"{flavor.health_sql}; {flavor.replica_status_sql}")
-                row = cur.fetchone() or (None, "", "", None, None)
+                beat = f"; {flavor.heartbeat_sql}" if self.heartbeat else ""
+                health = flavor.health(self.clients)
+                cur.execute(f"{health}; {flavor.replica_status_sql}{beat}")
+                row = cur.fetchone() or (None, "", "", None, None, None, None, None, None)
                 if not cur.nextset():
                     raise pymysql.err.InternalError(0, "no replication status in the answer")
                 status = cur.fetchone()
@@ -80,6 +84,7 @@ class NodeProber:
                 replication = flavor.replication(
                     dict(zip(names, status, strict=True)) if status else None
                 )
+                heartbeat = flavor.heartbeat_value(cur) if self.heartbeat else None
         except pymysql.MySQLError as err:
             self._drop()
             return self._failed(started, err, "query failed")
@@ -96,6 +101,9 @@ class NodeProber:
             semi_sync_primary=_flag(row[3]),
             semi_sync_replica=_flag(row[4]),
             **flavor.semi_sync_settings(row),
+            semi_sync_strict=_flag(row[7]),
+            semi_sync_clients=None if row[8] is None else int(row[8]),
+            heartbeat=heartbeat,
             replication=replication,
         )
 

@@ -21,9 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from mpp.act.executor import Executor
+from mpp.act.heartbeat import HeartbeatWriter
 from mpp.act.hooks import run_hook, run_hook_later
 from mpp.config import Config, PoolConfig
 from mpp.logic import logic_for
+from mpp.logic.failover.semisync import heartbeat_target
 from mpp.logic.schedule import due
 from mpp.model import (
     AgentReport,
@@ -86,10 +88,18 @@ class PoolWorker:
         self.store = store
         self.probe_threads = probe_threads
         self.publishers = publishers
-        self.probers = [NodeProber(t) for t in pool_targets(config, pool).values()]
+        watch = pool.heartbeat > 0 or pool.semi_sync == "strict"
+        self.probers = [
+            NodeProber(t, heartbeat=pool.heartbeat > 0, clients=watch)
+            for t in pool_targets(config, pool).values()
+        ]
         self.prober = {p.target.node: p for p in self.probers}
         # carries out whatever actions the logic decides (a ring's logic decides none)
         self.executor = Executor(config, pool)
+        # pool key heartbeat: mpp's row through the ACTIVE primary (`mpp run` only, aimed
+        # after each committed decision; None: the pool has none)
+        self.heartbeat = HeartbeatWriter(config, pool) if pool.heartbeat > 0 else None
+        self.beating = False  # `mpp run` writes heartbeats; one `mpp poll` writes none
         # connect, then two queries: anything slower is a hung server. A node that has not
         # answered within the poll interval counts as a bad poll for this cycle, so one hung
         # server never stretches the cycle of the pool (its probe may finish in the background
@@ -328,6 +338,8 @@ class PoolWorker:
             if self.views is not None:  # the leader counts this instance's view
                 seen = await self.probe()
                 await loop.run_in_executor(self.store_threads, self.share, seen)
+            if self.heartbeat is not None:
+                self.heartbeat.aim(None)  # the leader writes it
             await loop.run_in_executor(self.store_threads, self.follow)
             if self.scheduler is not None:
                 self.scheduler.restart(time.time())  # a follower's missed slots are not run
@@ -339,6 +351,10 @@ class PoolWorker:
                 self.store_threads, self.commit, observations, time.time()
             )
             self.publish(decision)
+        if self.heartbeat is not None and self.beating:
+            # before the actions: a switchover or failover stops the row at once
+            target = heartbeat_target(self.spec, decision.state, observations, decision.actions)
+            self.heartbeat.aim(target)
         done = await self.execute(decision)
         if self.scheduler is not None:
             for schedule, slot in self.scheduler.due(time.time()):
@@ -397,6 +413,7 @@ class PoolWorker:
 
     async def run(self, stop: asyncio.Event) -> None:
         interval = self.config.mpp.interval
+        self.beating = True
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -412,6 +429,8 @@ class PoolWorker:
                 await asyncio.wait_for(stop.wait(), delay)
 
     def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.close()
         for prober in self.probers:
             prober.close()
 

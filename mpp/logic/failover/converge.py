@@ -31,6 +31,7 @@ from mpp.model import (
     PoolSpec,
     PoolState,
     Promote,
+    RelaxSemiSync,
     Repoint,
     SemiSync,
     SetReadOnly,
@@ -173,7 +174,9 @@ def plan(
         and state.has(name)
         and not state.node(name).state.failed
     ]
-    promote = _promote(spec, state.node(active), observations.get(active))
+    promote = _promote(
+        spec, state.node(active), observations.get(active), state.semi_sync_relaxed == active
+    )
     old_primaries = {n for n in (old, *dict(state.rejoin_base)) if n is not None}
     for node in state.nodes:
         obs = observations.get(node.name)
@@ -194,17 +197,26 @@ def plan(
     return fences + detaches + promote + repoints
 
 
-def _promote(spec: PoolSpec, node: NodeState, obs: Observation | None) -> list[Action]:
+def _promote(
+    spec: PoolSpec, node: NodeState, obs: Observation | None, relaxed: bool = False
+) -> list[Action]:
     if obs is None or not obs.reachable or obs.error:
         return []
     needs = obs.replication is not None or obs.read_only is not False
-    semi = spec.replication.semi_sync and obs.semi_sync_primary is False
+    policy = spec.replication
+    if relaxed and not needs:
+        # strict semi-sync let go (semi_sync_fallback): off until a replica is back
+        return [RelaxSemiSync(node.name)] if obs.semi_sync_primary else []
+    semi = policy.semi_sync and obs.semi_sync_primary is False
+    # strict: also a primary whose server would fall back by itself (a restored strict
+    # after relaxing, or settings changed by hand)
+    semi = semi or (policy.semi_sync_strict and obs.semi_sync_strict is False)
     if needs or semi:
         return [
             Promote(
                 node.name,
                 timeout=spec.replication.catchup_timeout,
-                semi_sync=spec.replication.semi_sync,
+                semi_sync=policy.semi_sync and not relaxed,
             )
         ]
     if spec.replication.semi_sync and semi_sync_differs(spec, obs):
@@ -223,7 +235,9 @@ def semi_sync_differs(spec: PoolSpec, obs: Observation) -> str:
         return ""
     wanted = int(spec.replication.semi_sync_timeout * 1000)  # as the executor sets it
     seen = []
-    if obs.semi_sync_timeout_ms is not None and obs.semi_sync_timeout_ms != wanted:
+    # strict: the timeout is the server's maximum, checked as obs.semi_sync_strict (_promote)
+    strict = spec.replication.semi_sync_strict
+    if not strict and obs.semi_sync_timeout_ms is not None and obs.semi_sync_timeout_ms != wanted:
         seen.append(f"timeout {obs.semi_sync_timeout_ms} ms, not {wanted}")
     point = obs.semi_sync_wait_point.upper()
     if point and point != WAIT_POINT:

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from mpp.logic.failover import converge
+from mpp.logic.failover import converge, semisync
 from mpp.logic.failover.cycle import Cycle
 from mpp.logic.failover.fencing import HELD
 from mpp.model import (
@@ -67,6 +67,8 @@ class PrimaryReplicaCycle(Cycle):
         self.choose_active(verdicts)
         self.standby_unknowns(verdicts)
         self.rejoin_or_quarantine(verdicts)
+        if self.spec.replication.semi_sync_strict:
+            self.strict_semi_sync(verdicts)
         self.settle_promotion()
         self.forget_returned()
         self.settle_fencing()
@@ -174,17 +176,34 @@ class PrimaryReplicaCycle(Cycle):
                 # the replicas still receive does not make it a primary that serves
                 continue
             replicas = converge.replicas_of(self.spec, name, self.obs)
-            streaming = [
+            connected = [
                 n for n, o in replicas if o.replication and o.replication.io_running == "Yes"
             ]
             limit = self.spec.fail_point
             policy = self.spec.replication
-            if streaming and policy.confirm_with_replicas:
+            streaming = connected
+            if verdict is Verdict.OFFLINE and policy.heartbeat > 0:
+                # a hung primary keeps its replicas connected until slave_net_timeout; mpp's
+                # heartbeat row stops arriving at once (mpp.logic.failover.semisync)
+                streaming = [
+                    n for n in connected if semisync.heartbeat_fresh(self.spec, self.obs[n])
+                ]
+            if connected and not streaming and policy.fast_fail and node.req < limit:
+                ages = [semisync.heartbeat_age(self.obs[n]) or 0.0 for n in connected]
+                self.nodes[name] = replace(
+                    node,
+                    req=limit,
+                    message=f"confirmed hung: {node.message}; no replica received mpp's "
+                    f"heartbeat for {min(ages):.1f}s ({', '.join(connected)} still connected)",
+                )
+            elif streaming and policy.confirm_with_replicas:
+                beats = policy.heartbeat > 0 and verdict is Verdict.OFFLINE
+                heard = semisync.heard(self.obs, streaming) if beats else ""
                 self.nodes[name] = replace(
                     node,
                     req=min(node.req, limit - 1),
                     message=f"{node.message}; not failing over: {', '.join(streaming)} "
-                    "still replicate from it",
+                    f"still replicate from it{heard}",
                 )
             elif (
                 verdict is Verdict.OFFLINE
@@ -198,6 +217,47 @@ class PrimaryReplicaCycle(Cycle):
                     req=limit,
                     message=f"confirmed dead: {node.message}; every replica lost it too",
                 )
+
+    # -- strict semi-sync ------------------------------------------------------------------
+
+    def strict_semi_sync(self, verdicts: Mapping[str, Verdict]) -> None:
+        """Hold strict semi-sync, or relax it as the pool allows (semi_sync_fallback), by the
+        rules of mpp.logic.failover.semisync; converge carries it out on the server."""
+        active = next((n.name for n in self.nodes.values() if n.state is State.ACTIVE), None)
+        if self.pool.semi_sync_relaxed is not None and self.pool.semi_sync_relaxed != active:
+            # relaxed on a node that no longer takes the writes: its successor starts strict
+            self.set_pool(semi_sync_relaxed=None, semi_sync_alone_since=None)
+        if active is None or verdicts.get(active) is not Verdict.GOOD:
+            return  # healthy primaries only: the clock neither starts nor ends
+        if self.pool.switching is not None or self.pool.promoting == active:
+            return
+        relaxed = semisync.relaxed_on(self.pool, active)
+        fallback = self.spec.replication.semi_sync_fallback
+        if semisync.alone(self.spec, self.nodes.values(), active, self.obs):
+            since = self.pool.semi_sync_alone_since
+            if since is None:
+                since = self.now
+                self.set_pool(semi_sync_alone_since=since)
+            if relaxed:
+                self.alert(active, semisync.relaxed_text(active, fallback or 0.0))
+            elif fallback is not None and self.now - since >= fallback:
+                text = semisync.relaxed_text(active, fallback)
+                self.set_pool(semi_sync_relaxed=active)
+                self.pool_event("strict", "relaxed", text, active)
+                self.alert(active, text)
+            else:
+                self.alert(active, semisync.waiting_text(active, fallback))
+            return
+        if self.pool.semi_sync_alone_since is not None:
+            self.set_pool(semi_sync_alone_since=None)
+        back = semisync.semi_sync_streaming(self.spec, active, self.obs)
+        if relaxed:
+            self.set_pool(semi_sync_relaxed=None)
+            why = f"strict semi-sync restored on {active}: {', '.join(back)} acknowledge again"
+            self.pool_event("relaxed", "strict", why, active)
+        if self.pool.alert.startswith(semisync.ALERT):
+            self.pool_event(self.pool.alert, "-", f"{', '.join(back)} acknowledge again", active)
+            self.set_pool(alert="")
 
     # -- choosing the ACTIVE node ----------------------------------------------------------
 
