@@ -30,8 +30,8 @@ def test_health_reads_the_client_count_only_when_asked() -> None:
     assert "GLOBAL_STATUS" in MARIA.health(clients=True)
     assert "GLOBAL_STATUS" not in MARIA.health(clients=False)
     assert MARIA.health_sql == MARIA.health(clients=False)
-    # seven columns either way, MySQL's semi-sync ones NULL
-    assert MYSQL.health(clients=True).count("NULL") == 4
+    # nine columns either way (the settings, strict, the clients), MySQL's semi-sync ones NULL
+    assert MYSQL.health(clients=True).count("NULL") == 6
 
 
 def test_heartbeat_write_is_guarded() -> None:
