@@ -1,7 +1,9 @@
 """The loop that joins the stages: probe -> logic -> store -> publish, one task per pool.
 
-Probes run in threads (PyMySQL blocks) under an asyncio deadline, all nodes of all pools at
-once, so one hung server costs its own probe a timeout and delays nobody else. The decision
+Probes run in threads (the drivers block; mysqlclient releases the GIL while it waits) under
+an asyncio deadline, all nodes of a pool at once, so one hung server costs its own probe a
+timeout and delays nobody else. Each pool cycles on its own tick, the pools spread over the
+interval (`phases`, `next_tick`). The decision
 is committed with compare-and-set: if the CLI or another mpp changed the pool meanwhile,
 the logic runs again on the fresh state with the same observations.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -86,13 +89,8 @@ class PoolWorker:
         self.prober = {p.target.node: p for p in self.probers}
         # carries out whatever actions the logic decides (a ring's logic decides none)
         self.executor = Executor(config, pool)
-        # connect, then two queries: anything slower is a hung server. A node that has not
-        # answered within the poll interval counts as a bad poll for this cycle, so one hung
-        # server never stretches the cycle of the pool (its probe may finish in the background
-        # and is then skipped while still running).
-        self.deadline = min(
-            config.mpp.connect_timeout + 2 * config.query_timeout + 0.1,
-            max(config.mpp.interval, config.mpp.connect_timeout),
+        self.deadline = probe_deadline(
+            config.mpp.connect_timeout, config.query_timeout, config.mpp.interval
         )
         self.last_cycle_seconds = 0.0
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
@@ -315,10 +313,26 @@ class PoolWorker:
         for publish in self.publishers:
             publish(snapshot.state, fresh)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, first: float | None = None) -> None:
+        """Cycle on a fixed grid of ticks, `first` + k x interval (monotonic; default now).
+
+        A late start (the loop was busy) does not shift the next tick, so a pool keeps its
+        rate; a cycle that overran its next tick (a store that stalled) starts the next at
+        once and rejoins the grid after it, the missed ticks are not made up. run_forever
+        gives each pool its own phase, so a thousand pools do not all wake at the same
+        instant (docs/benchmarks.md: with "sleep the rest" no driver was on time at 999
+        nodes)."""
         interval = self.config.mpp.interval
-        while not stop.is_set():
+        tick = time.monotonic() if first is None else first
+        while True:
+            delay = tick - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
             started = time.monotonic()
+            tick = next_tick(tick, started, interval)
             try:
                 await self.cycle()
             except NotLeader as err:  # deposed between two renewals: follow from now on
@@ -327,13 +341,38 @@ class PoolWorker:
                 log.warning("pool=%s not committed: %s", self.pool.name, err)
             except StoreError as err:  # keep polling: the next cycle may find the store back
                 log.error("pool=%s store error: %s", self.pool.name, err)
-            delay = max(0.0, interval - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
 
     def close(self) -> None:
         for prober in self.probers:
             prober.close()
+
+
+# below it, the deadline is not cut to 0.8 x interval: a connect keeps up to its own timeout
+_DEADLINE_FLOOR = 0.5
+
+
+def probe_deadline(connect_timeout: float, query_timeout: float, interval: float) -> float:
+    """How long a cycle waits for a node's probe: connect then the queries, and no longer
+    than 0.8 of the interval, so that a pool with a hung node still cycles on time (the
+    cycle's logic, store and publish get the rest). A probe cut here is a bad poll for the
+    cycle; its thread may finish in the background and the next cycle skips it while it
+    still runs. Not below min(connect_timeout, 0.5 s): with very short intervals a healthy
+    but slow connect would otherwise read as a dead node."""
+    return min(
+        connect_timeout + 2 * query_timeout + 0.1,
+        max(0.8 * interval, min(connect_timeout, _DEADLINE_FLOOR)),
+    )
+
+
+def next_tick(tick: float, started: float, interval: float) -> float:
+    """The first tick of the grid `tick` + k x interval that comes after `started` (the
+    start of the cycle planned for `tick`; a timer may wake it a hair before)."""
+    return tick + interval * (math.floor(max(0.0, started - tick) / interval) + 1)
+
+
+def phases(count: int, interval: float) -> list[float]:
+    """Each pool's offset into the interval: pool j of n starts at j/n of it."""
+    return [interval * j / count for j in range(count)]
 
 
 def with_agents(
@@ -407,7 +446,9 @@ async def run_forever(
         await asyncio.to_thread(leadership.renew)
         halt = leadership.start()
     try:
-        await asyncio.gather(*(w.run(stop) for w in workers))
+        now = time.monotonic()
+        offsets = phases(len(workers), workers[0].config.mpp.interval) if workers else []
+        await asyncio.gather(*(w.run(stop, now + o) for w, o in zip(workers, offsets, strict=True)))
     finally:
         if halt is not None:
             await asyncio.to_thread(halt)
