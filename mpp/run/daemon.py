@@ -45,7 +45,7 @@ from mpp.run.agents import AgentTracker
 from mpp.run.leadership import Leadership
 from mpp.run.schedules import Scheduler
 from mpp.run.shards import Shards
-from mpp.run.transact import transact
+from mpp.run.transact import Kept, transact, transact_cycle
 from mpp.store import NotLeader, Store, StoreError
 
 log = logging.getLogger("mpp")
@@ -93,6 +93,11 @@ class PoolWorker:
             config.mpp.connect_timeout, config.query_timeout, config.mpp.interval
         )
         self.last_cycle_seconds = 0.0
+        # a cycle that changed nothing but the clocks is not written (transact_cycle), but
+        # the stored state is never older than this: followers' /v1/health calls a pool
+        # stale after 3 intervals (+ deadlines), and they look once per interval
+        self.heartbeat = 2 * config.mpp.interval
+        self.kept: Kept | None = None
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
         self.agents = AgentTracker(self.spec)  # the node agents' reports, dated by this process
         self.reports_error = ""  # the store's last error reading them (logged once per change)
@@ -161,7 +166,9 @@ class PoolWorker:
                 decision = replace(decision, events=(took, *decision.events))
             return decision
 
-        done = transact(self.store, self.spec, step, self.owner, self.scoped)
+        done, self.kept = transact_cycle(
+            self.store, self.spec, step, self.kept, self.heartbeat, self.owner, self.scoped
+        )
         self.recorded_term = term
         return done
 
