@@ -78,6 +78,7 @@ class PoolWorker:
         # Hub never ends up with an older state than the store
         self.lock = lock or asyncio.Lock()
         self.seen_at = time.time()  # follower: newest history event already published
+        self.followed_version: int | None = None  # follower: the version last looked at
         self.pool = pool
         self.spec = pool.spec()
         self.hooks = dict(pool.hooks.commands())  # hook name -> command
@@ -314,7 +315,12 @@ class PoolWorker:
         snapshot = self.store.load(self.spec.name)
         if snapshot is None:
             return
-        fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+        # events are only ever written with a save, which changes the version: the same
+        # version has no new history (one store request per followed pool, not two)
+        fresh: tuple[Event, ...] = ()
+        if snapshot.version != self.followed_version:
+            fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+            self.followed_version = snapshot.version
         if fresh:
             self.seen_at = fresh[-1].at
         for publish in self.publishers:
