@@ -187,6 +187,7 @@ def measure(
     driver: str | None,
     ports: list[int],
     etcd: EtcdServer | None,
+    leader_ttl: float | None = None,
 ) -> dict[str, Any]:
     """One configuration: start the instances, wait until every pool cycles, warm up,
     measure over `seconds`, stop them."""
@@ -195,6 +196,8 @@ def measure(
     if etcd is not None:
         prefix = f"/bench-{tag}-{int(time.time())}"
         doc["mpp"] = {**doc["mpp"], "state": f"etcd://{etcd.host_port}{prefix}", "shard": True}
+        if leader_ttl is not None:
+            doc["mpp"]["leader_ttl"] = f"{leader_ttl:g}s"
         writes = _etcd_writes(etcd)
     else:
         state = d / f"state-{tag}.db"
@@ -212,7 +215,7 @@ def measure(
             config = write_config(d / f"{tag}-{name}.toml", mine)
             running.append(Instance(config, ports[n], d / f"{tag}-{name}.log", driver))
         with httpx.Client() as client:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 180
             while True:
                 seen = Sample(running, client, pools, lambda: {}, None)
                 if len(seen.last) == len(pools):
