@@ -188,6 +188,7 @@ def measure(
     ports: list[int],
     etcd: EtcdServer | None,
     leader_ttl: float | None = None,
+    settle: float = 180.0,
 ) -> dict[str, Any]:
     """One configuration: start the instances, wait until every pool cycles, warm up,
     measure over `seconds`, stop them."""
@@ -215,7 +216,8 @@ def measure(
             config = write_config(d / f"{tag}-{name}.toml", mine)
             running.append(Instance(config, ports[n], d / f"{tag}-{name}.log", driver))
         with httpx.Client() as client:
-            deadline = time.monotonic() + 180
+            started = time.monotonic()
+            deadline = started + settle
             while True:
                 seen = Sample(running, client, pools, lambda: {}, None)
                 if len(seen.last) == len(pools):
@@ -228,6 +230,7 @@ def measure(
                         f"poll --mpp: {len(seen.last)}/{len(pools)} pools cycling\n{logs}"
                     )
                 time.sleep(1.0)
+            settled = time.monotonic() - started
             time.sleep(warmup)
             first = Sample(running, client, pools, writes, etcd)
             time.sleep(seconds)
@@ -279,6 +282,7 @@ def measure(
         "errors_logged": sum(len(i.errors()) for i in running),
         "first_error": next((e for i in running for e in i.errors()), None),
         "seconds_measured": round(wall, 2),
+        "seconds_until_every_pool_cycled": round(settled, 1),
     }
 
 

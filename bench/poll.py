@@ -567,6 +567,7 @@ def mpp_mode(
     instances: int,
     baseline: bool,
     leader_ttl: float | None = None,
+    settle: float = 180.0,
 ) -> dict[str, Any]:
     from bench import mpprun
     from tests.ports import session_ports
@@ -635,7 +636,8 @@ def _mpp_line(r: dict[str, Any], host: dict[str, Any]) -> str:
         + (f" ({x['cpu_ratio_to_pymysql']}x PyMySQL's)" if "cpu_ratio_to_pymysql" in x else "")
         + f", cycles per pool per s min {x['cycles_per_pool_per_s_min']} mean "
         f"{x['cycles_per_pool_per_s_mean']} ({x['pools_on_time']} on time), RSS {x['rss_mib']} "
-        f"MiB, threads {x['threads']}, store writes {x['store_writes_per_s']}/s = "
+        f"MiB, threads {x['threads']}, every pool cycling after "
+        f"{x['seconds_until_every_pool_cycled']} s, store writes {x['store_writes_per_s']}/s = "
         f"{x['store_writes_per_pool_cycle']} per pool-cycle, {x['errors_logged']} errors logged"
         for x in r["runs"]
     )
@@ -757,6 +759,12 @@ def main() -> None:
         help="--mpp --instances: [mpp] leader_ttl in seconds (default mpp's, 10)",
     )
     parser.add_argument(
+        "--settle",
+        type=float,
+        default=180.0,
+        help="--mpp: seconds to wait for every pool's first cycle before giving up",
+    )
+    parser.add_argument(
         "--baseline",
         action="store_true",
         help="--mpp: the same again with MPP_PROBE_DRIVER=pymysql (the fallback), for a ratio",
@@ -775,6 +783,7 @@ def main() -> None:
             args.instances,
             args.baseline,
             args.leader_ttl,
+            args.settle,
         )
         print(json.dumps({"bench": "poll", "machine": finish(host), "results": [r]}, indent=2))
         print(_mpp_line(r, host))
