@@ -286,11 +286,12 @@ def measure(
     }
 
 
-def room(d: Path, servers: int, nodes: int) -> None:
-    """max_connections for every node entry's kept session (plus the sandbox's own)."""
+def room(d: Path, servers: int, nodes: int, instances: int = 1) -> None:
+    """max_connections for every node entry's kept session (plus the sandbox's own); with
+    several instances twice that, for the sessions of pools changing hands."""
     from mpp.faults import root_sql
 
-    need = -(-nodes // servers) + 150
+    need = -(-nodes // servers) * (2 if instances > 1 else 1) + 150
     for i in range(servers):
         root_sql(d, f"db{i + 1}", f"SET GLOBAL max_connections = {max(need, 200)}")
 

@@ -582,7 +582,7 @@ def mpp_mode(
         mpprun.start_sandbox(d, servers, base_port)
         try:
             version = server_version(d)
-            mpprun.room(d, servers, nodes)
+            mpprun.room(d, servers, nodes, instances)
             if instances > 1:
                 from mpp.sandbox.etcd import EtcdServer
 

@@ -79,6 +79,9 @@ class PoolWorker:
         self.lock = lock or asyncio.Lock()
         self.seen_at = time.time()  # follower: newest history event already published
         self.followed_version: int | None = None  # follower: the version last looked at
+        # probes ran since this instance last led: a follower closes their sessions (pools
+        # moving among instances would otherwise leave every instance a session per node)
+        self.probed = False
         self.pool = pool
         self.spec = pool.spec()
         self.hooks = dict(pool.hooks.commands())  # hook name -> command
@@ -288,11 +291,16 @@ class PoolWorker:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         if not self.leading:
+            if self.probed:  # led until now: its sessions are the new leader's to hold
+                self.probed = False
+                # in a probe thread, not awaited: a prober waits for a hung probe to end
+                loop.run_in_executor(self.probe_threads, self.close)
             await loop.run_in_executor(self.store_threads, self.follow)
             if self.scheduler is not None:
                 self.scheduler.restart(time.time())  # a follower's missed slots are not run
             self.last_cycle_seconds = time.perf_counter() - started
             return None
+        self.probed = True
         observations = await self.observe()
         async with self.lock:
             decision = await loop.run_in_executor(
