@@ -20,11 +20,13 @@ from __future__ import annotations
 import base64
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -225,9 +227,14 @@ def measure(
                 if time.monotonic() > deadline or any(
                     i.process.poll() is not None for i in running
                 ):
-                    logs = "\n".join(i.log.read_text()[-2000:] for i in running)
+                    kept = Path(tempfile.mkdtemp(prefix="mpp-bench-logs-"))
+                    for i in running:
+                        shutil.copy(i.log, kept)
+                    exited = [i.log.name for i in running if i.process.poll() is not None]
                     raise SystemExit(
-                        f"poll --mpp: {len(seen.last)}/{len(pools)} pools cycling\n{logs}"
+                        f"poll --mpp: {len(seen.last)}/{len(pools)} pools cycling after "
+                        f"{time.monotonic() - started:.0f} s; exited: {exited or 'none'}; "
+                        f"logs in {kept}"
                     )
                 time.sleep(1.0)
             settled = time.monotonic() - started
