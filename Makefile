@@ -53,7 +53,7 @@ bench: setup
 
 # probe cost per driver (issue 12): PyMySQL as mpp runs it, against asyncmy and mysqlclient
 bench-drivers:
-	@MPP_EXTRA_PACKAGES="libmariadb-dev pkg-config" ./scripts/bootstrap.sh
+	@./scripts/bootstrap.sh
 	$(VENV)/bin/pip install -q -e '.[bench]'
 	$(VENV)/bin/python bench/poll.py --drivers --hang
 

@@ -5,15 +5,15 @@ replica_status_sql, on a connection kept between cycles), turns it into the same
 Observation, and is bounded by the same deadline as mpp's PoolWorker.observe. They differ
 in the driver, the number of round trips and whether a thread carries the probe:
 
-- pymysql-mpp: mpp's own NodeProber (PyMySQL, two statements, one thread per probe);
+- pymysql-mpp: mpp's own NodeProber on PyMySQL (its fallback driver; one thread per probe);
 - pymysql-multi: PyMySQL, one round trip (CLIENT.MULTI_STATEMENTS), one thread per probe;
 - asyncmy-multi / asyncmy-two: asyncmy on the event loop, no threads, one or two round trips;
 - mysqlclient-multi / mysqlclient-two: mysqlclient (libmariadb), one or two round trips, one
   thread per probe.
 
-asyncmy and mysqlclient are optional (`pip install -e '.[bench]'`): they are imported here
-through importlib, so a missing one is a skipped column with a message, and mypy and ruff
-pass without them.
+asyncmy is optional (`pip install -e '.[bench]'`; mysqlclient is mpp's probe driver): both
+are imported here through importlib, so a missing one is a skipped column with a message,
+and mypy and ruff pass without them.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from mpp.model import Observation
-from mpp.probe.connection import Target
+from mpp.probe.connection import PYMYSQL, Target
 from mpp.probe.flavor import Flavor, detect
 from mpp.probe.mysql import NodeProber
+from mpp.run.daemon import probe_deadline
 
 # in the order of the columns; the first one is the reference of every ratio
 VARIANTS = (
@@ -69,9 +70,8 @@ def missing(variant: str) -> str | None:
 
 
 def deadline_of(connect_timeout: float, query_timeout: float, interval: float) -> float:
-    """mpp's probe deadline (PoolWorker.__init__): connect plus two queries, capped at the
-    interval but not below connect_timeout."""
-    return min(connect_timeout + 2 * query_timeout + 0.1, max(interval, connect_timeout))
+    """mpp's probe deadline (mpp.run.daemon.probe_deadline)."""
+    return probe_deadline(connect_timeout, query_timeout, interval)
 
 
 class Prober(Protocol):
@@ -312,7 +312,7 @@ class _MppProber:
 
     def __init__(self, target: Target, pool: ThreadPoolExecutor, deadline: float) -> None:
         self.node = target.node
-        self._inner = NodeProber(target)
+        self._inner = NodeProber(target, PYMYSQL)  # the reference: PyMySQL, whatever mpp uses
         self._run = _Threaded(self._inner.probe, target.node, pool, deadline)
 
     async def probe(self) -> Observation:

@@ -19,6 +19,12 @@ three over K real servers, one asyncio task per pool cycling at the interval (as
 PoolWorker.run), probes only (no logic or store: the simulated mode measures those), and
 reports CPU % of one core, cycles per pool per second, RSS and threads.
 
+Process mode (`--mpp --nodes N --servers K`, issue 12) runs the real `mpp run` with N node
+entries in pools of three over K real servers (bench/mpprun.py): one instance on SQLite, or
+with `--instances 3` three instances sharing the pools on one real etcd (`shard = true`);
+CPU % of one core per instance (and etcd's), cycles per pool per second, RSS, threads and the
+store's write rate; with `--baseline` the same again on the PyMySQL fallback, for a ratio.
+
 Prints one JSON document and one human line per result.
 """
 
@@ -553,6 +559,98 @@ def scale_mode(
     }
 
 
+def mpp_mode(
+    nodes: int,
+    servers: int,
+    seconds: float,
+    base_port: int,
+    instances: int,
+    baseline: bool,
+    leader_ttl: float | None = None,
+    settle: float = 180.0,
+) -> dict[str, Any]:
+    from bench import mpprun
+    from tests.ports import session_ports
+
+    if nodes % 3:
+        raise SystemExit(f"--nodes {nodes}: pools of three need a multiple of 3")
+    free = session_ports()
+    runs: list[dict[str, Any]] = []
+    etcd: Any = None
+    with tempfile.TemporaryDirectory(prefix="mpp-bench-") as tmp:
+        d = Path(tmp) / "sandbox"
+        mpprun.start_sandbox(d, servers, base_port)
+        try:
+            version = server_version(d)
+            mpprun.room(d, servers, nodes, instances)
+            if instances > 1:
+                from mpp.sandbox.etcd import EtcdServer
+
+                etcd = EtcdServer(Path(tmp) / "etcd", free.port(), free.port())
+                etcd.start()
+            ports = [free.port() for _ in range(instances)]
+            for driver in [None, "pymysql"] if baseline else [None]:
+                runs.append(
+                    mpprun.measure(d, nodes, servers, instances, seconds, 10.0, driver, ports, etcd)
+                )
+                time.sleep(3.0)  # sessions closed before the next configuration
+        finally:
+            if etcd is not None:
+                etcd.stop()
+            sandbox.destroy(d)
+    if len(runs) == 2 and runs[1]["cpu_ms_per_node_cycle"]:  # per node-cycle: a late run
+        runs[0]["cpu_ratio_to_pymysql"] = round(  # does fewer cycles for its CPU
+            runs[0]["cpu_ms_per_node_cycle"] / runs[1]["cpu_ms_per_node_cycle"], 2
+        )
+    return {
+        "mode": "mpp",
+        "conditions": {
+            "node_entries": nodes,
+            "pools": nodes // 3,
+            "servers": servers,
+            "instances": instances,
+            "store": "etcd 1 member, shard = true" if instances > 1 else "sqlite",
+            "leader_ttl_s": leader_ttl if leader_ttl is not None else 10.0,
+            "interval_s": 1.0,
+            "seconds_measured": seconds,
+            "warmup_s": 10.0,
+            "server_version": version,
+            "mysqlclient": package_version("mysqlclient"),
+            "pymysql": package_version("PyMySQL"),
+            "what": "the whole `mpp run` process: probes, logic, store, publish, API",
+        },
+        "runs": runs,
+    }
+
+
+def _mpp_line(r: dict[str, Any], host: dict[str, Any]) -> str:
+    c = r["conditions"]
+    cols = "; ".join(
+        f"{x['driver']}: CPU {x['cpu_percent_of_one_core']}% of a core"
+        + (
+            f" (etcd {x['etcd_cpu_percent_of_one_core']}%)"
+            if x["etcd_cpu_percent_of_one_core"]
+            else ""
+        )
+        + f", {x['cpu_ms_per_node_cycle']} ms per node-cycle"
+        + (f" ({x['cpu_ratio_to_pymysql']}x PyMySQL's)" if "cpu_ratio_to_pymysql" in x else "")
+        + f", cycles per pool per s min {x['cycles_per_pool_per_s_min']} mean "
+        f"{x['cycles_per_pool_per_s_mean']} ({x['pools_on_time']} on time), RSS {x['rss_mib']} "
+        f"MiB, threads {x['threads']}, every pool cycling after "
+        f"{x['seconds_until_every_pool_cycled']} s, store writes {x['store_writes_per_s']}/s = "
+        f"{x['store_writes_per_pool_cycle']} per pool-cycle, {x['errors_logged']} errors logged"
+        for x in r["runs"]
+    )
+    return f"poll mpp: {cols}" + describe(
+        f"{c['node_entries']} node entries in {c['pools']} pools over {c['servers']} sandbox "
+        f"servers (MariaDB {c['server_version']}), {c['instances']} instance(s) on "
+        f"{c['store']} (leader_ttl {c['leader_ttl_s']:g} s), interval 1 s, "
+        f"{c['seconds_measured']:g} s measured after "
+        f"{c['warmup_s']:g} s",
+        host,
+    )
+
+
 def _drivers_line(r: dict[str, Any], host: dict[str, Any]) -> str:
     c = r["conditions"]
     ref = r["reference"]
@@ -646,9 +744,50 @@ def main() -> None:
         help="--servers: comma-separated, mpp (as PoolWorker.run) and/or grid (fixed ticks, "
         "pools spread over the interval)",
     )
+    parser.add_argument(
+        "--mpp",
+        action="store_true",
+        help="with --nodes N --servers K: the real `mpp run` process (bench/mpprun.py)",
+    )
+    parser.add_argument(
+        "--instances", type=int, default=1, help="--mpp: instances sharing the pools on etcd"
+    )
+    parser.add_argument(
+        "--leader-ttl",
+        type=float,
+        default=None,
+        help="--mpp --instances: [mpp] leader_ttl in seconds (default mpp's, 10)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=180.0,
+        help="--mpp: seconds to wait for every pool's first cycle before giving up",
+    )
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="--mpp: the same again with MPP_PROBE_DRIVER=pymysql (the fallback), for a ratio",
+    )
     args = parser.parse_args()
     interval = parse_duration(args.interval)
     host = machine()
+    if args.mpp:
+        if args.nodes is None:
+            parser.error("--mpp needs --nodes N")
+        r = mpp_mode(
+            args.nodes,
+            args.servers or 3,
+            args.seconds,
+            args.base_port,
+            args.instances,
+            args.baseline,
+            args.leader_ttl,
+            args.settle,
+        )
+        print(json.dumps({"bench": "poll", "machine": finish(host), "results": [r]}, indent=2))
+        print(_mpp_line(r, host))
+        return
     if args.drivers or args.servers is not None:
         scale = not args.drivers
         default = (

@@ -14,6 +14,13 @@ command -v chromium >/dev/null 2>&1 || need_pkgs+=(chromium)  # the dashboard's 
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)  # certificates for the etcd TLS test
 command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_pkgs+=(iptables)  # partitions in the fault matrix
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# mysqlclient, the probe's driver, is built from source against libmariadb (pip has no wheel):
+# its headers and pkg-config file, pkg-config itself, a C compiler and Python's headers
+dpkg -s libmariadb-dev >/dev/null 2>&1 || need_pkgs+=(libmariadb-dev)
+command -v pkg-config >/dev/null 2>&1 || need_pkgs+=(pkg-config)
+command -v cc >/dev/null 2>&1 || need_pkgs+=(gcc libc6-dev)
+python3 -c 'import os, sysconfig; os.stat(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+  >/dev/null 2>&1 || need_pkgs+=(python3-dev)
 for extra in ${MPP_EXTRA_PACKAGES:-}; do
   dpkg -s "$extra" >/dev/null 2>&1 || need_pkgs+=("$extra")
 done

@@ -22,6 +22,7 @@ from mpp import __version__
 from mpp.cli.common import Ctx, console, errors, fail, pass_ctx
 from mpp.cli.status import states, status_doc
 from mpp.model import Event, PoolState, Reach
+from mpp.probe.connection import probe_driver_note
 from mpp.publish.api.security import load_token
 from mpp.publish.hub import Hub
 from mpp.publish.log import Throttle
@@ -161,13 +162,14 @@ def run(c: Ctx, live: bool | None) -> None:
             # after them, right before the loop installs its signal handlers.
             integrations = Integrations(config, hub, workers)
             logging.getLogger("mpp").info(
-                "mpp %s started as %s: %d pool(s), interval %gs, state %s, %s loop",
+                "mpp %s started as %s: %d pool(s), interval %gs, state %s, %s loop, %s",
                 __version__,
                 leadership.owner,
                 len(workers),
                 config.mpp.interval,
                 config.state_location,
                 eventloop.chosen(),
+                probe_driver_note(),
             )
             eventloop.run(
                 _serve(

@@ -1,10 +1,21 @@
 """Where and how mpp connects to a server: one Target per node, and the one way to open a
-connection with every socket operation bounded (the probes and the executor share it)."""
+connection with every socket operation bounded (the probes and the executor share it).
+
+The probe's driver is mysqlclient (C, libmariadb) where it can be imported: it costs about a
+quarter of PyMySQL's CPU per probe (docs/benchmarks.md, "Probe cost per driver"), which is
+what lets one process poll a thousand nodes. PyMySQL stays the executor's driver, and the
+probe's for the targets libmariadb cannot serve with the same meaning (`probe_driver`).
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib
+import logging
+import math
+import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,8 +23,10 @@ import pymysql
 from pydantic import SecretStr
 from pymysql.constants import CLIENT
 
-from mpp.config import Config, PoolConfig
+from mpp.config import Config, ConfigError, PoolConfig
 from mpp.config.values import split_address
+
+log = logging.getLogger("mpp")
 
 
 @dataclass(frozen=True)
@@ -150,3 +163,107 @@ def pool_tls(config: Config, pool: PoolConfig) -> Tls | None:
         return str(config.resolve(name)) if name is not None else None
 
     return Tls(pool.tls, path(pool.ca_file), path(pool.cert_file), path(pool.key_file))
+
+
+# -- the probe's driver ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Driver:
+    """How a probe opens its connection and what the driver raises. Both drivers follow
+    DB-API: `cursor()`, `execute`, `fetchone`, `nextset`, `description`, `close`, and errors
+    whose args are (errno, message), so the probe reads their answers the same way."""
+
+    name: str  # "mysqlclient" or "pymysql"
+    connect: Callable[[Target], Any]
+    errors: tuple[type[Exception], ...]
+
+    def __repr__(self) -> str:
+        return f"Driver({self.name})"
+
+
+def _pymysql_probe_connection(t: Target) -> Any:
+    return open_connection(t, multi_statements=True)
+
+
+PYMYSQL = Driver("pymysql", _pymysql_probe_connection, (pymysql.MySQLError,))
+
+
+def _whole_seconds(seconds: float) -> int:
+    """libmariadb takes its socket timeouts in whole seconds (MYSQL_OPT_*_TIMEOUT are unsigned
+    ints): rounded up, never 0 (which would mean no timeout). The probe's hard deadline is
+    the daemon's asyncio one, which may be shorter: a probe still blocked past it is skipped
+    by the next cycle (NodeProber's lock), and its thread ends at this timeout."""
+    return max(1, math.ceil(seconds))
+
+
+def _mysqlclient(module: Any) -> Driver:
+    client = importlib.import_module("MySQLdb.constants.CLIENT")
+
+    def connect(t: Target) -> Any:
+        return module.connect(
+            host=t.host,
+            port=t.port,
+            user=t.user,
+            # a str goes to libmariadb as UTF-8, the bytes the account was created with
+            password=t.password.get_secret_value(),
+            connect_timeout=_whole_seconds(t.connect_timeout),
+            read_timeout=_whole_seconds(t.query_timeout),
+            write_timeout=_whole_seconds(t.query_timeout),
+            autocommit=True,  # the server's default: no round trip at connect
+            ssl_mode="DISABLED",  # only TLS-off targets come here (probe_driver)
+            client_flag=client.MULTI_STATEMENTS,
+        )
+
+    return Driver("mysqlclient", connect, (module.MySQLError,))
+
+
+@functools.cache
+def _installed() -> tuple[Driver | None, str]:
+    """mysqlclient's Driver, or None and why not (logged once by the daemon)."""
+    wanted = os.environ.get("MPP_PROBE_DRIVER", "mysqlclient")
+    if wanted == "pymysql":
+        return None, "MPP_PROBE_DRIVER=pymysql"
+    if wanted != "mysqlclient":
+        raise ConfigError(
+            f"environment MPP_PROBE_DRIVER={wanted!r}: set it to mysqlclient (the default) "
+            "or pymysql, or unset it"
+        )
+    try:
+        module = importlib.import_module("MySQLdb")
+    except ImportError as err:  # pip install without libmariadb-dev / a compiler: PyMySQL
+        return None, f"mysqlclient (MySQLdb) cannot be imported: {err}"
+    return _mysqlclient(module), ""
+
+
+def probe_driver(t: Target) -> Driver:
+    """mysqlclient, except where libmariadb would not mean what the config says; PyMySQL then.
+
+    - TLS (any `tls` but "off"): libmariadb 3.3 (Debian 12's) has one switch,
+      MYSQL_OPT_SSL_VERIFY_SERVER_CERT, that checks the CA *and* the host name, so
+      `verify_ca` (CA only) cannot be had, and its "preferred" is not PyMySQL's (mysqlclient
+      emulates ssl_mode on MariaDB's library). mpp's TLS tests pin PyMySQL's meaning of each
+      mode (no byte in clear text when required, the CA and the name checked as the mode
+      says); a TLS probe is dominated by its handshakes anyway, not by the driver.
+    - `[mpp] source_address`: mysqlclient has no way to bind the client's address.
+    - host "localhost": libmariadb goes to the Unix socket for it; mpp means TCP.
+    - MPP_PROBE_DRIVER=pymysql (the benchmarks' baseline), or MySQLdb not importable.
+    """
+    driver, _ = _installed()
+    if driver is None or t.tls is not None or t.source_address is not None:
+        return PYMYSQL
+    if t.host == "localhost":
+        return PYMYSQL
+    return driver
+
+
+def probe_driver_note() -> str:
+    """One line for the log: which driver the probes use, and why when it is the fallback."""
+    driver, why = _installed()
+    if driver is not None:
+        version = importlib.import_module("MySQLdb").version_info
+        return (
+            f"probe driver: mysqlclient {'.'.join(map(str, version[:3]))} (PyMySQL for TLS, "
+            "source_address and localhost targets)"
+        )
+    return f"probe driver: PyMySQL ({why})"

@@ -328,8 +328,11 @@ class Flavor:
 
 
 def detect(version: str) -> Flavor:
-    """'10.11.19-MariaDB-0+deb12u1' -> mariadb 10.11.19; '8.0.36' -> mysql 8.0.36."""
-    numbers = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
+    """'10.11.19-MariaDB-0+deb12u1' -> mariadb 10.11.19; '8.0.36' -> mysql 8.0.36.
+
+    MariaDB before 11 greets with '5.5.5-10.11.19-MariaDB...' (for old clients' sake):
+    libmariadb strips that prefix, PyMySQL does not, and both must read 10.11.19."""
+    numbers = re.match(r"(?:5\.5\.5-)?(\d+)\.(\d+)\.(\d+)", version)
     parsed = (
         (int(numbers.group(1)), int(numbers.group(2)), int(numbers.group(3)))
         if numbers

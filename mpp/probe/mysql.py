@@ -4,6 +4,10 @@ One NodeProber per node keeps its connection between cycles (a fresh connect per
 more than the probe itself), and drops it on any error so the next poll starts clean.
 Every socket operation has a timeout: a SIGSTOPped mysqld still completes the TCP
 handshake in the kernel, so a connect timeout alone would hang the probe for good.
+
+The driver is mysqlclient where `connection.probe_driver` allows it, else PyMySQL: both
+read the same two statements in one round trip and give the same Observation; an error is
+classified by its client errno alike (libmariadb and PyMySQL share the CR_* numbers).
 """
 
 from __future__ import annotations
@@ -13,10 +17,8 @@ import threading
 import time
 from typing import Any
 
-import pymysql
-
 from mpp.model import Observation
-from mpp.probe.connection import Target, open_connection
+from mpp.probe.connection import Driver, Target, probe_driver
 from mpp.probe.flavor import Flavor, detect
 
 # Client-side errnos that mean "no server answered", as opposed to a server that answered
@@ -24,12 +26,24 @@ from mpp.probe.flavor import Flavor, detect
 _UNREACHABLE = {2002, 2003, 2006, 2013, 2055}
 
 
+class _NoReplicationStatus(Exception):
+    """The answer lacked its second result set (never seen from a real server)."""
+
+
 class NodeProber:
-    def __init__(self, target: Target, heartbeat: bool = False, clients: bool = False) -> None:
+    def __init__(
+        self,
+        target: Target,
+        driver: Driver | None = None,
+        heartbeat: bool = False,
+        clients: bool = False,
+    ) -> None:
         self.target = target
+        self.driver = driver or probe_driver(target)
+        self._errors: tuple[type[Exception], ...] = (*self.driver.errors, _NoReplicationStatus)
         self.heartbeat = heartbeat  # also read mpp's heartbeat row (pool key heartbeat)
         self.clients = clients  # also count semi-sync replicas (strict semi-sync, heartbeat)
-        self._conn: pymysql.connections.Connection[Any] | None = None
+        self._conn: Any = None
         self._flavor: Flavor | None = None
         self._busy = threading.Lock()
 
@@ -67,7 +81,7 @@ class NodeProber:
         t0 = time.perf_counter()
         try:
             conn, flavor = self._connection()
-        except pymysql.MySQLError as err:
+        except self._errors as err:
             return self._failed(started, err, "cannot connect")
         try:
             # both statements in one round trip: on a slow management link (200 ms each way)
@@ -78,14 +92,14 @@ class NodeProber:
                 cur.execute(f"{health}; {flavor.replica_status_sql}{beat}")
                 row = cur.fetchone() or (None, "", "", None, None, None, None, None, None)
                 if not cur.nextset():
-                    raise pymysql.err.InternalError(0, "no replication status in the answer")
+                    raise _NoReplicationStatus(0, "no replication status in the answer")
                 status = cur.fetchone()
                 names = [c[0] for c in cur.description or ()]
                 replication = flavor.replication(
                     dict(zip(names, status, strict=True)) if status else None
                 )
                 heartbeat = flavor.heartbeat_value(cur) if self.heartbeat else None
-        except pymysql.MySQLError as err:
+        except self._errors as err:
             self._drop()
             return self._failed(started, err, "query failed")
         return Observation(
@@ -107,11 +121,11 @@ class NodeProber:
             replication=replication,
         )
 
-    def _connection(self) -> tuple[pymysql.connections.Connection[Any], Flavor]:
+    def _connection(self) -> tuple[Any, Flavor]:
         if self._conn is not None and self._flavor is not None:
             return self._conn, self._flavor
-        conn = open_connection(self.target, multi_statements=True)
-        self._conn, self._flavor = conn, detect(conn.get_server_info())  # type: ignore[no-untyped-call]
+        conn = self.driver.connect(self.target)
+        self._conn, self._flavor = conn, detect(conn.get_server_info())
         return conn, self._flavor
 
     def _drop(self) -> None:
@@ -122,7 +136,7 @@ class NodeProber:
         self._conn = None
         self._flavor = None
 
-    def _failed(self, started: float, err: pymysql.MySQLError, what: str) -> Observation:
+    def _failed(self, started: float, err: Exception, what: str) -> Observation:
         self._drop()
         code = err.args[0] if err.args and isinstance(err.args[0], int) else 0
         text = str(err.args[1]) if len(err.args) > 1 else str(err) or type(err).__name__

@@ -1,7 +1,9 @@
 """The loop that joins the stages: probe -> logic -> store -> publish, one task per pool.
 
-Probes run in threads (PyMySQL blocks) under an asyncio deadline, all nodes of all pools at
-once, so one hung server costs its own probe a timeout and delays nobody else. The decision
+Probes run in threads (the drivers block; mysqlclient releases the GIL while it waits) under
+an asyncio deadline, all nodes of a pool at once, so one hung server costs its own probe a
+timeout and delays nobody else. Each pool cycles on its own tick, the pools spread over the
+interval (`phases`, `next_tick`). The decision
 is committed with compare-and-set: if the CLI or another mpp changed the pool meanwhile,
 the logic runs again on the fresh state with the same observations.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +50,7 @@ from mpp.run.leadership import Leadership
 from mpp.run.reach import reach_event
 from mpp.run.schedules import Scheduler
 from mpp.run.shards import Shards
-from mpp.run.transact import transact
+from mpp.run.transact import Kept, transact, transact_cycle
 from mpp.run.views import ViewTracker
 from mpp.store import NotLeader, Store, StoreError
 
@@ -81,6 +84,10 @@ class PoolWorker:
         # Hub never ends up with an older state than the store
         self.lock = lock or asyncio.Lock()
         self.seen_at = time.time()  # follower: newest history event already published
+        self.followed_version: int | None = None  # follower: the version last looked at
+        # probes ran since this instance last led: a follower closes their sessions (pools
+        # moving among instances would otherwise leave every instance a session per node)
+        self.probed = False
         self.pool = pool
         self.spec = pool.spec()
         self.hooks = dict(pool.hooks.commands())  # hook name -> command
@@ -100,15 +107,15 @@ class PoolWorker:
         # after each committed decision; None: the pool has none)
         self.heartbeat = HeartbeatWriter(config, pool) if pool.heartbeat > 0 else None
         self.beating = False  # `mpp run` writes heartbeats; one `mpp poll` writes none
-        # connect, then two queries: anything slower is a hung server. A node that has not
-        # answered within the poll interval counts as a bad poll for this cycle, so one hung
-        # server never stretches the cycle of the pool (its probe may finish in the background
-        # and is then skipped while still running).
-        self.deadline = min(
-            config.mpp.connect_timeout + 2 * config.query_timeout + 0.1,
-            max(config.mpp.interval, config.mpp.connect_timeout),
+        self.deadline = probe_deadline(
+            config.mpp.connect_timeout, config.query_timeout, config.mpp.interval
         )
         self.last_cycle_seconds = 0.0
+        # a cycle that changed nothing but the clocks is not written (transact_cycle), but
+        # the stored state is never older than this: followers' /v1/health calls a pool
+        # stale after 3 intervals (+ deadlines), and they look once per interval
+        self.restamp_after = 2 * config.mpp.interval
+        self.kept: Kept | None = None
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
         self.agents = AgentTracker(self.spec)  # the node agents' reports, dated by this process
         # quorum = "majority": every instance probes, shares its view and reads the others'
@@ -130,7 +137,7 @@ class PoolWorker:
         """This cycle's observations, with the agents' reports and the other instances'
         views attached (when the pool has them)."""
         loop = asyncio.get_running_loop()
-        results = await self.probe()
+        results = await self.probe_all()
         views = await loop.run_in_executor(self.store_threads, self.agent_views)
         results = with_agents(results, views)
         if self.views is not None:
@@ -163,27 +170,37 @@ class PoolWorker:
             log.warning("pool=%s %s", self.pool.name, error)
         self.views_error = error
 
-    async def probe(self) -> dict[str, Observation]:
+    async def probe(self, probers: list[NodeProber]) -> list[Observation]:
+        """The probes of `probers` at once, each in a thread, all under one deadline: one
+        that has not answered by then is a bad poll for this cycle (its thread runs on; its
+        prober skips the next cycle's probe while it still does). One timer and no task per
+        probe: at a thousand nodes the event loop's share of a cycle is most of its cost."""
         loop = asyncio.get_running_loop()
-
-        async def one(prober: NodeProber) -> Observation:
-            started = time.time()
-            try:
-                return await asyncio.wait_for(
-                    loop.run_in_executor(self.probe_threads, prober.probe), self.deadline
-                )
-            except TimeoutError:
-                return Observation(
+        started = time.time()
+        futures = [loop.run_in_executor(self.probe_threads, p.probe) for p in probers]
+        done, _ = await asyncio.wait(futures, timeout=self.deadline)
+        seen = []
+        for prober, future in zip(probers, futures, strict=True):
+            if future in done:
+                seen.append(future.result())
+                continue
+            future.cancel()  # its answer, should it come, is dropped
+            seen.append(
+                Observation(
                     prober.target.node,
                     started,
                     reachable=False,
                     error=f"no answer within {self.deadline:.1f}s (server hung?)",
                 )
+            )
+        return seen
 
-        results = {o.node: o for o in await asyncio.gather(*(one(p) for p in self.probers))}
+    async def probe_all(self) -> dict[str, Observation]:
+        """Every node, and a second look at those the logic asks for."""
+        results = {o.node: o for o in await self.probe(self.probers)}
         again = self.logic.recheck(self.spec, results)
         if again:
-            fresh = await asyncio.gather(*(one(self.prober[n]) for n in again))
+            fresh = await self.probe([self.prober[n] for n in again])
             results.update((o.node, o) for o in fresh)
         return results
 
@@ -226,7 +243,9 @@ class PoolWorker:
                 decision = replace(decision, events=(took, *decision.events))
             return decision
 
-        done = transact(self.store, self.spec, step, self.owner, self.scoped)
+        done, self.kept = transact_cycle(
+            self.store, self.spec, step, self.kept, self.restamp_after, self.owner, self.scoped
+        )
         self.recorded_term = term
         return done
 
@@ -336,8 +355,12 @@ class PoolWorker:
         loop = asyncio.get_running_loop()
         if not self.leading:
             if self.views is not None:  # the leader counts this instance's view
-                seen = await self.probe()
+                seen = await self.probe_all()
                 await loop.run_in_executor(self.store_threads, self.share, seen)
+            elif self.probed:  # led until now: its sessions are the new leader's to hold
+                self.probed = False
+                # in a probe thread, not awaited: a prober waits for a hung probe to end
+                loop.run_in_executor(self.probe_threads, self.close)
             if self.heartbeat is not None:
                 self.heartbeat.aim(None)  # the leader writes it
             await loop.run_in_executor(self.store_threads, self.follow)
@@ -345,6 +368,7 @@ class PoolWorker:
                 self.scheduler.restart(time.time())  # a follower's missed slots are not run
             self.last_cycle_seconds = time.perf_counter() - started
             return None
+        self.probed = True
         observations = await self.observe()
         async with self.lock:
             decision = await loop.run_in_executor(
@@ -405,17 +429,38 @@ class PoolWorker:
         snapshot = self.store.load(self.spec.name)
         if snapshot is None:
             return
-        fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+        # events are only ever written with a save, which changes the version: the same
+        # version has no new history (one store request per followed pool, not two)
+        fresh: tuple[Event, ...] = ()
+        if snapshot.version != self.followed_version:
+            fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+            self.followed_version = snapshot.version
         if fresh:
             self.seen_at = fresh[-1].at
         for publish in self.publishers:
             publish(snapshot.state, fresh)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, first: float | None = None) -> None:
+        """Cycle on a fixed grid of ticks, `first` + k x interval (monotonic; default now).
+
+        A late start (the loop was busy) does not shift the next tick, so a pool keeps its
+        rate; a cycle that overran its next tick (a store that stalled) starts the next at
+        once and rejoins the grid after it, the missed ticks are not made up. run_forever
+        gives each pool its own phase, so a thousand pools do not all wake at the same
+        instant (docs/benchmarks.md: with "sleep the rest" no driver was on time at 999
+        nodes)."""
         interval = self.config.mpp.interval
         self.beating = True
-        while not stop.is_set():
+        tick = time.monotonic() if first is None else first
+        while True:
+            delay = tick - time.monotonic()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return
             started = time.monotonic()
+            tick = next_tick(tick, started, interval)
             try:
                 await self.cycle()
             except NotLeader as err:  # deposed between two renewals: follow from now on
@@ -424,15 +469,40 @@ class PoolWorker:
                 log.warning("pool=%s not committed: %s", self.pool.name, err)
             except StoreError as err:  # keep polling: the next cycle may find the store back
                 log.error("pool=%s store error: %s", self.pool.name, err)
-            delay = max(0.0, interval - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
 
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.close()
         for prober in self.probers:
             prober.close()
+
+
+# below it, the deadline is not cut to 0.8 x interval: a connect keeps up to its own timeout
+_DEADLINE_FLOOR = 0.5
+
+
+def probe_deadline(connect_timeout: float, query_timeout: float, interval: float) -> float:
+    """How long a cycle waits for a node's probe: connect then the queries, and no longer
+    than 0.8 of the interval, so that a pool with a hung node still cycles on time (the
+    cycle's logic, store and publish get the rest). A probe cut here is a bad poll for the
+    cycle; its thread may finish in the background and the next cycle skips it while it
+    still runs. Not below min(connect_timeout, 0.5 s): with very short intervals a healthy
+    but slow connect would otherwise read as a dead node."""
+    return min(
+        connect_timeout + 2 * query_timeout + 0.1,
+        max(0.8 * interval, min(connect_timeout, _DEADLINE_FLOOR)),
+    )
+
+
+def next_tick(tick: float, started: float, interval: float) -> float:
+    """The first tick of the grid `tick` + k x interval that comes after `started` (the
+    start of the cycle planned for `tick`; a timer may wake it a hair before)."""
+    return tick + interval * (math.floor(max(0.0, started - tick) / interval) + 1)
+
+
+def phases(count: int, interval: float) -> list[float]:
+    """Each pool's offset into the interval: pool j of n starts at j/n of it."""
+    return [interval * j / count for j in range(count)]
 
 
 def with_agents(
@@ -451,9 +521,9 @@ def with_agents(
 class Threads:
     """The probe threads and the store threads of a set of workers, shut down together."""
 
-    def __init__(self, probes: int) -> None:
+    def __init__(self, probes: int, store: int = 2) -> None:
         self.probes = ThreadPoolExecutor(max_workers=probes, thread_name_prefix="probe")
-        self.store = ThreadPoolExecutor(max_workers=2, thread_name_prefix="store")
+        self.store = ThreadPoolExecutor(max_workers=store, thread_name_prefix="store")
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         self.probes.shutdown(wait=wait, cancel_futures=cancel_futures)
@@ -473,7 +543,12 @@ def make_workers(
     """`leases`: each pool's own Leadership (pools shared among instances), instead of the
     one `leadership` over all of them."""
     chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
-    threads = Threads(max(4, 2 * sum(len(p.node) for p in chosen)))
+    # store calls wait on the network (etcd: a few ms each, two or three per pool-cycle): with
+    # hundreds of pools two threads were the limit (3 instances x 333 pools on one etcd ran
+    # 0.15 cycles per pool per second at 25 % CPU each); a thread per 16 pools, up to 16
+    threads = Threads(
+        max(4, 2 * sum(len(p.node) for p in chosen)), max(2, min(16, -(-len(chosen) // 16)))
+    )
     workers = [
         PoolWorker(
             config,
@@ -506,7 +581,9 @@ async def run_forever(
         await asyncio.to_thread(leadership.renew)
         halt = leadership.start()
     try:
-        await asyncio.gather(*(w.run(stop) for w in workers))
+        now = time.monotonic()
+        offsets = phases(len(workers), workers[0].config.mpp.interval) if workers else []
+        await asyncio.gather(*(w.run(stop, now + o) for w, o in zip(workers, offsets, strict=True)))
     finally:
         if halt is not None:
             await asyncio.to_thread(halt)

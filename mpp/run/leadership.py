@@ -175,7 +175,11 @@ class Leadership:
             other = self.store.leader(self.scope)
         except StoreError:
             return
+        self.watched(other.owner if other else None)
+
+    def watched(self, holder: str | None) -> None:
+        """`watch` with the holder already read (Shards reads every pool's in one request)."""
         with self._lock:
             self._held_until = 0.0
-            self.current = other.owner if other else None
+            self.current = holder
         self._log_role()

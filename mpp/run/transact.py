@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from mpp.config import Config
 from mpp.logic import logic_for
@@ -36,6 +37,76 @@ def transact(
         if store.save(decision.state, decision.events, version, leader, scoped):
             return decision
     raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a daemon's cycle decided last and did not need to write: its state, and the
+    stored version it was decided on (the next cycle builds on it while that version is
+    still the stored one)."""
+
+    version: int
+    state: PoolState
+
+
+def _clockless(state: PoolState) -> PoolState:
+    """The state without what every poll restamps: the cycle count, when it was decided,
+    each node's last poll time and round trip. Nothing the logic decides on."""
+    return replace(
+        state,
+        cycle=0,
+        updated_at=None,
+        nodes=tuple(replace(n, last_request=None, latency_ms=None) for n in state.nodes),
+    )
+
+
+def transact_cycle(
+    store: Store,
+    spec: PoolSpec,
+    step: Callable[[PoolState], Decision],
+    kept: Kept | None,
+    heartbeat: float,
+    leader: str | None = None,
+    scoped: bool = False,
+) -> tuple[Decision, Kept | None]:
+    """`transact` for the daemon's poll cycle, which writes only what changed.
+
+    A cycle whose decision has no event, action or change and whose state differs from the
+    stored one only in the poll's clock fields (`_clockless`) is not saved, unless the stored
+    state is `heartbeat` seconds old: what followers, `mpp check --source store` and
+    /v1/health read as "the leader is polling" stays fresh. Nothing is lost by the skip: the
+    next cycle compares with the store again (a version other than `kept`'s means someone
+    else wrote: it decides on theirs), and every write is still compare-and-set and fenced
+    by the lease; a deposed leader writes nothing it would not have written anyway.
+    Returns the decision and what to pass as `kept` next time."""
+    logic = logic_for(spec.logic)
+    for _ in range(_MAX_CAS_RETRIES):
+        snapshot = store.load(spec.name)
+        if snapshot is None:
+            prev = logic.initial_state(spec)
+        elif kept is not None and kept.version == snapshot.version:
+            prev = kept.state  # the stored state plus the clocks of the cycles not written
+        else:
+            prev = snapshot.state
+        decision = step(prev)
+        if snapshot is not None and _unchanged(snapshot.state, decision, heartbeat):
+            return decision, Kept(snapshot.version, decision.state)
+        version = snapshot.version if snapshot else None
+        written = store.save(decision.state, decision.events, version, leader, scoped)
+        if written:
+            return decision, Kept(written, decision.state)
+    raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
+
+
+def _unchanged(stored: PoolState, decision: Decision, heartbeat: float) -> bool:
+    if decision.events or decision.actions or decision.change is not None:
+        return False
+    fresh = decision.state
+    if stored.updated_at is None or fresh.updated_at is None:
+        return False
+    if fresh.updated_at - stored.updated_at >= heartbeat:
+        return False
+    return _clockless(stored) == _clockless(fresh)
 
 
 def command(store: Store, spec: PoolSpec, order: Command) -> Decision:

@@ -17,7 +17,15 @@ def test_a_missing_driver_is_a_message(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize(
     ("connect", "query", "interval", "expected"),
-    [(1.0, 1.0, 1.0, 1.0), (1.0, 1.0, 10.0, 3.1), (2.0, 1.0, 1.0, 2.0)],
+    # 0.8 x interval, not below min(connect_timeout, 0.5 s), never past connect + 2 x query
+    [
+        (1.0, 1.0, 1.0, 0.8),
+        (1.0, 1.0, 10.0, 3.1),
+        (2.0, 1.0, 1.0, 0.8),
+        (0.5, 0.5, 0.2, 0.5),
+        (0.25, 0.25, 0.25, 0.25),
+        (0.1, 0.1, 0.1, 0.1),
+    ],
 )
 def test_deadline_is_the_daemons(
     connect: float, query: float, interval: float, expected: float

@@ -17,6 +17,8 @@ def test_detects_mariadb_and_mysql() -> None:
     assert mysql.replica_status_sql == "SHOW REPLICA STATUS"
     assert "gtid_executed" in mysql.health_sql
     assert detect("5.7.44-log").replica_status_sql == "SHOW SLAVE STATUS"
+    # MariaDB 10's greeting as PyMySQL passes it on (libmariadb strips the prefix)
+    assert detect("5.5.5-10.11.19-MariaDB-0+deb12u1-log").version == (10, 11, 19)
 
 
 def test_normalises_mariadb_row() -> None:
