@@ -31,7 +31,7 @@ from mpp.publish.view import document, table
 from mpp.run import eventloop
 from mpp.run.daemon import PoolWorker, Threads, make_workers, poll_once, run_forever
 from mpp.run.leadership import Leadership
-from mpp.run.reach import ReachMonitor
+from mpp.run.reach import ReachMonitor, writes_barred
 from mpp.run.shards import Shards
 
 
@@ -133,7 +133,7 @@ def run(c: Ctx, live: bool | None) -> None:
                 leadership.bar(monitor.barred)
             else:
                 leadership.barred = monitor.barred
-            hub.barred = monitor.barred
+            hub.barred = writes_barred(monitor, hub.states.values)
             hub.reach = monitor.report
             monitor.listeners.extend(w.note_reach for w in workers)
 

@@ -19,12 +19,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from mpp.config import Config
 from mpp.logic.reach import judge, probed
-from mpp.model import CheckpointSpec, CheckpointState, Cut, Event, EventKind, Reach, ReachReport
+from mpp.model import (
+    CheckpointSpec,
+    CheckpointState,
+    Cut,
+    Event,
+    EventKind,
+    PoolState,
+    Reach,
+    ReachReport,
+)
 from mpp.probe.checkpoint import Result, probe
 from mpp.store import Store, StoreError
 
@@ -59,6 +68,11 @@ class ReachMonitor:
         self.listeners: list[Listener] = []
         self._running: dict[str, Future[Result]] = {}
         self._store_error = ""
+        # when the last cut ended (None: no cut, or every pool decided afresh since): the
+        # states this instance publishes date from before it; until a pool's state is newer
+        # its rw stays DOWN (writes_barred): a primary killed or fenced during the cut must
+        # not be told UP from a state that never saw it
+        self.healed_at: float | None = None
 
     @property
     def enabled(self) -> bool:
@@ -98,6 +112,8 @@ class ReachMonitor:
         for spec, (ok, why, ms) in zip(self.specs, results, strict=True):
             self.states[spec.name] = probed(self.states[spec.name], ok, why, now, ms or None)
         before, self.verdict, self.at = self.verdict, judge(list(self.states.values())), now
+        if before.cut_off and not self.verdict.cut_off:
+            self.healed_at = now
         if (before.cut, before.cut_off) != (self.verdict.cut, self.verdict.cut_off):
             self._log(before, self.verdict)
             for listener in self.listeners:
@@ -158,6 +174,27 @@ class ReachMonitor:
 
     def close(self) -> None:
         self.threads.shutdown(wait=False, cancel_futures=True)
+
+
+def writes_barred(
+    monitor: ReachMonitor, states: Callable[[], Iterable[PoolState | None]]
+) -> Callable[[], str]:
+    """What the checks and the router ask before answering rw: the cut itself, then, after
+    it ended, until every pool's published state was decided after the end (a state from
+    before it may name as ACTIVE a primary that died or was fenced meanwhile)."""
+
+    def barred() -> str:
+        why = monitor.barred()
+        healed = monitor.healed_at
+        if why or healed is None:
+            return why
+        # a pool with no state yet answers DOWN by itself (roles: nothing known)
+        if all(s is None or (s.updated_at or 0.0) >= healed for s in states()):
+            monitor.healed_at = None
+            return ""
+        return "back from a cut: no writes until this instance has decided afresh"
+
+    return barred
 
 
 def reach_event(pool: str, instance: str, before: Reach, now: Reach, at: float) -> Event:

@@ -312,3 +312,24 @@ def test_a_cycle_begun_before_the_cut_commits_nothing_and_the_verdict_is_recorde
     finally:
         worker.close()
         store.close()
+
+
+def test_after_a_cut_rw_stays_down_until_every_pool_decided_afresh() -> None:
+    """A state published before the cut ended may name as ACTIVE a primary that died or was
+    fenced meanwhile (the checkpoints-cut row caught rw UP for a restarted, read-only one)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from mpp.model import PoolState
+    from mpp.run.reach import ReachMonitor, writes_barred
+
+    monitor = SimpleNamespace(barred=lambda: "", healed_at=None)
+    states: dict[str, PoolState | None] = {"a": PoolState("a", (), updated_at=5.0), "b": None}
+    barred = writes_barred(cast(ReachMonitor, monitor), states.values)
+    assert barred() == ""  # no cut
+    monitor.barred = lambda: "cut off (LAN): ..."
+    assert barred().startswith("cut off")
+    monitor.barred, monitor.healed_at = (lambda: ""), 10.0
+    assert "back from a cut" in barred()  # a's state is from before the end
+    states["a"] = PoolState("a", (), updated_at=10.5)
+    assert barred() == "" and monitor.healed_at is None
