@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -133,13 +134,17 @@ def test_a_client_connecting_during_a_switchover_gets_the_new_primary(
     r = routed(max_lag="1h")
     cluster, rw = r.cluster, r.rw
     routes_to(rw, {1})
-    # db2 applies events 3 s late: the switchover's catch-up takes that long
-    cluster.sql("db2", "STOP SLAVE")
-    cluster.sql("db2", "CHANGE MASTER TO MASTER_DELAY = 3")
-    cluster.sql("db2", "START SLAVE")
     writer = app_connect(rw)
     query_one(writer, "CREATE TABLE IF NOT EXISTS t (id INT PRIMARY KEY)")
+    wait_for("t on db2", lambda: bool(cluster.sql("db2", "SHOW TABLES FROM app LIKE 't'")), 10)
+    # db2 applies the next event about 3 s late (its SQL thread waits for a table lock held
+    # there): the switchover's catch-up takes that long. Not MASTER_DELAY: a delayed
+    # replica is refused as a switchover target (docs/sites.md)
+    locker = sandbox.admin_connect(cluster.dir, "db2")
+    query_one(locker, "LOCK TABLES app.t WRITE")
+    release = threading.Timer(3.0, lambda: query_one(locker, "UNLOCK TABLES"))
     query_one(writer, "INSERT INTO t VALUES (1)")
+    release.start()
     switchover = subprocess.Popen(
         mpp_command(cluster.config_path, "switchover", "main", "--to", "db2", "--timeout", "20s"),
         stdout=subprocess.PIPE,
@@ -161,6 +166,8 @@ def test_a_client_connecting_during_a_switchover_gets_the_new_primary(
     finally:
         if switchover.poll() is None:
             switchover.kill()
+        release.join()
+        locker.close()
     assert switchover.returncode == 0, out
     assert waited > 0.3, f"the connect returned after {waited:.2f}s: it did not wait"
     assert in_progress_after is None
