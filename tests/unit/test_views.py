@@ -24,6 +24,15 @@ from tests.builders import star, star_spec
 
 SPEC = replace(star_spec(3), quorum=QuorumPolicy(Quorum.MAJORITY))
 UNREACHABLE = Observation("db1", 0.0, reachable=False, error="2003 timed out")
+# db1 ACTIVE, db2 and db3 STANDBY: where every history here starts
+STARTED = PoolState(
+    "main",
+    (
+        NodeState("db1", State.ACTIVE),
+        NodeState("db2", State.STANDBY),
+        NodeState("db3", State.STANDBY),
+    ),
+)
 
 peers = st.lists(
     st.builds(
@@ -74,14 +83,7 @@ def _cycles(peer_age: float, count: int = 8) -> PoolState:
     """db1 (ACTIVE) unreachable from the leader for `count` cycles while two other
     instances, their views `peer_age` seconds old, see it answering."""
     logic = logic_for(SPEC.logic)
-    state = PoolState(
-        "main",
-        (
-            NodeState("db1", State.ACTIVE),
-            NodeState("db2", State.STANDBY),
-            NodeState("db3", State.STANDBY),
-        ),
-    )
+    state = STARTED
     for i in range(count):
         obs = star(SPEC, {"db1": "offline"}, at=float(i))
         # the replicas lost it too (as when the leader's host is cut from everything but
@@ -118,14 +120,7 @@ def test_a_node_only_the_others_reach_is_not_a_candidate() -> None:
     answering: it stays STANDBY (not failed) but is never promoted from here, where no
     action could reach it."""
     logic = logic_for(SPEC.logic)
-    state = PoolState(
-        "main",
-        (
-            NodeState("db1", State.ACTIVE),
-            NodeState("db2", State.STANDBY),
-            NodeState("db3", State.STANDBY),
-        ),
-    )
+    state = STARTED
     down = PeerSight("b", "dc2", False, 0.1, 1.0)
     for i in range(8):
         obs = star(SPEC, {"db1": "offline", "db2": "offline", "db3": "offline"}, at=float(i))
