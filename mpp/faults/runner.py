@@ -17,12 +17,14 @@ import json
 import signal
 import sqlite3
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pymysql
 import pymysql.cursors
 
@@ -452,12 +454,26 @@ def _seconds(duration: str) -> float:
     return float(duration.rstrip("s"))
 
 
+def _states_now(run: Run) -> dict[str, dict[str, Any]]:
+    """The first pool's nodes as mpp shows them now, through the daemon's own API: a look
+    takes milliseconds, where `mpp status` is a process start (about a second on a loaded
+    machine, which delayed a timed fault by as much and shortened its down time; the
+    flapping row's kills then fell between two polls). The CLI when the API does not
+    answer (a scenario may cut mpp off)."""
+    listen = tomllib.loads(run.config.read_text()).get("api", {}).get("listen")
+    if listen:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
+            pools = httpx.get(f"http://{listen}/v1/pools", timeout=2.0).json()["pools"]
+            return {n["name"]: n for n in pools[0]["nodes"]}
+    return node_states(run.config)
+
+
 def _resolve(run: Run, ref: str, roles: dict[str, str]) -> str:
     if ref in ("active", "standby"):
         state = ref.upper()
         found = [
             n
-            for n, s in node_states(run.config).items()
+            for n, s in _states_now(run).items()
             if s["state"] == state
             and (state == "ACTIVE" or (s["requests"] == 0 and n != roles["primary"]))
         ]
@@ -502,8 +518,9 @@ def _inject_all(
             if heal is None:
                 continue
             if what.heal_after is not None:
+                # down for heal_after from when the fault went in, however late that was
                 seq += 1
-                plan.append((at + what.heal_after, seq, heal))
+                plan.append((max(at, started - t0) + what.heal_after, seq, heal))
             else:
                 pending.append(heal)
         else:
