@@ -320,9 +320,10 @@ class PinnedClient(Background):
                 i = self.next_id
                 self.next_id += 1
                 try:
+                    sent = now()
                     with conn.cursor() as cur:
                         cur.execute(self._sql, (i,))
-                    self.acks.append(Ack(i, now(), self.node))
+                    self.acks.append(Ack(i, now(), self.node, sent))
                 except pymysql.MySQLError as err:
                     if err.args and err.args[0] in REFUSED_BY_READ_ONLY:
                         self.refused.append((now(), i))

@@ -671,11 +671,19 @@ def _judge(
     row.injected_at = [round(t - first_fault, 3) for t, _, _, _ in run.injected]
     if pinned is not None:
         after = sum(1 for a in pinned_acks if a.at > first_fault)
+        sent_after = sum(1 for a in pinned_acks if a.sent is not None and a.sent > first_fault)
         row.notes.append(
             f"the primary side's client: {len(pinned_acks)} writes acknowledged "
-            f"({after} after the first fault), {len(pinned.refused)} refused by read_only, "
-            f"{len(pinned.ambiguous)} without an answer"
+            f"({after} after the first fault, {sent_after} of them sent after it), "
+            f"{len(pinned.refused)} refused by read_only, {len(pinned.ambiguous)} without "
+            f"an answer"
         )
+        bound = expect.acks_after_fault
+        if bound is not None and sent_after > bound:
+            row.problems.append(
+                f"the primary side's client: {sent_after} writes sent after the first fault "
+                f"were acknowledged (at most {bound})"
+            )
     if expect.after_last is not None or scenario.agents:
         row.after_last = _after_last(run, writer.snapshot() + pinned_acks)
     if expect.max_write_pause is not None:

@@ -39,7 +39,10 @@ first primary from that address (mpp.faults.partition), its acknowledged writes 
 the writer's; the `isolate_primary` fault cuts that side off (the primary's agent binds the
 same address). Expectations for them: `fenced_first` (the first primary read-only, seen
 by the sampler, before the new primary's first acknowledged write) and `after_last` (a
-bound on the first acknowledged write after the last fault, from that fault). Any row may
+bound on the first acknowledged write after the last fault, from that fault) and
+`acks_after_fault` (a bound on that client's writes sent after the first fault and
+acknowledged: with the replicas cut off, each one would be a commit no replica has). Any
+row may
 bound `max_write_pause`: the longest time without an acknowledged write from the first
 fault until the heals (a pool that must keep serving through its fault).
 
@@ -116,6 +119,10 @@ class Expect:
     # bound on the longest time without an acknowledged write, from the first fault until
     # the heals: the pool kept serving through the fault (e.g. the store's quorum lost)
     max_write_pause: float | None = None
+    # bound on the primary side's client writes (client_source) sent after the first fault
+    # and acknowledged: with the replicas cut off, an acknowledged one was committed with
+    # no replica's acknowledgement (semi-sync turned asynchronous)
+    acks_after_fault: int | None = None
 
     @property
     def failovers_needed(self) -> int:
@@ -172,6 +179,7 @@ _EXPECT_KEYS = {"failover", "to", "rto", "max_failovers", "lost", "max_writable"
 _EXPECT_KEYS |= {"min_failovers", "failed_because"}
 _EXPECT_KEYS |= {"message", "old_primary_acks", "during_states", "during_message", "ro_down"}
 _EXPECT_KEYS |= {"clean_log", "fenced_first", "after_last", "max_write_pause", "rw_down"}
+_EXPECT_KEYS |= {"acks_after_fault"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
 _SCENARIO_KEYS |= {"agents", "agent", "client_source", "checkpoints", "slave_net_timeout"}
@@ -225,6 +233,8 @@ def _scenario(
             f"{where}: client_source = {source!r}; use a loopback address other than "
             '127.0.0.1 (which the other side uses), e.g. "127.0.0.6"'
         )
+    if "acks_after_fault" in expect and not source:
+        raise ScenarioError(f"{where}: expect acks_after_fault needs client_source (its client)")
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
     refs += list(expect.get("rw_down", []))
     for key in ("states", "message", "during_states", "during_message", "failed_because"):

@@ -65,6 +65,7 @@ class Ack:
     id: int
     at: float
     node: str
+    sent: float | None = None  # when the write went out, where the workload records it
 
 
 def create_table(d: Path, node: str = "db1", table: str = TABLE) -> None:

@@ -421,3 +421,22 @@ def test_scenario_store_and_proxied_keys_are_checked_when_loaded(tmp_path: Path)
     path.write_text(base.format(extra='store = "etcd3"', on=', on = "failover"'))
     with pytest.raises(ScenarioError, match="need the SQLite store"):
         load(path, set(INJECTORS))
+
+
+def test_acks_after_fault_needs_the_primary_sides_client(tmp_path: Path) -> None:
+    """The bound counts that client's writes: a row without one would pass on nothing."""
+    from mpp.faults.runner import INJECTORS
+    from mpp.faults.scenario import ScenarioError, load
+
+    path = tmp_path / "s.toml"
+    base = (
+        '[[scenario]]\nname = "x"\n{extra}\n'
+        'steps = [{{ at = 1.0, fault = "kill", node = "primary" }}]\n'
+        "[scenario.expect]\nfailover = true\nacks_after_fault = 0\n"
+    )
+    path.write_text(base.format(extra=""))
+    with pytest.raises(ScenarioError, match="acks_after_fault needs client_source"):
+        load(path, set(INJECTORS))
+    path.write_text(base.format(extra='client_source = "127.0.0.6"'))
+    (scenario,) = load(path, set(INJECTORS))
+    assert scenario.expect.acks_after_fault == 0
