@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,6 @@ from tests.ports import Ports
 
 # the shortest lease each backend honours: etcd rounds a lease up to about 2 s
 _TTL = {"sqlite": 0.5, "etcd": 2.0}
-
-
-@pytest.fixture(params=["sqlite", "etcd"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store
-    if request.param == "sqlite":
-        made = SqliteStore(tmp_path / "state.db")
-    else:
-        server: EtcdServer = request.getfixturevalue("etcd_server")
-        made = EtcdStore([server.endpoint], f"/test-{uuid.uuid4().hex[:8]}")
-    yield made
-    made.close()
 
 
 def _ttl(store: Store) -> float:

@@ -8,8 +8,6 @@ import base64
 import os
 import sqlite3
 import stat
-import uuid
-from collections.abc import Iterator
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -17,24 +15,11 @@ import httpx
 import pytest
 
 from mpp.model import AgentReport, Process, WriteProbe
-from mpp.sandbox.etcd import EtcdServer
 from mpp.store import SqliteStore, Store, StoreError
 from mpp.store.etcd import EtcdStore
 from tests.ports import Ports
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "etcd"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store
-    if request.param == "sqlite":
-        made = SqliteStore(tmp_path / "state.db")
-    else:
-        server: EtcdServer = request.getfixturevalue("etcd_server")
-        made = EtcdStore([server.endpoint], f"/test-{uuid.uuid4().hex[:8]}")
-    yield made
-    made.close()
 
 
 def full(node: str = "db1", seq: int = 1, pool: str = "main") -> AgentReport:

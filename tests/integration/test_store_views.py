@@ -6,32 +6,16 @@ from __future__ import annotations
 
 import base64
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
 
 from mpp.model import NodeSight, SiteView
-from mpp.sandbox.etcd import EtcdServer
 from mpp.store import SqliteStore, Store, StoreError
 from mpp.store.etcd import EtcdStore
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "etcd"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    made: Store
-    if request.param == "sqlite":
-        made = SqliteStore(tmp_path / "state.db")
-    else:
-        server: EtcdServer = request.getfixturevalue("etcd_server")
-        made = EtcdStore([server.endpoint], f"/test-{uuid.uuid4().hex[:8]}")
-    yield made
-    made.close()
 
 
 def view(owner: str = "mpp-b@host:1", seq: int = 1, pool: str = "main") -> SiteView:
