@@ -185,24 +185,12 @@ class Executor:
         pending.sent.wait(_BACKGROUND_FENCE_SECONDS)
         if not pending.done.wait(_SETTLE_SECONDS):
             while not pending.done.is_set():
-                killed += self._kill_clients(conn, flavor)
+                killed += kill_clients(conn, flavor)
                 pending.done.wait(0.05)
         if pending.failure is not None:
             raise pending.failure
-        killed += self._kill_clients(conn, flavor)  # the rest reconnect elsewhere
+        killed += kill_clients(conn, flavor)  # the rest reconnect elsewhere
         return f"read_only on, {killed} client connection(s) killed"
-
-    def _kill_clients(self, conn: Any, flavor: Flavor) -> int:
-        killed = 0
-        with conn.cursor() as cur:
-            cur.execute(flavor.client_threads_sql)
-            for thread_id in kill_order(cur.fetchall(), flavor):
-                try:
-                    cur.execute(f"KILL CONNECTION {thread_id}")
-                    killed += 1
-                except pymysql.MySQLError:
-                    pass  # it ended on its own meanwhile
-        return killed
 
     def _catch_up(self, conn: Any, flavor: Flavor, source: str, timeout: float) -> str:
         """Wait until this node applied everything the (fenced) source has written."""
@@ -305,6 +293,21 @@ class _ReadOnlyRequest:
         finally:
             self.sent.set()
             self.done.set()
+
+
+def kill_clients(conn: Any, flavor: Flavor) -> int:
+    """KILL every client session of a fenced server, in `kill_order`; how many went. Shared
+    by mpp's fence and the agent's self-fence, which must kill in the same order."""
+    killed = 0
+    with conn.cursor() as cur:
+        cur.execute(flavor.client_threads_sql)
+        for thread_id in kill_order(cur.fetchall(), flavor):
+            try:
+                cur.execute(f"KILL CONNECTION {int(thread_id)}")
+                killed += 1
+            except pymysql.MySQLError:
+                pass  # it ended on its own meanwhile
+    return killed
 
 
 def kill_order(rows: Sequence[tuple[Any, Any]], flavor: Flavor) -> list[int]:

@@ -21,10 +21,10 @@ from typing import Any
 import pymysql
 from pydantic import SecretStr
 
-from mpp.act.executor import kill_order
+from mpp.act.executor import kill_clients
 from mpp.config.agent import DepthConfig
 from mpp.probe.connection import Target, open_connection
-from mpp.probe.flavor import Flavor, detect
+from mpp.probe.flavor import detect
 
 _FENCE_SECONDS = 10.0  # read_only waits for commits in progress; a hung one is killed meanwhile
 
@@ -70,12 +70,12 @@ class LocalServer:
             flavor = detect(conn.get_server_info())  # type: ignore[no-untyped-call]
             deadline = time.monotonic() + _FENCE_SECONDS
             while not request.done.wait(0.05) and time.monotonic() < deadline:
-                killed += _kill_clients(conn, flavor)  # a commit read_only waits for
+                killed += kill_clients(conn, flavor)  # a commit read_only waits for
             if request.failure is not None:
                 raise request.failure
             if not request.done.is_set():
                 raise pymysql.err.OperationalError(2013, "read_only not set in time")
-            killed += _kill_clients(conn, flavor)
+            killed += kill_clients(conn, flavor)
         finally:
             conn.close()
         return f"read_only on, {killed} client session(s) killed"
@@ -109,16 +109,3 @@ class _ReadOnly:
             self.failure = err
         finally:
             self.done.set()
-
-
-def _kill_clients(conn: Any, flavor: Flavor) -> int:
-    killed = 0
-    with conn.cursor() as cur:
-        cur.execute(flavor.client_threads_sql)
-        for thread_id in kill_order(cur.fetchall(), flavor):
-            try:
-                cur.execute(f"KILL CONNECTION {int(thread_id)}")
-                killed += 1
-            except pymysql.MySQLError:
-                pass  # it ended on its own meanwhile
-    return killed
