@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 
 from mpp.model import Event, EventKind
+from mpp.run.repeat import every
 from mpp.store import Store, StoreError, new_owner
 
 log = logging.getLogger("mpp")
@@ -142,20 +143,7 @@ class Leadership:
     def start(self) -> Callable[[], None]:
         """Renew from a thread; returns the function that stops it (and waits for it, so
         that no renewal can land after a resignation)."""
-        stop = threading.Event()
-
-        def keep() -> None:
-            while not stop.wait(self.ttl / 3):
-                self.renew()
-
-        thread = threading.Thread(target=keep, name="mpp-lease", daemon=True)
-        thread.start()
-
-        def halt() -> None:
-            stop.set()
-            thread.join(self.ttl)
-
-        return halt
+        return every(self.ttl / 3, self.renew, "mpp-lease", self.ttl)
 
     def resign(self) -> None:
         """A clean shutdown hands the lease over at once instead of after the TTL."""

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Callable, Iterable
 
 from mpp.run.leadership import Leadership
+from mpp.run.repeat import every
 from mpp.store import Store, StoreError, new_owner
 
 log = logging.getLogger("mpp")
@@ -137,20 +137,7 @@ class Shards:
 
     def start(self) -> Callable[[], None]:
         """Look every ttl/6 from a thread; returns the function that stops it."""
-        stop = threading.Event()
-
-        def keep() -> None:
-            while not stop.wait(self.ttl / 6):
-                self.look()
-
-        thread = threading.Thread(target=keep, name="mpp-shards", daemon=True)
-        thread.start()
-
-        def halt() -> None:
-            stop.set()
-            thread.join(self.ttl)
-
-        return halt
+        return every(self.ttl / 6, self.look, "mpp-shards", self.ttl)
 
     def resign(self) -> None:
         """A clean shutdown: every pool this instance leads is handed over at once."""
