@@ -609,6 +609,7 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
 
     deadline = time.monotonic() + scenario.settle
     last: dict[str, Any] = {}
+    quarantined: dict[str, Any] | None = None  # an errant verdict seen, not yet held
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             states = node_states(run.config)
@@ -621,7 +622,16 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
                 and all(settled(n, s) for n, s in states.items())
                 and not _topology(run.d, actives[0], states)
             ):
-                return
+                errant = {n for n, s in states.items() if s["state"] == "FAILED_ONLINE"}
+                # mpp judges a quarantined node again every poll, and a node caught up
+                # mid-rejoin can read as errant for one poll (docs/reliability.md): an end
+                # with a quarantine counts once the same states held a poll interval later
+                if not errant or quarantined == last:
+                    return
+                quarantined = dict(last)
+                time.sleep(_seconds(scenario.interval))
+                continue
+            quarantined = None
         time.sleep(0.25)
     row.problems.append(f"not settled within {scenario.settle:g} s: {last}")
 
@@ -671,18 +681,23 @@ def _judge(
     row.injected_at = [round(t - first_fault, 3) for t, _, _, _ in run.injected]
     if pinned is not None:
         after = sum(1 for a in pinned_acks if a.at > first_fault)
-        sent_after = sum(1 for a in pinned_acks if a.sent is not None and a.sent > first_fault)
+        # sent once the first fault was in place (its injector returned): a write sent
+        # while the DROP rules were still going in, one port after another, may rightly
+        # get a replica's acknowledgement (counted from the injector's start, the 60 s
+        # strict row found one such write in 1 of 3 runs)
+        cut = run.injected[0][1] if run.injected else first_fault
+        sent_after = sum(1 for a in pinned_acks if a.sent is not None and a.sent > cut)
         row.notes.append(
             f"the primary side's client: {len(pinned_acks)} writes acknowledged "
-            f"({after} after the first fault, {sent_after} of them sent after it), "
+            f"({after} after the first fault, {sent_after} sent once it was in), "
             f"{len(pinned.refused)} refused by read_only, {len(pinned.ambiguous)} without "
             f"an answer"
         )
         bound = expect.acks_after_fault
         if bound is not None and sent_after > bound:
             row.problems.append(
-                f"the primary side's client: {sent_after} writes sent after the first fault "
-                f"were acknowledged (at most {bound})"
+                f"the primary side's client: {sent_after} writes sent once the first fault "
+                f"was in were acknowledged (at most {bound})"
             )
     if expect.after_last is not None or scenario.agents:
         row.after_last = _after_last(run, writer.snapshot() + pinned_acks)
