@@ -609,7 +609,7 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
 
     deadline = time.monotonic() + scenario.settle
     last: dict[str, Any] = {}
-    quarantined: dict[str, Any] | None = None  # an errant verdict seen, not yet held
+    quarantined: dict[str, str] | None = None  # the end states with an errant verdict, not yet held
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
             states = node_states(run.config)
@@ -626,9 +626,10 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
                 # mpp judges a quarantined node again every poll, and a node caught up
                 # mid-rejoin can read as errant for one poll (docs/reliability.md): an end
                 # with a quarantine counts once the same states held a poll interval later
-                if not errant or quarantined == last:
+                ends = {n: s["state"] for n, s in states.items()}
+                if not errant or quarantined == ends:
                     return
-                quarantined = dict(last)
+                quarantined = ends
                 time.sleep(_seconds(scenario.interval))
                 continue
             quarantined = None
