@@ -100,6 +100,9 @@ class EtcdSection(_Strict):
     cert_file: FileName | None = None  # client certificate, for etcd --client-cert-auth
     key_file: FileName | None = None
     timeout: Annotated[Duration, Field(gt=0)] = 2.0  # per request, then the next endpoint
+    # the local address the store's connections come from (a multi-homed host whose etcd
+    # is on another network than its servers'); None: whatever the routing table picks
+    source_address: Annotated[str, BeforeValidator(lambda v: _ip(str(v)))] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> EtcdSection:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import sqlite3
 import time
@@ -68,9 +69,20 @@ class Run:
     mpp_ports: tuple[int, ...] = ()
     # every fault as it went in: (started, injector returned, fault, node)
     injected: list[tuple[float, float, str, str]] = field(default_factory=list)
+    # a sited scenario's instances, in the order of its sites (`daemon` is the second's)
+    instances: list[Instance] = field(default_factory=list)
 
 
 Injector = Callable[..., Heal | None]
+
+
+@dataclass
+class Instance:
+    """One of a sited scenario's mpp instances (Scenario.sites)."""
+
+    site: str
+    daemon: Daemon
+    api: str  # its API's base URL, as the harness reaches it (from 127.0.0.1)
 
 
 def _kill(run: Run, node: str) -> Heal:
@@ -226,8 +238,9 @@ INJECTORS: dict[str, Injector] = {
 # per scenario, after the sandbox's three node ports: the API (HTTP checks), the agent-check
 # and the router's rw port, so every scenario watches every surface
 SURFACE_PORTS = 3
-# and the gateway a scenario with checkpoints watches as its internal checkpoint
-PORTS_PER_SCENARIO = 3 + SURFACE_PORTS + 1
+# and the gateway a scenario with checkpoints watches as its internal checkpoint, and the
+# APIs of a sited scenario's two other instances
+PORTS_PER_SCENARIO = 3 + SURFACE_PORTS + 1 + 2
 ROUTER_FIRST_ID = 10_000_000  # the router client's ids, apart from the writer's
 PINNED_FIRST_ID = 20_000_000  # the primary side's client (client_source)
 _CONNECT_TIMEOUT = 1.0  # mpp's, in every scenario
@@ -324,10 +337,14 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         if gateway is not None:
             gateway.start()
             routes.append(gateway)
-        run = _routes(scenario, d, config, routes)
+        run = _routes(scenario, d, config, routes, base_port)
         run.gateway = gateway
-        run.mpp_ports = tuple(base_port + 3 + i for i in range(SURFACE_PORTS))
+        # the primary side reaches no instance but its own site's
+        extra = [_site_api_port(base_port, 1)] if scenario.sites else []
+        run.mpp_ports = (*(base_port + 3 + i for i in range(SURFACE_PORTS)), *extra)
         wait_settled(d, config, run.daemon, "db1")
+        if run.instances:
+            _wait_views(run, "db1")
         create_table(d, "db1")
         roles = {"primary": "db1", "replica": "db2", "replica2": "db3"}
         if scenario.agents:
@@ -380,6 +397,9 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
             with contextlib.suppress(Exception):
                 run.daemon.proc.send_signal(signal.SIGCONT)  # a paused mpp must hear the TERM
             run.daemon.stop()
+            for other in run.instances:
+                with contextlib.suppress(Exception):
+                    other.daemon.stop()
         _close_routes(routes)
         if "isolate_primary" in scenario.faults:
             with contextlib.suppress(Exception):  # the heals may not have run
@@ -394,11 +414,11 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
     return row
 
 
-def _routes(scenario: Scenario, d: Path, config: Path, routes: list[object]) -> Run:
+def _routes(scenario: Scenario, d: Path, config: Path, routes: list[object], base_port: int) -> Run:
     """mpp started on the scenario's store and paths when they are not the sandbox's own:
     an etcd cluster in the scenario directory, proxies between mpp and the nodes (the
-    config rewritten to use them first). Each goes into `routes` as soon as it runs, for
-    `_close_routes` to stop whatever happens next."""
+    config rewritten to use them first), an instance per site. Each goes into `routes` as
+    soon as it runs, for `_close_routes` to stop whatever happens next."""
     etcd = EtcdCluster(d / "etcd") if scenario.store == "etcd3" else None
     proxies = Proxies(ports(d)) if scenario.proxied else None
     routes += [r for r in (proxies, etcd) if r is not None]
@@ -410,7 +430,120 @@ def _routes(scenario: Scenario, d: Path, config: Path, routes: list[object]) -> 
         text = proxies.route_config(text)
     config.write_text(text)
     log = d.parent / f"{scenario.name}.mpp.log"  # beside d, which goes at the end
+    if scenario.sites:
+        return _start_sites(scenario, d, config, etcd, proxies, base_port)
     return Run(d, config, Daemon(config, log), etcd, proxies)
+
+
+def _site_api_port(base_port: int, i: int) -> int:
+    """The API port of a sited scenario's first (i = 0) or third (i = 1) instance."""
+    return gateway_port(base_port) + 1 + i
+
+
+def _start_sites(
+    scenario: Scenario,
+    d: Path,
+    config: Path,
+    etcd: EtcdCluster | None,
+    proxies: Proxies | None,
+    base_port: int,
+) -> Run:
+    """Three instances on the scenario's etcd, one per site, node i in site i. The first
+    site's is started first and leads: the partition of the primary's side then cuts off
+    the leader with it, the hardest case. It comes from client_source, for its probes and
+    for its store connections ([etcd] source_address), so the partition's rules take it
+    along; the other two come from 127.0.0.1. The second site's instance is the one the
+    matrix reads (`config`, every surface); the others serve only their API."""
+    if etcd is None:
+        raise RuntimeError("sites need store = etcd3")
+    text = config.read_text()
+    for node, site in zip(("db1", "db2", "db3"), scenario.sites, strict=True):
+        text, found = re.subn(
+            rf'^name = "{node}"$', f'name = "{node}"\nsite = "{site}"', text, count=1, flags=re.M
+        )
+        if not found:
+            raise RuntimeError(f"no node {node} in {config}")
+    surfaces = surfaces_toml(base_port)
+    if surfaces not in text:
+        raise RuntimeError(f"{config} lacks the scenario's surfaces")
+
+    def sited(i: int, site: str, body: str, etcd_keys: str = "") -> str:
+        keys = f'name = "mpp-{site}"\nsite = "{site}"\n'
+        if i == 0:
+            keys += f'source_address = "{scenario.client_source}"\n'
+        return body.replace("[mpp]\n", "[mpp]\n" + keys, 1) + etcd_keys
+
+    first, main, third = scenario.sites
+    listens = [f"127.0.0.1:{_site_api_port(base_port, i)}" for i in (0, 1)]
+    api_only = [f'\n[api]\nlisten = "{listen}"\n' for listen in listens]
+    paths = [d / f"scenario-{site}.toml" for site in (first, third)]
+    paths[0].write_text(
+        sited(
+            0,
+            first,
+            text.replace(surfaces, api_only[0]),
+            f'\n[etcd]\nsource_address = "{scenario.client_source}"\n',
+        )
+    )
+    paths[1].write_text(sited(2, third, text.replace(surfaces, api_only[1])))
+    config.write_text(sited(1, main, text))
+    logs = [d.parent / f"{scenario.name}.mpp-{site}.log" for site in (first, third)]
+    lead = Instance(first, Daemon(paths[0], logs[0]), f"http://{listens[0]}")
+    instances = [lead]
+    try:
+        wait_for_role(lead, "leader", 30.0)
+        main_log = d.parent / f"{scenario.name}.mpp.log"
+        daemon = Daemon(config, main_log)
+        main_api = f"http://127.0.0.1:{base_port + 3}"
+        instances.append(Instance(main, daemon, main_api))
+        instances.append(Instance(third, Daemon(paths[1], logs[1]), f"http://{listens[1]}"))
+    except BaseException:
+        for started in instances:
+            with contextlib.suppress(Exception):
+                started.daemon.stop()
+        raise
+    return Run(d, config, daemon, etcd, proxies, instances=instances)
+
+
+def role_of(instance: Instance) -> str | None:
+    """What the instance's /v1/health says it is ("leader", "follower"); None: no answer."""
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        body = httpx.get(instance.api + "/v1/health", timeout=2.0).json()
+        role = body.get("role") if isinstance(body, dict) else None
+        return str(role) if role is not None else None
+    return None
+
+
+def wait_for_role(instance: Instance, role: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while role_of(instance) != role:
+        if not instance.daemon.alive():
+            raise RuntimeError(f"mpp of {instance.site} exited; see {instance.daemon.log}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"mpp of {instance.site} not {role} within {timeout:g} s")
+        time.sleep(0.2)
+
+
+def _leaders(run: Run) -> list[str]:
+    """The sites whose instance says it leads now."""
+    return [i.site for i in run.instances if role_of(i) == "leader"]
+
+
+def _wait_views(run: Run, node: str, timeout: float = 20.0) -> None:
+    """Until the leader has every other instance's fresh view of `node` as answering: the
+    quorum of views is in place before any fault."""
+    deadline = time.monotonic() + timeout
+    seen: object = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
+            lead = next(i for i in run.instances if i.site in _leaders(run))
+            nodes = httpx.get(lead.api + "/v1/pools", timeout=2.0).json()["pools"][0]["nodes"]
+            seen = next(n for n in nodes if n["name"] == node).get("views")
+            others = len(run.instances) - 1
+            if isinstance(seen, str) and seen.count(" ok") == others and "stale" not in seen:
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"the leader lacks the other instances' views of {node}: {seen!r}")
 
 
 def _agents(scenario: Scenario, run: Run, primary: str) -> Agents:
@@ -555,8 +688,17 @@ def _failover_recorded(d: Path) -> float | None:
 
 
 def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> None:
-    """What must hold while the faults are still in: states, messages, ro checks."""
+    """What must hold while the faults are still in: states, messages, ro checks, and in
+    a sited scenario one leader, on the side of the cut that has the store."""
     expect = scenario.expect
+    if run.instances:
+        leaders = _leaders(run)
+        row.notes.append(f"leading at the end of the fault: {', '.join(leaders) or 'none'}")
+        if len(leaders) != 1 or leaders[0] == run.instances[0].site:
+            row.problems.append(
+                f"during the fault the instances of {leaders} say they lead: exactly one, "
+                f"not {run.instances[0].site} (cut off from the store), must"
+            )
     if not (expect.during_states or expect.during_message or expect.ro_down or expect.rw_down):
         return  # nothing to look at (and `mpp status` cannot read a store that lost quorum)
     states = node_states(run.config)
@@ -653,6 +795,10 @@ def _judge(
     pinned_acks = pinned.snapshot() if pinned is not None else []
     states = node_states(run.config)
     final = next((n for n, s in states.items() if s["state"] == "ACTIVE"), None)
+    if run.instances:
+        leaders = _leaders(run)
+        if len(leaders) != 1:
+            row.problems.append(f"after the heal the instances of {leaders} say they lead")
     history = _history(run.config, t0)
     promotions = [e for e in history if e.get("change") == "failover" and e["new"] == "ACTIVE"]
     row.failovers = len(promotions)

@@ -168,6 +168,11 @@ class Scenario:
     # the servers' slave_net_timeout, set on every node before mpp starts (0: the
     # sandbox's 1 s); 60 is MariaDB's and MySQL's default, what production runs with
     slave_net_timeout: int = 0
+    # one mpp instance per site on the etcd store, node i in site i (db1 in the first):
+    # the first site's instance leads at the start and comes from client_source (its
+    # probes and its store connections), so a partition of the primary's side takes it
+    # along; the matrix reads mpp through the second site's instance
+    sites: tuple[str, ...] = ()
 
     @property
     def faults(self) -> set[str]:
@@ -183,6 +188,7 @@ _EXPECT_KEYS |= {"acks_after_fault"}
 _SCENARIO_KEYS = {"name", "what", "steps", "expect", "observe", "settle", "pool", "interval"}
 _SCENARIO_KEYS |= {"gap", "mpp", "write_rate", "store", "proxied"}
 _SCENARIO_KEYS |= {"agents", "agent", "client_source", "checkpoints", "slave_net_timeout"}
+_SCENARIO_KEYS |= {"sites"}
 AGENT_KEYS = {"retry_limit", "retry_interval", "stop_timeout", "fence_ttl", "fence"}
 STORES = ("", "etcd3")
 
@@ -233,6 +239,18 @@ def _scenario(
             f"{where}: client_source = {source!r}; use a loopback address other than "
             '127.0.0.1 (which the other side uses), e.g. "127.0.0.6"'
         )
+    sites = raw.get("sites", [])
+    if sites and (
+        not isinstance(sites, list)
+        or len(sites) != 3
+        or len(set(map(str, sites))) != 3
+        or raw.get("store") != "etcd3"
+        or not source
+    ):
+        raise ScenarioError(
+            f"{where}: sites = {sites!r}; give three distinct site names (one per node and "
+            'instance), with store = "etcd3" and client_source (the first site\'s address)'
+        )
     if "acks_after_fault" in expect and not source:
         raise ScenarioError(f"{where}: expect acks_after_fault needs client_source (its client)")
     refs = [s.node for s in steps] + list(expect.get("ro_down", []))
@@ -262,6 +280,7 @@ def _scenario(
         client_source=source,
         checkpoints=bool(raw.get("checkpoints", False)),
         slave_net_timeout=int(raw.get("slave_net_timeout", 0)),
+        sites=tuple(str(x) for x in sites),
     )
 
 

@@ -50,7 +50,7 @@ def open_store(config: StoreSettings, source_address: str | None = None) -> Stor
         where.prefix,
         timeout=section.timeout,
         access=access,
-        source_address=source_address,
+        source_address=source_address or section.source_address,
     )
 
 

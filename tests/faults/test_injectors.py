@@ -440,3 +440,30 @@ def test_acks_after_fault_needs_the_primary_sides_client(tmp_path: Path) -> None
     path.write_text(base.format(extra='client_source = "127.0.0.6"'))
     (scenario,) = load(path, set(INJECTORS))
     assert scenario.expect.acks_after_fault == 0
+
+
+def test_sites_need_three_names_etcd_and_the_primary_sides_address(tmp_path: Path) -> None:
+    """A sited row runs an instance per site on etcd, the first one from client_source: a
+    row missing one of those would not cut the leader off with the primary's site."""
+    from mpp.faults.runner import INJECTORS
+    from mpp.faults.scenario import ScenarioError, load
+
+    path = tmp_path / "s.toml"
+    base = (
+        '[[scenario]]\nname = "x"\n{extra}\n'
+        'steps = [{{ at = 1.0, fault = "kill", node = "primary" }}]\n'
+        "[scenario.expect]\nfailover = true\n"
+    )
+    good = 'store = "etcd3"\nclient_source = "127.0.0.6"\n'
+    for wrong in (
+        good + 'sites = ["a", "b"]',
+        good + 'sites = ["a", "b", "a"]',
+        'client_source = "127.0.0.6"\nsites = ["a", "b", "c"]',
+        'store = "etcd3"\nsites = ["a", "b", "c"]',
+    ):
+        path.write_text(base.format(extra=wrong))
+        with pytest.raises(ScenarioError, match="three distinct site names"):
+            load(path, set(INJECTORS))
+    path.write_text(base.format(extra=good + 'sites = ["a", "b", "c"]'))
+    (scenario,) = load(path, set(INJECTORS))
+    assert scenario.sites == ("a", "b", "c")
