@@ -110,24 +110,27 @@ def _subtract(
     return tuple(out)
 
 
-def errant(own: Gtids, promoted: Gtids, active: Gtids) -> Gtids:
+def errant(own: Gtids, promoted: Gtids, active: Gtids, *held: Gtids) -> Gtids:
     """Transactions on a returning node that the ACTIVE node's history does not contain.
 
     MySQL sets answer this exactly (own minus active). A MariaDB position holds only the last
     GTID per domain, so the question becomes: was that last transaction written after the
     promotion point by someone other than the current primary's stream? A GTID the ACTIVE
     node also ends with (same server, no higher seq) is one it replicated, not an errant one.
+    `held`: other positions the ACTIVE node's history is known to contain (where it was
+    promoted), read the same way: after two failovers a node still catching up ends with
+    the middle primary's stream (0-2-2999), which the ACTIVE node's promotion point
+    (0-2-4172) covers once its own writes (0-3-...) have moved its head on.
     """
     if not (own.mariadb or promoted.mariadb or active.mariadb):
         return beyond(own, active)
     base = {d: n for d, _s, n in promoted.mariadb}
-    head = {d: (s, n) for d, s, n in active.mariadb}
+    streams = [{d: (s, n) for d, s, n in p.mariadb} for p in (active, *held)]
     out = []
     for d, s, n in own.mariadb:
         if n <= base.get(d, 0):
             continue
-        server, seq = head.get(d, (-1, 0))
-        if server == s and n <= seq:
+        if any(st.get(d, (-1, 0))[0] == s and n <= st[d][1] for st in streams):
             continue
         out.append((d, s, n))
     return Gtids(mariadb=tuple(out))

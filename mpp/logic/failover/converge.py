@@ -139,12 +139,14 @@ def errant(
     state: PoolState, active: str, obs: Observation, observations: Mapping[str, Observation]
 ) -> gtid.Gtids:
     """Transactions a returning node has that the ACTIVE node's history lacks, counted from
-    the promotion that left it out (a later failover moved promoted_at past its writes)."""
+    the promotion that left it out (a later failover moved promoted_at past its writes).
+    The ACTIVE node's own promotion point is history it holds too (gtid.errant's `held`)."""
     own = gtid.parse(obs.gtid_binlog or obs.gtid_executed)
     head = received(observations.get(active))
     since = dict(state.rejoin_base).get(obs.node) or state.promoted_at
     base = gtid.parse(since) if since else head
-    return gtid.errant(own, base, head)
+    held = (gtid.parse(state.promoted_at),) if state.promoted_at else ()
+    return gtid.errant(own, base, head, *held)
 
 
 def plan(
