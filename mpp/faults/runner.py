@@ -21,7 +21,7 @@ import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -592,13 +592,20 @@ def _states_now(run: Run) -> dict[str, dict[str, Any]]:
     takes milliseconds, where `mpp status` is a process start (about a second on a loaded
     machine, which delayed a timed fault by as much and shortened its down time; the
     flapping row's kills then fell between two polls). The CLI when the API does not
-    answer (a scenario may cut mpp off)."""
-    listen = tomllib.loads(run.config.read_text()).get("api", {}).get("listen")
+    answer (a scenario may cut mpp off, or restart it)."""
+    listen = _api_listen(run.config)
     if listen:
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError, IndexError):
             pools = httpx.get(f"http://{listen}/v1/pools", timeout=2.0).json()["pools"]
             return {n["name"]: n for n in pools[0]["nodes"]}
     return node_states(run.config)
+
+
+@cache
+def _api_listen(config: Path) -> str | None:
+    """The [api] listen address of a scenario's config (written once, before mpp starts)."""
+    listen = tomllib.loads(config.read_text()).get("api", {}).get("listen")
+    return str(listen) if listen else None
 
 
 def _resolve(run: Run, ref: str, roles: dict[str, str]) -> str:
@@ -701,7 +708,7 @@ def _during(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
             )
     if not (expect.during_states or expect.during_message or expect.ro_down or expect.rw_down):
         return  # nothing to look at (and `mpp status` cannot read a store that lost quorum)
-    states = node_states(run.config)
+    states = _states_now(run)
     for ref, state in expect.during_states.items():
         node = _resolve(run, ref, roles)
         if states[node]["state"] != state:
@@ -754,7 +761,7 @@ def _settle(run: Run, scenario: Scenario, roles: dict[str, str], row: Row) -> No
     quarantined: dict[str, str] | None = None  # the end states with an errant verdict, not yet held
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
-            states = node_states(run.config)
+            states = _states_now(run)
             last = {n: (s["state"], s["requests"], s["message"][:160]) for n, s in states.items()}
             actives = [n for n, s in states.items() if s["state"] == "ACTIVE"]
             # and the servers match (the judge's final check): mpp may have just taken the

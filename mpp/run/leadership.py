@@ -112,6 +112,13 @@ class Leadership:
         what = f"pool {self.scope}" if self.scope else "the pools"
         if held:
             log.info("leadership: %s is now the leader and acts on %s", self.owner, what)
+        elif self.current == self.owner:  # its own lease, not renewed in time
+            log.warning(
+                "leadership: %s stops acting on %s: its lease could not be renewed and may "
+                "run out any moment",
+                self.owner,
+                what,
+            )
         else:
             where = f" on {what}" if self.scope else ""
             log.info(

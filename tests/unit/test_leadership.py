@@ -18,7 +18,7 @@ from mpp.config import Config
 from mpp.model import Event, EventKind, PoolState
 from mpp.run.daemon import PoolWorker
 from mpp.run.leadership import Leadership
-from mpp.store import NotLeader, SqliteStore
+from mpp.store import NotLeader, SqliteStore, StoreError
 from tests import builders
 from tests.builders import config_doc, pool
 
@@ -203,3 +203,30 @@ def test_the_status_table_names_the_leader_readably(tmp_path: Path) -> None:
     console.print(table(document(config, {}, None)))
     assert "leader: none (no mpp run is acting)" in console.export_text()
     assert document(config, {}, owner)["leader"] == owner, "JSON keeps the whole id"
+
+
+class _CutStore(SqliteStore):
+    """A real SQLite store whose lease calls fail once `cut` is set, as etcd's do when the
+    instance is cut off from it (the fault matrix's three-instance row cuts a real etcd)."""
+
+    cut = False
+
+    def lead(self, owner: str, ttl: float, scope: str | None = None) -> bool:
+        if self.cut:
+            raise StoreError("no etcd endpoint answered (timed out)")
+        return super().lead(owner, ttl, scope)
+
+
+def test_a_leader_cut_off_from_its_store_says_it_stops_acting(tmp_path: Path, caplog: Any) -> None:
+    """Not "follows (leader: itself)": an instance whose renewals fail while its lease
+    runs out has stopped acting, and the log says why."""
+    store = _CutStore(tmp_path / "s.db")
+    a = Leadership(store, "a", 2)
+    caplog.set_level(logging.INFO, logger="mpp")
+    assert a.renew() and a.held
+    store.cut = True
+    time.sleep(2 * 0.8 + 0.1)  # past the held fraction of the TTL
+    assert not a.renew() and not a.held
+    assert f"{a.owner} stops acting on the pools: its lease could not be renewed" in caplog.text
+    assert f"{a.owner} follows" not in caplog.text
+    store.close()
