@@ -12,6 +12,8 @@ def test_the_rows_it_measures_are_in_the_matrix() -> None:
     assert any(name in rows for name in partition.HUNG_ROWS)
     site = rows[partition.SITE_ROW]
     assert site.agents and site.store == "etcd3" and site.client_source
+    sites = rows[partition.SITES_ROW]
+    assert sites.agents and len(sites.sites) == 3 and sites.client_source
 
 
 def test_a_measured_row_is_loosened_not_changed() -> None:
@@ -36,11 +38,13 @@ def _site(
 def test_targets_come_from_the_figures() -> None:
     good = {
         "site": _site(7.9, [True] * 5, [0] * 5, [1] * 5),
+        "sites": _site(9.9, [True] * 5, [0] * 5, [1] * 5),
         "hung": {"new_primary_writable_s": {"max": 2.4}},
     }
-    assert all(partition.targets(good).values())
+    assert all(partition.targets(good).values()) and len(partition.targets(good)) == 9
     bad = {
         "site": _site(10.5, [True, False], [0, 3], [1, 2]),
+        "sites": _site(10.1, [False], [1], [2]),
         "hung": {"new_primary_writable_s": {"max": None}},
     }
     assert not any(partition.targets(bad).values())
