@@ -46,6 +46,7 @@ from mpp.probe.connection import pool_targets
 from mpp.probe.mysql import NodeProber
 from mpp.publish.log import log_event
 from mpp.run.agents import AgentTracker
+from mpp.run.follow import FollowFeed
 from mpp.run.leadership import Leadership
 from mpp.run.reach import reach_event
 from mpp.run.schedules import Scheduler
@@ -73,8 +74,12 @@ class PoolWorker:
         store_threads: ThreadPoolExecutor | None = None,
         lock: asyncio.Lock | None = None,
         reports_to: Callable[[str, dict[str, AgentReport]], None] | None = None,
+        feed: FollowFeed | None = None,
     ) -> None:
         self.config = config
+        # the instance's one read of every followed pool (mpp.run.follow); None: this
+        # worker reads its own pool (`mpp poll`, tests)
+        self.feed = feed
         self.reports_to = reports_to  # the Hub's set_reports: the API and metrics show them
         self.leadership = leadership
         # store calls (a remote etcd may take seconds) and pre_* hooks run in these threads,
@@ -429,6 +434,9 @@ class PoolWorker:
     def follow(self) -> None:
         """The stored state and the history events committed since the last look (the
         leader's), for this instance's publishers (blocking: runs in a store thread)."""
+        if self.feed is not None:
+            self._follow_feed(self.feed)
+            return
         snapshot = self.store.load(self.spec.name)
         if snapshot is None:
             return
@@ -438,6 +446,22 @@ class PoolWorker:
         if snapshot.version != self.followed_version:
             fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
             self.followed_version = snapshot.version
+        if fresh:
+            self.seen_at = fresh[-1].at
+        for publish in self.publishers:
+            publish(snapshot.state, fresh)
+
+    def _follow_feed(self, feed: FollowFeed) -> None:
+        got = feed.get()
+        name = self.spec.name
+        reports = dict(got.reports.get(name, {}))
+        self.agents.views(reports)  # dated as the leader dates them (mpp.run.follow)
+        if self.reports_to is not None:
+            self.reports_to(name, reports)
+        snapshot = got.states.get(name)
+        if snapshot is None:
+            return
+        fresh = tuple(e for e in feed.events(name) if e.at > self.seen_at)
         if fresh:
             self.seen_at = fresh[-1].at
         for publish in self.publishers:
@@ -552,6 +576,7 @@ def make_workers(
     threads = Threads(
         max(4, 2 * sum(len(p.node) for p in chosen)), max(2, min(16, -(-len(chosen) // 16)))
     )
+    feed = FollowFeed(store, config.mpp.interval)
     workers = [
         PoolWorker(
             config,
@@ -563,6 +588,7 @@ def make_workers(
             threads.store,
             locks(p.name) if locks else None,
             reports_to,
+            feed,
         )
         for p in chosen
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from mpp.store.contract import Leader, NotLeader, Snapshot, Store, StoreError
+from mpp.store.contract import Followed, Leader, NotLeader, Snapshot, Store, StoreError
 from mpp.store.owners import new_owner
 from mpp.store.sqlite import SqliteStore
 
@@ -55,6 +55,7 @@ def open_store(config: StoreSettings, source_address: str | None = None) -> Stor
 
 
 __all__ = [
+    "Followed",
     "Leader",
     "NotLeader",
     "Snapshot",

@@ -41,7 +41,16 @@ from pydantic import SecretStr
 
 from mpp.model import AgentReport, Event, PoolState, ReachReport, SiteView
 from mpp.store import codec
-from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
+from mpp.store.contract import (
+    Events,
+    Followed,
+    Leader,
+    NotLeader,
+    Snapshot,
+    Store,
+    StoreError,
+    Version,
+)
 from mpp.store.owners import vanished_here
 
 
@@ -355,6 +364,48 @@ class EtcdStore(Store):
                 break
             below = {"max_create_revision": str(int(kvs[-1]["create_revision"]) - 1)}
         return list(reversed(found[:limit]))
+
+    def follow(self, after: int | None) -> Followed:
+        """Three requests whatever the number of pools: every state under pools/, then the
+        agent reports under agents/ and the event keys created after `after` under events/,
+        both read at the first read's revision (so nothing is newer than the states; etcd
+        keeps that revision while it is the newest or younger than its compaction)."""
+        start = self._key("pools") + "/"
+        doc = self._range(start, _prefix_end(start))
+        revision = int(doc.get("header", {}).get("revision", 0))
+        states = {}
+        for kv in doc.get("kvs", []):
+            pool = _text(kv["key"])[len(start) :]
+            try:
+                states[pool] = Snapshot(codec.loads(_text(kv["value"])), int(kv["mod_revision"]))
+            except (ValueError, TypeError, KeyError) as err:
+                raise StoreError(
+                    f"{self}: stored state of pool {pool!r} is unreadable: {err}"
+                ) from err
+        agents = self._key("agents") + "/"
+        reports: dict[str, dict[str, AgentReport]] = {}
+        kvs = self._range(agents, _prefix_end(agents), revision=str(revision)).get("kvs", [])
+        for kv in kvs:
+            try:
+                report = codec.report_loads(_text(kv["value"]))
+            except (ValueError, TypeError, KeyError) as err:
+                raise StoreError(f"{self}: an agent report is unreadable: {err}") from err
+            reports.setdefault(report.pool, {})[report.node] = report
+        if after is None or after >= revision:
+            return Followed(states, (), max(revision, after or 0), reports)
+        begin = self._key("events") + "/"
+        found = self._range(
+            begin,
+            _prefix_end(begin),
+            min_create_revision=str(after + 1),
+            revision=str(revision),
+            sort_order="ASCEND",
+            sort_target="CREATE",
+        )
+        events: list[Event] = []
+        for kv in found.get("kvs", []):
+            events.extend(codec.event_from(item) for item in json.loads(_text(kv["value"])))
+        return Followed(states, tuple(events), revision, reports)
 
     def pools(self) -> list[str]:
         start = self._key("pools") + "/"

@@ -18,7 +18,16 @@ from typing import Any, TypeVar, cast
 
 from mpp.model import AgentReport, Event, PoolState, ReachReport, SiteView
 from mpp.store import codec
-from mpp.store.contract import Events, Leader, NotLeader, Snapshot, Store, StoreError, Version
+from mpp.store.contract import (
+    Events,
+    Followed,
+    Leader,
+    NotLeader,
+    Snapshot,
+    Store,
+    StoreError,
+    Version,
+)
 from mpp.store.owners import vanished_here
 
 _SCHEMA = """
@@ -157,6 +166,47 @@ class SqliteStore(Store):
             raise StoreError(
                 f"{self.path}: stored state of pool {pool!r} is unreadable: {err}"
             ) from err
+
+    @_locked
+    def follow(self, after: int | None) -> Followed:
+        db = self._db
+        try:
+            db.execute("BEGIN")  # one snapshot of the file for both reads (WAL)
+            try:
+                rows = db.execute("SELECT pool, version, state FROM pool_state").fetchall()
+                if after is None:
+                    events: list[Any] = []
+                    cursor = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM event").fetchone()[0])
+                else:
+                    events = db.execute(
+                        "SELECT id, at, pool, node, kind, old, new, reason, change_kind, "
+                        "action_kind FROM event WHERE id > ? ORDER BY id",
+                        (after,),
+                    ).fetchall()
+                    cursor = int(events[-1][0]) if events else after
+                agents = db.execute("SELECT pool, node, report FROM agent_report").fetchall()
+            finally:
+                db.execute("COMMIT")
+            reports: dict[str, dict[str, AgentReport]] = {}
+            for pool, node, text in agents:
+                try:
+                    reports.setdefault(str(pool), {})[str(node)] = codec.report_loads(text)
+                except (ValueError, TypeError, KeyError) as err:
+                    raise StoreError(
+                        f"{self.path}: an agent report of pool {pool!r} is unreadable: {err}"
+                    ) from err
+            states = {}
+            for pool, version, state in rows:
+                try:
+                    states[str(pool)] = Snapshot(codec.loads(state), int(version))
+                except (ValueError, TypeError, KeyError) as err:
+                    raise StoreError(
+                        f"{self.path}: stored state of pool {pool!r} is unreadable: {err}"
+                    ) from err
+            news = tuple(codec.event_from(row[1:]) for row in events)
+            return Followed(states, news, cursor, reports)
+        except sqlite3.Error as err:
+            raise StoreError(f"{self.path}: cannot read the pools' states: {err}") from err
 
     @_locked
     def save(

@@ -3,6 +3,7 @@ started by mpp/sandbox/etcd.py). Compare-and-set, atomic events, history, leader
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -210,3 +211,31 @@ def test_etcd_endpoint_that_is_not_etcd_is_a_store_error(ports: Ports) -> None:
         store.close()
         server.shutdown()
         server.server_close()
+
+
+def test_follow_reads_every_pool_the_new_events_and_the_reports_at_once(store: Store) -> None:
+    """A follower's one read per interval (mpp.run.follow): every pool's state and
+    version, only the events committed after the cursor (each once, in commit order,
+    whatever their clocks say), and every pool's agent reports."""
+    from tests.integration.test_store_reports import full
+
+    spec = ring_spec()
+    start = store.follow(None)
+    assert start.states == {} and start.events == () and start.reports == {}
+    versions = {}
+    for pool in ("a", "b"):
+        state = dataclasses.replace(initial_state(spec), name=pool)
+        versions[pool] = store.save(state, (_event(5.0, reason=f"{pool} first", pool=pool),), None)
+    store.put_report(full("db1", 7, pool="a"))
+    got = store.follow(start.cursor)
+    assert {p: s.version for p, s in got.states.items()} == versions
+    assert [e.reason for e in got.events] == ["a first", "b first"]
+    assert got.reports["a"]["db1"].seq == 7 and "b" not in got.reports
+    again = store.follow(got.cursor)
+    assert again.events == () and again.states.keys() == {"a", "b"}
+    snap = again.states["b"]
+    store.save(snap.state, (_event(1.0, reason="b second, earlier clock", pool="b"),), snap.version)
+    later = store.follow(again.cursor)
+    assert [e.reason for e in later.events] == ["b second, earlier clock"]
+    assert later.states["b"].version != snap.version
+    assert store.follow(None).events == ()  # no cursor: nothing old, only where to start
