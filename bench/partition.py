@@ -107,6 +107,9 @@ def main() -> None:
     parser.add_argument("--hung", default=None, help="the SIGSTOP row (default: see above)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the no-agent runs")
     parser.add_argument("--no-sites", action="store_true", help="skip the three-instance runs")
+    parser.add_argument(
+        "--only", default="", help="comma-separated plans to run: site, baseline, sites, hung"
+    )
     parser.add_argument("--keep", type=Path, default=None, help="keep logs and configs here")
     args = parser.parse_args()
     rows = rows_by_name()
@@ -121,6 +124,11 @@ def main() -> None:
     if not args.no_sites:
         plans.append(("sites", measured("bench-sites", rows[SITES_ROW])))
     plans.append(("hung", measured("bench-hung", rows[hung_name])))
+    if args.only:
+        wanted = set(args.only.split(","))
+        plans = [(key, scenario) for key, scenario in plans if key in wanted]
+        if not plans:
+            parser.error(f"--only {args.only!r}: no such plan")
     work = args.keep or Path(tempfile.mkdtemp(prefix="mpp-bench-partition-"))
     work.mkdir(parents=True, exist_ok=True)
     host = machine()
@@ -144,7 +152,7 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
-    site_w = result["site"]["new_primary_writable_s"]["p50"]
+    site_w = (result.get("site") or {}).get("new_primary_writable_s", {}).get("p50")
     base_w = (result.get("baseline") or {}).get("new_primary_writable_s", {}).get("p50")
     result["ratio_writable_to_baseline"] = (
         round(site_w / base_w, 2) if site_w is not None and base_w else None

@@ -380,6 +380,11 @@ def run_scenario(scenario: Scenario, root: Path, base_port: int) -> Row:
         _judge(run, scenario, roles, row, writer, sampler, t0, first_fault, client, pinned)
         # mpp sees a change at its next poll, which may itself take up to connect_timeout
         noticed = _seconds(scenario.interval) + _CONNECT_TIMEOUT
+        if scenario.sites:
+            # and with several instances, the surfaces answer from the store, which nobody
+            # writes while the lease moves from a cut-off leader to the next: up to its TTL
+            # (docs/quorum.md: the fenced primary still said UP for rw meanwhile)
+            noticed += _seconds(str(scenario.mpp.get("leader_ttl", "10s")))
         wrong = misroutes(sampler.snapshot(), watch.rounds, client.landings, noticed)
         row.misrouted = len(wrong)
         row.problems.extend(summary(wrong, t0))

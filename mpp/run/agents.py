@@ -9,8 +9,10 @@ A report is dated by when THIS process first saw it, on its own monotonic clock:
   mpp believe a live lease had run out);
 - the first time a report is seen, it is dated now; while the same report is read again,
   its age grows (age = now - first seen); a new one starts again at 0;
-- a tracker created fresh (an mpp restart, or a follower that just took the lead and has
-  not been reading) dates every report it finds as first seen now.
+- a tracker created fresh (an mpp restart) dates every report it finds as first seen now;
+  a follower feeds its tracker from every follow read (mpp.run.follow), so when it takes
+  the lead its reports keep the dates it saw them at (a report it missed is newer, and a
+  newer report is dated when read: still never earlier than its write).
 
 Since a report is only read after it was written, "first seen" is never earlier than the
 agent's own renewal, so `AgentView.age` is never more than the report's true age and mpp's

@@ -5,7 +5,7 @@ version moved (every two intervals at least, the restamp): with 222 followed poo
 over 300 store requests a second per instance, which kept 3 instances x 333 pools on one
 etcd from cycling on time (docs/benchmarks.md). The feed reads every pool's state, the new
 events and the agent reports in one `Store.follow` call (three etcd requests), at most once
-per half interval, and every follower takes its pool's part from the last read.
+per fifth of an interval, and every follower takes its pool's part from the last read.
 
 The agent reports matter for safety, not only for the API: a follower dates them as the
 leader does (mpp.run.agents), so an instance that takes the lead after the old leader was
@@ -31,7 +31,13 @@ class FollowFeed:
         self, store: Store, interval: float, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
         self.store = store
-        self.every = interval / 2  # a follower's view is at most this much older
+        # a follower's view is at most this much older than the store (its checks and
+        # router answer from it until its next cycle): a fifth of the interval, five reads
+        # an interval whatever the number of pools (the store decodes a pool's state once
+        # per version, so a read of unchanged pools costs little); at half an interval the
+        # matrix's three-instance row saw a follower's rw check answer UP for the fenced
+        # primary 3 s after the fence, past the judge's interval + connect_timeout
+        self.every = interval / 5
         self._clock = monotonic
         self._lock = threading.Lock()
         self._last: Followed | None = None
@@ -40,7 +46,7 @@ class FollowFeed:
         self._recent: dict[str, deque[Event]] = {}
 
     def get(self) -> Followed:
-        """The last read, or a new one when it is older than half an interval (blocking:
+        """The last read, or a new one when it is older than `every` (blocking:
         a store thread; the followers that ask meanwhile wait for it). StoreError passes."""
         with self._lock:
             now = self._clock()

@@ -145,6 +145,7 @@ class EtcdStore(Store):
         self._lock = threading.Lock()  # guards the lease ids and the trim counters
         self._leases: dict[str, int] = {}  # owner -> its lease (one per process in practice)
         self._saves: dict[str, int] = {}
+        self._followed: dict[str, Snapshot] = {}  # follow's states, by pool, as last decoded
 
     def __repr__(self) -> str:
         return f"etcd store {','.join(self.endpoints)}{self.prefix}"
@@ -376,12 +377,18 @@ class EtcdStore(Store):
         states = {}
         for kv in doc.get("kvs", []):
             pool = _text(kv["key"])[len(start) :]
+            version = int(kv["mod_revision"])
+            known = self._followed.get(pool)
+            if known is not None and known.version == version:
+                states[pool] = known  # decoded once per version, not once per read
+                continue
             try:
-                states[pool] = Snapshot(codec.loads(_text(kv["value"])), int(kv["mod_revision"]))
+                states[pool] = Snapshot(codec.loads(_text(kv["value"])), version)
             except (ValueError, TypeError, KeyError) as err:
                 raise StoreError(
                     f"{self}: stored state of pool {pool!r} is unreadable: {err}"
                 ) from err
+        self._followed = states
         agents = self._key("agents") + "/"
         reports: dict[str, dict[str, AgentReport]] = {}
         kvs = self._range(agents, _prefix_end(agents), revision=str(revision)).get("kvs", [])

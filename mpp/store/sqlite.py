@@ -132,6 +132,7 @@ class SqliteStore(Store):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
+        self._followed: dict[str, Snapshot] = {}  # follow's states, by pool, as last decoded
         try:
             _private(path)
             # the daemon renews its lease from a worker thread while the loop commits: one
@@ -197,12 +198,17 @@ class SqliteStore(Store):
                     ) from err
             states = {}
             for pool, version, state in rows:
+                known = self._followed.get(str(pool))
+                if known is not None and known.version == int(version):
+                    states[str(pool)] = known  # decoded once per version, not once per read
+                    continue
                 try:
                     states[str(pool)] = Snapshot(codec.loads(state), int(version))
                 except (ValueError, TypeError, KeyError) as err:
                     raise StoreError(
                         f"{self.path}: stored state of pool {pool!r} is unreadable: {err}"
                     ) from err
+            self._followed = states
             news = tuple(codec.event_from(row[1:]) for row in events)
             return Followed(states, news, cursor, reports)
         except sqlite3.Error as err:
