@@ -104,6 +104,17 @@ class Leadership:
         self._log_role()
         return self.held
 
+    def confirm(self, sent: float) -> None:
+        """The lease was renewed by a request sent at `sent` (monotonic) on its holder's
+        behalf (Shards' one renewal of all its pools): the same bookkeeping as `renew`."""
+        with self._lock:
+            if self.current != self.owner:
+                self.term += 1
+                self.took_from = self.current
+            self.current = self.owner
+            self._held_until = sent + _HELD_FRACTION * self.ttl
+        self._log_role()
+
     def _log_role(self) -> None:
         held = self.held
         if held == self._said:

@@ -13,6 +13,10 @@ hold (compare-and-set), and every commit of a pool's state requires its lease ho
 two instances never lead one pool even while their member lists disagree. A holder that
 is no longer the winner resigns the pool, and the winner takes it at its next look.
 
+Requests: a look renews every pool the instance holds in one `Store.renew_held` (etcd:
+one keepalive of the instance's lease and one read), and only a pool it does not hold yet
+costs requests of its own (`lead`).
+
 Timing: looks every ttl/6. A dead instance's presence and its pools' leases share one
 etcd lease and expire together at most `leader_ttl` after its last renewal; the next
 winner takes each pool at its next look, so within leader_ttl + ttl/6.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from mpp.run.leadership import Leadership
@@ -102,9 +107,18 @@ class Shards:
             log.info("shards: %d instance(s): %s", len(members), ", ".join(members))
             self.members = members
         chosen = assignment(self.leases, members)
+        mine = [p for p in self.leases if chosen.get(p) == self.owner]
+        sent = time.monotonic()
+        try:
+            held = self.store.renew_held(self.owner, self.ttl, mine)
+        except StoreError as err:
+            log.warning("shards: cannot renew the pools' leases: %s", err)
+            held = set()  # each pool's own renewal below says how long it still holds
         holders = self._holders(chosen)
         for pool, lease in self.leases.items():
-            if chosen.get(pool) == self.owner:
+            if pool in held:
+                lease.confirm(sent)
+            elif chosen.get(pool) == self.owner:
                 lease.renew()
             elif lease.held or lease.current == self.owner:
                 log.info("shards: pool %s goes to %s", pool, chosen.get(pool))

@@ -105,6 +105,13 @@ class Store(ABC):
         True while `owner` is the leader. `scope`: one pool's lease (pools shared among
         instances, mpp.run.shards); None: the one lease over every pool."""
 
+    def renew_held(self, owner: str, ttl: float, scopes: Sequence[str]) -> set[str]:
+        """The pool leases among `scopes` that `owner` holds once this returns, each renewed
+        for `ttl` from before the call: an instance's every renewal in as few requests as
+        the backend allows (etcd: two, whatever the number of pools). A backend may also
+        take a free one; this default does, with `lead` for each."""
+        return {scope for scope in scopes if self.lead(owner, ttl, scope)}
+
     @abstractmethod
     def leader(self, scope: str | None = None) -> Leader | None:
         """The current holder of the lease (of `scope`), or None."""

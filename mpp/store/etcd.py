@@ -454,6 +454,25 @@ class EtcdStore(Store):
         )
         return bool(taken.get("succeeded"))
 
+    def renew_held(self, owner: str, ttl: float, scopes: Sequence[str]) -> set[str]:
+        """One keepalive of the owner's lease, which every pool key it holds is attached to
+        (so it renews them all), then one read of who holds each pool: a pool is held when
+        its key names the owner on that very lease (a lease granted anew holds nothing: the
+        old one's keys went with it). The others are left to `lead`."""
+        if not scopes:
+            return set()
+        lease = self._lease_of(owner, ttl)
+        start = self._key("leaders") + "/"
+        kvs = self._range(start, _prefix_end(start)).get("kvs", [])
+        wanted = set(scopes)
+        return {
+            pool
+            for kv in kvs
+            if (pool := _text(kv["key"])[len(start) :]) in wanted
+            and _text(kv["value"]) == owner
+            and int(kv.get("lease", 0)) == lease
+        }
+
     def _lease_of(self, owner: str, ttl: float) -> int:
         """The owner's lease: renewed while it lives, granted anew once it has expired.
         Renewing an unused lease is harmless: it holds no key until the owner leads."""

@@ -239,3 +239,26 @@ def test_follow_reads_every_pool_the_new_events_and_the_reports_at_once(store: S
     assert [e.reason for e in later.events] == ["b second, earlier clock"]
     assert later.states["b"].version != snap.version
     assert store.follow(None).events == ()  # no cursor: nothing old, only where to start
+
+
+def test_renew_held_keeps_an_owners_pools_and_never_reports_anothers(store: Store) -> None:
+    """Shards' one renewal per look: every pool lease the owner holds is renewed (still
+    its own more than a TTL after it was taken), and one another owner holds is never said
+    to be held (nor taken)."""
+    import time
+
+    ttl = _ttl(store)
+    a, b = new_owner("a"), new_owner("b")
+    assert store.lead(a, ttl, "p1") and store.lead(a, ttl, "p2") and store.lead(b, ttl, "p3")
+    assert store.renew_held(a, ttl, []) == set()
+    deadline = time.monotonic() + 1.5 * ttl
+    while time.monotonic() < deadline:
+        assert store.renew_held(a, ttl, ["p1", "p2", "p3"]) >= {"p1", "p2"}
+        assert store.renew_held(a, ttl, ["p3"]) == set()
+        assert store.lead(b, ttl, "p3")  # b's own renewal
+        time.sleep(ttl / 4)
+    for pool in ("p1", "p2"):
+        found = store.leader(pool)
+        assert found is not None and found.owner == a, (pool, found)
+    found = store.leader("p3")
+    assert found is not None and found.owner == b
