@@ -78,7 +78,7 @@ class PoolWorker:
     ) -> None:
         self.config = config
         # the instance's one read of every followed pool (mpp.run.follow); None: this
-        # worker reads its own pool (`mpp poll`, tests)
+        # worker reads its own pool (workers built outside make_workers: tests)
         self.feed = feed
         self.reports_to = reports_to  # the Hub's set_reports: the API and metrics show them
         self.leadership = leadership
