@@ -140,11 +140,15 @@ class Flavor:
     def client_threads_sql(self) -> str:
         """Client sessions to kill when fencing (ID, STATE): not ours, not replication, not
         daemons."""
-        # mpp's own account is spared: killing its probe would only make the node flap
+        # mpp's own account is spared (killing its probe would only make the node flap),
+        # except a session of it waiting for a semi-sync acknowledgement: read_only waits
+        # for that commit, and a cut-off mpp's heartbeat UPDATE stuck there kept an agent's
+        # self-fence from finishing (two writable primaries; docs/quorum.md)
         return (
             "SELECT ID, STATE FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
-            "AND USER NOT IN ('system user', 'event_scheduler', "
-            "SUBSTRING_INDEX(CURRENT_USER(), '@', 1)) "
+            "AND USER NOT IN ('system user', 'event_scheduler') "
+            "AND (USER <> SUBSTRING_INDEX(CURRENT_USER(), '@', 1) "
+            "OR STATE LIKE 'Waiting for semi-sync ACK%') "
             "AND COMMAND NOT IN ('Binlog Dump', 'Binlog Dump GTID', 'Daemon', "
             "'Slave_IO', 'Slave_SQL', 'Slave_worker')"
         )
