@@ -15,13 +15,13 @@ router tell the leader's truth) and take over when the lease expires.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Literal
 
 from mpp.act.executor import Executor
 from mpp.act.heartbeat import HeartbeatWriter
@@ -138,16 +138,44 @@ class PoolWorker:
             Scheduler(self.spec.schedules, time.time()) if self.spec.schedules else None
         )
 
-    async def observe(self) -> dict[str, Observation]:
-        """This cycle's observations, with the agents' reports and the other instances'
-        views attached (when the pool has them)."""
+    async def decide_on(
+        self, results: dict[str, Observation]
+    ) -> tuple[dict[str, Observation], Decision]:
+        """The probes' results with the agents' reports and the other instances' views
+        attached (when the pool has them), and the decision on them, committed.
+
+        Without views the reports are read and the decision committed in one store-thread
+        job: at a thousand nodes every hand-off between the loop and a thread is a share of
+        the cycle's cost. Called under the pool's lock (the reads are short)."""
         loop = asyncio.get_running_loop()
-        results = await self.probe_all()
-        views = await loop.run_in_executor(self.store_threads, self.agent_views)
-        results = with_agents(results, views)
+        if self.views is None:
+            return await loop.run_in_executor(self.store_threads, self.attach_and_commit, results)
+        results = await self.attach(results)
+        decision = await loop.run_in_executor(self.store_threads, self.commit, results, time.time())
+        return results, decision
+
+    async def attach(self, results: dict[str, Observation]) -> dict[str, Observation]:
+        """The agents' reports and (when the pool has them) the other instances' views
+        attached to the probes' results."""
+        loop = asyncio.get_running_loop()
+        results = with_agents(
+            results, await loop.run_in_executor(self.store_threads, self.agent_views)
+        )
         if self.views is not None:
             results = await loop.run_in_executor(self.store_threads, self.exchange, results)
         return results
+
+    async def observe(self) -> dict[str, Observation]:
+        """One cycle's observations, attached but not decided on: for a caller that
+        commits them itself (tests stepping a worker, a crash between commit and act)."""
+        return await self.attach(await self.probe_all())
+
+    def attach_and_commit(
+        self, probed: dict[str, Observation]
+    ) -> tuple[dict[str, Observation], Decision]:
+        """The agents' reports attached, then the commit (blocking: a store thread)."""
+        observations = with_agents(probed, self.agent_views())
+        return observations, self.commit(observations, time.time())
 
     def share(self, observations: Mapping[str, Observation]) -> None:
         """Write this instance's view of the pool (blocking: a store thread). A view that
@@ -377,11 +405,9 @@ class PoolWorker:
             self.last_cycle_seconds = time.perf_counter() - started
             return None
         self.probed = True
-        observations = await self.observe()
+        probed = await self.probe_all()
         async with self.lock:
-            decision = await loop.run_in_executor(
-                self.store_threads, self.commit, observations, time.time()
-            )
+            observations, decision = await self.decide_on(probed)
             self.publish(decision)
         if self.heartbeat is not None and self.beating:
             # before the actions: a switchover or failover stops the row at once
@@ -479,11 +505,26 @@ class PoolWorker:
         interval = self.config.mpp.interval
         self.beating = True
         tick = time.monotonic() if first is None else first
+        # one waiter on `stop` for the worker's life, not a task per cycle: at a thousand
+        # nodes asyncio.wait_for(stop.wait(), delay) was a task, a timer and its cancel for
+        # every pool-cycle; asyncio.wait on a standing future is a timer and a callback
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await self._cycle_on_ticks(stop, stopped, tick, interval)
+        finally:
+            stopped.cancel()
+
+    async def _cycle_on_ticks(
+        self,
+        stop: asyncio.Event,
+        stopped: asyncio.Task[Literal[True]],
+        tick: float,
+        interval: float,
+    ) -> None:
         while True:
             delay = tick - time.monotonic()
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+                await asyncio.wait((stopped,), timeout=delay)
             if stop.is_set():
                 return
             started = time.monotonic()

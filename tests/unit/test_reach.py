@@ -297,7 +297,7 @@ def test_a_cycle_begun_before_the_cut_commits_nothing_and_the_verdict_is_recorde
         assert lease.renew() and asyncio.run(worker.cycle()) is not None
         saved = store.load("main")
         assert saved is not None
-        observations = asyncio.run(worker.observe())  # probed before the cut
+        observations = asyncio.run(worker.probe_all())  # probed before the cut
         why = "cut off (LAN): every internal checkpoint fails (gw: timed out)"
         assert store.leader() is not None, "the lease is still a's in the store"
         with pytest.raises(NotLeader, match="nothing decided"):
