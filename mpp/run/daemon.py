@@ -598,6 +598,17 @@ class Threads:
         self.store.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
+def store_threads(store: Store, pools: list[PoolConfig]) -> int:
+    """Store calls wait on the network (etcd: a few ms each, two or three per pool-cycle):
+    with hundreds of pools two threads were the limit (3 instances x 333 pools on one etcd
+    ran 0.15 cycles per pool per second at 25 % CPU each), so a thread per 16 pools, up to
+    16. A store that serves one call at a time (SQLite) gets two: at 333 pools its 16
+    threads queued on its lock, ~9 % of mpp's GIL samples (py-spy)."""
+    if store.serves_at_once is not None:
+        return max(2, store.serves_at_once)
+    return max(2, min(16, -(-len(pools) // 16)))
+
+
 def make_workers(
     config: Config,
     store: Store,
@@ -611,12 +622,7 @@ def make_workers(
     """`leases`: each pool's own Leadership (pools shared among instances), instead of the
     one `leadership` over all of them."""
     chosen = [config.get_pool(p) for p in pools] if pools else list(config.pool)
-    # store calls wait on the network (etcd: a few ms each, two or three per pool-cycle): with
-    # hundreds of pools two threads were the limit (3 instances x 333 pools on one etcd ran
-    # 0.15 cycles per pool per second at 25 % CPU each); a thread per 16 pools, up to 16
-    threads = Threads(
-        max(4, 2 * sum(len(p.node) for p in chosen)), max(2, min(16, -(-len(chosen) // 16)))
-    )
+    threads = Threads(max(4, 2 * sum(len(p.node) for p in chosen)), store_threads(store, chosen))
     feed = FollowFeed(store, config.mpp.interval)
     workers = [
         PoolWorker(

@@ -63,6 +63,11 @@ class Leader:
 
 
 class Store(ABC):
+    #: how many calls the store serves at once to any effect; None: as many as come. A
+    #: store that runs one at a time (SQLite: one connection under a lock) gains nothing
+    #: from more threads calling it, only their switches and the wait on the lock
+    serves_at_once: int | None = None
+
     @abstractmethod
     def load(self, pool: str) -> Snapshot | None:
         """The pool's current state and version, or None when never saved."""

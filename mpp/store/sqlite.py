@@ -129,6 +129,8 @@ def _private(path: Path) -> None:
 
 
 class SqliteStore(Store):
+    serves_at_once = 1  # every call holds self._lock
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
