@@ -43,10 +43,19 @@ def transact(
 class Kept:
     """What a daemon's cycle decided last and did not need to write: its state, and the
     stored version it was decided on (the next cycle builds on it while that version is
-    still the stored one)."""
+    still the stored one), with the stored state itself and its clockless form, so a cycle
+    on an unchanged store decodes and strips nothing (both were ~8 % of mpp's CPU at a
+    thousand nodes)."""
 
     version: int
     state: PoolState
+    stored: PoolState
+    stored_clockless: PoolState
+
+    @classmethod
+    def stored_at(cls, version: int, state: PoolState) -> Kept:
+        """What a load or a save of `state` at `version` leaves to build on."""
+        return cls(version, state, state, _clockless(state))
 
 
 def _clockless(state: PoolState) -> PoolState:
@@ -81,24 +90,28 @@ def transact_cycle(
     Returns the decision and what to pass as `kept` next time."""
     logic = logic_for(spec.logic)
     for _ in range(_MAX_CAS_RETRIES):
-        snapshot = store.load(spec.name)
-        if snapshot is None:
-            prev = logic.initial_state(spec)
-        elif kept is not None and kept.version == snapshot.version:
-            prev = kept.state  # the stored state plus the clocks of the cycles not written
-        else:
+        base: Kept | None = None  # the stored state, with its version and clockless form
+        if kept is not None and store.is_current(spec.name, kept.version):
+            base, prev = kept, kept.state  # the stored state plus the unwritten clocks
+        elif (snapshot := store.load(spec.name)) is not None:
+            base = Kept.stored_at(snapshot.version, snapshot.state)
             prev = snapshot.state
+        else:
+            prev = logic.initial_state(spec)
         decision = step(prev)
-        if snapshot is not None and _unchanged(snapshot.state, decision, heartbeat):
-            return decision, Kept(snapshot.version, decision.state)
-        version = snapshot.version if snapshot else None
+        if base is not None and _unchanged(base.stored, base.stored_clockless, decision, heartbeat):
+            return decision, replace(base, state=decision.state)
+        version = base.version if base is not None else None
         written = store.save(decision.state, decision.events, version, leader, scoped)
         if written:
-            return decision, Kept(written, decision.state)
+            return decision, Kept.stored_at(written, decision.state)
+        kept = None  # someone else wrote: the next try loads theirs
     raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
 
 
-def _unchanged(stored: PoolState, decision: Decision, heartbeat: float) -> bool:
+def _unchanged(
+    stored: PoolState, stored_clockless: PoolState, decision: Decision, heartbeat: float
+) -> bool:
     if decision.events or decision.actions or decision.change is not None:
         return False
     fresh = decision.state
@@ -106,7 +119,7 @@ def _unchanged(stored: PoolState, decision: Decision, heartbeat: float) -> bool:
         return False
     if fresh.updated_at - stored.updated_at >= heartbeat:
         return False
-    return _clockless(stored) == _clockless(fresh)
+    return stored_clockless == _clockless(fresh)
 
 
 def command(store: Store, spec: PoolSpec, order: Command) -> Decision:

@@ -72,6 +72,12 @@ class Store(ABC):
     def load(self, pool: str) -> Snapshot | None:
         """The pool's current state and version, or None when never saved."""
 
+    def is_current(self, pool: str, version: int) -> bool:
+        """True when the store can tell for less than a `load` that `version` is still the
+        pool's stored one (the caller then builds on the state it holds); False means
+        changed, or cannot tell that cheaply: load. A save is compare-and-set either way."""
+        return False
+
     @abstractmethod
     def save(
         self,

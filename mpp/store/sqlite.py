@@ -171,6 +171,13 @@ class SqliteStore(Store):
             ) from err
 
     @_locked
+    def is_current(self, pool: str, version: int) -> bool:
+        # the version alone: a daemon's cycle that builds on the state it last decided
+        # skips decoding the stored one (~5 % of mpp's CPU at a thousand nodes, py-spy)
+        row = self._db.execute("SELECT version FROM pool_state WHERE pool = ?", (pool,)).fetchone()
+        return row is not None and int(row[0]) == version
+
+    @_locked
     def follow(self, after: int | None) -> Followed:
         db = self._db
         try:

@@ -10,7 +10,7 @@ from pathlib import Path
 from mpp.logic import logic_for
 from mpp.model import Decision, PoolState
 from mpp.run.transact import Kept, transact_cycle
-from mpp.store import SqliteStore
+from mpp.store import Snapshot, SqliteStore
 from tests.builders import observe, ring_spec
 
 SPEC = ring_spec()
@@ -85,5 +85,37 @@ def test_another_writers_save_is_built_on(tmp_path: Path) -> None:
         decision, kept = _cycle(store, kept, 101.8)
         assert decision.state.pinned == "db2", "decided on the other writer's state"
         assert kept is not None and kept.version == _version(store)
+    finally:
+        store.close()
+
+
+class CountingStore(SqliteStore):
+    """The real SQLite store, counting its full loads (a spy, not a fake: every call
+    still goes to the file)."""
+
+    loads = 0
+
+    def load(self, pool: str) -> Snapshot | None:
+        self.loads += 1
+        return super().load(pool)
+
+
+def test_a_cycle_on_an_unchanged_store_builds_on_what_it_holds(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "state.db")
+    try:
+        _, kept = _cycle(store, None, 100.0)
+        _, kept = _cycle(store, kept, 101.0)
+        before = store.loads
+        for at in (101.5, 102.0, 102.5):  # clock-only: not written, nothing to load
+            _, kept = _cycle(store, kept, at)
+        assert store.loads == before, "the stored version alone was read"
+        _, kept = _cycle(store, kept, 103.0)  # the heartbeat's save: still no load
+        assert store.loads == before
+        stored = store.load(SPEC.name)
+        assert stored is not None and kept is not None and kept.stored == stored.state
+        assert store.save(replace(stored.state, pinned="db2"), (), stored.version)
+        decision, kept = _cycle(store, kept, 103.2)
+        assert store.loads == before + 2, "another writer's version: loaded again"
+        assert decision.state.pinned == "db2"
     finally:
         store.close()
