@@ -24,6 +24,7 @@ from mpp.probe.flavor import Flavor, detect
 # Client-side errnos that mean "no server answered", as opposed to a server that answered
 # with an error (access denied, too many connections): only the first is FAILED_OFFLINE.
 _UNREACHABLE = {2002, 2003, 2006, 2013, 2055}
+_QUERY_FAILED = "query failed"
 
 
 class _NoReplicationStatus(Exception):
@@ -46,6 +47,9 @@ class NodeProber:
         self._conn: Any = None
         self._flavor: Flavor | None = None
         self._busy = threading.Lock()
+        # what the last failed attempt was doing and the server's error number, read by
+        # _probe: the retry is decided on the code, never on the text mpp wrote about it
+        self._failure: tuple[str, int] | None = None
 
     def probe(self) -> Observation:
         """One poll; never raises, never blocks past the timeouts."""
@@ -68,8 +72,9 @@ class NodeProber:
 
     def _probe(self, started: float) -> Observation:
         kept = self._conn is not None
+        self._failure = None
         seen = self._probe_once(started)
-        if kept and _session_lost(seen):
+        if kept and self._failure in _SESSION_LOST:
             # the kept session died, not necessarily the server: a KILL of mpp's session (a
             # server out of connections evicting it, an operator) reads exactly like a crash.
             # One fresh connect tells them apart: "connection refused" is a dead server,
@@ -101,7 +106,7 @@ class NodeProber:
                 heartbeat = flavor.heartbeat_value(cur) if self.heartbeat else None
         except self._errors as err:
             self._drop()
-            return self._failed(started, err, "query failed")
+            return self._failed(started, err, _QUERY_FAILED)
         return Observation(
             node=self.target.node,
             at=started,
@@ -139,6 +144,7 @@ class NodeProber:
     def _failed(self, started: float, err: Exception, what: str) -> Observation:
         self._drop()
         code = err.args[0] if err.args and isinstance(err.args[0], int) else 0
+        self._failure = (what, code)
         text = str(err.args[1]) if len(err.args) > 1 else str(err) or type(err).__name__
         return Observation(
             node=self.target.node,
@@ -148,9 +154,8 @@ class NodeProber:
         )
 
 
-def _session_lost(obs: Observation) -> bool:
-    """The query failed because the session went away (2006 gone, 2013 lost)."""
-    return not obs.reachable and obs.error.startswith(("query failed: 2006", "query failed: 2013"))
+# a query on the kept session failed because the session went away (2006 gone, 2013 lost)
+_SESSION_LOST = {(_QUERY_FAILED, 2006), (_QUERY_FAILED, 2013)}
 
 
 def _flag(value: Any) -> bool | None:
