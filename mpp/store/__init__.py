@@ -33,7 +33,7 @@ def open_store(config: StoreSettings, source_address: str | None = None) -> Stor
     where = config.etcd_location
     if where is None:
         return SqliteStore(config.state_path)
-    from mpp.store.etcd import EtcdAccess, EtcdStore  # only a distributed store needs httpx
+    from mpp.store.etcd import EtcdAccess, EtcdStore  # only a distributed store needs it
 
     section = config.etcd
     if section is None:

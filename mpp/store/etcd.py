@@ -2,8 +2,9 @@
 
 Why the gateway and not a client library: the Python etcd3 clients pin old gRPC/protobuf
 stacks and lag behind etcd releases, while the gateway (`/v3/kv/range`, `/v3/kv/txn`,
-`/v3/lease/*`) is part of every etcd 3.4+ server and needs only httpx, which mpp already
-uses. Patroni's etcd3 backend made the same choice.
+`/v3/lease/*`) is part of every etcd 3.4+ server and needs only HTTP (mpp/store/gateway.py,
+on the standard library's http.client for its CPU cost). Patroni's etcd3 backend made the
+same choice.
 
 Layout under the prefix (default `/mpp`):
     {prefix}/pools/{pool}                 the pool's state document (codec.dumps)
@@ -36,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import SecretStr
 
 from mpp.model import AgentReport, Event, PoolState, ReachReport, SiteView
@@ -51,6 +51,7 @@ from mpp.store.contract import (
     StoreError,
     Version,
 )
+from mpp.store.gateway import Answer, Gateway, GatewayError, GatewayTimeout
 from mpp.store.owners import vanished_here
 
 
@@ -127,19 +128,14 @@ class EtcdStore(Store):
         self._token: str | None = None  # etcd's auth token, fetched on first use
         self._auth_lock = threading.Lock()
         try:
-            verify: ssl.SSLContext | bool = (
+            context = (
                 self.access.ssl_context()
                 if any(e.startswith("https://") for e in self.endpoints)
-                else True
+                else None
             )
         except (OSError, ssl.SSLError) as err:
             raise StoreError(f"{self}: cannot load the TLS files: {err}") from err
-        transport = (
-            httpx.HTTPTransport(verify=verify, local_address=source_address)
-            if source_address
-            else None
-        )
-        self._client = httpx.Client(timeout=timeout, verify=verify, transport=transport)
+        self._gateway = Gateway(self.endpoints, context, source_address)
         self._timeout = timeout  # also how long a call waits out a leader election
         self._good = 0  # index of the endpoint that answered last
         self._lock = threading.Lock()  # guards the lease ids and the trim counters
@@ -185,6 +181,7 @@ class EtcdStore(Store):
         first one went through, the repeat's compare fails and the caller reads again."""
         token = self._token if token is True else token
         headers = {"Authorization": str(token)} if token else {}
+        payload = json.dumps(body).encode("utf-8")
         count = len(self.endpoints)
         deadline = time.monotonic() + self._timeout
         while True:
@@ -192,20 +189,20 @@ class EtcdStore(Store):
             leaderless = False
             for i in range(count):
                 index = (self._good + i) % count
-                url = self.endpoints[index] + path
+                endpoint = self.endpoints[index]
                 # a member without a leader holds the request until one is elected, then
                 # answers: let it, for what is left of the call's time
                 wait = max(0.2, deadline - time.monotonic())
                 try:
-                    response = self._client.post(url, json=body, headers=headers, timeout=wait)
-                except httpx.TimeoutException as err:
-                    errors.append(f"{self.endpoints[index]}: {err or 'timed out'}")
+                    response = self._gateway.post(endpoint, path, payload, headers, wait)
+                except GatewayTimeout as err:
+                    errors.append(f"{endpoint}: {err}")
                     leaderless = True  # likely waiting for an election: worth another round
                     continue
-                except httpx.HTTPError as err:
-                    errors.append(f"{self.endpoints[index]}: {err or type(err).__name__}")
+                except GatewayError as err:
+                    errors.append(f"{endpoint}: {err}")
                     continue
-                if response.status_code == 503:
+                if response.status == 503:
                     errors.append(f"{self.endpoints[index]}: 503 {response.text[:200]}")
                     leaderless = True
                     continue
@@ -216,22 +213,22 @@ class EtcdStore(Store):
         raise StoreError(f"{self}: no etcd endpoint answered ({'; '.join(errors)})")
 
     def _answer(
-        self, index: int, path: str, response: httpx.Response, token: str | bool | None
+        self, index: int, path: str, response: Answer, token: str | bool | None
     ) -> dict[str, Any]:
         """A member's answer as etcd's document, or the error it means."""
         self._good = index
         try:
-            doc: dict[str, Any] = response.json() if response.content else {}
+            doc: dict[str, Any] = json.loads(response.body) if response.body else {}
         except ValueError:  # not etcd's gateway (a proxy's page, a wrong port)
             raise StoreError(
-                f"{self}: {path} answered {response.status_code} with something that is not"
+                f"{self}: {path} answered {response.status} with something that is not"
                 f" JSON: {response.text[:200]!r}"
             ) from None
-        if response.status_code == 401 and token and "auth token" in response.text:
+        if response.status == 401 and token and "auth token" in response.text:
             raise _TokenExpired
-        if response.status_code != 200:
+        if response.status != 200:
             detail = doc.get("message") or doc.get("error") or response.text
-            raise StoreError(f"{self}: {path} answered {response.status_code}: {detail}")
+            raise StoreError(f"{self}: {path} answered {response.status}: {detail}")
         return doc
 
     def _key(self, *parts: str) -> str:
@@ -589,7 +586,7 @@ class EtcdStore(Store):
         return found
 
     def close(self) -> None:
-        self._client.close()
+        self._gateway.close()
 
 
 def wait_ready(store: EtcdStore, timeout: float) -> None:
