@@ -120,6 +120,10 @@ class PoolWorker:
         # the stored state is never older than this: followers' /v1/health calls a pool
         # stale after 3 intervals (+ deadlines), and they look once per interval
         self.restamp_after = 2 * config.mpp.interval
+        # a cycle may build on the state it kept when the store saw that version as the
+        # stored one at most this long ago (etcd: one read of every pool's version per fifth
+        # of an interval, not a load per pool-cycle; the same age as a follower's view)
+        self.current_within = config.mpp.interval / 5
         self.kept: Kept | None = None
         self.recorded_term = 0  # the leadership term already recorded in this pool's history
         self.agents = AgentTracker(self.spec)  # the node agents' reports, dated by this process
@@ -280,7 +284,14 @@ class PoolWorker:
             return decision
 
         done, self.kept = transact_cycle(
-            self.store, self.spec, step, self.kept, self.restamp_after, self.owner, self.scoped
+            self.store,
+            self.spec,
+            step,
+            self.kept,
+            self.restamp_after,
+            self.owner,
+            self.scoped,
+            self.current_within,
         )
         self.recorded_term = term
         return done

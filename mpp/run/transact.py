@@ -77,6 +77,7 @@ def transact_cycle(
     heartbeat: float,
     leader: str | None = None,
     scoped: bool = False,
+    current_within: float = 0.0,
 ) -> tuple[Decision, Kept | None]:
     """`transact` for the daemon's poll cycle, which writes only what changed.
 
@@ -87,11 +88,12 @@ def transact_cycle(
     next cycle compares with the store again (a version other than `kept`'s means someone
     else wrote: it decides on theirs), and every write is still compare-and-set and fenced
     by the lease; a deposed leader writes nothing it would not have written anyway.
-    Returns the decision and what to pass as `kept` next time."""
+    `current_within`: how old the store's knowledge that `kept` is still stored may be
+    (Store.is_current). Returns the decision and what to pass as `kept` next time."""
     logic = logic_for(spec.logic)
     for _ in range(_MAX_CAS_RETRIES):
         base: Kept | None = None  # the stored state, with its version and clockless form
-        if kept is not None and store.is_current(spec.name, kept.version):
+        if kept is not None and store.is_current(spec.name, kept.version, current_within):
             base, prev = kept, kept.state  # the stored state plus the unwritten clocks
         elif (snapshot := store.load(spec.name)) is not None:
             base = Kept.stored_at(snapshot.version, snapshot.state)

@@ -72,10 +72,16 @@ class Store(ABC):
     def load(self, pool: str) -> Snapshot | None:
         """The pool's current state and version, or None when never saved."""
 
-    def is_current(self, pool: str, version: int) -> bool:
+    def is_current(self, pool: str, version: int, within: float = 0.0) -> bool:
         """True when the store can tell for less than a `load` that `version` is still the
         pool's stored one (the caller then builds on the state it holds); False means
-        changed, or cannot tell that cheaply: load. A save is compare-and-set either way."""
+        changed, or cannot tell that cheaply: load. A save is compare-and-set either way.
+
+        `within` > 0 lets a store answer from a read of every pool's version made at most
+        that many seconds ago (etcd: one request for all pools instead of a load per pool).
+        A stale True costs one cycle decided on a state another writer has just replaced,
+        never a lost write: its save fails the compare and the cycle loads theirs, or, with
+        nothing to write, it writes nothing and the next cycle sees the new version."""
         return False
 
     @abstractmethod
