@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Literal
 
 from mpp.act.executor import Executor
 from mpp.act.heartbeat import HeartbeatWriter
@@ -146,39 +145,36 @@ class PoolWorker:
         self, results: dict[str, Observation]
     ) -> tuple[dict[str, Observation], Decision]:
         """The probes' results with the agents' reports and the other instances' views
-        attached (when the pool has them), and the decision on them, committed.
-
-        Without views the reports are read and the decision committed in one store-thread
-        job: at a thousand nodes every hand-off between the loop and a thread is a share of
-        the cycle's cost. Called under the pool's lock (the reads are short)."""
+        attached (when the pool has them), and the decision on them, committed: all in one
+        store-thread job, since at a thousand nodes every hand-off between the loop and a
+        thread is a share of the cycle's cost. Called under the pool's lock (the reads are
+        short)."""
         loop = asyncio.get_running_loop()
-        if self.views is None:
-            return await loop.run_in_executor(self.store_threads, self.attach_and_commit, results)
-        results = await self.attach(results)
-        decision = await loop.run_in_executor(self.store_threads, self.commit, results, time.time())
-        return results, decision
+        return await loop.run_in_executor(self.store_threads, self.attach_and_commit, results)
 
     async def attach(self, results: dict[str, Observation]) -> dict[str, Observation]:
         """The agents' reports and (when the pool has them) the other instances' views
         attached to the probes' results."""
         loop = asyncio.get_running_loop()
-        results = with_agents(
-            results, await loop.run_in_executor(self.store_threads, self.agent_views)
-        )
-        if self.views is not None:
-            results = await loop.run_in_executor(self.store_threads, self.exchange, results)
-        return results
+        return await loop.run_in_executor(self.store_threads, self.attached, results)
 
     async def observe(self) -> dict[str, Observation]:
         """One cycle's observations, attached but not decided on: for a caller that
         commits them itself (tests stepping a worker, a crash between commit and act)."""
         return await self.attach(await self.probe_all())
 
+    def attached(self, probed: dict[str, Observation]) -> dict[str, Observation]:
+        """`attach`, blocking (a store thread)."""
+        observations = with_agents(probed, self.agent_views())
+        if self.views is not None:
+            observations = self.exchange(observations)
+        return observations
+
     def attach_and_commit(
         self, probed: dict[str, Observation]
     ) -> tuple[dict[str, Observation], Decision]:
-        """The agents' reports attached, then the commit (blocking: a store thread)."""
-        observations = with_agents(probed, self.agent_views())
+        """`attached`, then the commit (blocking: a store thread)."""
+        observations = self.attached(probed)
         return observations, self.commit(observations, time.time())
 
     def share(self, observations: Mapping[str, Observation]) -> None:
@@ -521,33 +517,24 @@ class PoolWorker:
         # every pool-cycle; asyncio.wait on a standing future is a timer and a callback
         stopped = asyncio.ensure_future(stop.wait())
         try:
-            await self._cycle_on_ticks(stop, stopped, tick, interval)
+            while True:
+                delay = tick - time.monotonic()
+                if delay > 0:
+                    await asyncio.wait((stopped,), timeout=delay)
+                if stop.is_set():
+                    return
+                started = time.monotonic()
+                tick = next_tick(tick, started, interval)
+                try:
+                    await self.cycle()
+                except NotLeader as err:  # deposed between two renewals: follow from now on
+                    if self.leadership is not None:
+                        self.leadership.lost()
+                    log.warning("pool=%s not committed: %s", self.pool.name, err)
+                except StoreError as err:  # keep polling: the next cycle may find it back
+                    log.error("pool=%s store error: %s", self.pool.name, err)
         finally:
             stopped.cancel()
-
-    async def _cycle_on_ticks(
-        self,
-        stop: asyncio.Event,
-        stopped: asyncio.Task[Literal[True]],
-        tick: float,
-        interval: float,
-    ) -> None:
-        while True:
-            delay = tick - time.monotonic()
-            if delay > 0:
-                await asyncio.wait((stopped,), timeout=delay)
-            if stop.is_set():
-                return
-            started = time.monotonic()
-            tick = next_tick(tick, started, interval)
-            try:
-                await self.cycle()
-            except NotLeader as err:  # deposed between two renewals: follow from now on
-                if self.leadership is not None:
-                    self.leadership.lost()
-                log.warning("pool=%s not committed: %s", self.pool.name, err)
-            except StoreError as err:  # keep polling: the next cycle may find the store back
-                log.error("pool=%s store error: %s", self.pool.name, err)
 
     def close(self) -> None:
         if self.heartbeat is not None:

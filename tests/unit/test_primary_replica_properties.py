@@ -670,3 +670,25 @@ def test_a_busy_primary_is_fenced_or_kept_not_failed_over_unfenced() -> None:
             Poll({**star(spec, {}), "db1": busy}, spec.fail_point, 1.0, None),
         ],
     )
+
+
+def test_the_target_of_a_switchover_in_flight_is_not_failed_under_it() -> None:
+    """Found by the history test: `mpp fail` of the switchover's target while it was in
+    flight made it FAILED_ONLINE; the next cycle saw the servers had completed the move and
+    made the FAILED node ACTIVE, a FAILED state lifted outside the automatic rejoin."""
+    spec = star_spec(3)
+    state = decide(spec, initial_state(spec), star(spec, {}), 0.0).state
+    assert active(state) == "db1"
+    state = apply_command(spec, state, Switchover("db2"), 1.0).state
+    moving = decide(spec, state, star(spec, {}), 2.0)
+    assert moving.state.switching is not None and moving.state.switching.to == "db2"
+    assert moving.actions, "the switchover is under way"
+    for target_of in (state, moving.state):  # requested, then in flight
+        try:
+            apply_command(spec, target_of, Fail("db2"), 2.5)
+        except CommandRefused as refused:
+            assert "target of the switchover" in str(refused)
+        else:
+            raise AssertionError("the switchover's target was failed under it")
+    failed = apply_command(spec, moving.state, Fail("db3"), 2.5).state
+    assert states(failed)["db3"] is State.FAILED_ONLINE, "a node not moving writes still can"

@@ -103,6 +103,7 @@ class FailoverLogic(BaseLogic):
                 cycle.recover(name)
             case Fail(name, force):
                 _primary_replica_guard(spec, base, name, "fail")
+                _moving_writes_guard(spec, base, name)
                 cycle.fail_by_operator(name, force)
             case Activate(name):
                 _primary_replica_guard(spec, base, name, "activate")
@@ -170,6 +171,19 @@ def _primary_replica_guard(spec: PoolSpec, base: PoolState, name: str, verb: str
             f"in a primary-replica pool use `mpp switchover {spec.name} --to NODE` "
             f"(planned) or `mpp takeover {spec.name} --to NODE` (primary lost) instead of {verb}"
         )
+
+
+def _moving_writes_guard(spec: PoolSpec, base: PoolState, name: str) -> None:
+    """The node a switchover or takeover moves the writes to is not failed under it: the
+    servers may already have done the move (found by the history property test: the next
+    cycle saw it completed and made the FAILED target ACTIVE, lifting a FAILED state
+    outside a rejoin)."""
+    for moving in (base.switching, base.request):
+        if moving is not None and moving.to == name:
+            raise CommandRefused(
+                f"{name} is the target of the {moving.kind} in progress in pool {spec.name}:"
+                " wait for it to finish or time out, then fail it"
+            )
 
 
 def _request(spec: PoolSpec, base: PoolState, command: Command, now: float) -> Request:
