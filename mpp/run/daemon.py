@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -475,14 +475,11 @@ class PoolWorker:
             return
         # events are only ever written with a save, which changes the version: the same
         # version has no new history (one store request per followed pool, not two)
-        fresh: tuple[Event, ...] = ()
+        events: Sequence[Event] = ()
         if snapshot.version != self.followed_version:
-            fresh = tuple(e for e in self.store.history(self.spec.name) if e.at > self.seen_at)
+            events = self.store.history(self.spec.name)
             self.followed_version = snapshot.version
-        if fresh:
-            self.seen_at = fresh[-1].at
-        for publish in self.publishers:
-            publish(snapshot.state, fresh)
+        self._publish_followed(snapshot.state, events)
 
     def _follow_feed(self, feed: FollowFeed) -> None:
         got = feed.get()
@@ -492,13 +489,16 @@ class PoolWorker:
         if self.reports_to is not None:
             self.reports_to(name, reports)
         snapshot = got.states.get(name)
-        if snapshot is None:
-            return
-        fresh = tuple(e for e in feed.events(name) if e.at > self.seen_at)
+        if snapshot is not None:
+            self._publish_followed(snapshot.state, feed.events(name))
+
+    def _publish_followed(self, state: PoolState, events: Sequence[Event]) -> None:
+        """The followed state to the publishers, with the events newer than any published."""
+        fresh = tuple(e for e in events if e.at > self.seen_at)
         if fresh:
             self.seen_at = fresh[-1].at
         for publish in self.publishers:
-            publish(snapshot.state, fresh)
+            publish(state, fresh)
 
     async def run(self, stop: asyncio.Event, first: float | None = None) -> None:
         """Cycle on a fixed grid of ticks, `first` + k x interval (monotonic; default now).
