@@ -79,25 +79,22 @@ class Gateway:
     ) -> Answer:
         """One POST; raises GatewayTimeout past `timeout`, GatewayError with no answer."""
         conn, kept = self._take(endpoint, timeout)
-        try:
-            answer = self._exchange(conn, endpoint, path, body, headers, timeout)
-        except _CLOSED_WHILE_IDLE as err:
-            conn.close()
-            if not kept:
-                raise GatewayError(str(err) or type(err).__name__) from None
-            # the repeat is safe for every call the store makes: a txn that went through
-            # fails its compare the second time, a put or a range is the same twice
-            conn = self._open(endpoint, timeout)
+        while True:
             try:
                 answer = self._exchange(conn, endpoint, path, body, headers, timeout)
+            except _CLOSED_WHILE_IDLE as err:
+                conn.close()
+                if not kept:
+                    raise GatewayError(str(err) or type(err).__name__) from None
+                # the repeat is safe for every call the store makes: a txn that went through
+                # fails its compare the second time, a put or a range is the same twice
+                conn, kept = self._open(endpoint, timeout), False
+                continue
             except BaseException:
                 conn.close()
                 raise
-        except BaseException:
-            conn.close()
-            raise
-        self._give_back(endpoint, conn)
-        return answer
+            self._give_back(endpoint, conn)
+            return answer
 
     def close(self) -> None:
         with self._lock:
