@@ -13,6 +13,7 @@ converters) and raises the same errors (a failed statement of the batch raises a
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import Any
 
@@ -33,11 +34,19 @@ class LeanCursor:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        # results not read (a batch cut short, a caller's error between two reads) would be
+        # read as the next query's: drained as the cursor's close does, always; while an
+        # error is on its way out, a failure to drain is not put in its place (the probe
+        # drops the session on the driver's errors)
         if kind is None:
-            # results not read (a batch cut short) would be read as the next query's:
-            # drained here as the cursor's close does
-            while self._conn.next_result() == 0:
-                self._conn.store_result()
+            self._drain()
+            return
+        with contextlib.suppress(Exception):
+            self._drain()
+
+    def _drain(self) -> None:
+        while self._conn.next_result() == 0:
+            self._conn.store_result()
 
     def execute(self, sql: str) -> None:
         self._conn.query(sql.encode("utf-8"))

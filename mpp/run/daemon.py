@@ -266,18 +266,27 @@ class PoolWorker:
         leadership = self.leadership
         term = leadership.term if leadership else 0
 
+        def took_events() -> tuple[Event, ...]:
+            took = leadership.event(self.spec.name, now) if leadership else None
+            return (took,) if took is not None and term != self.recorded_term else ()
+
         def step(prev: PoolState) -> Decision:
             # a cycle that began before this instance's checkpoints cut it off decides
             # nothing: a failover from an instance that cannot see the primary is a guess
             if leadership is not None and (barred := leadership.barred()):
                 raise NotLeader(f"pool {self.spec.name}: nothing decided: mpp is {barred}")
             decision = self.logic.decide(self.spec, prev, observations, now)
-            why = self.pre_hook(decision)
-            decision = self.logic.veto(self.spec, prev, decision, why, now) if why else decision
-            took = leadership.event(self.spec.name, now) if leadership else None
-            if took is not None and term != self.recorded_term:
-                decision = replace(decision, events=(took, *decision.events))
+            if took := took_events():
+                decision = replace(decision, events=(*took, *decision.events))
             return decision
+
+        def settle(prev: PoolState, decision: Decision) -> Decision:
+            """The pre_* hooks, on a decision taken on the stored state (transact_cycle)."""
+            why = self.pre_hook(decision)
+            if not why:
+                return decision
+            vetoed = self.logic.veto(self.spec, prev, decision, why, now)
+            return replace(vetoed, events=(*took_events(), *vetoed.events))
 
         done, self.kept = transact_cycle(
             self.store,
@@ -288,6 +297,7 @@ class PoolWorker:
             self.owner,
             self.scoped,
             self.current_within,
+            settle,
         )
         self.recorded_term = term
         return done

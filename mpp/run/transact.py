@@ -78,6 +78,7 @@ def transact_cycle(
     leader: str | None = None,
     scoped: bool = False,
     current_within: float = 0.0,
+    settle: Callable[[PoolState, Decision], Decision] | None = None,
 ) -> tuple[Decision, Kept | None]:
     """`transact` for the daemon's poll cycle, which writes only what changed.
 
@@ -88,27 +89,50 @@ def transact_cycle(
     next cycle compares with the store again (a version other than `kept`'s means someone
     else wrote: it decides on theirs), and every write is still compare-and-set and fenced
     by the lease; a deposed leader writes nothing it would not have written anyway.
+
     `current_within`: how old the store's knowledge that `kept` is still stored may be
-    (Store.is_current). Returns the decision and what to pass as `kept` next time."""
+    (Store.is_current). A decision taken on that knowledge and found to change something is
+    not settled or saved on it: the version is checked exactly (a load, on etcd) and the
+    step runs again on what is stored, so `settle` (the pre_* hooks) only ever sees a
+    decision on the stored state. Returns the decision and what to pass as `kept` next time."""
     logic = logic_for(spec.logic)
     for _ in range(_MAX_CAS_RETRIES):
         base: Kept | None = None  # the stored state, with its version and clockless form
+        exact = True  # base is known to be the stored state, not only recently
         if kept is not None and store.is_current(spec.name, kept.version, current_within):
             base, prev = kept, kept.state  # the stored state plus the unwritten clocks
+            exact = current_within <= 0
         elif (snapshot := store.load(spec.name)) is not None:
             base = Kept.stored_at(snapshot.version, snapshot.state)
             prev = snapshot.state
         else:
             prev = logic.initial_state(spec)
         decision = step(prev)
-        if base is not None and _unchanged(base.stored, base.stored_clockless, decision, heartbeat):
-            return decision, replace(base, state=decision.state)
+        if base is not None:
+            if _unchanged(base.stored, base.stored_clockless, decision, heartbeat):
+                return decision, replace(base, state=decision.state)
+            if (
+                not exact
+                and not _clock_only(base.stored_clockless, decision)
+                and not store.is_current(spec.name, base.version)
+            ):
+                kept = None  # decided on a version only known to be recent: decide on the store's
+                continue
+        if settle is not None:
+            decision = settle(prev, decision)
         version = base.version if base is not None else None
         written = store.save(decision.state, decision.events, version, leader, scoped)
         if written:
             return decision, Kept.stored_at(written, decision.state)
         kept = None  # someone else wrote: the next try loads theirs
     raise StoreError(f"pool {spec.name}: state kept changing under us; gave up after retries")
+
+
+def _clock_only(stored_clockless: PoolState, decision: Decision) -> bool:
+    """Nothing but the poll's clocks differs from the stored state (a heartbeat's save)."""
+    if decision.events or decision.actions or decision.change is not None:
+        return False
+    return stored_clockless == _clockless(decision.state)
 
 
 def _unchanged(

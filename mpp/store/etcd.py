@@ -53,6 +53,7 @@ from mpp.store.contract import (
 )
 from mpp.store.gateway import Answer, Gateway, GatewayError, GatewayTimeout
 from mpp.store.owners import vanished_here
+from mpp.store.versions import known_versions
 
 
 class _TokenExpired(Exception):
@@ -135,18 +136,18 @@ class EtcdStore(Store):
             )
         except (OSError, ssl.SSLError) as err:
             raise StoreError(f"{self}: cannot load the TLS files: {err}") from err
-        self._gateway = Gateway(self.endpoints, context, source_address)
+        try:
+            self._gateway = Gateway(self.endpoints, context, source_address)
+        except ValueError as err:  # urlsplit: a port out of range
+            raise StoreError(f"{self}: an endpoint is not a URL mpp can reach: {err}") from None
         self._timeout = timeout  # also how long a call waits out a leader election
         self._good = 0  # index of the endpoint that answered last
         self._lock = threading.Lock()  # guards the lease ids and the trim counters
         self._leases: dict[str, int] = {}  # owner -> its lease (one per process in practice)
         self._saves: dict[str, int] = {}
         self._followed: dict[str, Snapshot] = {}  # follow's states, by pool, as last decoded
-        # every pool's version (mod_revision) as of a read begun at _versions_at (monotonic),
-        # raised by this store's own saves since: is_current's answer with `within`
-        self._versions: dict[str, int] = {}
-        self._versions_at = -math.inf
-        self._reading_versions = threading.Lock()  # one such read at a time
+        # every pool's version as this process knows it: is_current's answer with `within`
+        self._known = known_versions(self.endpoints, self.prefix)
 
     def __repr__(self) -> str:
         return f"etcd store {','.join(self.endpoints)}{self.prefix}"
@@ -257,38 +258,22 @@ class EtcdStore(Store):
             raise StoreError(f"{self}: stored state of pool {pool!r} is unreadable: {err}") from err
 
     def is_current(self, pool: str, version: int, within: float = 0.0) -> bool:
-        """From one keys-only read of every pool's version per `within` seconds (or from
-        follow's read, which has them too): at hundreds of pools a load per pool-cycle was
-        a quarter of the process's CPU. A thread that finds the versions stale while another
-        reads them answers False (the caller loads) instead of waiting."""
+        """From one keys-only read of every pool's version per `within` seconds, or from
+        follow's read, which has them too, and this process's own saves (mpp/store/versions.py):
+        at hundreds of pools a load per pool-cycle was a quarter of the process's CPU."""
         if within <= 0:
             return False
-        if time.monotonic() - self._versions_at >= within:
-            if not self._reading_versions.acquire(blocking=False):
-                return False
-            try:
-                if time.monotonic() - self._versions_at >= within:
-                    begun = time.monotonic()
-                    start = self._key("pools") + "/"
-                    doc = self._range(start, _prefix_end(start), keys_only=True)
-                    read = {
-                        _text(kv["key"])[len(start) :]: int(kv["mod_revision"])
-                        for kv in doc.get("kvs", [])
-                    }
-                    self._versions_read(read, begun)
-            finally:
-                self._reading_versions.release()
-        with self._lock:
-            return self._versions.get(pool) == version
+        return self._known.current(pool, version, within, self._versions)
 
-    def _versions_read(self, read: dict[str, int], begun: float) -> None:
-        """Every pool's version from a read begun at `begun`; a version this store saved
-        while the read was under way is newer and stays (versions only grow)."""
-        with self._lock:
-            for pool, version in self._versions.items():
-                if pool in read and version > read[pool]:
-                    read[pool] = version
-            self._versions, self._versions_at = read, begun
+    def _versions(self) -> dict[str, int]:
+        start = self._key("pools") + "/"
+        doc = self._range(start, _prefix_end(start), keys_only=True)
+        try:
+            return {
+                _text(kv["key"])[len(start) :]: int(kv["mod_revision"]) for kv in doc.get("kvs", [])
+            }
+        except (ValueError, TypeError, KeyError) as err:
+            raise StoreError(f"{self}: the pools' versions are unreadable: {err}") from err
 
     def save(
         self,
@@ -320,9 +305,7 @@ class EtcdStore(Store):
                 raise NotLeader(f"{self}: {leader} no longer holds the leadership")
             return None
         written = int(doc["header"]["revision"])
-        with self._lock:
-            if self._versions.get(state.name, 0) < written:
-                self._versions[state.name] = written
+        self._known.wrote(state.name, written)
         if events:
             self._maybe_trim(state.name)
         return written
@@ -430,7 +413,7 @@ class EtcdStore(Store):
                     f"{self}: stored state of pool {pool!r} is unreadable: {err}"
                 ) from err
         self._followed = states
-        self._versions_read({pool: snap.version for pool, snap in states.items()}, begun)
+        self._known.learn({pool: snap.version for pool, snap in states.items()}, begun)
         agents = self._key("agents") + "/"
         reports: dict[str, dict[str, AgentReport]] = {}
         kvs = self._range(agents, _prefix_end(agents), revision=str(revision)).get("kvs", [])

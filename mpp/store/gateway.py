@@ -15,12 +15,17 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 # idle connections kept per endpoint: the store's threads (up to 16) and a few more callers
 _KEEP = 32
+# an idle connection older than this is closed, not reused (httpx's keep-alive expiry): a
+# NAT or firewall may drop a quiet flow without a reset, and a call sent into it would wait
+# its whole time for nothing
+_IDLE_FOR = 5.0
 # a kept connection the server closed while idle shows one of these at its next use; it is
 # worth one fresh connection, not a failed call
 _CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
@@ -70,7 +75,10 @@ class Gateway:
         self._endpoints = {url: _endpoint(url) for url in endpoints}
         self._context = context
         self._source = (source_address, 0) if source_address else None
-        self._idle: dict[str, list[http.client.HTTPConnection]] = {u: [] for u in endpoints}
+        # per endpoint, the idle connections and since when (monotonic), newest last
+        self._idle: dict[str, list[tuple[http.client.HTTPConnection, float]]] = {
+            u: [] for u in endpoints
+        }
         self._lock = threading.Lock()
         self._closed = False
 
@@ -78,16 +86,20 @@ class Gateway:
         self, endpoint: str, path: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> Answer:
         """One POST; raises GatewayTimeout past `timeout`, GatewayError with no answer."""
+        deadline = time.monotonic() + timeout
         conn, kept = self._take(endpoint, timeout)
         while True:
             try:
                 answer = self._exchange(conn, endpoint, path, body, headers, timeout)
             except _CLOSED_WHILE_IDLE as err:
                 conn.close()
-                if not kept:
+                timeout = deadline - time.monotonic()
+                if not kept or timeout <= 0:
                     raise GatewayError(str(err) or type(err).__name__) from None
-                # the repeat is safe for every call the store makes: a txn that went through
-                # fails its compare the second time, a put or a range is the same twice
+                # once more on a fresh connection, in what is left of the call's time: no
+                # harm to the store's calls (a txn that went through fails its compare the
+                # second time and the caller reads again; a put or a range is the same twice;
+                # a lease grant repeated leaves one lease to expire by its TTL)
                 conn, kept = self._open(endpoint, timeout), False
                 continue
             except BaseException:
@@ -99,7 +111,7 @@ class Gateway:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle = [c for conns in self._idle.values() for c in conns]
+            idle = [c for conns in self._idle.values() for c, _ in conns]
             for conns in self._idle.values():
                 conns.clear()
         for conn in idle:
@@ -134,10 +146,24 @@ class Gateway:
             raise GatewayError(str(err) or type(err).__name__) from None
 
     def _take(self, endpoint: str, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        expired: list[http.client.HTTPConnection] = []
+        taken = None
         with self._lock:
             idle = self._idle[endpoint]
-            if idle:
-                return idle.pop(), True
+            now = time.monotonic()
+            while idle and taken is None:
+                conn, since = idle.pop()
+                if now - since < _IDLE_FOR:
+                    taken = conn
+                else:
+                    expired.append(conn)
+            if taken is None or expired:  # the rest idle longer still
+                expired.extend(c for c, since in idle if now - since >= _IDLE_FOR)
+                idle[:] = [(c, since) for c, since in idle if now - since < _IDLE_FOR]
+        for conn in expired:
+            conn.close()
+        if taken is not None:
+            return taken, True
         return self._open(endpoint, timeout), False
 
     def _open(self, endpoint: str, timeout: float) -> http.client.HTTPConnection:
@@ -157,8 +183,9 @@ class Gateway:
 
     def _give_back(self, endpoint: str, conn: http.client.HTTPConnection) -> None:
         with self._lock:
-            if not self._closed and conn.sock is not None and len(self._idle[endpoint]) < _KEEP:
-                self._idle[endpoint].append(conn)
+            idle = self._idle[endpoint]
+            if not self._closed and conn.sock is not None and len(idle) < _KEEP:
+                idle.append((conn, time.monotonic()))
                 return
         conn.close()
 

@@ -54,7 +54,7 @@ def test_a_connection_closed_while_idle_is_tried_once_more(server: ThreadingHTTP
     try:
         first = gateway.post(url, "/v3/kv/range", b"{}", {}, 2.0)
         assert first.status == 200 and first.body == b'{"got":2}'
-        (kept,) = gateway._idle[url]
+        ((kept, _),) = gateway._idle[url]
         assert kept.sock is not None
         kept.sock.shutdown(socket.SHUT_RDWR)  # as a server's idle timeout leaves it
         second = gateway.post(url, "/v3/kv/range", b"{1}", {}, 2.0)
@@ -87,3 +87,18 @@ def test_a_silent_server_is_a_timeout_within_the_call() -> None:
         with pytest.raises(GatewayTimeout):
             gateway.post(url, "/v3/kv/range", b"{}", {}, 0.3)
         assert time.monotonic() - started < 2.0
+
+
+def test_a_connection_idle_too_long_is_closed_not_reused(server: ThreadingHTTPServer) -> None:
+    url = _url(server)
+    gateway = Gateway([url])
+    try:
+        gateway.post(url, "/v3/kv/range", b"{}", {}, 2.0)
+        ((old, since),) = gateway._idle[url]
+        gateway._idle[url] = [(old, since - 60.0)]  # as if idle for a minute
+        gateway.post(url, "/v3/kv/range", b"{}", {}, 2.0)
+        assert old.sock is None, "the stale connection was closed"
+        ((fresh, _),) = gateway._idle[url]
+        assert fresh is not old
+    finally:
+        gateway.close()
