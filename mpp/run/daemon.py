@@ -281,12 +281,15 @@ class PoolWorker:
             return decision
 
         def settle(prev: PoolState, decision: Decision) -> Decision:
-            """The pre_* hooks, on a decision taken on the stored state (transact_cycle)."""
-            why = self.pre_hook(decision)
+            """The pre_* hooks, on a decision taken on the stored state (transact_cycle).
+            They see the logic's decision without this process's leadership line (their
+            MPP_REASON is the change's reasons, as it always was)."""
+            took = took_events()
+            why = self.pre_hook(replace(decision, events=decision.events[len(took) :]))
             if not why:
                 return decision
             vetoed = self.logic.veto(self.spec, prev, decision, why, now)
-            return replace(vetoed, events=(*took_events(), *vetoed.events))
+            return replace(vetoed, events=(*took, *vetoed.events))
 
         done, self.kept = transact_cycle(
             self.store,

@@ -146,20 +146,13 @@ class Gateway:
             raise GatewayError(str(err) or type(err).__name__) from None
 
     def _take(self, endpoint: str, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-        expired: list[http.client.HTTPConnection] = []
-        taken = None
+        """The newest idle connection, or a new one; those idle too long are closed."""
         with self._lock:
-            idle = self._idle[endpoint]
             now = time.monotonic()
-            while idle and taken is None:
-                conn, since = idle.pop()
-                if now - since < _IDLE_FOR:
-                    taken = conn
-                else:
-                    expired.append(conn)
-            if taken is None or expired:  # the rest idle longer still
-                expired.extend(c for c, since in idle if now - since >= _IDLE_FOR)
-                idle[:] = [(c, since) for c, since in idle if now - since < _IDLE_FOR]
+            idle = self._idle[endpoint]
+            expired = [c for c, since in idle if now - since >= _IDLE_FOR]
+            idle[:] = [(c, since) for c, since in idle if now - since < _IDLE_FOR]
+            taken = idle.pop()[0] if idle else None
         for conn in expired:
             conn.close()
         if taken is not None:

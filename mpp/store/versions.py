@@ -4,8 +4,7 @@ The daemon's cycles ask `EtcdStore.is_current` with `within`: answered from one 
 of every pool's version per `within` seconds instead of a load per pool-cycle. Shared by
 every EtcdStore of the process on the same endpoints and prefix, so a write by another
 store object here (the API runs each operator command on a store of its own) is known to
-the daemon's at once, not after the next read: the daemon then never publishes a state
-older than one the API has just published.
+the daemon's as soon as that write is answered, not after the next read.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ class KnownVersions:
         self._reading = threading.Lock()  # one read of every version at a time
         self._versions: dict[str, int] = {}
         self._read_at = -math.inf  # monotonic: when the last read began
+        self._written_at: dict[str, float] = {}  # pool -> when this process last wrote it
 
     def current(
         self, pool: str, version: int, within: float, read: Callable[[], dict[str, int]]
@@ -42,20 +42,25 @@ class KnownVersions:
             return self._versions.get(pool) == version
 
     def learn(self, read: Mapping[str, int], begun: float) -> None:
-        """Every pool's version from a read begun at `begun` (monotonic); a version written
-        by this process while the read was under way is newer and stays (versions only
-        grow). A pool missing from the read is forgotten."""
+        """Every pool's version from a read begun at `begun` (monotonic). The read is the
+        truth (a restored etcd's revisions may go down, a deleted pool is forgotten), except
+        for a version this process wrote after the read began. A read begun before the last
+        one learnt is older than what is known: ignored."""
         fresh = dict(read)
         with self._lock:
-            for pool, version in self._versions.items():
-                if pool in fresh and version > fresh[pool]:
-                    fresh[pool] = version
+            if begun < self._read_at:
+                return
+            for pool, at in self._written_at.items():
+                if at >= begun and pool in self._versions:
+                    fresh[pool] = max(fresh.get(pool, 0), self._versions[pool])
             self._versions, self._read_at = fresh, begun
+            self._written_at = {p: at for p, at in self._written_at.items() if at >= begun}
 
     def wrote(self, pool: str, version: int) -> None:
         with self._lock:
             if self._versions.get(pool, 0) < version:
                 self._versions[pool] = version
+            self._written_at[pool] = time.monotonic()
 
 
 _SHARED: dict[tuple[tuple[str, ...], str], KnownVersions] = {}

@@ -230,3 +230,32 @@ def test_a_leader_cut_off_from_its_store_says_it_stops_acting(tmp_path: Path, ca
     assert f"{a.owner} stops acting on the pools: its lease could not be renewed" in caplog.text
     assert f"{a.owner} follows" not in caplog.text
     store.close()
+
+
+@pytest.mark.parametrize("veto", ["", "pre_failover refused"])
+def test_the_hooks_see_the_logics_decision_and_the_term_is_recorded_once(
+    config_store: tuple[Config, SqliteStore], monkeypatch: pytest.MonkeyPatch, veto: str
+) -> None:
+    """The first cycle of a term: the pre_* hooks get the logic's decision without this
+    process's leadership line (their MPP_REASON), and the line is recorded once, vetoed or
+    not."""
+    config, store = config_store
+    lead = Leadership(store, "a", 5)
+    worker = _worker(config, store, lead)
+    seen: list[tuple[EventKind, ...]] = []
+
+    def hook(decision: Any) -> str:
+        seen.append(tuple(e.kind for e in decision.events))
+        return veto
+
+    monkeypatch.setattr(worker, "pre_hook", hook)
+    assert lead.renew()
+    try:
+        decision = asyncio.run(worker.cycle())
+        assert decision is not None and seen, "the hook ran on the cycle's decision"
+        assert all(EventKind.LEADER not in kinds for kinds in seen)
+        kinds = [e.kind for e in store.history("main")]
+        assert kinds.count(EventKind.LEADER) == 1
+        assert (EventKind.POOL in kinds) == bool(veto), "a veto is recorded as such"
+    finally:
+        worker.close()
