@@ -50,7 +50,7 @@ from mpp.run.leadership import Leadership
 from mpp.run.reach import reach_event
 from mpp.run.schedules import Scheduler
 from mpp.run.shards import Shards
-from mpp.run.transact import Kept, transact, transact_cycle
+from mpp.run.transact import CycleWrite, Kept, transact, transact_cycle
 from mpp.run.views import ViewTracker
 from mpp.store import NotLeader, Store, StoreError
 
@@ -291,17 +291,8 @@ class PoolWorker:
             vetoed = self.logic.veto(self.spec, prev, decision, why, now)
             return replace(vetoed, events=(*took, *vetoed.events))
 
-        done, self.kept = transact_cycle(
-            self.store,
-            self.spec,
-            step,
-            self.kept,
-            self.restamp_after,
-            self.owner,
-            self.scoped,
-            self.current_within,
-            settle,
-        )
+        write = CycleWrite(self.restamp_after, self.owner, self.scoped, self.current_within)
+        done, self.kept = transact_cycle(self.store, self.spec, step, self.kept, write, settle)
         self.recorded_term = term
         return done
 

@@ -69,39 +69,53 @@ def _clockless(state: PoolState) -> PoolState:
     )
 
 
+@dataclass(frozen=True)
+class CycleWrite:
+    """How a pool's daemon cycles write, the same for every cycle of the pool.
+
+    heartbeat: a cycle that changed only the clocks is still saved once the stored state
+    is this many seconds old. leader / scoped: the lease the save is fenced by (`Store.save`).
+    current_within: how old the store's knowledge that the kept version is still stored may
+    be (`Store.is_current`)."""
+
+    heartbeat: float
+    leader: str | None = None
+    scoped: bool = False
+    current_within: float = 0.0
+
+
 def transact_cycle(
     store: Store,
     spec: PoolSpec,
     step: Callable[[PoolState], Decision],
     kept: Kept | None,
-    heartbeat: float,
-    leader: str | None = None,
-    scoped: bool = False,
-    current_within: float = 0.0,
+    write: CycleWrite,
     settle: Callable[[PoolState, Decision], Decision] | None = None,
 ) -> tuple[Decision, Kept | None]:
     """`transact` for the daemon's poll cycle, which writes only what changed.
 
     A cycle whose decision has no event, action or change and whose state differs from the
     stored one only in the poll's clock fields (`_clockless`) is not saved, unless the stored
-    state is `heartbeat` seconds old: what followers, `mpp check --source store` and
+    state is `write.heartbeat` seconds old: what followers, `mpp check --source store` and
     /v1/health read as "the leader is polling" stays fresh. Nothing is lost by the skip: the
     next cycle compares with the store again (a version other than `kept`'s means someone
     else wrote: it decides on theirs), and every write is still compare-and-set and fenced
     by the lease; a deposed leader writes nothing it would not have written anyway.
 
-    `current_within`: how old the store's knowledge that `kept` is still stored may be
-    (Store.is_current). A decision taken on that knowledge and found to change something is
-    not settled or saved on it: the version is checked exactly (a load, on etcd) and the
-    step runs again on what is stored, so `settle` (the pre_* hooks) only ever sees a
-    decision on the stored state. Returns the decision and what to pass as `kept` next time."""
+    A decision taken on the store's recent-only knowledge (`write.current_within`) and found
+    to change something is not settled or saved on it: the version is checked exactly (a
+    load, on etcd) and the step runs again on what is stored, so `settle` (the pre_* hooks)
+    only ever sees a decision on the stored state. A store whose every version answer is
+    exact (`Store.versions_exact`, SQLite) is not asked twice. Returns the decision and what
+    to pass as `kept` next time."""
     logic = logic_for(spec.logic)
+    within = write.current_within
     for _ in range(_MAX_CAS_RETRIES):
         base: Kept | None = None  # the stored state, with its version and clockless form
         exact = True  # base is known to be the stored state, not only recently
-        if kept is not None and store.is_current(spec.name, kept.version, current_within):
+        if kept is not None and store.is_current(spec.name, kept.version, within):
             base, prev = kept, kept.state  # the stored state plus the unwritten clocks
-            exact = current_within <= 0
+            exact = within <= 0 or store.versions_exact
         elif (snapshot := store.load(spec.name)) is not None:
             base = Kept.stored_at(snapshot.version, snapshot.state)
             prev = snapshot.state
@@ -109,7 +123,7 @@ def transact_cycle(
             prev = logic.initial_state(spec)
         decision = step(prev)
         if base is not None:
-            if _unchanged(base.stored, base.stored_clockless, decision, heartbeat):
+            if _unchanged(base.stored, base.stored_clockless, decision, write.heartbeat):
                 return decision, replace(base, state=decision.state)
             if (
                 not exact
@@ -121,7 +135,7 @@ def transact_cycle(
         if settle is not None:
             decision = settle(prev, decision)
         version = base.version if base is not None else None
-        written = store.save(decision.state, decision.events, version, leader, scoped)
+        written = store.save(decision.state, decision.events, version, write.leader, write.scoped)
         if written:
             return decision, Kept.stored_at(written, decision.state)
         kept = None  # someone else wrote: the next try loads theirs

@@ -67,6 +67,10 @@ class Store(ABC):
     #: store that runs one at a time (SQLite: one connection under a lock) gains nothing
     #: from more threads calling it, only their switches and the wait on the lock
     serves_at_once: int | None = None
+    #: True when `is_current` answers from the stored version itself whatever its `within`
+    #: (no read of every pool's versions that may be up to `within` old): its True needs no
+    #: second, exact look before a change is saved on it
+    versions_exact: bool = False
 
     @abstractmethod
     def load(self, pool: str) -> Snapshot | None:

@@ -130,6 +130,7 @@ def _private(path: Path) -> None:
 
 class SqliteStore(Store):
     serves_at_once = 1  # every call holds self._lock
+    versions_exact = True  # is_current reads the row's version whatever `within`
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -14,7 +14,7 @@ import httpx
 
 from mpp.logic import logic_for
 from mpp.model import Decision, PoolState
-from mpp.run.transact import Kept, transact_cycle
+from mpp.run.transact import CycleWrite, Kept, transact_cycle
 from mpp.sandbox.etcd import EtcdServer
 from mpp.store import Store, codec
 from mpp.store.etcd import EtcdStore
@@ -101,7 +101,9 @@ def test_a_change_decided_on_a_stale_answer_is_decided_again_on_the_stored_state
             settled_on.append(prev.pinned)
             return decision
 
-        return transact_cycle(store, SPEC, step, kept, 2.0, current_within=30.0, settle=settle)
+        return transact_cycle(
+            store, SPEC, step, kept, CycleWrite(2.0, current_within=30.0), settle=settle
+        )
 
     try:
         _, kept = cycle(None, 100.0)

@@ -9,24 +9,29 @@ from pathlib import Path
 
 from mpp.logic import logic_for
 from mpp.model import Decision, PoolState
-from mpp.run.transact import Kept, transact_cycle
+from mpp.run.transact import CycleWrite, Kept, transact_cycle
 from mpp.store import Snapshot, SqliteStore
 from tests.builders import observe, ring_spec
 
 SPEC = ring_spec()
 LOGIC = logic_for(SPEC.logic)
 HEARTBEAT = 2.0
+DEFAULT_WRITE = CycleWrite(HEARTBEAT)  # no recent-only version answers
 
 
 def _cycle(
-    store: SqliteStore, kept: Kept | None, at: float, **kinds: str
+    store: SqliteStore,
+    kept: Kept | None,
+    at: float,
+    write: CycleWrite = DEFAULT_WRITE,
+    **kinds: str,
 ) -> tuple[Decision, Kept | None]:
     observations = observe(SPEC, dict(kinds), at)
 
     def step(prev: PoolState) -> Decision:
         return LOGIC.decide(SPEC, prev, observations, at)
 
-    return transact_cycle(store, SPEC, step, kept, HEARTBEAT)
+    return transact_cycle(store, SPEC, step, kept, write)
 
 
 def _version(store: SqliteStore) -> int:
@@ -94,10 +99,15 @@ class CountingStore(SqliteStore):
     still goes to the file)."""
 
     loads = 0
+    version_checks = 0
 
     def load(self, pool: str) -> Snapshot | None:
         self.loads += 1
         return super().load(pool)
+
+    def is_current(self, pool: str, version: int, within: float = 0.0) -> bool:
+        self.version_checks += 1
+        return super().is_current(pool, version, within)
 
 
 def test_a_cycle_on_an_unchanged_store_builds_on_what_it_holds(tmp_path: Path) -> None:
@@ -117,5 +127,23 @@ def test_a_cycle_on_an_unchanged_store_builds_on_what_it_holds(tmp_path: Path) -
         decision, kept = _cycle(store, kept, 103.2)
         assert store.loads == before + 2, "another writer's version: loaded again"
         assert decision.state.pinned == "db2"
+    finally:
+        store.close()
+
+
+def test_an_exact_store_is_asked_once_before_a_change_is_saved(tmp_path: Path) -> None:
+    """The daemon passes `current_within` to every store; SQLite's answer is exact anyway
+    (Store.versions_exact), so a change decided on it is saved without a second look."""
+    store = CountingStore(tmp_path / "state.db")
+    recent = CycleWrite(HEARTBEAT, current_within=0.2)
+    try:
+        _, kept = _cycle(store, None, 100.0, recent)
+        _, kept = _cycle(store, kept, 101.0, recent)
+        settled, checks, loads = _version(store), store.version_checks, store.loads
+        decision, kept = _cycle(store, kept, 101.2, recent, db3="offline")
+        assert _version(store) == settled + 1, "the change was saved"
+        assert decision.state.node("db3").req == 1
+        assert store.version_checks == checks + 1, "one version check, not two"
+        assert store.loads == loads + 1, "only _version's own load"
     finally:
         store.close()
