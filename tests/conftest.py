@@ -3,6 +3,7 @@ it, and a real etcd."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tomllib
@@ -84,6 +85,22 @@ def quick_config(
     doc = merged(doc, {"mpp": {"interval": interval, "connect_timeout": "500ms"}, **sections})
     doc["pool"] = [merged(doc["pool"][0], {"hostile_takeover": hostile, **pool})]
     return doc
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_sandbox_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One mariadb-install-db for the whole run (MPP_SANDBOX_TEMPLATES, mpp/sandbox/server.py):
+    about a second of every one of the suite's ~90 sandboxes. The servers, the mpp processes
+    and the benchmarks the tests start inherit it; a value set by the caller is kept."""
+    name = sandbox.TEMPLATES_ENV
+    if os.environ.get(name):
+        yield
+        return
+    os.environ[name] = str(tmp_path_factory.mktemp("templates"))
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ reboot (``up`` again) and removed without leaving anything behind::
     D/sandbox.json        what we started (nodes, ports, PIDs, topology, setup progress)
     D/mpp.password        the monitor account's password (0600), reused by every ``up``
     D/mpp.toml            an mpp config pointing at the sandbox (written once, user-editable)
-    D/.template/data      one ``mariadb-install-db`` result, copied for every node
+    D/.template/data      one ``mariadb-install-db`` result, copied for every node (with
+                          MPP_SANDBOX_TEMPLATES set: one there for every sandbox instead)
     D/dbN/my.cnf          per-node config (also usable as ``mariadb --defaults-file=...``)
     D/dbN/data            datadir; socket, PID file and error.log sit next to it
 
@@ -45,6 +46,7 @@ from mpp.sandbox.lifecycle import (
     stop_node,
     up,
 )
+from mpp.sandbox.server import TEMPLATES_ENV
 from mpp.sandbox.sessions import admin_connect, server_id_at
 from mpp.sandbox.state import Topology
 
@@ -56,6 +58,7 @@ __all__ = [
     "REPL_PASSWORD",
     "REPL_USER",
     "ROOT_PASSWORD",
+    "TEMPLATES_ENV",
     "SandboxError",
     "SandboxNode",
     "Topology",

@@ -233,6 +233,35 @@ def test_primary_replica(fresh_dir: Path, ports: Ports) -> None:
 
 
 @needs_mariadbd
+def test_sandboxes_share_one_template_when_asked(
+    tmp_path: Path, ports: Ports, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MPP_SANDBOX_TEMPLATES: the first sandbox runs mariadb-install-db into it, the next one
+    copies that datadir and installs nothing; without it each sandbox makes its own."""
+    monkeypatch.setenv(sandbox.TEMPLATES_ENV, str(tmp_path / "templates"))
+    made: list[Path] = []
+    try:
+        said: list[list[str]] = []
+        for name in ("a", "b"):
+            lines: list[str] = []
+            made.append(tmp_path / name)
+            sandbox.up(made[-1], nodes=1, base_port=ports.block(1), progress=lines.append)
+            said.append(lines)
+            assert query(made[-1], "db1", "SELECT 1 AS one") == [{"one": 1}]
+        installs = [sum(line.startswith("template: initialising") for line in s) for s in said]
+        assert installs == [1, 0], said
+        assert not (made[1] / ".template").exists(), "nothing installed in the sandbox"
+        monkeypatch.delenv(sandbox.TEMPLATES_ENV)
+        lines = []
+        made.append(tmp_path / "c")
+        sandbox.up(made[-1], nodes=1, base_port=ports.block(1), progress=lines.append)
+        assert (made[-1] / ".template" / "data" / "mysql").is_dir(), "its own template"
+    finally:
+        for d in made:
+            sandbox.destroy(d)
+
+
+@needs_mariadbd
 def test_down_spares_foreign_processes_and_up_resumes(fresh_dir: Path, ports: Ports) -> None:
     base = ports.block(2)
     nodes = sandbox.up(fresh_dir, nodes=2, base_port=base)
