@@ -181,6 +181,9 @@ class Driver:
     connect: Callable[[Target], Any]
     errors: tuple[type[Exception], ...]
     cursor: Callable[[Any], Any] = operator.methodcaller("cursor")  # the driver's own
+    # the probe may send on the event loop and read there once the whole answer is in
+    # (mpp/probe/mysql.py: NodeProber.start_on_loop); mysqlclient's connections, plain TCP
+    reads_on_loop: bool = False
 
     def __repr__(self) -> str:
         return f"Driver({self.name})"
@@ -220,7 +223,7 @@ def _mysqlclient(module: Any) -> Driver:
         )
 
     # the low-level reads (mpp/probe/lean.py): ~14 % less CPU per probe than MySQLdb's cursor
-    return Driver("mysqlclient", connect, (module.MySQLError,), LeanCursor)
+    return Driver("mysqlclient", connect, (module.MySQLError,), LeanCursor, reads_on_loop=True)
 
 
 @functools.cache

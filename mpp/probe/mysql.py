@@ -12,12 +12,17 @@ classified by its client errno alike (libmariadb and PyMySQL share the CR_* numb
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import socket
 import threading
 import time
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from mpp.model import Observation
+from mpp.probe.answer import answer_complete
 from mpp.probe.connection import Driver, Target, probe_driver
 from mpp.probe.flavor import Flavor, detect
 
@@ -50,6 +55,15 @@ class NodeProber:
         # what the last failed attempt was doing and the server's error number, read by
         # _probe: the retry is decided on the code, never on the text mpp wrote about it
         self._failure: tuple[str, int] | None = None
+        # the probe on the event loop (start_on_loop): the kept session's socket to peek
+        # at, the batch it sends, and the poll waiting for its answer
+        self._peek: socket.socket | None = None
+        self._peek_size = 1 << 16
+        self._sent = b""
+        self._waiting: (
+            tuple[asyncio.AbstractEventLoop, Executor, asyncio.Future[Observation], float, float]
+            | None
+        ) = None
 
     def probe(self) -> Observation:
         """One poll; never raises, never blocks past the timeouts."""
@@ -88,13 +102,25 @@ class NodeProber:
             conn, flavor = self._connection()
         except self._errors as err:
             return self._failed(started, err, "cannot connect")
+        return self._read(conn, flavor, started, t0, sent=False)
+
+    def _batch(self, flavor: Flavor) -> str:
+        # both statements in one round trip: on a slow management link (200 ms each way)
+        # a probe is then one RTT, not two, inside the same deadline
+        beat = f"; {flavor.heartbeat_sql}" if self.heartbeat else ""
+        return f"{flavor.health(self.clients)}; {flavor.replica_status_sql}{beat}"
+
+    def _read(
+        self, conn: Any, flavor: Flavor, started: float, t0: float, sent: bool
+    ) -> Observation:
+        """The batch's answer as an Observation: sent here and read (`sent` False), or sent
+        on the event loop and read now that it is all in (True)."""
         try:
-            # both statements in one round trip: on a slow management link (200 ms each way)
-            # a probe is then one RTT, not two, inside the same deadline
             with self.driver.cursor(conn) as cur:
-                beat = f"; {flavor.heartbeat_sql}" if self.heartbeat else ""
-                health = flavor.health(self.clients)
-                cur.execute(f"{health}; {flavor.replica_status_sql}{beat}")
+                if sent:
+                    cur.received()
+                else:
+                    cur.execute(self._batch(flavor))
                 row = cur.fetchone() or (None, "", "", None, None, None, None, None, None)
                 if not cur.nextset():
                     raise _NoReplicationStatus(0, "no replication status in the answer")
@@ -131,9 +157,104 @@ class NodeProber:
             return self._conn, self._flavor
         conn = self.driver.connect(self.target)
         self._conn, self._flavor = conn, detect(conn.get_server_info())
+        if self.driver.reads_on_loop and not conn.client_flag & _DEPRECATE_EOF:
+            # answer.py reads EOF-framed answers; a dup of the socket, only ever peeked at
+            self._peek = socket.socket(fileno=os.dup(conn.fileno()))
+            self._sent = self._batch(self._flavor).encode("utf-8")
         return conn, self._flavor
 
+    # --- the probe on the event loop ------------------------------------------------------
+    # A thread hop per probe (loop -> pool -> loop) cost about as much CPU as the probe itself
+    # at a thousand nodes (docs/benchmarks.md). On a kept mysqlclient session the batch is
+    # sent on the loop and its answer read there, but only once a peek at the socket shows
+    # all of it (answer_complete): libmariadb's reads block, and nothing may block the loop.
+    # Connecting (and a kept session that died: one fresh connect) stays in a thread.
+
+    def start_on_loop(
+        self, loop: asyncio.AbstractEventLoop, threads: Executor
+    ) -> asyncio.Future[Observation] | None:
+        """Begin this poll on the event loop, or None when it is for a thread (`probe`): no
+        kept session yet, a driver that cannot, a probe still running in a thread."""
+        if self._peek is None or self._conn is None or self._flavor is None:
+            return None
+        if not self._busy.acquire(blocking=False):
+            return None  # `probe` in the thread says so
+        started, t0 = time.time(), time.perf_counter()
+        answer: asyncio.Future[Observation] = loop.create_future()
+        try:
+            self._conn.send_query(self._sent)
+        except self._errors:
+            self._drop()  # a session that cannot take a query: a fresh connect, in the thread
+            self._busy.release()
+            return None
+        self._waiting = (loop, threads, answer, started, t0)
+        loop.add_reader(self._peek.fileno(), self._readable, _FIRST_LOOK)
+        return answer
+
+    def abandon(self) -> None:
+        """The poll on the loop had no whole answer by the deadline: the session is dropped
+        (its answer may still come, mid-way), closed in a thread, and the prober freed."""
+        if self._waiting is None:
+            return
+        loop, threads, answer, _, _ = self._waiting
+        self._waiting = None
+        answer.cancel()
+        if self._peek is not None:
+            loop.remove_reader(self._peek.fileno())
+        conn, self._conn, self._flavor = self._conn, None, None
+        self._close_peek()
+        self._busy.release()
+        if conn is not None:
+            threads.submit(_close_quietly, conn)
+
+    def _readable(self, wait: float) -> None:
+        if self._waiting is None or self._peek is None:
+            return
+        loop, threads, answer, started, t0 = self._waiting
+        loop.remove_reader(self._peek.fileno())
+        try:
+            seen: bytes | None = self._peek.recv(self._peek_size, _PEEK)
+        except BlockingIOError:
+            seen = None  # woken for nothing
+        except OSError:
+            seen = b""  # the driver's read reports what went wrong
+        if seen is None or (seen and not answer_complete(seen)):
+            if seen is not None and len(seen) == self._peek_size:
+                self._peek_size *= 4  # an answer larger than the look: look further, now
+                loop.call_soon(self._rearm, answer, wait)
+            else:  # the rest is on its way (a batch's results come one by one)
+                loop.call_later(wait, self._rearm, answer, min(2 * wait, _LAST_LOOK))
+            return
+        self._waiting = None
+        try:
+            assert self._conn is not None and self._flavor is not None
+            self._failure = None
+            seen_obs = self._read(self._conn, self._flavor, started, t0, sent=True)
+        except BaseException as err:  # a bug, not the server: the prober must not stay busy
+            self._drop()
+            self._busy.release()
+            answer.set_exception(err)
+            return
+        self._busy.release()
+        if self._failure in _SESSION_LOST:
+            # the kept session died: one fresh connect tells a dead server from a killed
+            # session (_probe), in a thread, as a connect may take its whole timeout
+            again = threads.submit(self.probe)
+            again.add_done_callback(lambda done: loop.call_soon_threadsafe(_pass_on, done, answer))
+            return
+        answer.set_result(seen_obs)
+
+    def _rearm(self, answer: asyncio.Future[Observation], wait: float) -> None:
+        if self._waiting is not None and self._waiting[2] is answer and self._peek is not None:
+            self._waiting[0].add_reader(self._peek.fileno(), self._readable, wait)
+
+    def _close_peek(self) -> None:
+        if self._peek is not None:
+            self._peek.close()
+            self._peek = None
+
     def _drop(self) -> None:
+        self._close_peek()
         if self._conn is not None:
             # closing a broken socket may fail; the connection is gone either way
             with contextlib.suppress(Exception):
@@ -153,6 +274,21 @@ class NodeProber:
             error=f"{what}: {code} {text}".strip() if code else f"{what}: {text}",
         )
 
+
+def _close_quietly(conn: Any) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def _pass_on(done: Future[Observation], answer: asyncio.Future[Observation]) -> None:
+    """The thread's probe's result to the poll on the loop, unless the deadline came first."""
+    if not answer.done():
+        answer.set_result(done.result())
+
+
+_DEPRECATE_EOF = 1 << 24  # CLIENT_DEPRECATE_EOF: answers without the EOF packets answer.py reads
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_FIRST_LOOK, _LAST_LOOK = 0.00025, 0.032  # seconds before looking again at a partial answer
 
 # a query on the kept session failed because the session went away (2006 gone, 2013 lost)
 _SESSION_LOST = {(_QUERY_FAILED, 2006), (_QUERY_FAILED, 2013)}

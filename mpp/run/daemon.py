@@ -204,14 +204,24 @@ class PoolWorker:
         self.views_error = error
 
     async def probe(self, probers: list[NodeProber]) -> list[Observation]:
-        """The probes of `probers` at once, each in a thread, all under one deadline: one
-        that has not answered by then is a bad poll for this cycle (its thread runs on; its
-        prober skips the next cycle's probe while it still does). One timer and no task per
-        probe: at a thousand nodes the event loop's share of a cycle is most of its cost."""
+        """The probes of `probers` at once, all under one deadline: one that has not answered
+        by then is a bad poll for this cycle. A probe on a kept mysqlclient session is sent
+        and read on the loop (NodeProber.start_on_loop: the thread hop cost as much as the
+        probe) and dropped at the deadline; the others run in a thread (which runs on past
+        the deadline; its prober skips the next cycle's probe while it still does). One
+        timer and no task per probe."""
         loop = asyncio.get_running_loop()
         started = time.time()
-        futures = [loop.run_in_executor(self.probe_threads, p.probe) for p in probers]
-        done, _ = await asyncio.wait(futures, timeout=self.deadline)
+        futures: list[asyncio.Future[Observation]] = []
+        for p in probers:  # on the loop where the prober can (a kept mysqlclient session)
+            on_loop = p.start_on_loop(loop, self.probe_threads)
+            futures.append(on_loop or loop.run_in_executor(self.probe_threads, p.probe))
+        try:
+            done, _ = await asyncio.wait(futures, timeout=self.deadline)
+        finally:  # also when cancelled (mpp stopping): no poll left waiting on the loop
+            for prober, future in zip(probers, futures, strict=True):
+                if not future.done():
+                    prober.abandon()
         seen = []
         for prober, future in zip(probers, futures, strict=True):
             if future in done:
