@@ -12,16 +12,9 @@ in the driver, the number of round trips and whether a thread carries the probe:
   thread per probe, through MySQLdb's cursor;
 - mysqlclient-mpp: mpp's own NodeProber on its mysqlclient driver (one round trip, the
   driver's low-level reads of mpp/probe/lean.py instead of the cursor; one thread per probe).
-- mysqlclient-reactor (a prototype, 2026-12-03): no thread per probe. The query is sent with
-  `send_query` on the event loop, the socket watched with `add_reader`, and the answer read
-  (`read_query_result`, `store_result`, `next_result`) on the loop once it is readable;
-  connecting goes to a thread. It measures what the thread hop costs. libmariadb's reads
-  block, so an answer cut mid-way (its second result set, a result split over segments)
-  would hold the whole loop up to the read timeout, whole seconds: the driver reads only
-  once a peek at the socket (MSG_PEEK) shows the whole answer (mpp/probe/answer.py); until
-  then the socket is looked at again 1, 2, 4 ... 32 ms later. The JSON's
-  `reactor_blocked_ms_max` is the longest time a read held the loop, `reactor_partial` how
-  many peeks found an answer not all in.
+- mysqlclient-mpp-loop: mpp's own NodeProber as the daemon runs it since 2026-12-03: a kept
+  session's poll sent and read on the event loop once a peek shows the whole answer
+  (NodeProber.start_on_loop, mpp/probe/answer.py), a first connect in a thread.
 
 asyncmy is optional (`pip install -e '.[bench]'`; mysqlclient is mpp's probe driver): both
 are imported here through importlib, so a missing one is a skipped column with a message,
@@ -34,8 +27,6 @@ import asyncio
 import contextlib
 import importlib
 import math
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -47,7 +38,6 @@ import pymysql
 from pymysql.constants import CLIENT
 
 from mpp.model import Observation
-from mpp.probe.answer import answer_complete
 from mpp.probe.connection import PYMYSQL, Driver, Target, probe_driver
 from mpp.probe.flavor import Flavor, detect
 from mpp.probe.mysql import NodeProber
@@ -62,7 +52,7 @@ VARIANTS = (
     "mysqlclient-multi",
     "mysqlclient-two",
     "mysqlclient-mpp",
-    "mysqlclient-reactor",
+    "mysqlclient-mpp-loop",
 )
 # the variant that needs which optional package
 NEEDS = {
@@ -71,7 +61,7 @@ NEEDS = {
     "mysqlclient-multi": "MySQLdb",
     "mysqlclient-two": "MySQLdb",
     "mysqlclient-mpp": "MySQLdb",
-    "mysqlclient-reactor": "MySQLdb",
+    "mysqlclient-mpp-loop": "MySQLdb",
 }
 
 
@@ -370,136 +360,31 @@ class _ThreadedMulti:
         threading.Thread(target=self._inner.close, daemon=True).start()
 
 
-class _Reactor:
-    """See the module docstring: mysqlclient-reactor."""
+class _MppOnLoop:
+    """mpp's NodeProber polled as PoolWorker.probe polls it: on the loop when it can, else
+    in a thread, dropped at the deadline."""
 
-    blocked_max = 0.0  # the longest read on the loop, over every prober (seconds)
-    partial = 0  # peeks that found an answer not all in
-
-    def __init__(self, target: Target, deadline: float, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, target: Target, pool: ThreadPoolExecutor, deadline: float) -> None:
         self.node = target.node
-        self.target = target
-        self._deadline = deadline
+        self._inner = NodeProber(target, probe_driver(target))
+        assert self._inner.driver.reads_on_loop, "the sandbox's targets are mysqlclient's"
         self._pool = pool
-        self._conn: Any = None
-        self._sql = b""
-        self._flavor: Flavor | None = None
-        self._peek: Any = None  # a dup of the driver's socket, only ever peeked at
-        self._busy = False
-        self._errors = importlib.import_module("MySQLdb").MySQLError
+        self._deadline = deadline
 
     async def probe(self) -> Observation:
         started = time.time()
-        t0 = time.perf_counter()
-        if self._busy:
-            return Observation(
-                self.node, started, reachable=False, error="previous probe still running"
-            )
         loop = asyncio.get_running_loop()
-        self._busy = True
-        try:
-            if self._conn is None or self._flavor is None:
-                conn = await loop.run_in_executor(self._pool, _mysqlclient_connect, self.target)
-                self._conn, self._flavor = conn, detect(conn.get_server_info())
-                self._peek = socket.socket(fileno=os.dup(conn.fileno()))
-                sql = f"{self._flavor.health_sql}; {self._flavor.replica_status_sql}"
-                self._sql = sql.encode("utf-8")
-            conn = self._conn
-            answer: asyncio.Future[Observation] = loop.create_future()
-            fd = conn.fileno()
-            conn.send_query(self._sql)
-            loop.add_reader(fd, self._ready, answer, started, t0, fd)
-            late = loop.call_later(self._deadline, self._late, answer, started, fd)
-            try:
-                return await answer
-            finally:
-                late.cancel()
-        except self._errors as err:
-            self._drop()
-            return _failed(self.node, started, err)
-        finally:
-            self._busy = False
-
-    def _late(self, answer: asyncio.Future[Observation], started: float, fd: int) -> None:
-        asyncio.get_running_loop().remove_reader(fd)
-        self._drop()
-        if not answer.done():
-            answer.set_result(_timed_out(self.node, started, self._deadline))
-
-    def _rearm(
-        self, answer: asyncio.Future[Observation], started: float, t0: float, fd: int, wait: float
-    ) -> None:
-        if not answer.done():  # else the deadline closed the session: the fd is not ours
-            asyncio.get_running_loop().add_reader(fd, self._ready, answer, started, t0, fd, wait)
-
-    def _ready(
-        self,
-        answer: asyncio.Future[Observation],
-        started: float,
-        t0: float,
-        fd: int,
-        wait: float = 0.001,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(fd)
-        if answer.done():
-            return
-        try:
-            seen = self._peek.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            seen = None
-        except OSError:
-            seen = b""  # the driver's read reports it
-        if seen is None or (seen and not answer_complete(seen)):
-            _Reactor.partial += 1
-            loop.call_later(wait, self._rearm, answer, started, t0, fd, min(2 * wait, 0.032))
-            return
-        conn, flavor = self._conn, self._flavor
-        assert flavor is not None
-        b0 = time.perf_counter()
-        try:
-            conn.read_query_result()
-            rows = conn.store_result().fetch_row(1)
-            replica: dict[str, Any] | None = None
-            if conn.next_result() == 0:
-                result = conn.store_result()
-                if result is not None:
-                    found = result.fetch_row(1)
-                    replica = _as_dict(result.describe(), found[0] if found else None)
-        except self._errors as err:
-            self._drop()
-            answer.set_result(_failed(self.node, started, err))
-            return
-        finally:
-            _Reactor.blocked_max = max(_Reactor.blocked_max, time.perf_counter() - b0)
-        row = rows[0] if rows else None
-        answer.set_result(_observation(self.node, started, t0, flavor, row, replica))
-
-    def _drop(self) -> None:
-        conn, self._conn, self._flavor = self._conn, None, None
-        if self._peek is not None:
-            self._peek.close()
-            self._peek = None
-        if conn is not None:  # closing may write COM_QUIT to a full socket: not on the loop
-            self._pool.submit(_close_quietly, conn)
+        future = self._inner.start_on_loop(loop, self._pool) or loop.run_in_executor(
+            self._pool, self._inner.probe
+        )
+        done, _ = await asyncio.wait([future], timeout=self._deadline)
+        if future in done:
+            return future.result()
+        self._inner.abandon()
+        return _timed_out(self.node, started, self._deadline)
 
     def close(self) -> None:
-        self._drop()
-
-
-def reactor_blocked_max() -> float:
-    """The longest read mysqlclient-reactor made on the loop so far (seconds)."""
-    return _Reactor.blocked_max
-
-
-def reactor_partial() -> int:
-    """How many of mysqlclient-reactor's peeks found an answer not all in."""
-    return _Reactor.partial
-
-
-def _close_quietly(conn: Any) -> None:
-    with contextlib.suppress(Exception):
-        conn.close()
+        threading.Thread(target=self._inner.close, daemon=True).start()
 
 
 @dataclass
@@ -521,7 +406,7 @@ def make(variant: str, targets: list[Target], deadline: float) -> ProberSet:
     """The probers of `variant`, one per target; threaded variants get mpp's pool size."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
-    threaded = not variant.startswith("asyncmy") and variant != "mysqlclient-reactor"
+    threaded = not variant.startswith("asyncmy")
     # make_workers: max(4, 2 x nodes) probe threads (a hung node's probe may still hold one)
     pool = (
         ThreadPoolExecutor(max_workers=max(4, 2 * len(targets)), thread_name_prefix="probe")
@@ -529,14 +414,13 @@ def make(variant: str, targets: list[Target], deadline: float) -> ProberSet:
         else None
     )
     probers: list[Prober] = []
-    if variant == "mysqlclient-reactor":  # threads only to connect and close
-        pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="connect")
-        probers = [_Reactor(t, deadline, pool) for t in targets]
-        return ProberSet(variant, probers, pool)
     for t in targets:
         if variant == "pymysql-mpp":
             assert pool is not None
             probers.append(_MppProber(t, pool, deadline))
+        elif variant == "mysqlclient-mpp-loop":
+            assert pool is not None
+            probers.append(_MppOnLoop(t, pool, deadline))
         elif variant == "mysqlclient-mpp":
             assert pool is not None
             chosen = probe_driver(t)

@@ -477,14 +477,6 @@ async def _scale_run(
         "rss_mib": round(proc.get("VmRSS", 0) / 1024, 1),
         "rss_mib_before_connecting": round(before.get("VmRSS", 0) / 1024, 1),
         "threads": proc.get("Threads"),
-        **(
-            {
-                "reactor_blocked_ms_max": round(drivers.reactor_blocked_max() * 1e3, 2),
-                "reactor_partial": drivers.reactor_partial(),
-            }
-            if variant == "mysqlclient-reactor"
-            else {}
-        ),
     }
 
 
