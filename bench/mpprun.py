@@ -298,9 +298,15 @@ def room(d: Path, servers: int, nodes: int, instances: int = 1) -> None:
     several instances twice that, for the sessions of pools changing hands."""
     from mpp.faults import root_sql
 
-    need = -(-nodes // servers) * (2 if instances > 1 else 1) + 150
     for i in range(servers):
-        root_sql(d, f"db{i + 1}", f"SET GLOBAL max_connections = {max(need, 200)}")
+        root_sql(
+            d, f"db{i + 1}", f"SET GLOBAL max_connections = {room_size(servers, nodes, instances)}"
+        )
+
+
+def room_size(servers: int, nodes: int, instances: int = 1) -> int:
+    """`room`'s max_connections (the sandbox's own is 200, the servers' default 151)."""
+    return max(-(-nodes // servers) * (2 if instances > 1 else 1) + 150, 200)
 
 
 def start_sandbox(d: Path, servers: int, base_port: int) -> None:

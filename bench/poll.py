@@ -568,8 +568,10 @@ def mpp_mode(
     baseline: bool,
     leader_ttl: float | None = None,
     settle: float = 180.0,
+    net_timeout: int | None = None,
 ) -> dict[str, Any]:
     from bench import mpprun
+    from mpp.faults import root_sql
     from tests.ports import session_ports
 
     if nodes % 3:
@@ -583,6 +585,16 @@ def mpp_mode(
         try:
             version = server_version(d)
             mpprun.room(d, servers, nodes, instances)
+            if net_timeout is not None:  # the sandbox's 1 s, or e.g. the servers' default 60
+                for i in range(servers):
+                    node = f"db{i + 1}"
+                    root_sql(d, node, f"SET GLOBAL slave_net_timeout = {int(net_timeout)}")
+                    root_sql(d, node, "STOP SLAVE")  # a receiver reads it when it connects
+                    root_sql(d, node, "START SLAVE")
+            net = [
+                int(root_sql(d, f"db{i + 1}", "SELECT @@slave_net_timeout")[0][0])
+                for i in range(servers)
+            ]
             if instances > 1:
                 from mpp.sandbox.etcd import EtcdServer
 
@@ -615,6 +627,8 @@ def mpp_mode(
             "seconds_measured": seconds,
             "warmup_s": 10.0,
             "server_version": version,
+            "slave_net_timeout_s": sorted(set(net)),
+            "max_connections_raised_to": mpprun.room_size(servers, nodes, instances),
             "mysqlclient": package_version("mysqlclient"),
             "pymysql": package_version("PyMySQL"),
             "what": "the whole `mpp run` process: probes, logic, store, publish, API",
@@ -765,6 +779,12 @@ def main() -> None:
         help="--mpp: seconds to wait for every pool's first cycle before giving up",
     )
     parser.add_argument(
+        "--net-timeout",
+        type=int,
+        default=None,
+        help="--mpp: slave_net_timeout on every server (the sandbox sets 1; the default is 60)",
+    )
+    parser.add_argument(
         "--baseline",
         action="store_true",
         help="--mpp: the same again with MPP_PROBE_DRIVER=pymysql (the fallback), for a ratio",
@@ -784,6 +804,7 @@ def main() -> None:
             args.baseline,
             args.leader_ttl,
             args.settle,
+            args.net_timeout,
         )
         print(json.dumps({"bench": "poll", "machine": finish(host), "results": [r]}, indent=2))
         print(_mpp_line(r, host))
