@@ -58,7 +58,7 @@ class NodeProber:
         # the probe on the event loop (start_on_loop): the kept session's socket to peek
         # at, the batch it sends, and the poll waiting for its answer
         self._peek: socket.socket | None = None
-        self._peek_size = 1 << 16
+        self._peek_size = min(1 << 16, MOST_PEEKED)
         self._sent = b""
         self._waiting: (
             tuple[asyncio.AbstractEventLoop, Executor, asyncio.Future[Observation], float, float]
@@ -220,6 +220,15 @@ class NodeProber:
             seen = b""  # the driver's read reports what went wrong
         if seen is None or (seen and not answer_complete(seen)):
             if seen is not None and len(seen) == self._peek_size:
+                if self._peek_size >= MOST_PEEKED:
+                    # an answer this large may not fit the socket's buffer whole, so the
+                    # peek might never see its end: read in a thread, as before the loop
+                    self._waiting = None
+                    done = threads.submit(self._read_rest, started, t0)
+                    done.add_done_callback(
+                        lambda done: loop.call_soon_threadsafe(_pass_on, done, answer)
+                    )
+                    return
                 self._peek_size *= 4  # an answer larger than the look: look further, now
                 loop.call_soon(self._rearm, answer, wait)
             else:  # the rest is on its way (a batch's results come one by one)
@@ -243,6 +252,17 @@ class NodeProber:
             again.add_done_callback(lambda done: loop.call_soon_threadsafe(_pass_on, done, answer))
             return
         answer.set_result(seen_obs)
+
+    def _read_rest(self, started: float, t0: float) -> Observation:
+        """In a thread: the answer of a batch sent on the loop, read blocking (bounded by
+        the driver's read timeout), with the one fresh connect if the session died."""
+        try:
+            assert self._conn is not None and self._flavor is not None
+            self._failure = None
+            seen = self._read(self._conn, self._flavor, started, t0, sent=True)
+            return self._probe_once(started) if self._failure in _SESSION_LOST else seen
+        finally:
+            self._busy.release()
 
     def _rearm(self, answer: asyncio.Future[Observation], wait: float) -> None:
         if self._waiting is not None and self._waiting[2] is answer and self._peek is not None:
@@ -289,6 +309,7 @@ def _pass_on(done: Future[Observation], answer: asyncio.Future[Observation]) -> 
 _DEPRECATE_EOF = 1 << 24  # CLIENT_DEPRECATE_EOF: answers without the EOF packets answer.py reads
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _FIRST_LOOK, _LAST_LOOK = 0.00025, 0.032  # seconds before looking again at a partial answer
+MOST_PEEKED = 1 << 20  # bytes: a larger answer is read in a thread (a probe's is ~3.5 KB)
 
 # a query on the kept session failed because the session went away (2006 gone, 2013 lost)
 _SESSION_LOST = {(_QUERY_FAILED, 2006), (_QUERY_FAILED, 2013)}

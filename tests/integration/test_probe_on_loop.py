@@ -184,3 +184,41 @@ def _root(d: Path, sql: str) -> list[tuple[object, ...]]:
             return list(cur.fetchall())
     finally:
         conn.close()
+
+
+def test_an_answer_larger_than_the_peek_limit_is_read_in_a_thread(
+    pr: Path, threads: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MOST_PEEKED bytes the peek might never see an answer's end (the socket's
+    buffer): such an answer is read in a thread; here the limit is made smaller than a
+    probe's ~3.5 KB answer, so every poll goes that way, and reads the same."""
+    from mpp.probe import mysql
+
+    reference = NodeProber(_target(pr, "db2"))
+    monkeypatch.setattr(mysql, "MOST_PEEKED", 256)
+    prober = NodeProber(_target(pr, "db2"))
+    in_thread: list[float] = []
+    read_rest = prober._read_rest
+
+    def spied(started: float, t0: float) -> Observation:
+        in_thread.append(started)
+        return read_rest(started, t0)
+
+    monkeypatch.setattr(prober, "_read_rest", spied)
+    try:
+
+        async def main() -> tuple[Observation, Observation, Observation]:
+            expected = await _poll(reference, threads, 2.0)
+            await _poll(prober, threads, 2.0)  # connects, in a thread
+            on_loop = prober.start_on_loop(asyncio.get_running_loop(), threads)
+            assert on_loop is not None, "sent on the loop"
+            large = await asyncio.wait_for(on_loop, 2.0)
+            return expected, large, await _poll(prober, threads, 2.0)
+
+        expected, large, after = _run(main())
+    finally:
+        prober.close()
+        reference.close()
+    assert large.reachable and _same(large) == _same(expected), (large, expected)
+    assert after.reachable, "the prober was freed for the next poll"
+    assert len(in_thread) == 2, "both polls on the kept session read in a thread"
