@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
@@ -58,7 +60,6 @@ class NodeProber:
         # the probe on the event loop (start_on_loop): the kept session's socket to peek
         # at, the batch it sends, and the poll waiting for its answer
         self._peek: socket.socket | None = None
-        self._peek_size = min(1 << 16, MOST_PEEKED)
         self._sent = b""
         self._waiting: (
             tuple[asyncio.AbstractEventLoop, Executor, asyncio.Future[Observation], float, float]
@@ -175,20 +176,26 @@ class NodeProber:
     ) -> asyncio.Future[Observation] | None:
         """Begin this poll on the event loop, or None when it is for a thread (`probe`): no
         kept session yet, a driver that cannot, a probe still running in a thread."""
-        if self._peek is None or self._conn is None or self._flavor is None:
+        if self._peek is None:
             return None
         if not self._busy.acquire(blocking=False):
             return None  # `probe` in the thread says so
+        peek, conn = self._peek, self._conn
+        if peek is None or conn is None or self._flavor is None:
+            self._busy.release()  # a thread's probe dropped the session meanwhile
+            return None
         started, t0 = time.time(), time.perf_counter()
         answer: asyncio.Future[Observation] = loop.create_future()
         try:
-            self._conn.send_query(self._sent)
-        except self._errors:
+            conn.send_query(self._sent)
+            loop.add_reader(peek.fileno(), self._readable, _FIRST_LOOK)
+        except BaseException as err:
             self._drop()  # a session that cannot take a query: a fresh connect, in the thread
             self._busy.release()
-            return None
+            if isinstance(err, self._errors):
+                return None
+            raise
         self._waiting = (loop, threads, answer, started, t0)
-        loop.add_reader(self._peek.fileno(), self._readable, _FIRST_LOOK)
         return answer
 
     def abandon(self) -> None:
@@ -211,28 +218,23 @@ class NodeProber:
         if self._waiting is None or self._peek is None:
             return
         loop, threads, answer, started, t0 = self._waiting
-        loop.remove_reader(self._peek.fileno())
+        peek = self._peek
+        loop.remove_reader(peek.fileno())
         try:
-            seen: bytes | None = self._peek.recv(self._peek_size, _PEEK)
+            seen: bytes | None = peek.recv(MOST_PEEKED, _PEEK)
         except BlockingIOError:
             seen = None  # woken for nothing
         except OSError:
             seen = b""  # the driver's read reports what went wrong
-        if seen is None or (seen and not answer_complete(seen)):
-            if seen is not None and len(seen) == self._peek_size:
-                if self._peek_size >= MOST_PEEKED:
-                    # an answer this large may not fit the socket's buffer whole, so the
-                    # peek might never see its end: read in a thread, as before the loop
-                    self._waiting = None
-                    done = threads.submit(self._read_rest, started, t0)
-                    done.add_done_callback(
-                        lambda done: loop.call_soon_threadsafe(_pass_on, done, answer)
-                    )
-                    return
-                self._peek_size *= 4  # an answer larger than the look: look further, now
-                loop.call_soon(self._rearm, answer, wait)
-            else:  # the rest is on its way (a batch's results come one by one)
-                loop.call_later(wait, self._rearm, answer, min(2 * wait, _LAST_LOOK))
+        if seen is None or (seen and not answer_complete(seen) and not _peer_closed(seen, peek)):
+            if seen is not None and len(seen) >= MOST_PEEKED:
+                # a socket only peeked at does not grow its buffer (~64 KiB of data here),
+                # so the peek might never see such an answer's end: read in a thread
+                self._waiting = None
+                self._in_thread(loop, threads, answer, self._read_rest, started, t0)
+                return
+            # the rest is on its way (a batch's results come one by one)
+            loop.call_later(wait, self._rearm, answer, min(2 * wait, _LAST_LOOK))
             return
         self._waiting = None
         try:
@@ -244,14 +246,46 @@ class NodeProber:
             self._busy.release()
             answer.set_exception(err)
             return
-        self._busy.release()
         if self._failure in _SESSION_LOST:
             # the kept session died: one fresh connect tells a dead server from a killed
-            # session (_probe), in a thread, as a connect may take its whole timeout
-            again = threads.submit(self.probe)
-            again.add_done_callback(lambda done: loop.call_soon_threadsafe(_pass_on, done, answer))
+            # session (_probe), in a thread, as a connect may take its whole timeout; the
+            # lock goes with it (no other probe or close() between the two)
+            self._in_thread(loop, threads, answer, self._connect_again, started, t0)
             return
+        self._busy.release()
         answer.set_result(seen_obs)
+
+    def _in_thread(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        threads: Executor,
+        answer: asyncio.Future[Observation],
+        work: Callable[[float, float], Observation],
+        started: float,
+        t0: float,
+    ) -> None:
+        """The rest of this poll in a thread (`work` releases the lock it inherits), its
+        outcome passed on to the poll on the loop."""
+        try:
+            done = threads.submit(work, started, t0)
+        except BaseException:  # the pool shut down: mpp is stopping
+            self._drop()
+            self._busy.release()
+            answer.cancel()
+            return
+
+        def settle(done: Future[Observation]) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_pass_on, done, answer)
+
+        done.add_done_callback(settle)
+
+    def _connect_again(self, started: float, t0: float) -> Observation:
+        """In a thread, with the lock held: the one fresh connect after a lost session."""
+        try:
+            return self._probe_once(started)
+        finally:
+            self._busy.release()
 
     def _read_rest(self, started: float, t0: float) -> Observation:
         """In a thread: the answer of a batch sent on the loop, read blocking (bounded by
@@ -301,15 +335,32 @@ def _close_quietly(conn: Any) -> None:
 
 
 def _pass_on(done: Future[Observation], answer: asyncio.Future[Observation]) -> None:
-    """The thread's probe's result to the poll on the loop, unless the deadline came first."""
-    if not answer.done():
+    """The thread's outcome to the poll on the loop, as it is, unless the deadline came first."""
+    if answer.done():
+        return
+    if done.cancelled():
+        answer.cancel()
+    elif (error := done.exception()) is not None:
+        answer.set_exception(error)
+    else:
         answer.set_result(done.result())
+
+
+def _peer_closed(seen: bytes, peek: socket.socket) -> bool:
+    """The server closed the connection after these bytes (it crashed, or ended the session
+    mid-answer): the driver's read then ends at once, with its error, and need not wait
+    for the deadline. POLLRDHUP: the peer's FIN, which a peek of the bytes before it hides."""
+    poller = select.poll()
+    poller.register(peek.fileno(), select.POLLRDHUP)
+    return any(events & (select.POLLRDHUP | select.POLLHUP) for _, events in poller.poll(0))
 
 
 _DEPRECATE_EOF = 1 << 24  # CLIENT_DEPRECATE_EOF: answers without the EOF packets answer.py reads
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _FIRST_LOOK, _LAST_LOOK = 0.00025, 0.032  # seconds before looking again at a partial answer
-MOST_PEEKED = 1 << 20  # bytes: a larger answer is read in a thread (a probe's is ~3.5 KB)
+# bytes: a larger answer is read in a thread (a probe's is ~3.5 KB; a socket only peeked
+# at holds ~64 KiB of data before the server must wait)
+MOST_PEEKED = 1 << 15
 
 # a query on the kept session failed because the session went away (2006 gone, 2013 lost)
 _SESSION_LOST = {(_QUERY_FAILED, 2006), (_QUERY_FAILED, 2013)}

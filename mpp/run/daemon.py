@@ -213,15 +213,19 @@ class PoolWorker:
         loop = asyncio.get_running_loop()
         started = time.time()
         futures: list[asyncio.Future[Observation]] = []
-        for p in probers:  # on the loop where the prober can (a kept mysqlclient session)
-            on_loop = p.start_on_loop(loop, self.probe_threads)
-            futures.append(on_loop or loop.run_in_executor(self.probe_threads, p.probe))
         try:
+            for p in probers:  # on the loop where the prober can (a kept mysqlclient session)
+                on_loop = p.start_on_loop(loop, self.probe_threads)
+                futures.append(on_loop or loop.run_in_executor(self.probe_threads, p.probe))
             done, _ = await asyncio.wait(futures, timeout=self.deadline)
-        finally:  # also when cancelled (mpp stopping): no poll left waiting on the loop
-            for prober, future in zip(probers, futures, strict=True):
+        finally:  # also when cancelled or failed: no poll left waiting on the loop
+            for prober, future in zip(probers, futures, strict=False):
                 if not future.done():
-                    prober.abandon()
+                    try:
+                        prober.abandon()
+                    except Exception:  # the others must still be abandoned
+                        node = prober.target.node
+                        log.exception("pool=%s node=%s: abandoning its poll", self.pool.name, node)
         seen = []
         for prober, future in zip(probers, futures, strict=True):
             if future in done:

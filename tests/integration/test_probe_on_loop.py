@@ -222,3 +222,24 @@ def test_an_answer_larger_than_the_peek_limit_is_read_in_a_thread(
     assert large.reachable and _same(large) == _same(expected), (large, expected)
     assert after.reachable, "the prober was freed for the next poll"
     assert len(in_thread) == 2, "both polls on the kept session read in a thread"
+
+
+def test_a_server_that_closed_mid_answer_is_read_at_once() -> None:
+    """A peek shows the bytes before the server's FIN, not the FIN: POLLRDHUP does, so a
+    partial answer from a closed connection goes to the driver (which fails at once) instead
+    of waiting for the deadline. On a real socket pair: part of an answer, then the close."""
+    import socket as sockets
+
+    from mpp.probe.mysql import _peer_closed
+
+    mine, server = sockets.socketpair()
+    try:
+        server.sendall(b"\x01\x00\x00\x01\x02")  # a column count: the answer goes on
+        time.sleep(0.05)
+        seen = mine.recv(100, sockets.MSG_PEEK)
+        assert seen and not _peer_closed(seen, mine), "open: more may come"
+        server.close()
+        time.sleep(0.05)
+        assert _peer_closed(mine.recv(100, sockets.MSG_PEEK), mine), "closed after the bytes"
+    finally:
+        mine.close()
