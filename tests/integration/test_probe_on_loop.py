@@ -20,6 +20,7 @@ import pytest
 
 from mpp import sandbox
 from mpp.config import load
+from mpp.faults import root_sql
 from mpp.model import Observation
 from mpp.probe.connection import Target, pool_targets
 from mpp.probe.mysql import NodeProber
@@ -149,15 +150,16 @@ def test_a_killed_session_reads_reachable_and_a_killed_server_unreachable(
             assert (await _poll(prober, threads, 2.0)).reachable
             ids = [
                 row[0]
-                for row in _root(
+                for row in root_sql(
                     pr,
+                    "db2",
                     "SELECT id FROM information_schema.processlist "
                     f"WHERE user = '{sandbox.MPP_USER}'",
                 )
             ]
             assert ids, "the prober's session is there"
             for session in ids:
-                _root(pr, f"KILL CONNECTION {int(str(session))}")
+                root_sql(pr, "db2", f"KILL CONNECTION {int(str(session))}")
             killed = await _poll(prober, threads, 3.0)
             assert (await _poll(prober, threads, 2.0)).reachable
             sandbox.stop_node(pr, "db2", signal.SIGKILL)
@@ -174,16 +176,6 @@ def test_a_killed_session_reads_reachable_and_a_killed_server_unreachable(
     assert killed.reachable, f"a killed session is not a dead server: {killed}"
     assert not dead.reachable and dead.error.startswith("cannot connect"), dead
     assert again.reachable, again
-
-
-def _root(d: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = sandbox.admin_connect(d, "db2")
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return list(cur.fetchall())
-    finally:
-        conn.close()
 
 
 def test_an_answer_larger_than_the_peek_limit_is_read_in_a_thread(
