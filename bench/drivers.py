@@ -12,9 +12,10 @@ in the driver, the number of round trips and whether a thread carries the probe:
   thread per probe, through MySQLdb's cursor;
 - mysqlclient-mpp: mpp's own NodeProber on its mysqlclient driver (one round trip, the
   driver's low-level reads of mpp/probe/lean.py instead of the cursor; one thread per probe).
-- mysqlclient-mpp-loop: mpp's own NodeProber as the daemon runs it since 2026-12-03: a kept
-  session's poll sent and read on the event loop once a peek shows the whole answer
-  (NodeProber.start_on_loop, mpp/probe/answer.py), a first connect in a thread.
+- mysqlclient-mpp-loop: mpp's own NodeProber as the daemon runs it: a kept session's poll
+  written and its answer read on the event loop, past libmariadb (NodeProber.start_on_loop,
+  mpp/probe/answer.py; since 2026-12-04, before that libmariadb read once a peek showed the
+  whole answer), a first connect in a thread.
 
 asyncmy is optional (`pip install -e '.[bench]'`; mysqlclient is mpp's probe driver): both
 are imported here through importlib, so a missing one is a skipped column with a message,

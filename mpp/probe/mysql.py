@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import select
 import socket
 import threading
 import time
@@ -24,7 +23,7 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from mpp.model import Observation
-from mpp.probe.answer import answer_complete
+from mpp.probe.answer import Answer, AnswerCursor, KnownColumns, MalformedAnswer, ServerError
 from mpp.probe.connection import Driver, Target, probe_driver
 from mpp.probe.flavor import Flavor, detect
 
@@ -48,7 +47,11 @@ class NodeProber:
     ) -> None:
         self.target = target
         self.driver = driver or probe_driver(target)
-        self._errors: tuple[type[Exception], ...] = (*self.driver.errors, _NoReplicationStatus)
+        self._errors: tuple[type[Exception], ...] = (
+            *self.driver.errors,
+            _NoReplicationStatus,
+            ServerError,
+        )
         self.heartbeat = heartbeat  # also read mpp's heartbeat row (pool key heartbeat)
         self.clients = clients  # also count semi-sync replicas (strict semi-sync, heartbeat)
         self._conn: Any = None
@@ -57,10 +60,14 @@ class NodeProber:
         # what the last failed attempt was doing and the server's error number, read by
         # _probe: the retry is decided on the code, never on the text mpp wrote about it
         self._failure: tuple[str, int] | None = None
-        # the probe on the event loop (start_on_loop): the kept session's socket to peek
-        # at, the batch it sends, and the poll waiting for its answer
-        self._peek: socket.socket | None = None
-        self._sent = b""
+        # the probe on the event loop (start_on_loop): the kept session's socket, the batch
+        # as the packet written to it, the poll waiting for its answer and the answer so far
+        self._socket: socket.socket | None = None
+        self._query = b""
+        self._answer = _NO_ANSWER
+        # the batch's column definitions as the last answer sent them (answer.py): the same
+        # bytes every poll, compared at once instead of read one by one
+        self._known: KnownColumns = {}
         self._waiting: (
             tuple[asyncio.AbstractEventLoop, Executor, asyncio.Future[Observation], float, float]
             | None
@@ -103,7 +110,7 @@ class NodeProber:
             conn, flavor = self._connection()
         except self._errors as err:
             return self._failed(started, err, "cannot connect")
-        return self._read(conn, flavor, started, t0, sent=False)
+        return self._read(conn, flavor, started, t0, None)
 
     def _batch(self, flavor: Flavor) -> str:
         # both statements in one round trip: on a slow management link (200 ms each way)
@@ -112,13 +119,14 @@ class NodeProber:
         return f"{flavor.health(self.clients)}; {flavor.replica_status_sql}{beat}"
 
     def _read(
-        self, conn: Any, flavor: Flavor, started: float, t0: float, sent: bool
+        self, conn: Any, flavor: Flavor, started: float, t0: float, answer: Answer | None
     ) -> Observation:
-        """The batch's answer as an Observation: sent here and read (`sent` False), or sent
-        on the event loop and read now that it is all in (True)."""
+        """The batch's answer as an Observation: sent here and read by the driver (`answer`
+        None), or sent on the event loop and read there (the whole `answer`)."""
         try:
-            with self.driver.cursor(conn) as cur:
-                if sent:
+            reader: Any = self.driver.cursor(conn) if answer is None else AnswerCursor(answer)
+            with reader as cur:
+                if answer is not None:
                     cur.received()
                 else:
                     cur.execute(self._batch(flavor))
@@ -158,17 +166,24 @@ class NodeProber:
             return self._conn, self._flavor
         conn = self.driver.connect(self.target)
         self._conn, self._flavor = conn, detect(conn.get_server_info())
-        if self.driver.reads_on_loop and not conn.client_flag & _DEPRECATE_EOF:
-            # answer.py reads EOF-framed answers; a dup of the socket, only ever peeked at
-            self._peek = socket.socket(fileno=os.dup(conn.fileno()))
-            self._sent = self._batch(self._flavor).encode("utf-8")
+        if (
+            self.driver.reads_on_loop
+            and not conn.client_flag & _DEPRECATE_EOF
+            and conn.character_set_name().startswith("utf8")
+        ):
+            # answer.py reads EOF-framed answers and UTF-8 text; a dup of the socket, which
+            # the loop writes the batch to and reads its answer from (never the driver's)
+            self._socket = socket.socket(fileno=os.dup(conn.fileno()))
+            self._query = _com_query(self._batch(self._flavor).encode("utf-8"))
         return conn, self._flavor
 
     # --- the probe on the event loop ------------------------------------------------------
     # A thread hop per probe (loop -> pool -> loop) cost about as much CPU as the probe itself
-    # at a thousand nodes (docs/benchmarks.md). On a kept mysqlclient session the batch is
-    # sent on the loop and its answer read there, but only once a peek at the socket shows
-    # all of it (answer_complete): libmariadb's reads block, and nothing may block the loop.
+    # at a thousand nodes (docs/benchmarks.md). On a kept mysqlclient session the loop sends
+    # the batch itself and reads the answer as it comes (answer.py), never blocking: a
+    # libmariadb read blocks until its whole answer is in, up to a whole-second timeout.
+    # libmariadb is left idle between its own commands (it starts each one afresh), so the
+    # thread's probe, a fresh connect and close() use the same session as before.
     # Connecting (and a kept session that died: one fresh connect) stays in a thread.
 
     def start_on_loop(
@@ -176,26 +191,30 @@ class NodeProber:
     ) -> asyncio.Future[Observation] | None:
         """Begin this poll on the event loop, or None when it is for a thread (`probe`): no
         kept session yet, a driver that cannot, a probe still running in a thread."""
-        if self._peek is None:
+        if self._socket is None:
             return None
         if not self._busy.acquire(blocking=False):
             return None  # `probe` in the thread says so
-        peek, conn = self._peek, self._conn
-        if peek is None or conn is None or self._flavor is None:
+        sock = self._socket
+        if sock is None or self._conn is None or self._flavor is None:
             self._busy.release()  # a thread's probe dropped the session meanwhile
             return None
         started, t0 = time.time(), time.perf_counter()
         answer: asyncio.Future[Observation] = loop.create_future()
         try:
-            conn.send_query(self._sent)
-            loop.add_reader(peek.fileno(), self._readable, _FIRST_LOOK)
+            # ~300 bytes into an idle session's empty send buffer: all of it, or a session
+            # not worth keeping
+            if sock.send(self._query, socket.MSG_DONTWAIT) != len(self._query):
+                raise OSError("the batch did not fit the socket's buffer")
+            loop.add_reader(sock.fileno(), self._readable)
         except BaseException as err:
             self._drop()  # a session that cannot take a query: a fresh connect, in the thread
             self._busy.release()
-            if isinstance(err, self._errors):
+            if isinstance(err, OSError):
                 return None
             raise
         self._waiting = (loop, threads, answer, started, t0)
+        self._answer = Answer(self._known)
         return answer
 
     def abandon(self) -> None:
@@ -206,54 +225,76 @@ class NodeProber:
         loop, threads, answer, _, _ = self._waiting
         self._waiting = None
         answer.cancel()
-        if self._peek is not None:
-            loop.remove_reader(self._peek.fileno())
+        if self._socket is not None:
+            loop.remove_reader(self._socket.fileno())
         conn, self._conn, self._flavor = self._conn, None, None
-        self._close_peek()
+        self._close_socket()
         self._busy.release()
         if conn is not None:
             threads.submit(_close_quietly, conn)
 
-    def _readable(self, wait: float) -> None:
-        if self._waiting is None or self._peek is None:
+    def _readable(self) -> None:
+        if self._waiting is None or self._socket is None:
             return
         loop, threads, answer, started, t0 = self._waiting
-        peek = self._peek
-        loop.remove_reader(peek.fileno())
+        sock, whole = self._socket, self._answer
         try:
-            seen: bytes | None = peek.recv(MOST_PEEKED, _PEEK)
-        except BlockingIOError:
-            seen = None  # woken for nothing
-        except OSError:
-            seen = b""  # the driver's read reports what went wrong
-        if seen is None or (seen and not answer_complete(seen) and not _peer_closed(seen, peek)):
-            if seen is not None and len(seen) >= MOST_PEEKED:
-                # a socket only peeked at does not grow its buffer (~64 KiB of data here),
-                # so the peek might never see such an answer's end: read in a thread
-                self._waiting = None
-                self._in_thread(loop, threads, answer, self._read_rest, started, t0)
-                return
-            # the rest is on its way (a batch's results come one by one)
-            loop.call_later(wait, self._rearm, answer, min(2 * wait, _LAST_LOOK))
-            return
-        self._waiting = None
+            chunk = sock.recv(_CHUNK, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return  # woken for nothing
+        except OSError as err:
+            chunk, lost = b"", str(err.strerror or err)
+        else:
+            lost = "the server closed the session"
+        failure: Exception | None = None
         try:
-            assert self._conn is not None and self._flavor is not None
-            self._failure = None
-            seen_obs = self._read(self._conn, self._flavor, started, t0, sent=True)
+            done = whole.feed(chunk) if chunk else False
+            if whole.size > MOST_READ:  # resources per session are bounded
+                failure = MalformedAnswer(f"an answer past {MOST_READ} bytes")
+            elif chunk and not done:
+                return  # the rest is on its way (a batch's results come one by one)
+        except MalformedAnswer as err:
+            failure = err
         except BaseException as err:  # a bug, not the server: the prober must not stay busy
-            self._drop()
-            self._busy.release()
-            answer.set_exception(err)
+            self._end_with(loop, sock, answer, err)
             return
-        if self._failure in _SESSION_LOST:
-            # the kept session died: one fresh connect tells a dead server from a killed
-            # session (_probe), in a thread, as a connect may take its whole timeout; the
-            # lock goes with it (no other probe or close() between the two)
+        # this poll ends here, whatever the answer
+        self._waiting, self._answer = None, _NO_ANSWER
+        loop.remove_reader(sock.fileno())
+        if not chunk:
+            # EOF or a reset: the kept session died, not necessarily the server. One fresh
+            # connect tells a dead server from a killed session (_probe), in a thread, as a
+            # connect may take its whole timeout; the lock goes with it (no other probe or
+            # close() between the two)
+            self._failed(started, ServerError(_LOST, lost), _QUERY_FAILED)
             self._in_thread(loop, threads, answer, self._connect_again, started, t0)
             return
+        try:
+            if failure is not None:
+                seen = self._failed(started, failure, _QUERY_FAILED)
+            else:
+                assert self._conn is not None and self._flavor is not None
+                seen = self._read(self._conn, self._flavor, started, t0, whole)
+        except BaseException as err:
+            self._end_with(loop, sock, answer, err)
+            return
         self._busy.release()
-        answer.set_result(seen_obs)
+        answer.set_result(seen)
+
+    def _end_with(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        answer: asyncio.Future[Observation],
+        err: BaseException,
+    ) -> None:
+        """A bug met mid-poll: the session dropped, the prober freed, the error passed on."""
+        if self._waiting is not None:
+            self._waiting, self._answer = None, _NO_ANSWER
+            loop.remove_reader(sock.fileno())
+        self._drop()
+        self._busy.release()
+        answer.set_exception(err)
 
     def _in_thread(
         self,
@@ -287,34 +328,16 @@ class NodeProber:
         finally:
             self._busy.release()
 
-    def _read_rest(self, started: float, t0: float) -> Observation:
-        """In a thread: the answer of a batch sent on the loop, read blocking (bounded by
-        the driver's read timeout), with the one fresh connect if the session died."""
-        try:
-            assert self._conn is not None and self._flavor is not None
-            self._failure = None
-            seen = self._read(self._conn, self._flavor, started, t0, sent=True)
-            return self._probe_once(started) if self._failure in _SESSION_LOST else seen
-        finally:
-            self._busy.release()
-
-    def _rearm(self, answer: asyncio.Future[Observation], wait: float) -> None:
-        if self._waiting is not None and self._waiting[2] is answer and self._peek is not None:
-            self._waiting[0].add_reader(self._peek.fileno(), self._readable, wait)
-
-    def _close_peek(self) -> None:
-        if self._peek is not None:
-            self._peek.close()
-            self._peek = None
+    def _close_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def _drop(self) -> None:
-        self._close_peek()
-        if self._conn is not None:
-            # closing a broken socket may fail; the connection is gone either way
-            with contextlib.suppress(Exception):
-                self._conn.close()
-        self._conn = None
-        self._flavor = None
+        self._close_socket()
+        conn, self._conn, self._flavor = self._conn, None, None
+        if conn is not None:
+            _close_quietly(conn)  # closing a broken socket may fail; it is gone either way
 
     def _failed(self, started: float, err: Exception, what: str) -> Observation:
         self._drop()
@@ -346,24 +369,22 @@ def _pass_on(done: Future[Observation], answer: asyncio.Future[Observation]) -> 
         answer.set_result(done.result())
 
 
-def _peer_closed(seen: bytes, peek: socket.socket) -> bool:
-    """The server closed the connection after these bytes (it crashed, or ended the session
-    mid-answer): the driver's read then ends at once, with its error, and need not wait
-    for the deadline. POLLRDHUP: the peer's FIN, which a peek of the bytes before it hides."""
-    poller = select.poll()
-    poller.register(peek.fileno(), select.POLLRDHUP)
-    return any(events & (select.POLLRDHUP | select.POLLHUP) for _, events in poller.poll(0))
+def _com_query(sql: bytes) -> bytes:
+    """The batch as one COM_QUERY packet (sequence 0, as every command starts)."""
+    body = b"\x03" + sql
+    if len(body) >= 0xFFFFFF:
+        raise ValueError("a probe batch is a few hundred bytes")
+    return len(body).to_bytes(3, "little") + b"\x00" + body
 
 
 _DEPRECATE_EOF = 1 << 24  # CLIENT_DEPRECATE_EOF: answers without the EOF packets answer.py reads
-_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
-_FIRST_LOOK, _LAST_LOOK = 0.00025, 0.032  # seconds before looking again at a partial answer
-# bytes: a larger answer is read in a thread (a probe's is ~3.5 KB; a socket only peeked
-# at holds ~64 KiB of data before the server must wait)
-MOST_PEEKED = 1 << 15
+_LOST = 2013  # CR_SERVER_LOST: the session ended mid-answer (the drivers' number for it)
+_CHUNK = 1 << 16  # bytes asked of the socket per read (a probe's answer is ~3.5 KB)
+MOST_READ = 1 << 20  # bytes one answer may hold before the session is dropped
+_NO_ANSWER = Answer()
 
 # a query on the kept session failed because the session went away (2006 gone, 2013 lost)
-_SESSION_LOST = {(_QUERY_FAILED, 2006), (_QUERY_FAILED, 2013)}
+_SESSION_LOST = {(_QUERY_FAILED, 2006), (_QUERY_FAILED, _LOST)}
 
 
 def _flag(value: Any) -> bool | None:

@@ -2,9 +2,11 @@
 and for the shapes around it, peeked at on the socket as the event loop would see them.
 
 For each answer the whole of it must read complete and no shorter prefix may: a prefix
-taken for complete would let the driver block the event loop waiting for the rest. The
-driver then reads the same bytes, and nothing may be left on the socket after it, so the
-answer peeked at is exactly one answer.
+taken for complete would end the probe's read before the rest came (and leave it on the
+session for the next query). Fed in chunks of any size it must read the same. The driver
+then reads the same bytes, and nothing may be left on the socket after it, so the answer
+peeked at is exactly one answer; and Answer's values must be the driver's, value for value
+and type for type.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import pytest
 
 from mpp import sandbox
-from mpp.probe.answer import answer_complete
+from mpp.probe.answer import Answer, ResultSet, ServerError, answer_complete
 from mpp.probe.flavor import detect
 from tests.ports import Ports
 
@@ -125,6 +127,11 @@ BATCHES: dict[str, Callable[[Any], str]] = {
     "a row of 70,000 bytes": lambda f: "SELECT REPEAT('x', 70000), 2",
     "a row that ends like the final EOF": lambda f: f"SELECT {_LOOKS_LIKE_EOF}; SELECT 1",
     "many rows": lambda f: "SELECT seq, REPEAT('y', seq) FROM seq_1_to_300",
+    "values of each type a probe may read": lambda f: (
+        "SELECT 1.5e0, CAST(2.25 AS DECIMAL(5, 2)), CAST('x' AS BINARY), NULL, -7, "
+        "18446744073709551615, 'é ✓', CAST(3 AS FLOAT), @@global.read_only, "
+        "@@global.rpl_semi_sync_master_timeout, @@global.rpl_semi_sync_master_wait_point"
+    ),
 }
 
 
@@ -140,12 +147,35 @@ def test_only_the_whole_answer_reads_complete(servers: Path, node: str, what: st
         assert answer_complete(whole), f"{what}: the whole answer ({len(whole)} bytes)"
         early = [k for k in _prefixes(len(whole)) if answer_complete(whole[:k])]
         assert not early, f"{what}: prefixes taken for the whole: {early[:5]}"
+        for size in (1, 7, 100, 1460):
+            chunked = Answer()
+            parts = [whole[k : k + size] for k in range(0, len(whole), size)]
+            assert [chunked.feed(part) for part in parts] == [False] * (len(parts) - 1) + [True]
         results = _read_all(conn)
         assert results, "the driver read it"
+        mine = _values(whole)
+        assert mine == results, f"{what}: Answer's values are the driver's"
+        assert [_types(r) for r in mine] == [_types(r) for r in results]
         assert _left_on_socket(conn) == b"", "the peeked answer was all of it"
         assert _read_all_again_works(conn)
     finally:
         conn.close()
+
+
+def _values(whole: bytes) -> list[Any]:
+    """Answer's results in _read_all's shape."""
+    answer = Answer()
+    assert answer.feed(whole)
+    return [
+        r.rows if isinstance(r, ResultSet) else r.args[0] if isinstance(r, ServerError) else r
+        for r in answer.results
+    ]
+
+
+def _types(result: Any) -> Any:
+    if isinstance(result, tuple):
+        return tuple(tuple(type(v).__name__ for v in row) for row in result)
+    return type(result).__name__
 
 
 def _read_all_again_works(conn: Any) -> bool:
@@ -167,4 +197,3 @@ def test_the_probe_batch_on_a_replica_is_three_results(servers: Path) -> None:
         assert results[1] and results[1][0][0], "db2 replicates: one status row"
     finally:
         conn.close()
-
