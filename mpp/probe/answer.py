@@ -18,6 +18,9 @@ whose status has SERVER_MORE_RESULTS_EXISTS is followed by the next statement's 
 Values are converted as mysqlclient's default converters do for the types a probe reads
 (integers, floats, decimals; text decoded as UTF-8, binary kept as bytes; NULL as None);
 tests/integration/test_probe_answer.py holds the two to the same values on real answers.
+Dates and times would stay text (mysqlclient makes datetime objects of them): no column a
+probe reads has one on MariaDB 10.11 (11.6 adds DATETIME columns to SHOW SLAVE STATUS,
+which mpp does not read).
 A row's bytes are data, never framing: only its length-encoded lengths are read.
 """
 
@@ -68,17 +71,21 @@ _KNOWN_RESULTS = 4  # statements of a batch whose columns are remembered (a prob
 
 class Answer:
     """The answer so far; `feed` each chunk read from the socket, in order, until it says
-    the answer is whole. Each packet is looked at once, when its last byte has come."""
+    the answer is whole. A packet is parsed once, when its last byte has come; only the
+    bytes not yet parsed are kept between chunks (and a result set's column definitions
+    until their end, to be remembered), so an answer costs linear time however it is cut."""
 
     __slots__ = (
         "_at",
         "_began",
         "_convert",
         "_data",
+        "_fed",
         "_known",
         "_left",
         "_names",
         "_rows",
+        "_seq",
         "_state",
         "results",
     )
@@ -86,8 +93,10 @@ class Answer:
     def __init__(self, known: KnownColumns | None = None) -> None:
         self._known: KnownColumns = {} if known is None else known
         self._began = 0  # where the result set being read began (its column count)
-        self._data = b""
-        self._at = 0  # where the first packet not yet looked at starts
+        self._data = b""  # the bytes kept: from the first not parsed (or _began) on
+        self._at = 0  # where in _data the first packet not yet parsed starts
+        self._fed = 0
+        self._seq = 1  # the sequence byte the next packet must have (the command had 0)
         self._state = _RESULT
         self._left = 0  # column definitions still to read
         self._names: list[str] = []
@@ -98,11 +107,13 @@ class Answer:
     @property
     def size(self) -> int:
         """Bytes fed so far (the prober bounds what one answer may hold)."""
-        return len(self._data)
+        return self._fed
 
     def feed(self, chunk: bytes) -> bool:
-        """True once the whole answer is in; bytes after it cannot come (one query in
-        flight per session). Raises MalformedAnswer on bytes no server sends."""
+        """True once the whole answer is in. Raises MalformedAnswer on bytes no server
+        sends: a packet out of sequence, bytes after the answer (one query in flight per
+        session: nothing may follow its answer), a body that is not what it must be."""
+        self._fed += len(chunk)
         data = self._data = self._data + chunk if self._data else chunk
         end = len(data)
         at = self._at
@@ -110,29 +121,42 @@ class Answer:
             if self._state == _RESULT:
                 self._began = at
                 known = self._known.get(len(self.results))
-                if known is not None and data.startswith(known[0], at):
+                if (
+                    known is not None
+                    and data[at + 3] == self._seq
+                    and data.startswith(known[0], at)
+                ):
                     # the same columns as this statement's last answer, byte for byte
+                    # (sequence bytes included): the count, each definition, their EOF
                     self._names, self._convert, self._rows = list(known[1]), list(known[2]), []
+                    self._seq = (self._seq + len(known[1]) + 2) & 0xFF
                     self._state = _ROWS
                     at += len(known[0])
                     continue
             size = data[at] | data[at + 1] << 8 | data[at + 2] << 16
             start, stop = at + 4, at + 4 + size
             if size == _LARGE:  # continued in the next packet(s): one body, parts joined
-                body, stop = _joined(data, at)
-                if not body:
+                body, stop, parts = _joined(data, at, self._seq)
+                if not parts:
                     break
             elif stop > end:
                 break
             else:
-                body = data[start:stop]
+                if data[at + 3] != self._seq:
+                    raise MalformedAnswer("a packet out of sequence")
+                body, parts = data[start:stop], 1
+            self._seq = (self._seq + parts) & 0xFF
             at = self._at = stop
             if not body:
                 raise MalformedAnswer("an empty packet")
             if self._packet(body):
-                self._at = at
+                if at != end:
+                    raise MalformedAnswer("bytes after the answer")
                 return True
-        self._at = at
+        # keep what is not parsed yet; inside a result set's column definitions, from its
+        # start (remembered whole at their end)
+        cut = self._began if self._state in (_COLUMNS, _COLUMNS_END) else at
+        self._data, self._at, self._began = data[cut:], at - cut, self._began - cut
         return False
 
     def _packet(self, body: bytes) -> bool:
@@ -179,10 +203,9 @@ class Answer:
         answer compares their bytes at once instead of reading them one by one."""
         index = len(self.results)
         if index < _KNOWN_RESULTS:
-            # the definitions end where the rows begin: at the packet just looked at's end
-            end = self._at  # feed's position: past the packet just looked at
+            # from the column count to the end of the EOF just parsed (feed's _at)
             self._known[index] = (
-                self._data[self._began : end],
+                self._data[self._began : self._at],
                 tuple(self._names),
                 tuple(self._convert),
             )
@@ -231,21 +254,24 @@ class Answer:
 _RESULT, _COLUMNS, _COLUMNS_END, _ROWS = 0, 1, 2, 3  # what the next packet is
 
 
-def _joined(data: bytes, at: int) -> tuple[bytes, int]:
+def _joined(data: bytes, at: int, seq: int) -> tuple[bytes, int, int]:
     """A body of 16 MiB or more, sent as packets of the maximum length and a shorter last
-    one: the parts joined and where the last ends, or (b"", at) while one is missing."""
+    one (each with the next sequence byte): the parts joined, where the last ends, and how
+    many packets it took; (b"", at, 0) while one is missing."""
     parts: list[bytes] = []
     end = len(data)
     while True:
         if at + 4 > end:
-            return b"", at
+            return b"", at, 0
         size = data[at] | data[at + 1] << 8 | data[at + 2] << 16
         if at + 4 + size > end:
-            return b"", at
+            return b"", at, 0
+        if data[at + 3] != (seq + len(parts)) & 0xFF:
+            raise MalformedAnswer("a packet out of sequence")
         parts.append(data[at + 4 : at + 4 + size])
         at += 4 + size
         if size != _LARGE:
-            return b"".join(parts), at
+            return b"".join(parts), at, len(parts)
 
 
 def _error(body: bytes) -> ServerError:
@@ -307,7 +333,8 @@ def _decimal(value: bytes) -> Decimal:
 
 
 def answer_complete(data: bytes) -> bool:
-    """Whether `data`, from the start of an answer, holds all of it (the framing alone)."""
+    """Whether `data`, from the start of an answer, holds all of it (bytes that are not an
+    answer read as incomplete)."""
     try:
         return Answer().feed(data)
     except MalformedAnswer:

@@ -181,7 +181,7 @@ class Driver:
     connect: Callable[[Target], Any]
     errors: tuple[type[Exception], ...]
     cursor: Callable[[Any], Any] = operator.methodcaller("cursor")  # the driver's own
-    # the probe may send on the event loop and read there once the whole answer is in
+    # a kept session's socket may be written and read on the event loop, past the driver
     # (mpp/probe/mysql.py: NodeProber.start_on_loop); mysqlclient's connections, plain TCP
     reads_on_loop: bool = False
 

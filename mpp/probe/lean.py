@@ -52,12 +52,6 @@ class LeanCursor:
         self._conn.query(sql.encode("utf-8"))
         self._take()
 
-    def received(self) -> None:
-        """`execute` for a batch sent earlier with the connection's `send_query` (the probe
-        on the event loop): its answer read, the first result taken."""
-        self._conn.read_query_result()
-        self._take()
-
     def fetchone(self) -> tuple[Any, ...] | None:
         if self._at >= len(self._rows):
             return None

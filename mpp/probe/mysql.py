@@ -68,6 +68,12 @@ class NodeProber:
         # the batch's column definitions as the last answer sent them (answer.py): the same
         # bytes every poll, compared at once instead of read one by one
         self._known: KnownColumns = {}
+        # False once an answer outgrew what the loop reads (MOST_READ): the driver reads
+        # this node's answers from then on, in a thread, bounded by its own limits
+        self._on_loop = True
+        # where a session dropped on the loop is closed: libmariadb's close writes COM_QUIT
+        # and may block up to its write timeout (set by start_on_loop)
+        self._closer: Executor | None = None
         self._waiting: (
             tuple[asyncio.AbstractEventLoop, Executor, asyncio.Future[Observation], float, float]
             | None
@@ -90,6 +96,7 @@ class NodeProber:
 
     def close(self) -> None:
         with self._busy:
+            self._closer = None  # closed before this returns
             self._drop()
 
     def _probe(self, started: float) -> Observation:
@@ -168,6 +175,7 @@ class NodeProber:
         self._conn, self._flavor = conn, detect(conn.get_server_info())
         if (
             self.driver.reads_on_loop
+            and self._on_loop
             and not conn.client_flag & _DEPRECATE_EOF
             and conn.character_set_name().startswith("utf8")
         ):
@@ -182,8 +190,8 @@ class NodeProber:
     # at a thousand nodes (docs/benchmarks.md). On a kept mysqlclient session the loop sends
     # the batch itself and reads the answer as it comes (answer.py), never blocking: a
     # libmariadb read blocks until its whole answer is in, up to a whole-second timeout.
-    # libmariadb is left idle between its own commands (it starts each one afresh), so the
-    # thread's probe, a fresh connect and close() use the same session as before.
+    # libmariadb is only left out of these commands: it starts each of its own afresh, so
+    # the thread's probe on the same session, and its close, work as before.
     # Connecting (and a kept session that died: one fresh connect) stays in a thread.
 
     def start_on_loop(
@@ -201,6 +209,7 @@ class NodeProber:
             return None
         started, t0 = time.time(), time.perf_counter()
         answer: asyncio.Future[Observation] = loop.create_future()
+        self._closer = threads
         try:
             # ~300 bytes into an idle session's empty send buffer: all of it, or a session
             # not worth keeping
@@ -222,16 +231,13 @@ class NodeProber:
         (its answer may still come, mid-way), closed in a thread, and the prober freed."""
         if self._waiting is None:
             return
-        loop, threads, answer, _, _ = self._waiting
+        loop, _, answer, _, _ = self._waiting
         self._waiting = None
         answer.cancel()
         if self._socket is not None:
             loop.remove_reader(self._socket.fileno())
-        conn, self._conn, self._flavor = self._conn, None, None
-        self._close_socket()
+        self._drop()
         self._busy.release()
-        if conn is not None:
-            threads.submit(_close_quietly, conn)
 
     def _readable(self) -> None:
         if self._waiting is None or self._socket is None:
@@ -246,11 +252,14 @@ class NodeProber:
             chunk, lost = b"", str(err.strerror or err)
         else:
             lost = "the server closed the session"
-        failure: Exception | None = None
+        failure: ServerError | None = None
         try:
             done = whole.feed(chunk) if chunk else False
-            if whole.size > MOST_READ:  # resources per session are bounded
-                failure = MalformedAnswer(f"an answer past {MOST_READ} bytes")
+            if whole.size > MOST_READ:  # what the loop holds per session is bounded
+                self._on_loop = False
+                failure = ServerError(
+                    _TOO_LARGE, f"an answer past {MOST_READ} bytes: read in a thread from now on"
+                )
             elif chunk and not done:
                 return  # the rest is on its way (a batch's results come one by one)
         except MalformedAnswer as err:
@@ -261,15 +270,15 @@ class NodeProber:
         # this poll ends here, whatever the answer
         self._waiting, self._answer = None, _NO_ANSWER
         loop.remove_reader(sock.fileno())
-        if not chunk:
-            # EOF or a reset: the kept session died, not necessarily the server. One fresh
-            # connect tells a dead server from a killed session (_probe), in a thread, as a
-            # connect may take its whole timeout; the lock goes with it (no other probe or
-            # close() between the two)
-            self._failed(started, ServerError(_LOST, lost), _QUERY_FAILED)
-            self._in_thread(loop, threads, answer, self._connect_again, started, t0)
-            return
         try:
+            if not chunk:
+                # EOF or a reset: the kept session died, not necessarily the server. One
+                # fresh connect tells a dead server from a killed session (_probe), in a
+                # thread, as a connect may take its whole timeout; the lock goes with it
+                # (no other probe or close() between the two)
+                self._failed(started, ServerError(_LOST, lost), _QUERY_FAILED)
+                self._in_thread(loop, threads, answer, self._connect_again, started, t0)
+                return
             if failure is not None:
                 seen = self._failed(started, failure, _QUERY_FAILED)
             else:
@@ -336,8 +345,15 @@ class NodeProber:
     def _drop(self) -> None:
         self._close_socket()
         conn, self._conn, self._flavor = self._conn, None, None
-        if conn is not None:
-            _close_quietly(conn)  # closing a broken socket may fail; it is gone either way
+        if conn is None:
+            return
+        if self._closer is not None:  # polled on the loop: this may be the loop's thread
+            try:
+                self._closer.submit(_close_quietly, conn)
+                return
+            except RuntimeError:  # the pool shut down: mpp is stopping
+                pass
+        _close_quietly(conn)  # closing a broken socket may fail; it is gone either way
 
     def _failed(self, started: float, err: Exception, what: str) -> Observation:
         self._drop()
@@ -379,6 +395,7 @@ def _com_query(sql: bytes) -> bytes:
 
 _DEPRECATE_EOF = 1 << 24  # CLIENT_DEPRECATE_EOF: answers without the EOF packets answer.py reads
 _LOST = 2013  # CR_SERVER_LOST: the session ended mid-answer (the drivers' number for it)
+_TOO_LARGE = 2020  # CR_NET_PACKET_TOO_LARGE: an answer larger than the reader takes
 _CHUNK = 1 << 16  # bytes asked of the socket per read (a probe's answer is ~3.5 KB)
 MOST_READ = 1 << 20  # bytes one answer may hold before the session is dropped
 _NO_ANSWER = Answer()

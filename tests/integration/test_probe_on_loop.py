@@ -209,30 +209,33 @@ def test_the_driver_reads_the_session_after_polls_on_the_loop(
     assert len({_same(o) for o in seen}) == 1, "every poll read the same server state"
 
 
-def test_an_answer_past_the_limit_drops_the_session(
+def test_an_answer_past_the_limit_is_read_in_a_thread_from_then_on(
     pr: Path, threads: ThreadPoolExecutor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What one answer may hold is bounded (MOST_READ): past it the poll fails, the
-    session is dropped, and the next poll connects afresh. Here the limit is made smaller
-    than a probe's ~3.5 KB answer."""
+    """What the loop holds of one answer is bounded (MOST_READ): past it that poll fails
+    (its bytes are consumed, the session is dropped) and the node's answers are read by
+    the driver, in a thread, from then on. Here the limit is made smaller than a probe's
+    ~3.5 KB answer."""
     from mpp.probe import mysql
 
     prober = NodeProber(_target(pr, "db2"))
     try:
 
-        async def main() -> tuple[Observation, Observation, Observation]:
+        async def main() -> list[Observation]:
             loop = asyncio.get_running_loop()
-            first = await _poll(prober, threads, 2.0)  # connects, in a thread
+            seen = [await _poll(prober, threads, 2.0)]  # connects, in a thread
             monkeypatch.setattr(mysql, "MOST_READ", 256)
             on_loop = prober.start_on_loop(loop, threads)
             assert on_loop is not None, "sent on the loop"
-            large = await asyncio.wait_for(on_loop, 2.0)
-            monkeypatch.setattr(mysql, "MOST_READ", 1 << 20)
-            assert prober.start_on_loop(loop, threads) is None, "dropped: a fresh connect"
-            return first, large, await _poll(prober, threads, 2.0)
+            seen.append(await asyncio.wait_for(on_loop, 2.0))
+            for _ in range(2):
+                assert prober.start_on_loop(loop, threads) is None, "in a thread now"
+                seen.append(await _poll(prober, threads, 2.0))
+            return seen
 
-        first, large, after = _run(main())
+        first, large, *after = _run(main())
     finally:
         prober.close()
-    assert first.reachable and after.reachable, (first, after)
-    assert large.error.startswith("query failed: 2027 malformed packet: an answer past 256")
+    assert first.reachable and all(o.reachable for o in after), (first, after)
+    assert large.error.startswith("query failed: 2020 an answer past 256 bytes"), large
+    assert _same(after[0]) == _same(after[1]) == _same(first)

@@ -192,6 +192,19 @@ def test_bytes_no_server_sends_are_refused(bodies: list[bytes]) -> None:
         Answer().feed(_packets(bodies))
 
 
+def test_a_packet_out_of_sequence_or_after_the_answer_is_refused() -> None:
+    """libmariadb refuses a packet whose sequence byte is not the next one; so does Answer,
+    and bytes after a whole answer (nothing may follow it: one query in flight) too."""
+    whole = _packets([b"\x01", _column(b"a"), _eof(False), _value(b"x", False), _eof(False)])
+    assert Answer().feed(whole)
+    skipped = bytearray(whole)
+    skipped[3] = 2  # the first packet's sequence byte
+    with pytest.raises(MalformedAnswer, match="out of sequence"):
+        Answer().feed(bytes(skipped))
+    with pytest.raises(MalformedAnswer, match="after the answer"):
+        Answer().feed(whole + b"\x01\x00\x00\x06\x00")
+
+
 def test_a_packet_of_the_maximum_length_continues_in_the_next() -> None:
     """A row of 16 MiB or more comes in parts; a part is never a packet of its own, even
     when its bytes are those of the final EOF."""
