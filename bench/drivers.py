@@ -375,9 +375,7 @@ class _MppOnLoop:
     async def probe(self) -> Observation:
         started = time.time()
         loop = asyncio.get_running_loop()
-        future = self._inner.start_on_loop(loop, self._pool) or loop.run_in_executor(
-            self._pool, self._inner.probe
-        )
+        future = self._inner.start(loop, self._pool)
         done, _ = await asyncio.wait([future], timeout=self._deadline)
         if future in done:
             return future.result()

@@ -194,6 +194,13 @@ class NodeProber:
     # the thread's probe on the same session, and its close, work as before.
     # Connecting (and a kept session that died: one fresh connect) stays in a thread.
 
+    def start(
+        self, loop: asyncio.AbstractEventLoop, threads: Executor
+    ) -> asyncio.Future[Observation]:
+        """Begin this poll: on the loop where it can (`start_on_loop`), else `probe` in one of
+        `threads`. Whoever waits for it with a deadline calls `abandon` when it passes."""
+        return self.start_on_loop(loop, threads) or loop.run_in_executor(threads, self.probe)
+
     def start_on_loop(
         self, loop: asyncio.AbstractEventLoop, threads: Executor
     ) -> asyncio.Future[Observation] | None:

@@ -215,8 +215,7 @@ class PoolWorker:
         futures: list[asyncio.Future[Observation]] = []
         try:
             for p in probers:  # on the loop where the prober can (a kept mysqlclient session)
-                on_loop = p.start_on_loop(loop, self.probe_threads)
-                futures.append(on_loop or loop.run_in_executor(self.probe_threads, p.probe))
+                futures.append(p.start(loop, self.probe_threads))
             done, _ = await asyncio.wait(futures, timeout=self.deadline)
         finally:  # also when cancelled or failed: no poll left waiting on the loop
             for prober, future in zip(probers, futures, strict=False):

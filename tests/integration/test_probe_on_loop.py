@@ -55,7 +55,7 @@ def _target(directory: Path, node: str) -> Target:
 async def _poll(prober: NodeProber, threads: ThreadPoolExecutor, deadline: float) -> Observation:
     """One poll as the daemon's PoolWorker.probe makes it; None from start_on_loop: a thread."""
     loop = asyncio.get_running_loop()
-    future = prober.start_on_loop(loop, threads) or loop.run_in_executor(threads, prober.probe)
+    future = prober.start(loop, threads)
     done, _ = await asyncio.wait([future], timeout=deadline)
     if future in done:
         return future.result()
