@@ -73,7 +73,9 @@ class Answer:
     """The answer so far; `feed` each chunk read from the socket, in order, until it says
     the answer is whole. A packet is parsed once, when its last byte has come; only the
     bytes not yet parsed are kept between chunks (and a result set's column definitions
-    until their end, to be remembered), so an answer costs linear time however it is cut."""
+    until their end, to be remembered), so an answer of many packets costs linear time
+    however it is cut. One large packet still in coming is copied once per chunk (a 1 MiB
+    row in 1,448-byte chunks ~9 ms, measured; the prober reads at most MOST_READ)."""
 
     __slots__ = (
         "_at",

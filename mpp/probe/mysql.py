@@ -274,10 +274,10 @@ class NodeProber:
         except BaseException as err:  # a bug, not the server: the prober must not stay busy
             self._end_with(loop, sock, answer, err)
             return
-        # this poll ends here, whatever the answer
-        self._waiting, self._answer = None, _NO_ANSWER
-        loop.remove_reader(sock.fileno())
         try:
+            # this poll ends here, whatever the answer
+            self._waiting, self._answer = None, _NO_ANSWER
+            loop.remove_reader(sock.fileno())
             if not chunk:
                 # EOF or a reset: the kept session died, not necessarily the server. One
                 # fresh connect tells a dead server from a killed session (_probe), in a
@@ -295,7 +295,8 @@ class NodeProber:
             self._end_with(loop, sock, answer, err)
             return
         self._busy.release()
-        answer.set_result(seen)
+        if not answer.done():  # a caller's cancel without abandon: nobody is waiting
+            answer.set_result(seen)
 
     def _end_with(
         self,
@@ -305,12 +306,15 @@ class NodeProber:
         err: BaseException,
     ) -> None:
         """A bug met mid-poll: the session dropped, the prober freed, the error passed on."""
-        if self._waiting is not None:
-            self._waiting, self._answer = None, _NO_ANSWER
-            loop.remove_reader(sock.fileno())
-        self._drop()
-        self._busy.release()
-        answer.set_exception(err)
+        self._waiting, self._answer = None, _NO_ANSWER
+        try:
+            with contextlib.suppress(Exception):  # not registered any more: nothing to do
+                loop.remove_reader(sock.fileno())
+            self._drop()
+        finally:
+            self._busy.release()
+            if not answer.done():
+                answer.set_exception(err)
 
     def _in_thread(
         self,
